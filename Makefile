@@ -1,0 +1,45 @@
+# One entry point per job. `make demo` and `make test` are the README's two commands.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+stack-up: install
+	bash ops/stack.sh up
+
+stack-down:
+	bash ops/stack.sh down
+
+stack-status:
+	bash ops/stack.sh status
+
+demo: stack-up
+	$(BIN)/streams demo
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+test: stack-up
+	$(BIN)/pytest -q tests
+
+lint: install
+	$(BIN)/ruff check streams tests
+	$(BIN)/ruff format --check streams tests
+	$(BIN)/mypy
+
+bench: stack-up
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m streams.bench
+
+clean:
+	rm -rf $(VENV) .stack bench-results

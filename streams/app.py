@@ -1,0 +1,82 @@
+"""The Faust worker: hosts each context's command processor and the web API.
+
+Run it with `streams worker` or `faust -A streams.app worker -l info`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+
+import faust
+from mode import Service
+
+from streams.config import Settings
+from streams.processor import CommandProcessor
+from streams.runtime import ContextRuntime
+from streams.web import register_views
+
+log = logging.getLogger(__name__)
+settings = Settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.bootstrap}",
+    store="rocksdict://",
+    datadir=str(settings.data_dir / "faust"),
+    topic_partitions=settings.partitions,
+    web_port=settings.web_port,
+    web_bind="127.0.0.1",
+    web_host="127.0.0.1",
+    processing_guarantee="at_least_once",
+    topic_allow_declare=True,
+)
+
+
+def worker_id(s: Settings) -> str:
+    """Stable across restarts of the same worker (its transactional id derives from it)."""
+    return s.worker_id or f"{socket.gethostname()}-{s.web_port}"
+
+
+def _connect(name: str) -> ContextRuntime:
+    return ContextRuntime.connect(settings, name, retry_for_s=300)
+
+
+@app.service
+class WriteSide(Service):
+    """Runs one CommandProcessor thread per configured context."""
+
+    processors: list[CommandProcessor]
+    threads: list[threading.Thread]
+
+    def __post_init__(self) -> None:
+        self.processors = []
+        self.threads = []
+
+    async def on_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name in settings.contexts:
+            runtime = await loop.run_in_executor(None, _connect, name)
+            processor = CommandProcessor(settings, runtime, worker_id=worker_id(settings))
+            thread = threading.Thread(target=processor.run, name=f"handler-{name}", daemon=True)
+            thread.start()
+            self.processors.append(processor)
+            self.threads.append(thread)
+            log.info("command handler for %s started (%s)", name, processor.transactional_id)
+
+    async def on_stop(self) -> None:
+        for processor in self.processors:
+            processor.stop()
+        loop = asyncio.get_running_loop()
+        for thread in self.threads:
+            await loop.run_in_executor(None, thread.join, 60)
+
+
+register_views(app, settings)
+
+
+def main() -> None:
+    """Entry point of `faust -A streams.app`."""
+    app.main()

@@ -1,0 +1,175 @@
+"""`streams`: the command line (click)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from streams.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+@click.group()
+def main() -> None:
+    """Kafka-native CQRS / event sourcing: stack, worker, commands, the log."""
+
+
+# --- stack ----------------------------------------------------------------------------------
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("action", type=click.Choice(["up", "down", "status", "logs"]))
+@click.argument("args", nargs=-1)
+def stack(action: str, args: tuple[str, ...]) -> None:
+    """Start, stop or inspect the local stack (Kafka, registry, Connect, PostgreSQL)."""
+    sys.exit(subprocess.call(["bash", str(ROOT / "ops" / "stack.sh"), action, *args]))
+
+
+# --- worker ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--loglevel", "-l", default="info")
+def worker(loglevel: str) -> None:
+    """Run a Faust worker (command handlers + web API). Same as `faust -A streams.app worker`."""
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", loglevel],
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("context")
+@click.argument("command_type")
+@click.option("--id", "aggregate_id", required=True, help="Aggregate id (the record key).")
+@click.option("--data", default="{}", help="Command fields as a JSON object.")
+@click.option("--expected-version", type=int, default=None)
+@click.option("--command-id", default=None, help="Idempotency key (default: a new uuid).")
+@click.option("--wait/--no-wait", default=False, help="Wait for and print the result.")
+@click.option("--timeout", default=30.0)
+def send(
+    context: str,
+    command_type: str,
+    aggregate_id: str,
+    data: str,
+    expected_version: int | None,
+    command_id: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Send a command, e.g. `streams send orders PlaceOrder --id o-1 --data '{"customer_id":"c"}'`."""
+    from streams.client import CommandClient
+    from streams.messages import InvalidMessage, message_from_json, to_json
+
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    with CommandClient(Settings(), context, wait=wait) as client:
+        try:
+            command = message_from_json(client.command_type(command_type), payload)
+        except (InvalidMessage, ValueError) as exc:
+            raise click.UsageError(str(exc)) from None
+        if wait:
+            result = client.execute(
+                aggregate_id,
+                command,
+                timeout=timeout,
+                command_id=command_id,
+                expected_version=expected_version,
+            )
+            console.print_json(json.dumps(to_json(result)))
+            sys.exit(0 if result.accepted else 1)
+        sent_id, _ = client.send(
+            aggregate_id, command, command_id=command_id, expected_version=expected_version
+        )
+        console.print(f"sent {command_type} {sent_id}")
+
+
+# --- reading the log ------------------------------------------------------------------------
+
+
+def _context_of(topic: str, settings: Settings) -> str:
+    name = topic.removeprefix(settings.topic_prefix)
+    return name.split(".", 1)[0]
+
+
+@main.command()
+@click.argument("topic")
+@click.option("--follow/--no-follow", "-f", default=False, help="Keep waiting for new records.")
+def tail(topic: str, follow: bool) -> None:
+    """Print a topic's committed records, decoded (read_committed)."""
+    from streams.client import read_topic
+    from streams.core.codec import DecodeError
+    from streams.core.headers import as_dict
+    from streams.messages import to_json
+    from streams.runtime import ContextRuntime
+
+    settings = Settings()
+    runtime = ContextRuntime.connect(settings, _context_of(topic, settings))
+    idle = float("inf") if follow else 2.0
+    for msg in read_topic(settings, topic, idle_timeout=idle):
+        try:
+            decoded = runtime.codec.decode(msg.value())
+            value: Any = {"type": decoded.type_name, "data": to_json(decoded.message)}
+        except DecodeError as exc:
+            value = {"undecodable": str(exc), "bytes": len(msg.value() or b"")}
+        record = {
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+            "key": (msg.key() or b"").decode("utf-8", "replace"),
+            "headers": as_dict(msg.headers()),
+            "value": value,
+        }
+        console.print_json(json.dumps(record))
+
+
+@main.command()
+@click.argument("context")
+@click.argument("aggregate_id")
+def state(context: str, aggregate_id: str) -> None:
+    """An aggregate rebuilt by folding the log, beside the handler table's state."""
+    from streams.audit import aggregate_from_log, aggregate_from_table
+    from streams.messages import to_json
+    from streams.runtime import ContextRuntime
+
+    settings = Settings()
+    runtime = ContextRuntime.connect(settings, context)
+    folded = aggregate_from_log(settings, runtime, aggregate_id)
+    table = aggregate_from_table(settings, runtime, aggregate_id)
+    console.print_json(
+        json.dumps(
+            {
+                "aggregate_id": aggregate_id,
+                "from_log": {"version": folded.version, "state": to_json(folded.state)},
+                "from_table": None
+                if table is None
+                else {"version": table.version, "state": to_json(table.state)},
+                "equal": table == folded if table is not None else folded.version == 0,
+            }
+        )
+    )
+
+
+@main.command()
+def demo() -> None:
+    """Start a worker, send sample orders traffic, show results, events and state."""
+    from streams.demo import run_demo
+
+    sys.exit(run_demo(Settings(), console))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Sending commands and waiting for their results (confluent-kafka, the codec's Avro bytes)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+
+from streams.config import Settings
+from streams.core import headers as h
+from streams.core.processing import CommandResult
+from streams.runtime import ContextRuntime
+
+
+def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A read_committed consumer that never commits offsets (readers that are not agents)."""
+    return {
+        "bootstrap.servers": settings.bootstrap,
+        "group.id": f"streams-reader-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        **extra,
+    }
+
+
+class ResultWaiter:
+    """Follows `<ctx>.command-results` from its current end and resolves per-command futures.
+
+    Start it before sending, so that no result can be missed between the send and the first read.
+    """
+
+    def __init__(self, settings: Settings, runtime: ContextRuntime) -> None:
+        self._codec = runtime.codec
+        self._consumer = Consumer(consumer_config(settings))
+        topic = runtime.topics.results
+        metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"{topic}: {metadata.error}")
+        assignment = []
+        for partition in metadata.partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            assignment.append(TopicPartition(topic, partition, high if high >= 0 else OFFSET_END))
+        self._consumer.assign(assignment)
+        self._pending: dict[str, Future[CommandResult]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="result-waiter", daemon=True)
+        self._thread.start()
+
+    def expect(self, command_id: str) -> Future[CommandResult]:
+        """A future that resolves with the result of `command_id`."""
+        future: Future[CommandResult] = Future()
+        with self._lock:
+            self._pending[command_id] = future
+        return future
+
+    def forget(self, command_id: str) -> None:
+        """Stop waiting for a command (after a timeout)."""
+        with self._lock:
+            self._pending.pop(command_id, None)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, timeout=0.2):
+                if msg.error() is not None:
+                    continue
+                key = (msg.key() or b"").decode()
+                with self._lock:
+                    future = self._pending.pop(key, None)
+                if future is not None and not future.done():
+                    future.set_result(self._codec.decode(msg.value()).message)
+
+    def close(self) -> None:
+        """Stop following the topic."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._consumer.close()
+
+
+class CommandClient:
+    """Produces commands to `<ctx>.commands` (key = aggregate id) and optionally waits."""
+
+    def __init__(self, settings: Settings, context: str, *, wait: bool = True) -> None:
+        self.settings = settings
+        self.runtime = ContextRuntime.connect(settings, context, retry_for_s=30)
+        self.runtime.ensure_topics(settings)
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+            }
+        )
+        self._waiter = ResultWaiter(settings, self.runtime) if wait else None
+
+    def command_type(self, name: str) -> type:
+        """The command class called `name` in this context."""
+        try:
+            return self.runtime.context.command_names[name]
+        except KeyError:
+            known = ", ".join(self.runtime.context.command_names)
+            raise ValueError(f"unknown command type {name!r}; known: {known}") from None
+
+    def send(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        command_id: str | None = None,
+        expected_version: int | None = None,
+        correlation_id: str = "",
+        actor: str = "",
+    ) -> tuple[str, Future[CommandResult] | None]:
+        """Produce a command; returns its id and, when waiting is on, its result future."""
+        if not aggregate_id:
+            raise ValueError("a command needs an aggregate id")
+        command_id = command_id or str(uuid.uuid4())
+        headers: list[tuple[str, str | bytes | None]] = [(h.COMMAND_ID, command_id.encode())]
+        if correlation_id:
+            headers.append((h.CORRELATION_ID, correlation_id.encode()))
+        if actor:
+            headers.append((h.ACTOR, actor.encode()))
+        if expected_version is not None:
+            headers.append((h.EXPECTED_VERSION, str(expected_version).encode()))
+        future = self._waiter.expect(command_id) if self._waiter else None
+        self._producer.produce(
+            self.runtime.topics.commands,
+            key=aggregate_id.encode(),
+            value=self.runtime.codec.encode(command),
+            headers=headers,
+        )
+        self._producer.poll(0)
+        return command_id, future
+
+    def execute(self, aggregate_id: str, command: Any, *, timeout: float = 30.0, **kw: Any) -> CommandResult:
+        """Send a command and block until its result arrives (TimeoutError otherwise)."""
+        command_id, future = self.send(aggregate_id, command, **kw)
+        self.flush()
+        assert future is not None, "execute() needs a client created with wait=True"
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            if self._waiter:
+                self._waiter.forget(command_id)
+            raise TimeoutError(f"no result for command {command_id} within {timeout}s") from None
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every produced command is acknowledged by the broker."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise TimeoutError(f"{remaining} commands not acknowledged within {timeout}s")
+
+    def close(self) -> None:
+        """Flush and release the producer and the result follower."""
+        self.flush()
+        if self._waiter:
+            self._waiter.close()
+
+    def __enter__(self) -> CommandClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_topic(
+    settings: Settings, topic: str, *, idle_timeout: float = 2.0, from_beginning: bool = True
+) -> Iterator[Any]:
+    """Committed records of a topic, from the start, until none arrives for `idle_timeout`."""
+    consumer = Consumer(
+        consumer_config(settings, **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
+    )
+    consumer.subscribe([topic])
+    try:
+        idle = 0.0
+        while idle < idle_timeout:
+            batch = consumer.consume(1000, timeout=0.25)
+            if not batch:
+                idle += 0.25
+                continue
+            idle = 0.0
+            for msg in batch:
+                err = msg.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"{topic}: {err}")
+                if err is None:
+                    yield msg
+    finally:
+        consumer.close()

@@ -1,0 +1,48 @@
+"""The one configuration object, read from the environment (same names as ops/stack.env)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the services are and how the worker behaves."""
+
+    bootstrap: str = field(
+        default_factory=lambda: _env("KAFKA_BOOTSTRAP", f"127.0.0.1:{_env('KAFKA_PORT', '9092')}")
+    )
+    registry_url: str = field(
+        default_factory=lambda: _env(
+            "SCHEMA_REGISTRY_URL",
+            f"http://127.0.0.1:{_env('REGISTRY_PORT', '8081')}/apis/ccompat/v7",
+        )
+    )
+    connect_url: str = field(
+        default_factory=lambda: _env("CONNECT_URL", f"http://127.0.0.1:{_env('CONNECT_PORT', '8083')}")
+    )
+    pg_dsn: str = field(
+        default_factory=lambda: _env(
+            "PG_DSN", f"postgresql://streams:streams@127.0.0.1:{_env('PG_PORT', '5432')}/streams"
+        )
+    )
+    topic_prefix: str = field(default_factory=lambda: _env("STREAMS_TOPIC_PREFIX", ""))
+    partitions: int = field(default_factory=lambda: int(_env("STREAMS_PARTITIONS", "4")))
+    app_id: str = field(default_factory=lambda: _env("STREAMS_APP_ID", "streams"))
+    data_dir: Path = field(default_factory=lambda: Path(_env("STREAMS_DATA_DIR", ".stack/worker")))
+    web_port: int = field(default_factory=lambda: int(_env("STREAMS_WEB_PORT", "6066")))
+    commit_interval_s: float = field(default_factory=lambda: float(_env("STREAMS_COMMIT_INTERVAL", "0.1")))
+    max_record_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_MAX_RECORD_BYTES", str(256 * 1024)))
+    )
+    exactly_once: bool = field(default_factory=lambda: _env("STREAMS_EXACTLY_ONCE", "1") == "1")
+    worker_id: str = field(default_factory=lambda: _env("STREAMS_WORKER_ID", ""))
+    contexts: tuple[str, ...] = field(
+        default_factory=lambda: tuple(_env("STREAMS_CONTEXTS", "orders").split(","))
+    )

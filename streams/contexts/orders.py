@@ -1,0 +1,235 @@
+"""Orders: the seed's e-commerce example as a bounded context (plain data + pure functions).
+
+Money is an integer amount of minor units (cents) so that totals are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from streams.core.decider import BoundedContext, Message, Rejected
+
+MAX_LINES = 100
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """Open a new order for a customer."""
+
+    customer_id: str
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True)
+class AddItem:
+    """Add `quantity` units of `sku`; adding a sku again raises its quantity."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class RemoveItem:
+    """Remove the line for `sku`."""
+
+    sku: str
+
+
+@dataclass(frozen=True)
+class ConfirmOrder:
+    """Freeze the order's content; it can then be shipped."""
+
+
+@dataclass(frozen=True)
+class ShipOrder:
+    """Hand a confirmed order to a carrier."""
+
+    carrier: str
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """Cancel an order that has not shipped."""
+
+    reason: str = ""
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderPlaced:
+    """An order was opened."""
+
+    customer_id: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class ItemAdded:
+    """Units of a sku were added (a line is created or its quantity raised)."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class ItemRemoved:
+    """A line was removed."""
+
+    sku: str
+
+
+@dataclass(frozen=True)
+class OrderConfirmed:
+    """The order's content is final; `total_cents` is its value at confirmation."""
+
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class OrderShipped:
+    """The order left with a carrier."""
+
+    carrier: str
+
+
+@dataclass(frozen=True)
+class OrderCancelled:
+    """The order was cancelled."""
+
+    reason: str
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One sku in an order."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """An order as its events made it. `status` is `none` until the order is placed."""
+
+    status: str = "none"
+    customer_id: str = ""
+    currency: str = ""
+    lines: tuple[OrderLine, ...] = ()
+
+    @property
+    def total_cents(self) -> int:
+        """Sum of quantity x unit price over the lines."""
+        return sum(line.quantity * line.unit_price_cents for line in self.lines)
+
+    def line(self, sku: str) -> OrderLine | None:
+        """The line for `sku`, if any."""
+        return next((line for line in self.lines if line.sku == sku), None)
+
+
+INITIAL = OrderState()
+
+
+def _require_open(state: OrderState) -> None:
+    if state.status == "none":
+        raise Rejected("order_not_found", "no order with this id has been placed")
+    if state.status != "placed":
+        raise Rejected("order_not_modifiable", f"the order is {state.status}")
+
+
+def decide(state: OrderState, command: Message) -> list[Message]:
+    """Check a command against the order's rules and return the events it causes."""
+    match command:
+        case PlaceOrder(customer_id=customer_id, currency=currency):
+            if state.status != "none":
+                raise Rejected("order_already_exists", f"the order is {state.status}")
+            if not customer_id.strip():
+                raise Rejected("missing_customer", "customer_id must not be empty")
+            if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+                raise Rejected("invalid_currency", f"{currency!r} is not an ISO-4217 code")
+            return [OrderPlaced(customer_id=customer_id, currency=currency)]
+        case AddItem(sku=sku, quantity=quantity, unit_price_cents=price):
+            _require_open(state)
+            if not sku.strip():
+                raise Rejected("missing_sku", "sku must not be empty")
+            if quantity <= 0:
+                raise Rejected("invalid_quantity", f"quantity must be > 0, got {quantity}")
+            if price < 0:
+                raise Rejected("invalid_price", f"unit_price_cents must be >= 0, got {price}")
+            existing = state.line(sku)
+            if existing is None and len(state.lines) >= MAX_LINES:
+                raise Rejected("too_many_lines", f"an order holds at most {MAX_LINES} lines")
+            if existing is not None and existing.unit_price_cents != price:
+                raise Rejected(
+                    "price_mismatch",
+                    f"{sku} is in the order at {existing.unit_price_cents}, not {price}",
+                )
+            return [ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price)]
+        case RemoveItem(sku=sku):
+            _require_open(state)
+            if state.line(sku) is None:
+                raise Rejected("item_not_found", f"{sku} is not in the order")
+            return [ItemRemoved(sku=sku)]
+        case ConfirmOrder():
+            _require_open(state)
+            if not state.lines:
+                raise Rejected("empty_order", "an order needs at least one line to be confirmed")
+            return [OrderConfirmed(total_cents=state.total_cents)]
+        case ShipOrder(carrier=carrier):
+            if state.status == "none":
+                raise Rejected("order_not_found", "no order with this id has been placed")
+            if state.status != "confirmed":
+                raise Rejected("order_not_confirmed", f"the order is {state.status}")
+            if not carrier.strip():
+                raise Rejected("missing_carrier", "carrier must not be empty")
+            return [OrderShipped(carrier=carrier)]
+        case CancelOrder(reason=reason):
+            if state.status == "none":
+                raise Rejected("order_not_found", "no order with this id has been placed")
+            if state.status in ("shipped", "cancelled"):
+                raise Rejected("order_not_cancellable", f"the order is {state.status}")
+            return [OrderCancelled(reason=reason)]
+    raise Rejected("unknown_command", type(command).__name__)
+
+
+def evolve(state: OrderState, event: Message) -> OrderState:
+    """Fold one event into the order; unknown events leave it unchanged."""
+    match event:
+        case OrderPlaced(customer_id=customer_id, currency=currency):
+            return replace(state, status="placed", customer_id=customer_id, currency=currency)
+        case ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price):
+            existing = state.line(sku)
+            if existing is None:
+                return replace(state, lines=(*state.lines, OrderLine(sku, quantity, price)))
+            grown = replace(existing, quantity=existing.quantity + quantity)
+            return replace(state, lines=tuple(grown if ln.sku == sku else ln for ln in state.lines))
+        case ItemRemoved(sku=sku):
+            return replace(state, lines=tuple(ln for ln in state.lines if ln.sku != sku))
+        case OrderConfirmed():
+            return replace(state, status="confirmed")
+        case OrderShipped():
+            return replace(state, status="shipped")
+        case OrderCancelled():
+            return replace(state, status="cancelled")
+    return state
+
+
+context: BoundedContext[OrderState] = BoundedContext(
+    name="orders",
+    aggregate_type="Order",
+    commands=(PlaceOrder, AddItem, RemoveItem, ConfirmOrder, ShipOrder, CancelOrder),
+    events=(OrderPlaced, ItemAdded, ItemRemoved, OrderConfirmed, OrderShipped, OrderCancelled),
+    state_type=OrderState,
+    initial_state=INITIAL,
+    decide=decide,
+    evolve=evolve,
+)

@@ -1,0 +1,123 @@
+"""Handling one command against one aggregate: pure, so it is tested without Kafka.
+
+The agent owns the I/O (reading the state table, producing records); this module decides what
+the outcome is: expected-version check, `decide`, `evolve`, versions and the result record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from streams.core.decider import BoundedContext, Message, Rejected
+
+S = TypeVar("S")
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Aggregate(Generic[S]):
+    """An aggregate's state and the version of the last event folded into it (0: none)."""
+
+    version: int
+    state: S
+
+
+@dataclass(frozen=True)
+class CommandEnvelope:
+    """A decoded command with its metadata (from the record key and headers)."""
+
+    command_id: str
+    aggregate_id: str
+    command: Message
+    expected_version: int | None = None
+    correlation_id: str = ""
+    actor: str = ""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The outcome published on `<ctx>.command-results` (schema `streams.CommandResult`)."""
+
+    command_id: str
+    aggregate_id: str
+    command_type: str
+    status: str
+    aggregate_version: int
+    event_types: tuple[str, ...] = ()
+    event_offsets: tuple[int, ...] = ()
+    event_partition: int = -1
+    reason: str = ""
+    detail: str = ""
+    duplicate: bool = False
+    processed_at: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """True when the command's events were appended."""
+        return self.status == ACCEPTED
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[S]):
+    """What one command produced: its result, the new events (with versions) and state."""
+
+    result: CommandResult
+    events: tuple[tuple[int, Message], ...]
+    aggregate: Aggregate[S]
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def handle_command(
+    context: BoundedContext[S], current: Aggregate[S], envelope: CommandEnvelope
+) -> Outcome[S]:
+    """Validate and apply one command; a broken rule gives a `rejected` outcome, not an error."""
+    command_type = type(envelope.command).__name__
+    try:
+        if envelope.expected_version is not None and envelope.expected_version != current.version:
+            raise Rejected(
+                "version_conflict",
+                f"expected version {envelope.expected_version}, aggregate is at {current.version}",
+            )
+        events = list(context.decide(current.state, envelope.command))
+    except Rejected as rejection:
+        return Outcome(
+            result=CommandResult(
+                command_id=envelope.command_id,
+                aggregate_id=envelope.aggregate_id,
+                command_type=command_type,
+                status=REJECTED,
+                aggregate_version=current.version,
+                reason=rejection.reason,
+                detail=rejection.detail,
+                processed_at=utc_now(),
+            ),
+            events=(),
+            aggregate=current,
+        )
+    state = current.state
+    numbered: list[tuple[int, Any]] = []
+    for offset, event in enumerate(events, start=1):
+        state = context.evolve(state, event)
+        numbered.append((current.version + offset, event))
+    version = current.version + len(events)
+    return Outcome(
+        result=CommandResult(
+            command_id=envelope.command_id,
+            aggregate_id=envelope.aggregate_id,
+            command_type=command_type,
+            status=ACCEPTED,
+            aggregate_version=version,
+            event_types=tuple(type(e).__name__ for e in events),
+            processed_at=utc_now(),
+        ),
+        events=tuple(numbered),
+        aggregate=Aggregate(version, state),
+    )

@@ -1,0 +1,169 @@
+"""Avro schema files and the mapping between frozen dataclasses and Avro records.
+
+A message class `X` of context `ctx` is backed by `schemas/<ctx>/X.v<N>.avsc`; the highest N is
+the version written. Conversions are compiled once per class (no `dataclasses.asdict` deep copy
+on the hot path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+_FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>\d+)\.avsc$")
+
+
+class SchemaFileError(Exception):
+    """A schema file is missing or does not match its class."""
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    """One version of one message type's Avro schema."""
+
+    type_name: str
+    fullname: str
+    version: int
+    text: str
+    parsed: Any
+
+    @property
+    def subject(self) -> str:
+        """Registry subject (record-name strategy: one subject per type)."""
+        return self.fullname
+
+
+def _fullname(schema: dict[str, Any]) -> str:
+    name = str(schema["name"])
+    namespace = schema.get("namespace")
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def load_schema_file(path: Path) -> SchemaVersion:
+    """Parse one `.avsc` file named `<Type>.v<N>.avsc`."""
+    match = _FILE.match(path.name)
+    if match is None:
+        raise SchemaFileError(f"{path}: expected a name like PlaceOrder.v1.avsc")
+    raw = json.loads(path.read_text())
+    if raw.get("name", "").split(".")[-1] != match["name"]:
+        raise SchemaFileError(f"{path}: record name {raw.get('name')!r} != {match['name']!r}")
+    return SchemaVersion(
+        type_name=match["name"],
+        fullname=_fullname(raw),
+        version=int(match["version"]),
+        text=json.dumps(raw, separators=(",", ":"), sort_keys=True),
+        parsed=fastavro.parse_schema(raw, named_schemas={}),
+    )
+
+
+class SchemaCatalog:
+    """All schema versions of a set of message classes, loaded once."""
+
+    def __init__(self, directories: Iterable[Path], types: Iterable[type]) -> None:
+        self.types: dict[str, type] = {t.__name__: t for t in types}
+        self._versions: dict[str, list[SchemaVersion]] = {}
+        self._by_fullname: dict[str, str] = {}
+        for directory in directories:
+            for path in sorted(directory.glob("*.avsc")):
+                sv = load_schema_file(path)
+                if sv.type_name in self.types:
+                    self._versions.setdefault(sv.type_name, []).append(sv)
+                    self._by_fullname[sv.fullname] = sv.type_name
+        for name in self.types:
+            if name not in self._versions:
+                raise SchemaFileError(f"no schema file for {name} in {list(directories)}")
+            self._versions[name].sort(key=lambda v: v.version)
+
+    def latest(self, type_name: str) -> SchemaVersion:
+        """The version that writers use."""
+        return self._versions[type_name][-1]
+
+    def versions(self, type_name: str) -> list[SchemaVersion]:
+        """Every version, oldest first."""
+        return list(self._versions[type_name])
+
+    def all_versions(self) -> list[SchemaVersion]:
+        """Every version of every type."""
+        return [v for vs in self._versions.values() for v in vs]
+
+    def type_for_fullname(self, fullname: str) -> str | None:
+        """The class name behind an Avro record full name, if it is one of ours."""
+        return self._by_fullname.get(fullname)
+
+
+# --- dataclass <-> Avro record --------------------------------------------------------------
+
+ToRecord = Callable[[Any], dict[str, Any]]
+FromRecord = Callable[[dict[str, Any]], Any]
+_to_cache: dict[type, ToRecord] = {}
+_from_cache: dict[type, FromRecord] = {}
+
+
+def _nested_item(hint: Any) -> type | None:
+    """The dataclass in `tuple[X, ...]`, if the field holds nested records."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if args and dataclasses.is_dataclass(args[0]):
+            return typing.cast(type, args[0])
+    return None
+
+
+def to_record(obj: Any) -> dict[str, Any]:
+    """A dataclass instance as an Avro-ready dict."""
+    cls = type(obj)
+    fn = _to_cache.get(cls)
+    if fn is None:
+        fn = _to_cache[cls] = _compile_to(cls)
+    return fn(obj)
+
+
+def from_record(cls: type, record: dict[str, Any]) -> Any:
+    """Build a dataclass instance from a decoded Avro record (unknown keys are ignored)."""
+    fn = _from_cache.get(cls)
+    if fn is None:
+        fn = _from_cache[cls] = _compile_from(cls)
+    return fn(record)
+
+
+def _compile_to(cls: type) -> ToRecord:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    nested = {n: _nested_item(hints[n]) for n in names}
+    if not any(nested.values()):
+        return lambda obj: {n: getattr(obj, n) for n in names}
+
+    def convert(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for n in names:
+            value = getattr(obj, n)
+            out[n] = [to_record(v) for v in value] if nested[n] else value
+        return out
+
+    return convert
+
+
+def _compile_from(cls: type) -> FromRecord:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    nested = {n: _nested_item(hints[n]) for n in names}
+
+    def build(record: dict[str, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        for n in names:
+            if n not in record:
+                continue
+            item = nested[n]
+            value = record[n]
+            kwargs[n] = tuple(from_record(item, v) for v in value) if item else value
+        return cls(**kwargs)
+
+    return build

@@ -1,0 +1,75 @@
+"""The one place that knows topic names and their policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic's name and the configuration it is created with."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ContextTopics:
+    """Topic names of one bounded context (`prefix` isolates tests and replays)."""
+
+    context: str
+    prefix: str = ""
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.prefix}{self.context}.{suffix}"
+
+    @property
+    def commands(self) -> str:
+        """Commands, keyed by aggregate id."""
+        return self._name("commands")
+
+    @property
+    def events(self) -> str:
+        """The event store: keyed by aggregate id, kept forever."""
+        return self._name("events")
+
+    @property
+    def results(self) -> str:
+        """Command results, keyed by command id."""
+        return self._name("command-results")
+
+    @property
+    def dlq(self) -> str:
+        """Records that could not be decoded or handled, with the reason in headers."""
+        return self._name("dlq")
+
+    @property
+    def snapshots(self) -> str:
+        """Aggregate state at version N, compacted."""
+        return self._name("snapshots")
+
+    def view(self, view: str) -> str:
+        """A compacted read-model topic."""
+        return self._name(view)
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        """Every topic the write side needs, with its policy from DESIGN.md."""
+        delete_week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+        return [
+            TopicSpec(self.commands, partitions, delete_week),
+            TopicSpec(self.events, partitions, {"cleanup.policy": "delete", "retention.ms": "-1"}),
+            TopicSpec(self.results, partitions, delete_week),
+            TopicSpec(
+                self.dlq,
+                1,
+                {
+                    "cleanup.policy": "delete",
+                    "retention.ms": str(30 * DAY_MS),
+                    "max.message.bytes": str(8 * 1024 * 1024),
+                },
+            ),
+            TopicSpec(self.snapshots, partitions, {"cleanup.policy": "compact"}),
+        ]

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the worker (served at /metrics on the worker's web port)."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+COMMANDS = Counter(
+    "streams_commands_total",
+    "Commands handled, by outcome and reason (reason is empty when accepted).",
+    ["context", "command_type", "status", "reason"],
+)
+EVENTS = Counter("streams_events_appended_total", "Events appended to the log.", ["context", "event_type"])
+DLQ = Counter("streams_dlq_records_total", "Records sent to a dead-letter topic.", ["context", "reason"])
+LATENCY = Histogram(
+    "streams_command_latency_seconds",
+    "Command record timestamp to committed result.",
+    ["context"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
+)
+BATCH = Histogram(
+    "streams_batch_size",
+    "Commands per transaction.",
+    ["context"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+)
+RETRIES = Counter(
+    "streams_transaction_retries_total",
+    "Aborted and retried transactions, by cause.",
+    ["context", "cause"],
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST

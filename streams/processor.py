@@ -1,0 +1,565 @@
+"""The write side: commands in, events out, exactly once.
+
+One loop per context consumes `<ctx>.commands` in batches. A batch is one Kafka transaction
+holding its events, results, DLQ records, state changelog and the input offsets, so a
+`read_committed` reader sees each accepted command's events exactly once, whatever crashes.
+Zombie workers are fenced by the consumer-group generation (KIP-447); a stable transactional id
+per worker lets a restarted worker abort what its previous life left open.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streams import metrics
+from streams.config import Settings
+from streams.core import headers as h
+from streams.core.codec import DecodeError, RegistryUnavailable
+from streams.core.processing import (
+    Aggregate,
+    CommandEnvelope,
+    CommandResult,
+    handle_command,
+    utc_now,
+)
+from streams.core.topics import TopicSpec
+from streams.runtime import ContextRuntime, ensure_topics
+from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
+
+log = logging.getLogger(__name__)
+_VERSION = struct.Struct(">q")
+
+
+def _partition(msg: Message) -> int:
+    partition = msg.partition()
+    assert partition is not None, "consumed records always have a partition"
+    return partition
+
+
+def _bytes(value: str | bytes | None) -> bytes:
+    return value.encode() if isinstance(value, str) else (value or b"")
+
+
+class RetryBatch(Exception):
+    """The batch must be aborted and processed again after a pause."""
+
+
+def changelog_topic(runtime: ContextRuntime) -> str:
+    """The compacted topic mirroring the handler's RocksDB state."""
+    return f"{runtime.topics.prefix}{runtime.context.name}.aggregates-changelog"
+
+
+def encode_aggregate(runtime: ContextRuntime, aggregate: Aggregate[Any]) -> bytes:
+    """Version (8 bytes) followed by the state in Avro."""
+    return _VERSION.pack(aggregate.version) + runtime.codec.encode(aggregate.state)
+
+
+def decode_aggregate(runtime: ContextRuntime, raw: bytes) -> Aggregate[Any]:
+    """Inverse of `encode_aggregate`."""
+    (version,) = _VERSION.unpack_from(raw)
+    return Aggregate(version, runtime.codec.decode(raw[_VERSION.size :]).message)
+
+
+@dataclass
+class _Pending:
+    """What one batch will write, kept apart from RocksDB until the transaction commits."""
+
+    writes: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
+    events: list[tuple[int, bytes, bytes, list[tuple[str, bytes]], int]] = field(default_factory=list)
+    results: list[tuple[int, CommandResult, list[int]]] = field(default_factory=list)
+    dlq: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(default_factory=list)
+    offsets: dict[int, int] = field(default_factory=dict)
+    first_offsets: dict[int, int] = field(default_factory=dict)
+    timestamps: list[float] = field(default_factory=list)
+
+    def write(self, partition: int, key: bytes, value: bytes) -> None:
+        self.writes.setdefault(partition, {})[key] = value
+
+    def lookup(self, partition: int, key: bytes) -> bytes | bool | None:
+        """The value written in this batch, or False when the batch did not touch `key`."""
+        return self.writes.get(partition, {}).get(key, False)
+
+
+class CommandProcessor:
+    """Consumes one context's commands and appends its events transactionally."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: ContextRuntime,
+        *,
+        worker_id: str,
+        max_batch: int = 1000,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.context = runtime.context
+        self.name = runtime.context.name
+        self.topics = runtime.topics
+        self.changelog = changelog_topic(runtime)
+        self.max_batch = max_batch
+        self.group_id = f"{settings.app_id}.{runtime.topics.prefix}{self.name}.handler"
+        self.transactional_id = f"{self.group_id}.{worker_id}"
+        self.data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
+        self.stores: dict[int, PartitionStore] = {}
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self.on_batch: Callable[[int], None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def ensure_topics(self) -> None:
+        """The context's topics plus the state changelog (same partition count as commands)."""
+        specs = self.topics.specs(self.settings.partitions)
+        specs.append(TopicSpec(self.changelog, self.settings.partitions, {"cleanup.policy": "compact"}))
+        ensure_topics(self.settings, specs)
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and leave the group."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process until `stop()`; transient failures are retried with back-off."""
+        self.ensure_topics()
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self._run_session()
+                delay = 0.5
+            except Exception:
+                log.exception("%s handler failed; restarting in %.1fs", self.name, delay)
+                metrics.RETRIES.labels(self.name, "session").inc()
+                self._close_clients()
+                self._stop.wait(delay)
+                delay = min(delay * 2, 15.0)
+        self._close_clients()
+
+    def _run_session(self) -> None:
+        bootstrap = self.settings.bootstrap
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": 30000,
+                "linger.ms": 5,
+                "batch.num.messages": 10000,
+                "compression.type": "lz4",
+                "message.max.bytes": 4 * 1024 * 1024,
+            }
+        )
+        self._producer.init_transactions(30)
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": self.group_id,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 1000,
+                "max.poll.interval.ms": 120000,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        self._consumer.subscribe([self.topics.commands], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        wait = max(self.settings.commit_interval_s, 0.005)
+        while not self._stop.is_set():
+            batch = self._consumer.consume(self.max_batch, timeout=wait)
+            messages = [m for m in batch if m.error() is None]
+            for m in batch:
+                err = m.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                    if err.fatal():
+                        raise KafkaException(err)
+                    log.warning("%s consumer: %s", self.name, err)
+            if messages:
+                self._process_with_retry(messages)
+
+    def _close_clients(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:
+                log.debug("consumer close failed", exc_info=True)
+            self._consumer = None
+        self._producer = None
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    # --- rebalance -------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.stores[tp.partition] = self._restore(tp.partition)
+        log.info("%s: assigned %s", self.name, sorted(self.stores))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            store = self.stores.pop(tp.partition, None)
+            if store is not None:
+                store.close()
+        log.info("%s: revoked %s", self.name, [tp.partition for tp in partitions])
+
+    def _restore(self, partition: int) -> PartitionStore:
+        """Open the partition's RocksDB and replay the changelog past its checkpoint."""
+        store = PartitionStore(self.data_dir / f"p{partition}")
+        restorer = Consumer(
+            {
+                "bootstrap.servers": self.settings.bootstrap,
+                "group.id": f"{self.group_id}.restore",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            tp = TopicPartition(self.changelog, partition)
+            low, high = restorer.get_watermark_offsets(tp, timeout=10)
+            start = max(store.checkpoint, low)
+            if start >= high:
+                return store
+            restorer.assign([TopicPartition(self.changelog, partition, start)])
+            writes: dict[bytes, bytes | None] = {}
+            position = start
+            done = False
+            while not done:
+                for msg in restorer.consume(5000, timeout=1.0):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            done = True
+                            continue
+                        raise KafkaException(err)
+                    writes[msg.key()] = msg.value()
+                    position = msg.offset() + 1
+                    if len(writes) >= 10000:
+                        store.apply(writes, position)
+                        writes = {}
+            # the last committed offset may be a transaction marker: resume after it next time
+            store.apply(writes, max(position, restorer.position([tp])[0].offset))
+            log.info("%s: partition %d restored from changelog %d..%d", self.name, partition, start, high)
+            return store
+        finally:
+            restorer.close()
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def _process_with_retry(self, messages: list[Message]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._process_batch(messages)
+                return
+            except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
+                fatal = isinstance(exc, KafkaException) and exc.args[0].fatal()
+                self._abort(messages)
+                if fatal:
+                    raise
+                cause = type(exc).__name__
+                metrics.RETRIES.labels(self.name, cause).inc()
+                log.warning("%s: batch aborted (%s: %s); retrying in %.1fs", self.name, cause, exc, delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+                # the assignment may have changed while we waited
+                assigned = {tp.partition for tp in self._consumer.assignment()} if self._consumer else set()
+                messages = [m for m in messages if m.partition() in assigned]
+                if not messages:
+                    return
+
+    def _abort(self, messages: list[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        try:
+            self._producer.abort_transaction(30)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise
+            log.debug("abort: %s", exc)
+        first: dict[int, int] = {}
+        for m in messages:
+            first.setdefault(m.partition(), m.offset())
+        for partition, offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+            except KafkaException as exc:
+                log.debug("seek p%d: %s", partition, exc)
+
+    def _process_batch(self, messages: list[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        producer = self._producer
+        pending = _Pending()
+        for msg in messages:
+            partition = _partition(msg)
+            if partition not in self.stores:
+                continue  # revoked meanwhile: its new owner processes it
+            pending.first_offsets.setdefault(partition, msg.offset())
+            pending.offsets[partition] = msg.offset() + 1
+            self._handle(msg, pending)
+        if not pending.offsets:
+            return
+
+        producer.begin_transaction()
+        event_offsets: list[int] = [-1] * len(pending.events)
+
+        def remember(index: int) -> Callable[[Any, Message], None]:
+            def on_delivery(err: Any, record: Message) -> None:
+                if err is None:
+                    event_offsets[index] = record.offset()
+
+            return on_delivery
+
+        for index, (partition, key, value, headers, _) in enumerate(pending.events):
+            producer.produce(
+                self.topics.events,
+                value,
+                key,
+                partition=partition,
+                headers=headers,
+                on_delivery=remember(index),
+            )
+        if pending.events:
+            producer.flush(30)
+            if -1 in event_offsets:
+                raise RetryBatch("some events were not acknowledged")
+        codec = self.runtime.codec
+        for partition, result, indexes in pending.results:
+            if indexes:
+                result = replace(result, event_offsets=tuple(event_offsets[i] for i in indexes))
+            value = codec.encode(result)
+            producer.produce(self.topics.results, value, result.command_id.encode(), partition=partition)
+            if not result.duplicate:
+                pending.write(partition, COMMAND_PREFIX + result.command_id.encode(), value)
+        for dlq_key, dlq_value, dlq_headers in pending.dlq:
+            producer.produce(self.topics.dlq, dlq_value, dlq_key, headers=dlq_headers)
+        changelog_end: dict[int, int] = {}
+
+        def track(err: Any, record: Message) -> None:
+            if err is None:
+                p = record.partition()
+                changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
+
+        for partition, writes in pending.writes.items():
+            for store_key, store_value in writes.items():
+                producer.produce(
+                    self.changelog, store_value, store_key, partition=partition, on_delivery=track
+                )
+        offsets = [TopicPartition(self.topics.commands, p, o) for p, o in pending.offsets.items()]
+        producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)
+        self._commit()
+        # committed: now RocksDB may follow
+        for partition, writes in pending.writes.items():
+            store = self.stores.get(partition)
+            if store is not None and partition in changelog_end:
+                store.apply(writes, changelog_end[partition])
+        self._count(pending, len(messages))
+
+    def _commit(self) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.retriable():
+                    continue
+                if error.txn_requires_abort():
+                    raise RetryBatch(f"commit needs abort: {error}") from exc
+                raise
+
+    def _count(self, pending: _Pending, n: int) -> None:
+        now = time.time()
+        name = self.name
+        for _, result, _ in pending.results:
+            metrics.COMMANDS.labels(name, result.command_type, result.status, result.reason).inc()
+        for _, _, _, headers, _ in pending.events:
+            metrics.EVENTS.labels(name, dict(headers)[h.EVENT_TYPE].decode()).inc()
+        for _, _, headers in pending.dlq:
+            metrics.DLQ.labels(name, dict(headers)[h.DLQ_REASON].decode()).inc()
+        for ts in pending.timestamps:
+            metrics.LATENCY.labels(name).observe(max(now - ts, 0.0))
+        metrics.BATCH.labels(name).observe(n)
+        if self.on_batch is not None:
+            self.on_batch(n)
+
+    # --- one command -----------------------------------------------------------------------
+
+    def _lookup(self, pending: _Pending, partition: int, key: bytes) -> bytes | None:
+        value = pending.lookup(partition, key)
+        if value is not False:
+            return value  # type: ignore[return-value]
+        return self.stores[partition].get(key)
+
+    def _handle(self, msg: Message, pending: _Pending) -> None:
+        partition = _partition(msg)
+        raw_key, raw_value = msg.key(), msg.value()
+        meta = h.as_dict(msg.headers())
+        _, ts = msg.timestamp()
+        if ts > 0:
+            pending.timestamps.append(ts / 1000.0)
+        if not raw_key:
+            return self._dead_letter(msg, pending, "missing_aggregate_id", "the record has no key")
+        size = len(raw_value or b"")
+        if size > self.settings.max_record_bytes:
+            return self._dead_letter(
+                msg,
+                pending,
+                "oversized_record",
+                f"{size} bytes > limit of {self.settings.max_record_bytes}",
+            )
+        try:
+            aggregate_id = raw_key.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._dead_letter(msg, pending, "malformed_key", "the key is not UTF-8")
+        command_id = meta.get(h.COMMAND_ID) or f"{msg.topic()}/{partition}/{msg.offset()}"
+        seen = self._lookup(pending, partition, COMMAND_PREFIX + command_id.encode())
+        if seen is not None:
+            original = self.runtime.codec.decode(seen).message
+            pending.results.append((partition, replace(original, duplicate=True), []))
+            return None
+        try:
+            decoded = self.runtime.codec.decode(raw_value)
+        except DecodeError as exc:
+            return self._dead_letter(msg, pending, exc.reason, str(exc))
+        aggregate_key = AGGREGATE_PREFIX + raw_key
+        stored = self._lookup(pending, partition, aggregate_key)
+        current = (
+            decode_aggregate(self.runtime, stored)
+            if stored is not None
+            else Aggregate(0, self.context.initial_state)
+        )
+        if decoded.type_name not in self.context.command_names:
+            return self._reject(
+                pending,
+                partition,
+                command_id,
+                aggregate_id,
+                decoded.type_name,
+                current,
+                "unknown_command_type",
+                f"{decoded.type_name} is not a command of {self.name}",
+            )
+        expected_raw = meta.get(h.EXPECTED_VERSION)
+        try:
+            expected = int(expected_raw) if expected_raw not in (None, "") else None
+        except ValueError:
+            return self._reject(
+                pending,
+                partition,
+                command_id,
+                aggregate_id,
+                decoded.type_name,
+                current,
+                "invalid_expected_version",
+                f"{expected_raw!r} is not an integer",
+            )
+        envelope = CommandEnvelope(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            command=decoded.message,
+            expected_version=expected,
+            correlation_id=meta.get(h.CORRELATION_ID, ""),
+            actor=meta.get(h.ACTOR, ""),
+        )
+        outcome = handle_command(self.context, current, envelope)
+        indexes: list[int] = []
+        codec = self.runtime.codec
+        occurred_at = outcome.result.processed_at
+        for version, event in outcome.events:
+            event_type = type(event).__name__
+            headers = h.event_headers(
+                event_type=event_type,
+                schema_version=codec.version_of(type(event)),
+                aggregate_type=self.context.aggregate_type,
+                aggregate_id=aggregate_id,
+                aggregate_version=version,
+                command_id=command_id,
+                correlation_id=envelope.correlation_id,
+                occurred_at=occurred_at,
+                actor=envelope.actor,
+            )
+            indexes.append(len(pending.events))
+            pending.events.append((partition, raw_key, codec.encode(event), headers, version))
+        if outcome.events:
+            pending.write(partition, aggregate_key, encode_aggregate(self.runtime, outcome.aggregate))
+        pending.results.append(
+            (
+                partition,
+                replace(outcome.result, event_partition=partition if indexes else -1),
+                indexes,
+            )
+        )
+        return None
+
+    def _reject(
+        self,
+        pending: _Pending,
+        partition: int,
+        command_id: str,
+        aggregate_id: str,
+        command_type: str,
+        current: Aggregate[Any],
+        reason: str,
+        detail: str,
+    ) -> None:
+        result = CommandResult(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            command_type=command_type,
+            status="rejected",
+            aggregate_version=current.version,
+            reason=reason,
+            detail=detail,
+            processed_at=utc_now(),
+        )
+        pending.results.append((partition, result, []))
+
+    def _dead_letter(self, msg: Message, pending: _Pending, reason: str, detail: str) -> None:
+        headers = [(k, _bytes(v)) for k, v in (msg.headers() or [])]
+        headers += [
+            (h.DLQ_REASON, reason.encode()),
+            (h.DLQ_DETAIL, detail.encode()),
+            (h.DLQ_SOURCE, f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode()),
+        ]
+        pending.dlq.append((msg.key(), msg.value(), headers))
+        command_id = h.as_dict(headers).get(h.COMMAND_ID)
+        if command_id:  # tell a waiting client instead of letting it time out
+            key = (msg.key() or b"").decode("utf-8", "replace")
+            pending.results.append(
+                (
+                    msg.partition(),
+                    CommandResult(
+                        command_id=command_id,
+                        aggregate_id=key,
+                        command_type="",
+                        status="rejected",
+                        aggregate_version=-1,
+                        reason=reason,
+                        detail=detail,
+                        processed_at=utc_now(),
+                    ),
+                    [],
+                )
+            )
+        log.warning(
+            "%s: %s/%d/%d to DLQ: %s (%s)",
+            self.name,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            reason,
+            detail,
+        )

@@ -1,0 +1,76 @@
+"""What every Kafka-facing part needs for one context: its topics, catalog and codec."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.config import Settings
+from streams.contexts import get_context
+from streams.core.codec import AvroCodec, RegistryUnavailable
+from streams.core.decider import BoundedContext
+from streams.core.processing import CommandResult
+from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
+from streams.core.topics import ContextTopics
+
+FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult,)
+
+
+def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:
+    """Schemas of a context's messages and state, plus the framework's own records."""
+    types = (*context.commands, *context.events, context.state_type, *FRAMEWORK_TYPES)
+    return SchemaCatalog([SCHEMAS_DIR / context.name, SCHEMAS_DIR / "streams"], types)
+
+
+@dataclass(frozen=True)
+class ContextRuntime:
+    """A context wired to the stack: topic names and a codec with registered schemas."""
+
+    context: BoundedContext[Any]
+    topics: ContextTopics
+    codec: AvroCodec
+
+    @classmethod
+    def connect(cls, settings: Settings, name: str, *, retry_for_s: float = 0.0) -> ContextRuntime:
+        """Register the context's schemas, retrying with back-off while the registry is down."""
+        context = get_context(name)
+        catalog = catalog_for(context)
+        deadline = time.monotonic() + retry_for_s
+        delay = 0.5
+        while True:
+            try:
+                codec = AvroCodec.connect(catalog, settings.registry_url)
+                break
+            except RegistryUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        return cls(context, ContextTopics(name, settings.topic_prefix), codec)
+
+    def ensure_topics(self, settings: Settings) -> None:
+        """Create the context's topics when missing (existing ones are left as they are)."""
+        ensure_topics(settings, self.topics.specs(settings.partitions))
+
+
+def ensure_topics(settings: Settings, specs: list[Any]) -> None:
+    """Create topics that do not exist yet; wait until they do."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    existing = admin.list_topics(timeout=10).topics
+    missing = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
+        for s in specs
+        if s.name not in existing
+    ]
+    if not missing:
+        return
+    for topic, future in admin.create_topics(missing).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
