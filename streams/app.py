@@ -19,6 +19,7 @@ from streams.runtime import ContextRuntime
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
 settings = Settings()
 
 app = faust.App(

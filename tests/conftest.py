@@ -1,7 +1,8 @@
 """Test infrastructure: the real local stack (started once, reused when already up).
 
-`STREAMS_TEST_STACK=process` (default) uses `ops/stack.sh`; `STREAMS_TEST_STACK=testcontainers`
-starts the same services in Docker containers (needs a Docker engine; see README).
+`STREAMS_TEST_STACK=process` (default) starts `ops/stack.sh up` (a no-op when it is running);
+`external` uses services already running at the configured ports; `testcontainers` starts the
+same services in Docker containers (needs a Docker engine; see README).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ class StackEndpoints:
     pg_dsn: str
 
 
-def _process_stack() -> StackEndpoints:
-    result = subprocess.run(["bash", str(ROOT / "ops" / "stack.sh"), "up"], cwd=ROOT)
-    if result.returncode != 0:
-        pytest.exit("the local stack did not come up (see the output above)", returncode=3)
+def _process_stack(start: bool) -> StackEndpoints:
+    if start:
+        result = subprocess.run(["bash", str(ROOT / "ops" / "stack.sh"), "up"], cwd=ROOT)
+        if result.returncode != 0:
+            pytest.exit("the local stack did not come up (see the output above)", returncode=3)
     env = os.environ
     return StackEndpoints(
         bootstrap=f"127.0.0.1:{env.get('KAFKA_PORT', '9092')}",
@@ -52,7 +54,7 @@ def stack() -> Iterator[StackEndpoints]:
             _export(endpoints)
             yield endpoints
         return
-    endpoints = _process_stack()
+    endpoints = _process_stack(start=mode != "external")
     _export(endpoints)
     yield endpoints
 

@@ -155,6 +155,7 @@ def _compile_from(cls: type) -> FromRecord:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     nested = {n: _nested_item(hints[n]) for n in names}
+    tuples = {n for n in names if typing.get_origin(hints[n]) is tuple}
 
     def build(record: dict[str, Any]) -> Any:
         kwargs: dict[str, Any] = {}
@@ -163,7 +164,11 @@ def _compile_from(cls: type) -> FromRecord:
                 continue
             item = nested[n]
             value = record[n]
-            kwargs[n] = tuple(from_record(item, v) for v in value) if item else value
+            if item is not None:
+                value = tuple(from_record(item, v) for v in value)
+            elif n in tuples:
+                value = tuple(value)
+            kwargs[n] = value
         return cls(**kwargs)
 
     return build
