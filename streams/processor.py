@@ -162,6 +162,8 @@ class CommandProcessor:
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": self.group_id,
+                # static membership: a restarted worker takes its partitions back at once
+                "group.instance.id": self.transactional_id,
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

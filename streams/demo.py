@@ -1,0 +1,142 @@
+"""`streams demo`: the pipeline working, end to end, on the local stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.audit import aggregate_from_log, aggregate_from_table, events_of
+from streams.client import CommandClient
+from streams.config import Settings
+from streams.contexts.orders import (
+    AddItem,
+    CancelOrder,
+    ConfirmOrder,
+    PlaceOrder,
+    RemoveItem,
+    ShipOrder,
+)
+from streams.messages import to_json
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _start_worker(settings: Settings, console: Console) -> subprocess.Popen[bytes] | None:
+    if _healthy(settings.web_port):
+        console.print(f"[green]worker already running on port {settings.web_port}[/]")
+        return None
+    log_path = Path(".stack/logs/demo-worker.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"starting a worker (log: {log_path})")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", "info"],
+        stdout=open(log_path, "ab"),  # noqa: SIM115 - owned by the child
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not _healthy(settings.web_port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            console.print(f"[red]worker did not start; see {log_path}[/]")
+            raise SystemExit(1)
+        time.sleep(0.5)
+    return proc
+
+
+def run_demo(settings: Settings, console: Console) -> int:
+    """Send a scripted story plus a burst; return 0 when every outcome is the expected one."""
+    worker = _start_worker(settings, console)
+    failures = 0
+    try:
+        with CommandClient(settings, "orders") as client:
+            run = uuid.uuid4().hex[:6]
+            order, other = f"order-{run}-1", f"order-{run}-2"
+            story: list[tuple[str, Any, str, dict[str, Any]]] = [
+                (order, PlaceOrder("alice", "EUR"), "accepted", {}),
+                (order, AddItem("keyboard", 1, 4999), "accepted", {}),
+                (order, AddItem("mouse", 2, 1999), "accepted", {}),
+                (order, AddItem("mouse", 1, 2500), "price_mismatch", {}),
+                (order, ShipOrder("DHL"), "order_not_confirmed", {}),
+                (order, RemoveItem("keyboard"), "accepted", {}),
+                (order, ConfirmOrder(), "version_conflict", {"expected_version": 2}),
+                (order, ConfirmOrder(), "accepted", {"expected_version": 4, "command_id": f"c-{run}"}),
+                (order, ConfirmOrder(), "accepted", {"command_id": f"c-{run}"}),  # retry: same result
+                (order, AddItem("cable", 1, 500), "order_not_modifiable", {}),
+                (order, ShipOrder("DHL"), "accepted", {}),
+                (order, CancelOrder("too late"), "order_not_cancellable", {}),
+                (other, AddItem("x", 1, 1), "order_not_found", {}),
+                (other, PlaceOrder("bob", "usd"), "invalid_currency", {}),
+            ]
+            table = Table(title="commands → results (orders.command-results)")
+            for column in ("aggregate", "command", "status", "version", "reason / duplicate"):
+                table.add_column(column)
+            console.print("waiting for the worker to own its partitions…")
+            client.execute(f"warmup-{run}", PlaceOrder("demo", "EUR"), timeout=120)
+            for aggregate_id, command, expected, options in story:
+                result = client.execute(aggregate_id, command, **options)
+                outcome = "accepted" if result.accepted else result.reason
+                ok = outcome == expected
+                failures += not ok
+                table.add_row(
+                    aggregate_id,
+                    type(command).__name__,
+                    f"[{'green' if result.accepted else 'yellow'}]{result.status}[/]",
+                    str(result.aggregate_version),
+                    ("duplicate" if result.duplicate else result.reason) + ("" if ok else " [red]✗[/]"),
+                )
+            console.print(table)
+
+            events = Table(title=f"the event log for {order} (orders.events)")
+            for column in ("version", "event", "data"):
+                events.add_column(column)
+            for version, event in events_of(settings, client.runtime, order):
+                events.add_row(str(version), type(event).__name__, str(to_json(event)))
+            console.print(events)
+            folded = aggregate_from_log(settings, client.runtime, order)
+            stored = aggregate_from_table(settings, client.runtime, order)
+            same = folded == stored
+            failures += not same
+            console.print(
+                f"state rebuilt from the log: version {folded.version}, status "
+                f"{folded.state.status}, total {folded.state.total_cents / 100:.2f} "
+                f"{folded.state.currency} — RocksDB table agrees: {'[green]yes[/]' if same else '[red]no[/]'}"
+            )
+
+            burst = 2000
+            started = time.perf_counter()
+            futures = [
+                client.send(
+                    f"burst-{run}-{i % 200}", PlaceOrder("load", "EUR") if i < 200 else AddItem("w", 1, 1)
+                )[1]
+                for i in range(burst)
+            ]
+            client.flush()
+            for future in futures:
+                assert future is not None
+                future.result(timeout=120)
+            elapsed = time.perf_counter() - started
+            console.print(
+                f"burst: {burst} commands with results in {elapsed:.2f}s = {burst / elapsed:,.0f} commands/s"
+            )
+    finally:
+        if worker is not None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=60)
+    console.print("[green]demo ok[/]" if not failures else f"[red]{failures} unexpected outcomes[/]")
+    return 1 if failures else 0

@@ -1,0 +1,50 @@
+"""Every message class has a schema file, and records round-trip through Avro."""
+
+from __future__ import annotations
+
+import io
+
+import fastavro
+import pytest
+
+from streams.contexts import CONTEXTS
+from streams.contexts.orders import AddItem, OrderLine, OrderState, PlaceOrder
+from streams.core.schemas import SchemaFileError, from_record, load_schema_file, to_record
+from streams.messages import InvalidMessage, message_from_json
+from streams.runtime import catalog_for
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXTS))
+def test_every_message_of_a_context_has_a_schema(name: str) -> None:
+    context = CONTEXTS[name]
+    catalog = catalog_for(context)
+    for cls in (*context.commands, *context.events, context.state_type):
+        latest = catalog.latest(cls.__name__)
+        assert latest.fullname == f"{name}.{cls.__name__}"
+
+
+def test_state_round_trips_through_its_avro_schema() -> None:
+    catalog = catalog_for(CONTEXTS["orders"])
+    state = OrderState("placed", "c", "EUR", (OrderLine("a", 2, 100), OrderLine("b", 1, 5)))
+    schema = catalog.latest("OrderState").parsed
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, schema, to_record(state))
+    buffer.seek(0)
+    assert from_record(OrderState, fastavro.schemaless_reader(buffer, schema, schema)) == state
+
+
+def test_a_schema_file_must_name_its_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "PlaceOrder.v1.avsc"
+    path.write_text('{"type": "record", "name": "Other", "fields": []}')
+    with pytest.raises(SchemaFileError):
+        load_schema_file(path)
+
+
+def test_json_input_is_checked_field_by_field() -> None:
+    assert message_from_json(PlaceOrder, {"customer_id": "c"}) == PlaceOrder("c", "EUR")
+    with pytest.raises(InvalidMessage, match="missing field"):
+        message_from_json(AddItem, {"sku": "a"})
+    with pytest.raises(InvalidMessage, match="unknown field"):
+        message_from_json(PlaceOrder, {"customer_id": "c", "colour": "red"})
+    with pytest.raises(InvalidMessage, match="JSON object"):
+        message_from_json(PlaceOrder, ["c"])
