@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPar
 from streams.config import Settings
 from streams.core import headers as h
 from streams.core.processing import CommandResult
-from streams.runtime import ContextRuntime
+from streams.runtime import ContextRuntime, take
 
 
 def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -25,6 +25,8 @@ def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",
         "auto.offset.reset": "earliest",
+        # read_committed long polls otherwise wait out fetch.wait.max.ms (500) per empty fetch
+        "fetch.wait.max.ms": 10,
         **extra,
     }
 
@@ -67,7 +69,7 @@ class ResultWaiter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in self._consumer.consume(500, timeout=0.2):
+            for msg in take(self._consumer, 500, 0.2):
                 if msg.error() is not None:
                     continue
                 key = (msg.key() or b"").decode()
@@ -181,7 +183,7 @@ def read_topic(
     try:
         idle = 0.0
         while idle < idle_timeout:
-            batch = consumer.consume(1000, timeout=0.25)
+            batch = take(consumer, 1000, 0.25)
             if not batch:
                 idle += 0.25
                 continue

@@ -32,7 +32,7 @@ from streams.core.processing import (
     utc_now,
 )
 from streams.core.topics import TopicSpec
-from streams.runtime import ContextRuntime, ensure_topics
+from streams.runtime import ContextRuntime, ensure_topics, take
 from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class CommandProcessor:
         self._consumer.subscribe([self.topics.commands], on_assign=self._on_assign, on_revoke=self._on_revoke)
         wait = max(self.settings.commit_interval_s, 0.005)
         while not self._stop.is_set():
-            batch = self._consumer.consume(self.max_batch, timeout=wait)
+            batch = take(self._consumer, self.max_batch, wait)
             messages = [m for m in batch if m.error() is None]
             for m in batch:
                 err = m.error()

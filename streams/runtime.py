@@ -74,3 +74,12 @@ def ensure_topics(settings: Settings, specs: list[Any]) -> None:
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+
+
+def take(consumer: Any, max_records: int, timeout: float) -> list[Any]:
+    """Up to `max_records` records: waits at most `timeout` for the first, then takes what is
+    already fetched without waiting (librdkafka's `consume` would wait out the whole timeout)."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, timeout=0)]
