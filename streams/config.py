@@ -42,6 +42,7 @@ class Settings:
         default_factory=lambda: int(_env("STREAMS_MAX_RECORD_BYTES", str(256 * 1024)))
     )
     exactly_once: bool = field(default_factory=lambda: _env("STREAMS_EXACTLY_ONCE", "1") == "1")
+    snapshot_every: int = field(default_factory=lambda: int(_env("STREAMS_SNAPSHOT_EVERY", "100")))
     worker_id: str = field(default_factory=lambda: _env("STREAMS_WORKER_ID", ""))
     contexts: tuple[str, ...] = field(
         default_factory=lambda: tuple(_env("STREAMS_CONTEXTS", "orders").split(","))

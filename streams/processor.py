@@ -26,6 +26,7 @@ from streams.core import headers as h
 from streams.core.codec import DecodeError, RegistryUnavailable
 from streams.core.processing import (
     Aggregate,
+    AggregateSnapshot,
     CommandEnvelope,
     CommandResult,
     handle_command,
@@ -80,6 +81,7 @@ class _Pending:
     offsets: dict[int, int] = field(default_factory=dict)
     first_offsets: dict[int, int] = field(default_factory=dict)
     timestamps: list[float] = field(default_factory=list)
+    snapshots: list[tuple[int, str, Aggregate[Any], int]] = field(default_factory=list)
 
     def write(self, partition: int, key: bytes, value: bytes) -> None:
         self.writes.setdefault(partition, {})[key] = value
@@ -344,6 +346,19 @@ class CommandProcessor:
             producer.produce(self.topics.results, value, result.command_id.encode(), partition=partition)
             if not result.duplicate:
                 pending.write(partition, COMMAND_PREFIX + result.command_id.encode(), value)
+        for partition, aggregate_id, aggregate, last_event in pending.snapshots:
+            snapshot = AggregateSnapshot(
+                aggregate_id=aggregate_id,
+                aggregate_type=self.context.aggregate_type,
+                version=aggregate.version,
+                state=codec.encode(aggregate.state),
+                event_partition=partition,
+                event_offset=event_offsets[last_event],
+                taken_at=utc_now(),
+            )
+            producer.produce(
+                self.topics.snapshots, codec.encode(snapshot), aggregate_id.encode(), partition=partition
+            )
         for dlq_key, dlq_value, dlq_headers in pending.dlq:
             producer.produce(self.topics.dlq, dlq_value, dlq_key, headers=dlq_headers)
         changelog_end: dict[int, int] = {}
@@ -497,6 +512,9 @@ class CommandProcessor:
             pending.events.append((partition, raw_key, codec.encode(event), headers, version))
         if outcome.events:
             pending.write(partition, aggregate_key, encode_aggregate(self.runtime, outcome.aggregate))
+            every = self.settings.snapshot_every
+            if every > 0 and outcome.aggregate.version // every > current.version // every:
+                pending.snapshots.append((partition, aggregate_id, outcome.aggregate, indexes[-1]))
         pending.results.append(
             (
                 partition,

@@ -13,11 +13,11 @@ from streams.config import Settings
 from streams.contexts import get_context
 from streams.core.codec import AvroCodec, RegistryUnavailable
 from streams.core.decider import BoundedContext
-from streams.core.processing import CommandResult
+from streams.core.processing import AggregateSnapshot, CommandResult
 from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
 from streams.core.topics import ContextTopics
 
-FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult,)
+FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot)
 
 
 def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:

@@ -62,6 +62,23 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class AggregateSnapshot:
+    """An aggregate's state at `version` (schema `streams.AggregateSnapshot`).
+
+    `state` holds the context's state record as Avro bytes; the tail of the log after
+    `event_partition`/`event_offset` brings it up to date.
+    """
+
+    aggregate_id: str
+    aggregate_type: str
+    version: int
+    state: bytes
+    event_partition: int
+    event_offset: int
+    taken_at: str
+
+
+@dataclass(frozen=True)
 class Outcome(Generic[S]):
     """What one command produced: its result, the new events (with versions) and state."""
 

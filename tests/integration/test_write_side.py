@@ -28,7 +28,11 @@ pytestmark = pytest.mark.integration
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     import uuid
 
-    dep = Deployment(prefix=f"t{uuid.uuid4().hex[:8]}", data_dir=tmp_path_factory.mktemp("worker"))
+    dep = Deployment(
+        prefix=f"t{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path_factory.mktemp("worker"),
+        extra_env={"STREAMS_SNAPSHOT_EVERY": "3"},
+    )
     dep.start("w1")
     dep.wait_healthy("w1")
     yield dep
@@ -221,6 +225,28 @@ def test_the_http_command_api(deployment: Deployment, client: CommandClient) -> 
         in text
     )
     assert "streams_dlq_records_total" in text and "streams_command_latency_seconds_bucket" in text
+
+
+def test_every_third_version_is_snapshotted_in_the_same_transaction(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    client.execute("o-snap", PlaceOrder("c-1", "EUR"))
+    for i in range(6):
+        client.execute("o-snap", AddItem(f"sku-{i}", 1, 10))
+    snapshots = [
+        client.runtime.codec.decode(m.value()).message
+        for m in read_topic(deployment.settings(), client.runtime.topics.snapshots, idle_timeout=1.0)
+        if m.key() == b"o-snap"
+    ]
+    assert [s.version for s in snapshots] == [3, 6]
+    events = events_for(deployment, client, "o-snap")
+    latest = snapshots[-1]
+    assert latest.event_offset == events[5].offset() and latest.event_partition == events[5].partition()
+    history = [client.runtime.codec.decode(m.value()).message for m in events]
+    state = client.runtime.codec.decode(latest.state).message
+    assert state == client.runtime.context.fold(history[:6])
+    # snapshot + tail = full fold
+    assert client.runtime.context.fold(history[6:], state) == client.runtime.context.fold(history)
 
 
 def test_ship_requires_confirmation_end_to_end(client: CommandClient) -> None:

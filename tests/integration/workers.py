@@ -30,6 +30,7 @@ class Deployment:
     partitions: int = 4
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, worker_id: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -41,6 +42,7 @@ class Deployment:
             STREAMS_WORKER_ID=worker_id,
             STREAMS_WEB_PORT=str(self.ports[worker_id]),
         )
+        env.update(self.extra_env)
         return env
 
     def settings(self) -> Settings:

@@ -1,0 +1,525 @@
+#!/usr/bin/env bash
+# Local infrastructure stack as plain processes (no Docker):
+#   postgres (Debian) -> kafka (KRaft, Maven Central) -> registry (Apicurio, Maven Central)
+#   -> connect (Kafka Connect + Debezium JDBC sink + Apicurio Avro converter, Maven Central)
+# Usage: ops/stack.sh up | down | status | logs [service]
+# See ops/README.md.
+set -euo pipefail
+
+STREAMS_STACK_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OPS="$STREAMS_STACK_REPO/ops"
+# shellcheck source=ops/stack.env
+source "$OPS/stack.env"
+export STREAMS_STACK_HOME STREAMS_STACK_DATA
+
+SERVICES=(postgres kafka registry connect)
+LOGS="$STREAMS_STACK_DATA/logs"
+RUN="$STREAMS_STACK_DATA/run"
+CONF="$STREAMS_STACK_DATA/conf"
+PG_BIN="${PG_BIN:-}"
+MVN_DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+python_bin() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"
+  elif [ -x "$STREAMS_STACK_REPO/.venv/bin/python" ]; then echo "$STREAMS_STACK_REPO/.venv/bin/python"
+  else echo python3; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_of() { # prints pid if the pid file names a live process
+  local f="$RUN/$1.pid" p
+  [ -f "$f" ] || return 1
+  p="$(cat "$f" 2>/dev/null || true)"
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+}
+
+port_of() {
+  case "$1" in
+    postgres) echo "$PG_PORT" ;; kafka) echo "$KAFKA_PORT" ;;
+    registry) echo "$REGISTRY_PORT" ;; connect) echo "$CONNECT_PORT" ;;
+  esac
+}
+
+java_major() { # $1 = java binary
+  "$1" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2; exit}' | cut -d. -f1
+}
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found on PATH (need Java 17+; apt-get install openjdk-17-jdk-headless)"
+  local m; m="$(java_major java)"
+  [ "${m:-0}" -ge 17 ] || die "java on PATH is Java ${m:-?}; Kafka 4 needs Java 17+"
+}
+
+need_mvn() {
+  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch artifacts from Maven Central; apt-get install maven)"
+}
+
+# A JDK >= 21 for Apicurio Registry 3.2+: $JAVA21_HOME, else JAVA_HOME, java on PATH, /usr/lib/jvm/*.
+find_java21() {
+  local c
+  for c in "${JAVA21_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
+    [ -n "$c" ] && [ -x "$c/bin/java" ] || continue
+    if [ "$(java_major "$c/bin/java")" -ge 21 ] 2>/dev/null; then echo "$c/bin/java"; return 0; fi
+  done
+  if command -v java >/dev/null && [ "$(java_major java)" -ge 21 ] 2>/dev/null; then command -v java; return 0; fi
+  return 1
+}
+
+find_pg_bin() {
+  [ -n "$PG_BIN" ] && [ -x "$PG_BIN/postgres" ] && return 0
+  local d
+  for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+    if [ -x "$d/postgres" ]; then PG_BIN="$d"; return 0; fi
+  done
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "postgres binaries missing: apt-get install -y postgresql"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } \
+      || die "apt-get install postgresql failed"
+    for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+      if [ -x "$d/postgres" ]; then PG_BIN="$d"; return 0; fi
+    done
+  fi
+  die "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/postgres); install the Debian 'postgresql' package as root"
+}
+
+# Command as the postgres OS user when we are root (initdb/postgres refuse to run as root).
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Postgres data dir: <data>/postgres, unless we are root and user 'postgres' cannot reach it
+# (e.g. a repo under /root): then a per-data-dir folder under /var/tmp.
+pg_data_dir() {
+  local d="$STREAMS_STACK_DATA/postgres"
+  if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$STREAMS_STACK_DATA"
+    if ! runuser -u postgres -- test -x "$STREAMS_STACK_DATA" 2>/dev/null; then
+      d="/var/tmp/streams-stack-pg-$(printf '%s' "$STREAMS_STACK_DATA" | cksum | cut -d' ' -f1)"
+    fi
+  fi
+  echo "$d"
+}
+
+# ---------------------------------------------------------------- artifacts (cached, marker files)
+KAFKA_LIB="$STREAMS_STACK_HOME/kafka-$KAFKA_VERSION/lib"
+PLUGINS="$STREAMS_STACK_HOME/connect-plugins-dbz$DEBEZIUM_JDBC_VERSION-apicurio$APICURIO_CONVERTER_VERSION"
+
+# mvn, quiet, batch mode, output to stderr without ANSI escapes
+run_mvn() {
+  mvn -B -q -Dstyle.color=never "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2
+  return "${PIPESTATUS[0]}"
+}
+
+pom_stamp() { cksum < "$1" | cut -d' ' -f1; }
+
+ensure_kafka_artifacts() {
+  local marker="$KAFKA_LIB/.resolved" stamp
+  stamp="$(pom_stamp "$OPS/kafka/pom.xml")"
+  [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ] && return 0
+  need_mvn
+  grep -q "<kafka.version>$KAFKA_VERSION</kafka.version>" "$OPS/kafka/pom.xml" \
+    || die "KAFKA_VERSION=$KAFKA_VERSION differs from ops/kafka/pom.xml; edit the pom"
+  log "resolving Kafka $KAFKA_VERSION + Connect runtime from Maven Central (ops/kafka/pom.xml)"
+  rm -rf "$KAFKA_LIB"; mkdir -p "$KAFKA_LIB"
+  run_mvn -f "$OPS/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_LIB" -DincludeScope=runtime || die "Maven resolution of Kafka failed"
+  echo "$stamp" > "$marker"
+}
+
+mvn_copy() { # $1 = g:a:v:type[:classifier]  $2 = output dir
+  need_mvn
+  run_mvn "$MVN_DEP_PLUGIN:copy" -Dartifact="$1" -DoutputDirectory="$2" || die "Maven could not fetch $1"
+}
+
+ensure_connect_plugins() {
+  local marker="$PLUGINS/.resolved" stamp tmp
+  stamp="$(pom_stamp "$OPS/connect/pom.xml")"
+  [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ] && return 0
+  log "fetching Debezium JDBC sink $DEBEZIUM_JDBC_VERSION and Apicurio converter $APICURIO_CONVERTER_VERSION"
+  rm -rf "$PLUGINS"; mkdir -p "$PLUGINS"
+  tmp="$(mktemp -d)"
+  mvn_copy "io.debezium:debezium-connector-jdbc:$DEBEZIUM_JDBC_VERSION:tar.gz:plugin" "$tmp"
+  tar xzf "$tmp"/debezium-connector-jdbc-*-plugin.tar.gz -C "$PLUGINS"
+  rm -rf "$tmp"
+  mkdir -p "$PLUGINS/apicurio-converter"
+  run_mvn -f "$OPS/connect/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$PLUGINS/apicurio-converter" -DincludeScope=runtime \
+    || die "Maven resolution of the Apicurio converter failed"
+  echo "$stamp" > "$marker"
+}
+
+REGISTRY_JAVA=""
+REGISTRY_HOME=""
+ensure_registry_artifacts() {
+  local v="$APICURIO_VERSION" tmp
+  if [ -n "${REGISTRY_JAVA_HOME:-}" ]; then REGISTRY_JAVA="$REGISTRY_JAVA_HOME/bin/java"
+  elif REGISTRY_JAVA="$(find_java21)"; then :
+  else REGISTRY_JAVA="$(command -v java)"; fi
+  if ! [ "$(java_major "$REGISTRY_JAVA")" -ge 21 ] 2>/dev/null; then
+    die "Apicurio Registry $v needs Java 21+; none found (looked at REGISTRY_JAVA_HOME, JAVA21_HOME, JAVA_HOME, /usr/lib/jvm/*). Install one (e.g. Temurin 21/25) and set REGISTRY_JAVA_HOME. (Registry 3.0.x would run on Java 17, but its parent POM is not served by Maven Central here.)"
+  fi
+  REGISTRY_HOME="$STREAMS_STACK_HOME/apicurio-registry-$v"
+  [ -f "$REGISTRY_HOME/.resolved" ] && return 0
+  log "fetching Apicurio Registry $v (io.apicurio:apicurio-registry-app:$v:tar.gz:all)"
+  rm -rf "$REGISTRY_HOME"; mkdir -p "$REGISTRY_HOME"
+  tmp="$(mktemp -d)"
+  mvn_copy "io.apicurio:apicurio-registry-app:$v:tar.gz:all" "$tmp"
+  tar xzf "$tmp"/apicurio-registry-app-*-all.tar.gz -C "$REGISTRY_HOME"
+  rm -rf "$tmp"
+  [ -f "$REGISTRY_HOME/quarkus-run.jar" ] || die "unexpected layout of the Apicurio tarball in $REGISTRY_HOME"
+  touch "$REGISTRY_HOME/.resolved"
+}
+
+# ---------------------------------------------------------------- health checks
+health_postgres() {
+  find_pg_bin >/dev/null 2>&1 || return 1
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -d "$PG_DB" -U "$PG_USER" 2>/dev/null
+}
+
+health_kafka() {
+  port_open "$KAFKA_PORT" || return 1
+  local py; py="$(python_bin)"
+  if "$py" -c 'import confluent_kafka' 2>/dev/null; then
+    "$py" - "$KAFKA_PORT" <<'EOF' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+md = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"}).list_topics(timeout=5)
+sys.exit(0 if md.brokers else 1)
+EOF
+  else
+    grep -q "Kafka Server started" "$LOGS/kafka.log" 2>/dev/null
+  fi
+}
+
+health_registry() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects")" = 200 ]
+}
+
+health_connect() {
+  curl -sf -m 5 "http://127.0.0.1:$CONNECT_PORT/connector-plugins" 2>/dev/null \
+    | grep -q 'io.debezium.connector.jdbc.JdbcSinkConnector'
+}
+
+healthy() { "health_$1"; }
+
+wait_healthy() { # $1 service
+  local svc="$1" deadline=$(( SECONDS + STACK_START_TIMEOUT ))
+  while [ $SECONDS -lt $deadline ]; do
+    if healthy "$svc"; then return 0; fi
+    if [ "$svc" != postgres ] && ! pid_of "$svc" >/dev/null; then
+      log "$svc exited during startup"; break
+    fi
+    sleep 1
+  done
+  log "$svc did not become healthy within ${STACK_START_TIMEOUT}s; last 40 lines of $LOGS/$svc.log:"
+  tail -n 40 "$LOGS/$svc.log" >&2 2>/dev/null || true
+  exit 1
+}
+
+# Before starting: is the port taken by something that is not our healthy service?
+check_port_free() { # $1 service
+  local port; port="$(port_of "$1")"
+  if port_open "$port"; then
+    die "port $port (needed by $1) is in use by another process that is not a healthy $1 of this stack; stop it or set ${2:-the port variable} (see ops/stack.env)"
+  fi
+}
+
+# Start a detached JVM: $1 service, rest = command. Writes pid file, log file.
+spawn() {
+  local svc="$1"; shift
+  mkdir -p "$LOGS" "$RUN"
+  [ -f "$LOGS/$svc.log" ] && mv -f "$LOGS/$svc.log" "$LOGS/$svc.log.1"
+  nohup setsid "$@" >"$LOGS/$svc.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/$svc.pid"
+}
+
+# ---------------------------------------------------------------- postgres
+start_postgres() {
+  find_pg_bin
+  local pgdata; pgdata="$(pg_data_dir)"
+  mkdir -p "$LOGS" "$RUN"
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    log "initdb $pgdata"
+    mkdir -p "$pgdata"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$pgdata"
+    chmod 700 "$pgdata"
+    as_pg "$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 \
+      || { tail -n 40 "$LOGS/postgres-initdb.log" >&2; die "initdb failed"; }
+  fi
+  touch "$LOGS/postgres.log"
+  [ "$(id -u)" = 0 ] && chown postgres "$LOGS/postgres.log"
+  echo "$pgdata" > "$RUN/postgres.datadir"
+  as_pg "$PG_BIN/pg_ctl" -D "$pgdata" -l "$LOGS/postgres.log" -w -t "$STACK_START_TIMEOUT" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories='' -c max_connections=100 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || true
+  wait_healthy postgres
+  head -1 "$pgdata/postmaster.pid" > "$RUN/postgres.pid" 2>/dev/null || true
+  # role + database (idempotent)
+  local psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1)
+  if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_roles where rolname='$PG_USER'")" != 1 ]; then
+    "${psql[@]}" -d postgres -c "create role \"$PG_USER\" login password '$PG_PASSWORD'"
+  fi
+  if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname='$PG_DB'")" != 1 ]; then
+    "${psql[@]}" -d postgres -c "create database \"$PG_DB\" owner \"$PG_USER\""
+  fi
+}
+
+# ---------------------------------------------------------------- kafka
+write_log4j2() { # $1 file
+  cat > "$1" <<'EOF'
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.reflections.name = org.reflections
+logger.reflections.level = ERROR
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+EOF
+}
+
+start_kafka() {
+  need_java
+  ensure_kafka_artifacts
+  local dir="$STREAMS_STACK_DATA/kafka" props="$CONF/kafka-server.properties"
+  mkdir -p "$dir" "$CONF"
+  write_log4j2 "$CONF/log4j2.properties"
+  cat > "$props" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=168
+log.segment.bytes=104857600
+EOF
+  local jopts=(-Dstreams.stack="$STREAMS_STACK_DATA" -Dlog4j2.configurationFile="$CONF/log4j2.properties"
+               -Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20)
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    log "formatting KRaft storage in $dir/data"
+    local cid; cid="$(java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool format -t "$cid" -c "$props" \
+      > "$LOGS/kafka-format.log" 2>&1 || { tail -n 40 "$LOGS/kafka-format.log" >&2; die "kafka storage format failed"; }
+  fi
+  # shellcheck disable=SC2086
+  spawn kafka java $KAFKA_HEAP_OPTS "${jopts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka "$props"
+  wait_healthy kafka
+}
+
+# ---------------------------------------------------------------- registry
+start_registry() {
+  need_java
+  ensure_registry_artifacts
+  mkdir -p "$STREAMS_STACK_DATA/registry"
+  # kafkasql storage: the registry's journal lives in our Kafka (topic kafkasql-journal), so
+  # schemas and their ids survive restarts of the registry.
+  # ccompat: legacy-id-mode=false => ids returned by /apis/ccompat/v7 are contentIds, which the
+  # Connect converter (apicurio.registry.use-id=contentId) resolves.
+  # shellcheck disable=SC2086
+  spawn registry "$REGISTRY_JAVA" $REGISTRY_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MGMT_PORT" \
+    -Dapicurio.storage.kind=kafkasql \
+    -Dapicurio.kafkasql.bootstrap.servers="127.0.0.1:$KAFKA_PORT" \
+    -Dapicurio.kafkasql.topic=kafkasql-journal \
+    -Dapicurio.kafkasql.snapshots.topic=kafkasql-snapshots \
+    -Dapicurio.storage.snapshot.location="$STREAMS_STACK_DATA/registry" \
+    -Dapicurio.ccompat.legacy-id-mode.enabled=false \
+    -Dapicurio.rest.deletion.artifact.enabled=true \
+    -Dapicurio.rest.deletion.artifact-version.enabled=true \
+    -Dapicurio.rest.deletion.group.enabled=true \
+    -Dquarkus.log.console.format="%d{HH:mm:ss} %-5p [%c{2.}] %s%e%n" \
+    -jar "$REGISTRY_HOME/quarkus-run.jar"
+  wait_healthy registry
+}
+
+# ---------------------------------------------------------------- connect
+start_connect() {
+  need_java
+  ensure_kafka_artifacts
+  ensure_connect_plugins
+  local props="$CONF/connect-distributed.properties" reg="http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2"
+  mkdir -p "$CONF"
+  write_log4j2 "$CONF/log4j2.properties"
+  cat > "$props" <<EOF
+bootstrap.servers=127.0.0.1:$KAFKA_PORT
+group.id=streams-connect
+listeners=http://127.0.0.1:$CONNECT_PORT
+rest.advertised.host.name=127.0.0.1
+rest.advertised.port=$CONNECT_PORT
+plugin.path=$PLUGINS
+plugin.discovery=hybrid_warn
+config.storage.topic=_connect-configs
+offset.storage.topic=_connect-offsets
+status.storage.topic=_connect-status
+config.storage.replication.factor=1
+offset.storage.replication.factor=1
+offset.storage.partitions=5
+status.storage.replication.factor=1
+status.storage.partitions=1
+offset.flush.interval.ms=1000
+scheduled.rebalance.max.delay.ms=0
+# Defaults for connectors that do not set their own converters: string keys, Avro values in
+# Confluent wire format (magic 0 + 4-byte id) with ids from the registry's ccompat API (contentIds).
+key.converter=org.apache.kafka.connect.storage.StringConverter
+value.converter=io.apicurio.registry.utils.converter.AvroConverter
+value.converter.apicurio.registry.url=$reg
+value.converter.apicurio.registry.as-confluent=true
+value.converter.apicurio.registry.use-id=contentId
+value.converter.apicurio.registry.headers.enabled=false
+EOF
+  # shellcheck disable=SC2086
+  spawn connect java $CONNECT_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
+    -Dlog4j2.configurationFile="$CONF/log4j2.properties" -Djava.awt.headless=true -XX:+UseG1GC \
+    -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed "$props"
+  wait_healthy connect
+}
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  local t0=$SECONDS svc
+  mkdir -p "$STREAMS_STACK_HOME" "$STREAMS_STACK_DATA" "$LOGS" "$RUN" "$CONF"
+  need_java
+  for svc in "${SERVICES[@]}"; do
+    if healthy "$svc"; then
+      log "$svc: already healthy on port $(port_of "$svc")"
+      continue
+    fi
+    if [ "$svc" != postgres ] && pid_of "$svc" >/dev/null; then
+      # our own process, still starting (e.g. a concurrent `up`): give it the start timeout
+      log "$svc: process of this stack is running but not healthy yet; waiting"
+      wait_healthy "$svc"
+      log "$svc: healthy (port $(port_of "$svc"))"
+      continue
+    fi
+    case "$svc" in
+      postgres) check_port_free postgres PG_PORT ;;
+      kafka) check_port_free kafka KAFKA_PORT
+             port_open "$KAFKA_CONTROLLER_PORT" && die "port $KAFKA_CONTROLLER_PORT (kafka controller) is in use by another process; set KAFKA_CONTROLLER_PORT" ;;
+      registry) check_port_free registry REGISTRY_PORT
+                port_open "$REGISTRY_MGMT_PORT" && die "port $REGISTRY_MGMT_PORT (registry management/health interface) is in use by another process; set REGISTRY_MGMT_PORT" ;;
+      connect) check_port_free connect CONNECT_PORT ;;
+    esac
+    local t1=$SECONDS
+    log "$svc: starting"
+    "start_$svc"
+    log "$svc: healthy (port $(port_of "$svc"), $(( SECONDS - t1 ))s)"
+  done
+  log "stack up in $(( SECONDS - t0 ))s"
+  print_endpoints
+}
+
+print_endpoints() {
+  cat <<EOF
+bootstrap=127.0.0.1:$KAFKA_PORT
+registry_url=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
+connect_url=http://127.0.0.1:$CONNECT_PORT
+pg_dsn=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+EOF
+}
+
+stop_one() { # $1 service (not postgres)
+  local svc="$1" p
+  p="$(pid_of "$svc" || true)"
+  if [ -n "$p" ]; then
+    log "$svc: stopping (pid $p)"
+    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$p" 2>/dev/null; then
+      log "$svc: still running after 30s, SIGKILL"
+      kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$RUN/$svc.pid"
+}
+
+stop_postgres() {
+  local pgdata
+  if [ -f "$RUN/postgres.datadir" ]; then pgdata="$(cat "$RUN/postgres.datadir")"; else pgdata="$(pg_data_dir)"; fi
+  if [ -f "$pgdata/postmaster.pid" ]; then
+    find_pg_bin
+    log "postgres: stopping"
+    as_pg "$PG_BIN/pg_ctl" -D "$pgdata" -m fast -w -t 60 stop >/dev/null 2>&1 || {
+      local p; p="$(head -1 "$pgdata/postmaster.pid" 2>/dev/null || true)"
+      [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+    }
+  fi
+  rm -f "$RUN/postgres.pid"
+}
+
+cmd_down() {
+  local svc left
+  for svc in connect registry kafka; do stop_one "$svc"; done
+  stop_postgres
+  # stragglers: any JVM started with -Dstreams.stack=<this data dir>
+  left="$(pgrep -f -- "-Dstreams.stack=$STREAMS_STACK_DATA( |$)" || true)"
+  if [ -n "$left" ]; then
+    log "killing leftover processes: $left"
+    # shellcheck disable=SC2086
+    kill -KILL $left 2>/dev/null || true
+  fi
+  log "stack down"
+}
+
+cmd_status() {
+  local svc rc=0
+  for svc in "${SERVICES[@]}"; do
+    if healthy "$svc"; then
+      printf '%-9s healthy  port %s\n' "$svc" "$(port_of "$svc")"
+    else
+      printf '%-9s down     port %s\n' "$svc" "$(port_of "$svc")"; rc=1
+    fi
+  done
+  return $rc
+}
+
+cmd_logs() {
+  local svc="${1:-}" n="${LINES_N:-100}"
+  if [ -n "$svc" ]; then
+    [ -f "$LOGS/$svc.log" ] || die "no log for '$svc' in $LOGS (services: ${SERVICES[*]})"
+    tail -n "$n" "$LOGS/$svc.log"
+  else
+    for svc in "${SERVICES[@]}"; do
+      [ -f "$LOGS/$svc.log" ] || continue
+      echo "==> $LOGS/$svc.log <=="; tail -n 20 "$LOGS/$svc.log"; echo
+    done
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) shift; cmd_logs "${1:-}" ;;
+  env) print_endpoints ;;
+  *) echo "usage: $0 up | down | status | logs [service] | env" >&2; exit 2 ;;
+esac
