@@ -2,7 +2,8 @@
 # Local infrastructure stack as plain processes (no Docker):
 #   postgres (Debian) -> kafka (KRaft, Maven Central) -> registry (Apicurio, Maven Central)
 #   -> connect (Kafka Connect + Debezium JDBC sink + Apicurio Avro converter, Maven Central)
-# Usage: ops/stack.sh up | down | status | logs [service]
+# Usage: ops/stack.sh up [service…] | down [service…] | status [service…] | logs [service]
+#   (no service named = all of them, in order postgres kafka registry connect)
 # See ops/README.md.
 set -euo pipefail
 
@@ -405,11 +406,26 @@ EOF
 }
 
 # ---------------------------------------------------------------- commands
+check_services() { # in the main shell, so that `die` ends the script
+  local want
+  for want in "$@"; do
+    [[ " ${SERVICES[*]} " == *" $want "* ]] || die "unknown service '$want' (services: ${SERVICES[*]})"
+  done
+}
+
+selected() { # services named on the command line (in stack order), or all of them
+  local svc want
+  if [ $# -eq 0 ]; then printf '%s\n' "${SERVICES[@]}"; return; fi
+  for svc in "${SERVICES[@]}"; do
+    for want in "$@"; do [ "$svc" = "$want" ] && echo "$svc"; done
+  done
+}
+
 cmd_up() {
   local t0=$SECONDS svc
   mkdir -p "$STREAMS_STACK_HOME" "$STREAMS_STACK_DATA" "$LOGS" "$RUN" "$CONF"
   need_java
-  for svc in "${SERVICES[@]}"; do
+  for svc in $(selected "$@"); do
     if healthy "$svc"; then
       log "$svc: already healthy on port $(port_of "$svc")"
       continue
@@ -478,6 +494,12 @@ stop_postgres() {
 
 cmd_down() {
   local svc left
+  if [ $# -gt 0 ]; then # only the named services, e.g. for outage tests
+    for svc in $(selected "$@" | tac); do
+      if [ "$svc" = postgres ]; then stop_postgres; else stop_one "$svc"; fi
+    done
+    return
+  fi
   for svc in connect registry kafka; do stop_one "$svc"; done
   stop_postgres
   # stragglers: any JVM started with -Dstreams.stack=<this data dir>
@@ -492,7 +514,7 @@ cmd_down() {
 
 cmd_status() {
   local svc rc=0
-  for svc in "${SERVICES[@]}"; do
+  for svc in $(selected "$@"); do
     if healthy "$svc"; then
       printf '%-9s healthy  port %s\n' "$svc" "$(port_of "$svc")"
     else
@@ -516,10 +538,10 @@ cmd_logs() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
+  up) shift; check_services "$@"; cmd_up "$@" ;;
+  down) shift; check_services "$@"; cmd_down "$@" ;;
+  status) shift; check_services "$@"; cmd_status "$@" ;;
   logs) shift; cmd_logs "${1:-}" ;;
   env) print_endpoints ;;
-  *) echo "usage: $0 up | down | status | logs [service] | env" >&2; exit 2 ;;
+  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env" >&2; exit 2 ;;
 esac
