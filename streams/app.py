@@ -15,6 +15,7 @@ from mode import Service
 
 from streams.config import Settings
 from streams.processor import CommandProcessor
+from streams.query import register_read_side
 from streams.runtime import ContextRuntime
 from streams.web import register_views
 
@@ -76,6 +77,7 @@ class WriteSide(Service):
 
 
 register_views(app, settings)
+register_read_side(app, settings, worker_id(settings))
 
 
 def main() -> None:

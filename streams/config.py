@@ -47,3 +47,6 @@ class Settings:
     contexts: tuple[str, ...] = field(
         default_factory=lambda: tuple(_env("STREAMS_CONTEXTS", "orders").split(","))
     )
+    view_errors: str = field(default_factory=lambda: _env("STREAMS_VIEW_ERRORS", "dlq"))
+    """What a view does with an event its handler cannot fold: `dlq` (and go on) or `halt`."""
+    read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")

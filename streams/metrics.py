@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 COMMANDS = Counter(
     "streams_commands_total",
@@ -33,3 +33,27 @@ RETRIES = Counter(
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# --- read side ------------------------------------------------------------------------------
+VIEW_LAG = Gauge(
+    "streams_view_lag_events",
+    "Events between a view's positions and the head of its input (partitions owned here).",
+    ["context", "view", "version"],
+)
+VIEW_LATENCY = Histogram(
+    "streams_view_latency_seconds",
+    "Event record timestamp to the document published on the view topic.",
+    ["context", "view", "version"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+)
+VIEW_DLQ = Counter(
+    "streams_view_dlq_records_total",
+    "Events a view could not fold, sent to its DLQ topic.",
+    ["context", "view", "version", "reason"],
+)
+VIEW_SKIPPED = Counter(
+    "streams_view_skipped_events_total",
+    "Events not newer than the document's version for their aggregate (redeliveries).",
+    ["context", "view", "version"],
+)

@@ -16,8 +16,9 @@ from streams.core.decider import BoundedContext
 from streams.core.processing import AggregateSnapshot, CommandResult
 from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
 from streams.core.topics import ContextTopics
+from streams.core.views import ReadModelDocument, ViewVersions
 
-FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot)
+FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModelDocument, ViewVersions)
 
 
 def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:

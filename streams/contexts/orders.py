@@ -6,8 +6,10 @@ Money is an integer amount of minor units (cents) so that totals are exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from streams.core.decider import BoundedContext, Message, Rejected
+from streams.core.views import EventMeta, State, View
 
 MAX_LINES = 100
 
@@ -223,6 +225,81 @@ def evolve(state: OrderState, event: Message) -> OrderState:
     return state
 
 
+# --- views ------------------------------------------------------------------------------------
+
+
+def _lines_json(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    total = sum(line["quantity"] * line["unit_price_cents"] for line in lines)
+    return {"items": lines, "total_cents": total, "item_count": sum(line["quantity"] for line in lines)}
+
+
+def summarize(state: State | None, event: Message, meta: EventMeta) -> State | None:
+    """`order-summary`: one document per order with its status, items, totals and version."""
+    doc: dict[str, Any] = dict(state) if state is not None else {"status": "none", "items": []}
+    doc["version"] = meta.aggregate_version
+    match event:
+        case OrderPlaced(customer_id=customer_id, currency=currency):
+            doc.update(status="placed", customer_id=customer_id, currency=currency)
+            doc.update(_lines_json([]), placed_at=meta.occurred_at)
+        case ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price):
+            items = [dict(line) for line in doc["items"]]
+            line = next((ln for ln in items if ln["sku"] == sku), None)
+            if line is None:
+                items.append({"sku": sku, "quantity": quantity, "unit_price_cents": price})
+            else:
+                line["quantity"] += quantity
+            doc.update(_lines_json(items))
+        case ItemRemoved(sku=sku):
+            doc.update(_lines_json([ln for ln in doc["items"] if ln["sku"] != sku]))
+        case OrderConfirmed():
+            doc["status"] = "confirmed"
+        case OrderShipped(carrier=carrier):
+            doc.update(status="shipped", carrier=carrier)
+        case OrderCancelled(reason=reason):
+            doc.update(status="cancelled", cancel_reason=reason)
+    return doc
+
+
+def customer_of(event: Message, previous: str | None) -> str | None:
+    """`orders-by-customer` is keyed by the customer that placed the order."""
+    return event.customer_id if isinstance(event, OrderPlaced) else previous
+
+
+def by_customer(state: State | None, event: Message, meta: EventMeta) -> State | None:
+    """`orders-by-customer`: a customer's open orders with their totals (deleted when none is left)."""
+    orders = {k: dict(v) for k, v in (state or {}).get("orders", {}).items()}
+    order = orders.setdefault(meta.aggregate_id, {"status": "placed", "total_cents": 0, "lines": {}})
+    match event:
+        case OrderPlaced(customer_id=customer_id):
+            order["customer_id"] = customer_id
+        case ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price):
+            lines = dict(order["lines"])
+            lines[sku] = lines.get(sku, 0) + quantity * price
+            order["lines"] = lines
+        case ItemRemoved(sku=sku):
+            order["lines"] = {k: v for k, v in order["lines"].items() if k != sku}
+        case OrderConfirmed():
+            order["status"] = "confirmed"
+        case OrderShipped():
+            order["status"] = "shipped"
+        case OrderCancelled():
+            del orders[meta.aggregate_id]
+    if meta.aggregate_id in orders:
+        order["total_cents"] = sum(order["lines"].values())
+    if not orders:
+        return None
+    return {
+        "orders": orders,
+        "order_count": len(orders),
+        "total_cents": sum(o["total_cents"] for o in orders.values()),
+    }
+
+
+VIEWS = (
+    View("order-summary", summarize, list_fields=("status", "customer_id", "currency")),
+    View("orders-by-customer", by_customer, key_by=customer_of),
+)
+
 context: BoundedContext[OrderState] = BoundedContext(
     name="orders",
     aggregate_type="Order",
@@ -232,4 +309,5 @@ context: BoundedContext[OrderState] = BoundedContext(
     initial_state=INITIAL,
     decide=decide,
     evolve=evolve,
+    views=VIEWS,
 )

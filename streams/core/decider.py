@@ -41,6 +41,8 @@ class BoundedContext(Generic[S]):
     initial_state: S
     decide: Callable[[S, Message], Sequence[Message]]
     evolve: Callable[[S, Message], S]
+    views: tuple[Any, ...] = ()
+    """The context's read models (`streams.core.views.View`)."""
     command_names: dict[str, type] = field(init=False, repr=False)
     event_names: dict[str, type] = field(init=False, repr=False)
 

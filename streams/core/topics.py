@@ -55,6 +55,23 @@ class ContextTopics:
         """A compacted read-model topic."""
         return self._name(view)
 
+    def view_version(self, view: str, version: int) -> str:
+        """The read-model topic of one version of a view (version 1 is `view`, replays add `.vN`)."""
+        return self.view(view) if version <= 1 else self._name(f"{view}.v{version}")
+
+    def repartition(self, view: str, version: int) -> str:
+        """Events re-keyed by a view's document id (views not keyed by aggregate id)."""
+        return self._name(f"{view}.v{version}-repartition")
+
+    def view_dlq(self, view: str) -> str:
+        """Events a view's handler could not fold, with the reason in headers."""
+        return self._name(f"{view}.dlq")
+
+    @property
+    def views_control(self) -> str:
+        """Which version of each view is served (compacted, one partition)."""
+        return self._name("views-control")
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         """Every topic the write side needs, with its policy from DESIGN.md."""
         delete_week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}

@@ -1,0 +1,76 @@
+"""RocksDB (rocksdict) state of one input partition of a read-side stage.
+
+It holds the stage's keys and, under reserved keys, the input offsets it reflects: a batch's
+writes and its new positions land in one atomic write, after the batch's output was
+acknowledged. A stage that finds no store starts that partition from offset 0 (idempotent).
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch
+
+_POSITION = b"\x00pos:"
+_OFFSET = struct.Struct(">q")
+
+
+class LocalStore:
+    """Key/value state of one partition plus the input positions it reflects."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_max_open_files(128)
+        self.path = path
+        self._db = Rdict(str(path), options)
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value, or None."""
+        value = self._db.get(key)
+        return value if value is None else bytes(value)
+
+    def position(self, topic: str) -> int:
+        """The next offset of `topic` to read into this store (0 when new)."""
+        raw = self._db.get(_POSITION + topic.encode())
+        return 0 if raw is None else _OFFSET.unpack(raw)[0]
+
+    def write(self, writes: Mapping[bytes, bytes | None], positions: Mapping[str, int]) -> None:
+        """Put (or delete, for None) keys and advance positions in one atomic write."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in writes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        for topic, offset in positions.items():
+            batch.put(_POSITION + topic.encode(), _OFFSET.pack(offset))
+        self._db.write(batch)
+
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs whose key starts with `prefix`, in key order from `start`."""
+        for key, value in self._db.items(from_key=start if start is not None else prefix):
+            key = bytes(key)
+            if not key.startswith(prefix):
+                return
+            yield key, bytes(value)
+
+    def last_before(self, prefix: bytes, upper: bytes) -> tuple[bytes, bytes] | None:
+        """The greatest (key, value) with `prefix` and key <= `upper`, if any."""
+        for key, value in self._db.items(from_key=upper, backwards=True):
+            key = bytes(key)
+            return (key, bytes(value)) if key.startswith(prefix) else None
+        return None
+
+    def close(self) -> None:
+        """Release the RocksDB handle."""
+        self._db.close()
+
+    def destroy(self) -> None:
+        """Close and delete the files."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)

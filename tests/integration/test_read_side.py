@@ -1,0 +1,311 @@
+"""The read side end to end on the real stack: projections, query API, time travel, replay,
+aggregate rebuild and snapshots, with a worker process."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streams.client import CommandClient, read_topic
+from streams.contexts.orders import VIEWS, AddItem, CancelOrder, ConfirmOrder, PlaceOrder, RemoveItem
+from streams.core import headers as h
+from streams.core.views import fold_view
+from streams.messages import to_json
+from streams.processor import changelog_topic
+from streams.projector import event_meta
+from streams.rebuild import rebuild, rebuild_aggregate, verify
+from streams.replay import replay
+from streams.runtime import ContextRuntime
+from tests.conftest import StackEndpoints
+from tests.integration.workers import Deployment
+
+pytestmark = pytest.mark.integration
+SUMMARY, BY_CUSTOMER = VIEWS
+
+
+@pytest.fixture(scope="module")
+def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    dep = Deployment(
+        prefix=f"r{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path_factory.mktemp("worker"),
+        extra_env={"STREAMS_SNAPSHOT_EVERY": "5", "STREAMS_SINKS": "0"},
+    )
+    dep.start("w1")
+    dep.wait_healthy("w1")
+    yield dep
+    dep.stop_all()
+
+
+@pytest.fixture(scope="module")
+def client(deployment: Deployment) -> Iterator[CommandClient]:
+    with CommandClient(deployment.settings(), "orders") as c:
+        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+        yield c
+
+
+def get(dep: Deployment, path: str, **query: Any) -> tuple[int, Any]:
+    url = f"http://127.0.0.1:{dep.ports['w1']}{path}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    try:
+        with urllib.request.urlopen(url, timeout=70) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def log_of(dep: Deployment, runtime: ContextRuntime) -> list[tuple[Any, Any]]:
+    """Every (event, meta) in the log, in log order per partition."""
+    out = []
+    for msg in read_topic(dep.settings(), runtime.topics.events, idle_timeout=1.0):
+        meta = event_meta(h.as_dict(msg.headers()), msg.key().decode())
+        out.append((runtime.codec.decode(msg.value()).message, meta))
+    return out
+
+
+def some_orders(client: CommandClient, n: int, tag: str) -> dict[str, int]:
+    """n orders over a few customers with adds, removes, confirms and cancels; id -> last version."""
+    rng = random.Random(tag)
+    versions = {}
+    for i in range(n):
+        order = f"{tag}-{i}"
+        last = client.execute(order, PlaceOrder(f"{tag}-cust-{i % 3}", "EUR"))
+        for sku in rng.sample(["a", "b", "c", "d"], rng.randint(1, 3)):
+            last = client.execute(order, AddItem(sku, rng.randint(1, 4), 100))
+        if rng.random() < 0.3:
+            last = client.execute(order, RemoveItem(rng.choice(["a", "b", "c", "d"])))
+        roll = rng.random()
+        if roll < 0.3:
+            last = client.execute(order, ConfirmOrder())
+        elif roll < 0.5:
+            last = client.execute(order, CancelOrder("changed my mind"))
+        versions[order] = last.aggregate_version if last.accepted else versions.get(order, 1)
+    return versions
+
+
+def wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.3)
+
+
+def test_each_view_equals_the_fold_of_the_log(deployment: Deployment, client: CommandClient) -> None:
+    versions = some_orders(client, 12, "fold")
+    for order, version in versions.items():
+        status, _ = get(deployment, f"/orders/views/order-summary/{order}", min_version=version, timeout=30)
+        assert status == 200
+    expected = fold_view(SUMMARY, log_of(deployment, client.runtime))
+    for order in versions:
+        status, body = get(deployment, f"/orders/views/order-summary/{order}")
+        assert status == 200 and body["state"] == expected[order].state
+        assert body["last_event_version"] == expected[order].last_event_version
+
+    by_customer = fold_view(BY_CUSTOMER, log_of(deployment, client.runtime))
+    for customer in {f"fold-cust-{i}" for i in range(3)}:
+        doc = by_customer.get(customer)
+        status, body = get(deployment, f"/orders/views/orders-by-customer/{customer}", timeout=30)
+        if doc is None or doc.state is None:
+            assert status == 404
+        else:
+            wait_for(
+                lambda c=customer, d=doc: (
+                    get(deployment, f"/orders/views/orders-by-customer/{c}")[1].get("state") == d.state
+                )
+            )
+
+
+def test_documents_reach_the_compacted_view_topic_with_version_and_time(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    client.execute("topic-1", PlaceOrder("topic-cust", "EUR"))
+    added = client.execute("topic-1", AddItem("a", 2, 150))
+    get(deployment, "/orders/views/order-summary/topic-1", min_version=added.aggregate_version, timeout=30)
+    topic = client.runtime.topics.view("order-summary")
+    latest = None
+    for msg in read_topic(deployment.settings(), topic, idle_timeout=1.0):
+        if msg.key() == b"topic-1":
+            latest = client.runtime.codec.decode(msg.value()).message
+    assert latest is not None and latest.entity_type == "orders.order-summary"
+    assert latest.last_event_version == 2 and latest.last_updated.endswith("Z")
+    assert json.loads(latest.state)["total_cents"] == 300
+
+
+def test_lists_page_through_documents_filtered_by_status(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    for i in range(7):
+        result = client.execute(f"list-{i}", PlaceOrder("list-cust", "USD"))
+    get(deployment, "/orders/views/order-summary/list-6", min_version=result.aggregate_version, timeout=30)
+    seen: list[str] = []
+    after = ""
+    while True:
+        status, body = get(deployment, "/orders/views/order-summary", currency="USD", limit=3, after=after)
+        assert status == 200 and body["complete"]
+        seen += [item["entity_id"] for item in body["items"]]
+        if body["next"] is None:
+            break
+        after = body["next"]
+    assert seen == sorted(f"list-{i}" for i in range(7))
+
+
+def test_read_your_writes_never_returns_an_older_version(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    client.execute("ryw-1", PlaceOrder("ryw", "EUR"))
+    for i in range(15):
+        result = client.execute("ryw-1", AddItem("a", 1, 10))
+        status, body = get(
+            deployment, "/orders/views/order-summary/ryw-1", min_version=result.aggregate_version, timeout=20
+        )
+        assert status == 200 and body["last_event_version"] >= result.aggregate_version, i
+    status, body = get(deployment, "/orders/views/order-summary/ryw-1", min_version=999, timeout=0.5)
+    assert status == 504 and "has not reached version 999" in body["error"]
+
+
+def test_bad_queries_get_404_or_400_naming_the_parameter(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    assert get(deployment, "/orders/views/order-summary/no-such-order")[0] == 404
+    assert get(deployment, "/orders/views/no-such-view/x")[0] == 404
+    assert get(deployment, "/orders/aggregates/no-such-order")[0] == 404
+    status, body = get(deployment, "/orders/views/order-summary/x", min_version="abc")
+    assert status == 400 and "min_version" in body["error"]
+    status, body = get(deployment, "/orders/views/order-summary", limit="0")
+    assert status == 400 and "limit" in body["error"]
+    status, body = get(deployment, "/orders/views/order-summary", colour="red")
+    assert status == 400 and "colour" in body["error"]
+    status, body = get(deployment, "/orders/aggregates/x", as_of="yesterday")
+    assert status == 400 and "as_of" in body["error"]
+
+
+def test_time_travel_gives_the_fold_up_to_a_version_or_a_time(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    client.execute("tt-1", PlaceOrder("tt", "EUR"))
+    for i in range(22):
+        last = client.execute("tt-1", AddItem(f"s{i % 4}", 1, 10 + i % 4))
+        time.sleep(0.01)
+    get(deployment, "/orders/views/order-summary/tt-1", min_version=last.aggregate_version, timeout=30)
+    records = [
+        m
+        for m in read_topic(deployment.settings(), client.runtime.topics.events, idle_timeout=1.0)
+        if m.key() == b"tt-1"
+    ]
+    events = [client.runtime.codec.decode(m.value()).message for m in records]
+    times = [h.as_dict(m.headers())[h.OCCURRED_AT] for m in records]
+    wait_for(lambda: get(deployment, "/orders/aggregates/tt-1")[1].get("latest_version") == len(events))
+    rng = random.Random(4)
+    for version in rng.sample(range(1, len(events) + 1), 8):
+        status, body = get(deployment, "/orders/aggregates/tt-1", at_version=version)
+        assert status == 200 and body["version"] == version
+        assert body["state"] == to_json(client.runtime.context.fold(events[:version]))
+    for index in rng.sample(range(len(events)), 5):
+        status, body = get(deployment, "/orders/aggregates/tt-1", as_of=times[index])
+        version = max(i + 1 for i, t in enumerate(times) if t <= times[index])
+        assert status == 200 and body["version"] == version
+        assert body["state"] == to_json(client.runtime.context.fold(events[:version]))
+    status, body = get(deployment, "/orders/aggregates/tt-1", at_version=len(events))
+    assert body["from_snapshot"] == 20 and body["events_read"] == len(events) - 20
+
+    pages, start = [], 1
+    while start is not None:
+        status, body = get(deployment, "/orders/aggregates/tt-1/events", from_version=start, limit=10)
+        pages += body["events"]
+        start = body["next"]
+    assert [e["version"] for e in pages] == list(range(1, len(events) + 1))
+
+
+def test_snapshot_plus_tail_equals_the_full_fold(deployment: Deployment, client: CommandClient) -> None:
+    client.execute("snap-1", PlaceOrder("snap", "EUR"))
+    for _ in range(13):
+        client.execute("snap-1", AddItem("a", 1, 1))
+    settings = deployment.settings()
+    with_snapshot = rebuild_aggregate(settings, client.runtime, "snap-1", use_snapshot=True)
+    without = rebuild_aggregate(settings, client.runtime, "snap-1", use_snapshot=False)
+    assert with_snapshot.snapshot_version == 10 and with_snapshot.events_folded == 4
+    assert with_snapshot.aggregate == without.aggregate and without.aggregate.version == 14
+
+
+def test_replay_beside_the_live_view_switches_to_an_equal_new_version(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def keep_sending() -> None:
+        with CommandClient(deployment.settings(), "orders") as writer:
+            i = 0
+            while not stop.is_set():
+                writer.execute(
+                    f"replay-{i % 20}", PlaceOrder("replay-cust", "EUR") if i < 20 else AddItem("x", 1, 5)
+                )
+                sent.append(f"replay-{i % 20}")
+                i += 1
+
+    thread = threading.Thread(target=keep_sending)
+    thread.start()
+    try:
+        time.sleep(2)
+        progress: list[Any] = []
+        report = replay(
+            deployment.settings(),
+            client.runtime,
+            "order-summary",
+            on_progress=progress.append,
+            max_lag=50,
+            drop_after_s=3,
+        )
+        assert report.new_version == 2 and progress
+        status, body = get(deployment, "/orders/views/order-summary/replay-0")
+        assert status == 200 and body["version_served"] == 2
+    finally:
+        stop.set()
+        thread.join()
+    last = client.execute("replay-0", AddItem("y", 1, 1))
+    get(deployment, "/orders/views/order-summary/replay-0", min_version=last.aggregate_version, timeout=30)
+    expected = fold_view(SUMMARY, log_of(deployment, client.runtime))
+    for order in set(sent):
+        wait_for(
+            lambda o=order: (
+                get(deployment, f"/orders/views/order-summary/{o}")[1].get("state") == expected[o].state
+            )
+        )
+    old_topic = client.runtime.topics.view("order-summary")
+    admin = AdminClient({"bootstrap.servers": deployment.settings().bootstrap})
+    wait_for(lambda: old_topic not in admin.list_topics(timeout=10).topics)
+
+
+def test_rebuild_after_losing_rocksdb_and_the_changelog(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    settings = deployment.settings()
+    runtime = client.runtime
+    some_orders(client, 5, "rebuild")
+    deployment.kill("w1")
+    shutil.rmtree(deployment.data_dir / "w1", ignore_errors=True)
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin.delete_topics([changelog_topic(runtime)])[changelog_topic(runtime)].result()
+    wait_for(lambda: changelog_topic(runtime) not in admin.list_topics(timeout=10).topics)
+    time.sleep(2)
+    report = rebuild(settings, runtime)
+    assert report.aggregates > 5 and report.commands >= report.aggregates
+    checked, mismatches = verify(settings, runtime)
+    assert checked == report.aggregates and mismatches == []
+    deployment.start("w1")
+    deployment.wait_healthy("w1")
+    result = client.execute("rebuild-0", AddItem("zz", 1, 1), timeout=120)
+    before = fold_view(SUMMARY, log_of(deployment, runtime))["rebuild-0"].last_event_version
+    assert result.aggregate_version == before + (1 if result.accepted else 0)
