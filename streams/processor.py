@@ -54,6 +54,39 @@ class RetryBatch(Exception):
     """The batch must be aborted and processed again after a pause."""
 
 
+class StuckClient(Exception):
+    """A librdkafka call did not return in time; its clients must be abandoned."""
+
+
+CALL_TIMEOUT_S = 20.0
+
+
+def bounded(what: str, call: Callable[[], Any], timeout: float = CALL_TIMEOUT_S) -> Any:
+    """Run a blocking client call, giving up after `timeout`.
+
+    librdkafka's `send_offsets_to_transaction` can block forever, past its own timeout, when
+    the group coordinator restarts (librdkafka #5456, #5511). The caller then drops the clients;
+    the next producer with the same transactional id fences the stuck one.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"call-{what}", daemon=True).start()
+    if not done.wait(timeout):
+        raise StuckClient(f"{what} did not return within {timeout:.0f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def changelog_topic(runtime: ContextRuntime) -> str:
     """The compacted topic mirroring the handler's RocksDB state."""
     return f"{runtime.topics.prefix}{runtime.context.name}.aggregates-changelog"
@@ -193,10 +226,11 @@ class CommandProcessor:
 
     def _close_clients(self) -> None:
         if self._consumer is not None:
+            consumer = self._consumer
             try:
-                self._consumer.close()
+                bounded("consumer close", consumer.close, timeout=15)
             except Exception:
-                log.debug("consumer close failed", exc_info=True)
+                log.warning("%s: consumer close failed; abandoning it", self.name, exc_info=True)
             self._consumer = None
         self._producer = None
         for store in self.stores.values():
@@ -286,8 +320,9 @@ class CommandProcessor:
 
     def _abort(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
+        producer = self._producer
         try:
-            self._producer.abort_transaction(30)
+            bounded("abort", lambda: producer.abort_transaction(30))
         except KafkaException as exc:
             if exc.args[0].fatal():
                 raise
@@ -374,7 +409,8 @@ class CommandProcessor:
                     self.changelog, store_value, store_key, partition=partition, on_delivery=track
                 )
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in pending.offsets.items()]
-        producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)
+        metadata = self._consumer.consumer_group_metadata()
+        bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
         self._commit()
         # committed: now RocksDB may follow
         for partition, writes in pending.writes.items():
@@ -385,9 +421,10 @@ class CommandProcessor:
 
     def _commit(self) -> None:
         assert self._producer is not None
+        producer = self._producer
         while True:
             try:
-                self._producer.commit_transaction(30)
+                bounded("commit", lambda: producer.commit_transaction(30))
                 return
             except KafkaException as exc:
                 error = exc.args[0]
