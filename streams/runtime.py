@@ -24,7 +24,7 @@ FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModel
 def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:
     """Schemas of a context's messages and state, plus the framework's own records."""
     types = (*context.commands, *context.events, context.state_type, *FRAMEWORK_TYPES)
-    return SchemaCatalog([SCHEMAS_DIR / context.name, SCHEMAS_DIR / "streams"], types)
+    return SchemaCatalog([SCHEMAS_DIR / context.name, SCHEMAS_DIR / "streams"], types, context.upcasters)
 
 
 @dataclass(frozen=True)

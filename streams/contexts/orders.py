@@ -1,6 +1,12 @@
 """Orders: the seed's e-commerce example as a bounded context (plain data + pure functions).
 
 Money is an integer amount of minor units (cents) so that totals are exact.
+
+Schema history (docs/versioning.md): `ShipOrder`/`OrderShipped` v2 add `tracking_id` and
+`AddItem` v2 an optional `currency` (fields with defaults: pure Avro evolution, old producers and
+old events are read by schema resolution); `ItemAdded` v2 renamed `unit_price_cents` to
+`unit_price_minor`, which Avro defaults cannot express: the upcaster at the end of this module
+turns v1 records into v2 on read.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ class AddItem:
     sku: str
     quantity: int
     unit_price_cents: int
+    currency: str | None = None
+    """v2: the price's currency; it must be the order's (None: the order's, as in v1)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class ShipOrder:
     """Hand a confirmed order to a carrier."""
 
     carrier: str
+    tracking_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,14 @@ class OrderPlaced:
 
 @dataclass(frozen=True)
 class ItemAdded:
-    """Units of a sku were added (a line is created or its quantity raised)."""
+    """Units of a sku were added (a line is created or its quantity raised).
+
+    v2: the unit price is `unit_price_minor`, in the minor unit of the order's currency.
+    """
 
     sku: str
     quantity: int
-    unit_price_cents: int
+    unit_price_minor: int
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ class OrderShipped:
     """The order left with a carrier."""
 
     carrier: str
+    tracking_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,8 +172,12 @@ def decide(state: OrderState, command: Message) -> list[Message]:
             if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
                 raise Rejected("invalid_currency", f"{currency!r} is not an ISO-4217 code")
             return [OrderPlaced(customer_id=customer_id, currency=currency)]
-        case AddItem(sku=sku, quantity=quantity, unit_price_cents=price):
+        case AddItem(sku=sku, quantity=quantity, unit_price_cents=price, currency=price_currency):
             _require_open(state)
+            if price_currency is not None and price_currency != state.currency:
+                raise Rejected(
+                    "currency_mismatch", f"the order is in {state.currency}, the price in {price_currency}"
+                )
             if not sku.strip():
                 raise Rejected("missing_sku", "sku must not be empty")
             if quantity <= 0:
@@ -175,7 +192,7 @@ def decide(state: OrderState, command: Message) -> list[Message]:
                     "price_mismatch",
                     f"{sku} is in the order at {existing.unit_price_cents}, not {price}",
                 )
-            return [ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price)]
+            return [ItemAdded(sku=sku, quantity=quantity, unit_price_minor=price)]
         case RemoveItem(sku=sku):
             _require_open(state)
             if state.line(sku) is None:
@@ -186,14 +203,14 @@ def decide(state: OrderState, command: Message) -> list[Message]:
             if not state.lines:
                 raise Rejected("empty_order", "an order needs at least one line to be confirmed")
             return [OrderConfirmed(total_cents=state.total_cents)]
-        case ShipOrder(carrier=carrier):
+        case ShipOrder(carrier=carrier, tracking_id=tracking_id):
             if state.status == "none":
                 raise Rejected("order_not_found", "no order with this id has been placed")
             if state.status != "confirmed":
                 raise Rejected("order_not_confirmed", f"the order is {state.status}")
             if not carrier.strip():
                 raise Rejected("missing_carrier", "carrier must not be empty")
-            return [OrderShipped(carrier=carrier)]
+            return [OrderShipped(carrier=carrier, tracking_id=tracking_id)]
         case CancelOrder(reason=reason):
             if state.status == "none":
                 raise Rejected("order_not_found", "no order with this id has been placed")
@@ -208,7 +225,7 @@ def evolve(state: OrderState, event: Message) -> OrderState:
     match event:
         case OrderPlaced(customer_id=customer_id, currency=currency):
             return replace(state, status="placed", customer_id=customer_id, currency=currency)
-        case ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price):
+        case ItemAdded(sku=sku, quantity=quantity, unit_price_minor=price):
             existing = state.line(sku)
             if existing is None:
                 return replace(state, lines=(*state.lines, OrderLine(sku, quantity, price)))
@@ -241,7 +258,7 @@ def summarize(state: State | None, event: Message, meta: EventMeta) -> State | N
         case OrderPlaced(customer_id=customer_id, currency=currency):
             doc.update(status="placed", customer_id=customer_id, currency=currency)
             doc.update(_lines_json([]), placed_at=meta.occurred_at)
-        case ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price):
+        case ItemAdded(sku=sku, quantity=quantity, unit_price_minor=price):
             items = [dict(line) for line in doc["items"]]
             line = next((ln for ln in items if ln["sku"] == sku), None)
             if line is None:
@@ -253,8 +270,10 @@ def summarize(state: State | None, event: Message, meta: EventMeta) -> State | N
             doc.update(_lines_json([ln for ln in doc["items"] if ln["sku"] != sku]))
         case OrderConfirmed():
             doc["status"] = "confirmed"
-        case OrderShipped(carrier=carrier):
+        case OrderShipped(carrier=carrier, tracking_id=tracking_id):
             doc.update(status="shipped", carrier=carrier)
+            if tracking_id:
+                doc["tracking_id"] = tracking_id
         case OrderCancelled(reason=reason):
             doc.update(status="cancelled", cancel_reason=reason)
     return doc
@@ -272,7 +291,7 @@ def by_customer(state: State | None, event: Message, meta: EventMeta) -> State |
     match event:
         case OrderPlaced(customer_id=customer_id):
             order["customer_id"] = customer_id
-        case ItemAdded(sku=sku, quantity=quantity, unit_price_cents=price):
+        case ItemAdded(sku=sku, quantity=quantity, unit_price_minor=price):
             lines = dict(order["lines"])
             lines[sku] = lines.get(sku, 0) + quantity * price
             order["lines"] = lines
@@ -295,6 +314,20 @@ def by_customer(state: State | None, event: Message, meta: EventMeta) -> State |
     }
 
 
+# --- upcasters: pure functions from a record of version N to one of N + 1, applied on read -------
+
+
+def item_added_v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    """`unit_price_cents` became `unit_price_minor` (not every currency has cents); same amount."""
+    return {
+        "sku": record["sku"],
+        "quantity": record["quantity"],
+        "unit_price_minor": record["unit_price_cents"],
+    }
+
+
+UPCASTERS = {("ItemAdded", 1): item_added_v1_to_v2}
+
 VIEWS = (
     View("order-summary", summarize, list_fields=("status", "customer_id", "currency")),
     View("orders-by-customer", by_customer, key_by=customer_of),
@@ -310,4 +343,5 @@ context: BoundedContext[OrderState] = BoundedContext(
     decide=decide,
     evolve=evolve,
     views=VIEWS,
+    upcasters=UPCASTERS,
 )

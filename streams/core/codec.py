@@ -4,6 +4,13 @@ Bytes are `0x00 | schema id (4 bytes, big endian) | Avro binary`, the format of 
 `AvroSerializer`, so any Confluent-compatible consumer or Connect converter reads our topics.
 Schema ids are resolved once (registration at start-up, or one registry look-up for an id seen
 for the first time); encoding and decoding then touch only in-memory caches.
+
+Reading an older version yields the latest class. Per schema id a read plan is compiled once:
+where the catalog has upcasters (`(type, N) -> N + 1`) from the writer's version on, the record
+is read with its own schema, and each step is either an upcaster or an Avro schema resolution
+hop between two versions (for stretches without upcasters); without upcasters the record is read
+directly with Avro schema resolution to the latest schema. A version that neither path can read
+raises `NoUpcasterPath`.
 """
 
 from __future__ import annotations
@@ -11,12 +18,15 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import fastavro
+import fastavro.validation
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.read import SchemaResolutionError
 
 from streams.core.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 
@@ -48,6 +58,25 @@ class UnknownType(DecodeError):
     reason = "unknown_type"
 
 
+class NoUpcasterPath(DecodeError):
+    """A version of a known type that Avro resolution cannot read and no upcaster chain covers."""
+
+    reason = "no_upcaster_path"
+
+
+class UpcastFailed(DecodeError):
+    """An upcaster raised, or produced a record that does not match its target schema."""
+
+    reason = "upcast_failed"
+
+
+class IncompatibleSchema(Exception):
+    """The registry refused a schema version under its subject's compatibility rules (HTTP 409).
+
+    Not retryable: a worker must not start with a schema the registry's rules reject.
+    """
+
+
 class RegistryUnavailable(Exception):
     """The registry could not be reached; the caller should retry, not drop the record."""
 
@@ -68,22 +97,83 @@ class _Writer:
     version: SchemaVersion
 
 
+Step = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class _Reader:
     type_name: str
     version: int
     writer: Any
     reader: Any
+    """Reader schema of the first read (None: the writer's own, no resolution)."""
+    steps: tuple[Step, ...] = ()
+    """Upcasters and resolution hops after the first read, ending at the latest version."""
+    check: Any = None
+    """The latest schema when the last step is an upcaster (its output is validated)."""
+
+
+class _Hop:
+    """Avro schema resolution of a decoded record from one version to another."""
+
+    def __init__(self, source: SchemaVersion, target: SchemaVersion) -> None:
+        self.source, self.target = source, target
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        buf = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buf, self.source.parsed, record)
+        except Exception as exc:
+            raise UpcastFailed(
+                f"upcast output is not a valid {self.source.type_name} v{self.source.version}: {exc}"
+            ) from exc
+        buf.seek(0)
+        try:
+            out = fastavro.schemaless_reader(buf, self.source.parsed, self.target.parsed)
+        except SchemaResolutionError as exc:
+            raise NoUpcasterPath(
+                f"{self.source.type_name} v{self.source.version} -> v{self.target.version}: "
+                f"no upcaster and Avro resolution fails: {exc}"
+            ) from exc
+        return out  # type: ignore[return-value]
+
+
+class _Upcast:
+    """One upcaster step, turning its exceptions into `UpcastFailed`."""
+
+    def __init__(self, type_name: str, version: int, fn: Step) -> None:
+        self.type_name, self.version, self.fn = type_name, version, fn
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.fn(dict(record))
+        except Exception as exc:
+            raise UpcastFailed(
+                f"upcaster {self.type_name} v{self.version} -> v{self.version + 1}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
 
 class AvroCodec:
     """Encodes and decodes the message classes of a catalog, with registry-assigned ids."""
 
-    def __init__(self, catalog: SchemaCatalog, registry: SchemaRegistryClient) -> None:
+    def __init__(self, catalog: SchemaCatalog, registry: SchemaRegistryClient | None) -> None:
         self.catalog = catalog
         self.registry = registry
         self._writers: dict[type, _Writer] = {}
         self._readers: dict[int, _Reader] = {}
+        self._ids: dict[tuple[str, int], int] = {}
+
+    @classmethod
+    def offline(cls, catalog: SchemaCatalog) -> AvroCodec:
+        """A codec without a registry: ids are assigned locally (tests, the compatibility gate).
+
+        Encoding and decoding take exactly the same path as with registry-assigned ids.
+        """
+        codec = cls(catalog, None)
+        for schema_id, sv in enumerate(catalog.all_versions(), start=1):
+            codec._install(sv, schema_id)
+        return codec
 
     @classmethod
     def connect(cls, catalog: SchemaCatalog, registry_url: str) -> AvroCodec:
@@ -94,14 +184,18 @@ class AvroCodec:
 
     def register(self) -> None:
         """Register every known version (idempotent) and prepare writers for the latest."""
+        assert self.registry is not None, "an offline codec has no registry"
         try:
             for sv in self.catalog.all_versions():
-                schema_id = self.registry.register_schema(sv.subject, Schema(sv.text, "AVRO"))
-                self._readers[schema_id] = self._reader_for(sv.type_name, sv.version, sv.parsed)
-                if sv is self.catalog.latest(sv.type_name):
-                    cls_ = self.catalog.types[sv.type_name]
-                    header = _HEADER.pack(MAGIC_BYTE, schema_id)
-                    self._writers[cls_] = _Writer(schema_id, header, sv)
+                try:
+                    schema_id = self.registry.register_schema(sv.subject, Schema(sv.text, "AVRO"))
+                except SchemaRegistryError as exc:
+                    if exc.http_status_code in (409, 422):
+                        raise IncompatibleSchema(
+                            f"{sv.subject} v{sv.version} refused by the registry: {exc.error_message}"
+                        ) from exc
+                    raise
+                self._install(sv, schema_id)
         except (SchemaRegistryError, OSError, ValueError) as exc:
             raise RegistryUnavailable(f"schema registry: {exc}") from exc
         except Exception as exc:  # requests' connection errors are not OSError subclasses
@@ -109,8 +203,34 @@ class AvroCodec:
                 raise RegistryUnavailable(f"schema registry: {exc}") from exc
             raise
 
+    def _install(self, sv: SchemaVersion, schema_id: int) -> None:
+        self._readers[schema_id] = self._reader_for(sv.type_name, sv.version, sv.parsed)
+        self._ids[(sv.type_name, sv.version)] = schema_id
+        if sv is self.catalog.latest(sv.type_name):
+            cls_ = self.catalog.types[sv.type_name]
+            self._writers[cls_] = _Writer(schema_id, _HEADER.pack(MAGIC_BYTE, schema_id), sv)
+
     def _reader_for(self, type_name: str, version: int, writer: Any) -> _Reader:
-        return _Reader(type_name, version, writer, self.catalog.latest(type_name).parsed)
+        """The read plan for one writer schema (compiled once per schema id)."""
+        latest = self.catalog.latest(type_name)
+        ups = [v for v in self.catalog.upcaster_versions(type_name) if v >= version]
+        if version == 0 or not ups:  # unknown writer version, or nothing to upcast: resolve
+            return _Reader(type_name, version, writer, latest.parsed)
+        first = ups[0]
+        reader = None if first == version else self.catalog.version(type_name, first).parsed
+        steps: list[Step] = []
+        current = first
+        version_of = self.catalog.version
+        for v in ups:
+            if v > current:
+                steps.append(_Hop(version_of(type_name, current), version_of(type_name, v)))
+            steps.append(_Upcast(type_name, v, self.catalog.upcasters[(type_name, v)]))
+            current = v + 1
+        check = latest.parsed
+        if current < latest.version:
+            steps.append(_Hop(version_of(type_name, current), latest))
+            check = None
+        return _Reader(type_name, version, writer, reader, tuple(steps), check)
 
     def schema_id(self, cls: type) -> int:
         """The registry id written for `cls`."""
@@ -119,6 +239,19 @@ class AvroCodec:
     def version_of(self, cls: type) -> int:
         """The schema version written for `cls`."""
         return self._writers[cls].version.version
+
+    def schema_id_of(self, type_name: str, version: int) -> int:
+        """The registry id of one (possibly historical) version of a type."""
+        return self._ids[(type_name, version)]
+
+    def encode_record(self, type_name: str, version: int, record: dict[str, Any]) -> bytes:
+        """Serialize a plain record with a given (possibly historical) version: what a producer
+        still on that version writes. For tests, samples and tools; services write `encode`."""
+        sv = self.catalog.version(type_name, version)
+        out = io.BytesIO()
+        out.write(_HEADER.pack(MAGIC_BYTE, self._ids[(type_name, version)]))
+        fastavro.schemaless_writer(out, sv.parsed, record)
+        return out.getvalue()
 
     def encode(self, message: Any) -> bytes:
         """Serialize a message with the latest schema of its type."""
@@ -135,17 +268,32 @@ class AvroCodec:
         _, schema_id = _HEADER.unpack_from(data)
         reader = self._readers.get(schema_id) or self._resolve(schema_id)
         try:
-            record = fastavro.schemaless_reader(
+            record: Any = fastavro.schemaless_reader(
                 io.BytesIO(data[_HEADER.size :]), reader.writer, reader.reader
             )
+        except SchemaResolutionError as exc:
+            raise NoUpcasterPath(
+                f"schema id {schema_id} ({reader.type_name} v{reader.version or '?'}): no upcaster path "
+                f"to v{self.catalog.latest(reader.type_name).version} and Avro resolution fails: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise MalformedRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
+        if reader.steps:
+            for step in reader.steps:
+                record = step(record)
+            if reader.check is not None:
+                _validate(reader, record)
+        try:
             cls = self.catalog.types[reader.type_name]
-            message = from_record(cls, record)  # type: ignore[arg-type]
+            message = from_record(cls, record)
         except Exception as exc:
             raise MalformedRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
         return Decoded(reader.type_name, reader.version, message)
 
     def _resolve(self, schema_id: int) -> _Reader:
         """Fetch an id we did not register ourselves (another producer's) once, then cache."""
+        if self.registry is None:
+            raise UnknownSchema(f"schema id {schema_id} is not known (offline codec)")
         try:
             schema = self.registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
@@ -170,3 +318,13 @@ class AvroCodec:
         reader = self._reader_for(type_name, version, writer)
         self._readers[schema_id] = reader
         return reader
+
+
+def _validate(reader: _Reader, record: dict[str, Any]) -> None:
+    """The last upcaster's output must be a valid latest-version record."""
+    try:
+        fastavro.validation.validate(record, reader.check, raise_errors=True)
+    except Exception as exc:
+        raise UpcastFailed(
+            f"upcasting {reader.type_name} v{reader.version} gives an invalid latest record: {exc}"
+        ) from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -43,6 +43,11 @@ class BoundedContext(Generic[S]):
     evolve: Callable[[S, Message], S]
     views: tuple[Any, ...] = ()
     """The context's read models (`streams.core.views.View`)."""
+    upcasters: Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    """Pure functions `(type name, N) -> f(record of vN) -> record of vN+1` for commands and events
+    whose new schema version Avro defaults cannot express (applied on read, chained)."""
     command_names: dict[str, type] = field(init=False, repr=False)
     event_names: dict[str, type] = field(init=False, repr=False)
 

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,26 @@ def load_schema_file(path: Path) -> SchemaVersion:
     )
 
 
-class SchemaCatalog:
-    """All schema versions of a set of message classes, loaded once."""
+Record = dict[str, Any]
+Upcaster = Callable[[Record], Record]
+"""A pure function from a decoded record of version N of a type to a record of version N + 1."""
 
-    def __init__(self, directories: Iterable[Path], types: Iterable[type]) -> None:
+
+class SchemaCatalog:
+    """All schema versions of a set of message classes, loaded once, and their upcasters.
+
+    `upcasters` maps `(type name, N)` to the function that turns a version-N record into a
+    version-(N + 1) record; both versions must exist as schema files.
+    """
+
+    def __init__(
+        self,
+        directories: Iterable[Path],
+        types: Iterable[type],
+        upcasters: Mapping[tuple[str, int], Upcaster] | None = None,
+    ) -> None:
         self.types: dict[str, type] = {t.__name__: t for t in types}
+        self.upcasters: dict[tuple[str, int], Upcaster] = dict(upcasters or {})
         self._versions: dict[str, list[SchemaVersion]] = {}
         self._by_fullname: dict[str, str] = {}
         for directory in directories:
@@ -82,6 +97,24 @@ class SchemaCatalog:
             if name not in self._versions:
                 raise SchemaFileError(f"no schema file for {name} in {list(directories)}")
             self._versions[name].sort(key=lambda v: v.version)
+        for type_name, version in self.upcasters:
+            known = {v.version for v in self._versions.get(type_name, [])}
+            if version not in known or version + 1 not in known:
+                raise SchemaFileError(
+                    f"upcaster {type_name} v{version} -> v{version + 1}: "
+                    f"both versions need a schema file (have {sorted(known)})"
+                )
+
+    def version(self, type_name: str, version: int) -> SchemaVersion:
+        """One version of a type (KeyError when there is no such file)."""
+        for sv in self._versions[type_name]:
+            if sv.version == version:
+                return sv
+        raise KeyError(f"{type_name} v{version}")
+
+    def upcaster_versions(self, type_name: str) -> list[int]:
+        """The versions N of `type_name` that have an upcaster N -> N + 1, ascending."""
+        return sorted(v for t, v in self.upcasters if t == type_name)
 
     def latest(self, type_name: str) -> SchemaVersion:
         """The version that writers use."""
@@ -117,6 +150,13 @@ def _nested_item(hint: Any) -> type | None:
     return None
 
 
+def _nested_one(hint: Any) -> type | None:
+    """The dataclass of a field that holds one nested record (`X`), if it does."""
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    return None
+
+
 def to_record(obj: Any) -> dict[str, Any]:
     """A dataclass instance as an Avro-ready dict."""
     cls = type(obj)
@@ -138,14 +178,19 @@ def _compile_to(cls: type) -> ToRecord:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     nested = {n: _nested_item(hints[n]) for n in names}
-    if not any(nested.values()):
+    single = {n for n in names if _nested_one(hints[n]) is not None}
+    if not any(nested.values()) and not single:
         return lambda obj: {n: getattr(obj, n) for n in names}
 
     def convert(obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for n in names:
             value = getattr(obj, n)
-            out[n] = [to_record(v) for v in value] if nested[n] else value
+            if nested[n]:
+                value = [to_record(v) for v in value]
+            elif n in single:
+                value = to_record(value)
+            out[n] = value
         return out
 
     return convert
@@ -155,6 +200,7 @@ def _compile_from(cls: type) -> FromRecord:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     nested = {n: _nested_item(hints[n]) for n in names}
+    single = {n: one for n in names if (one := _nested_one(hints[n])) is not None}
     tuples = {n for n in names if typing.get_origin(hints[n]) is tuple}
 
     def build(record: dict[str, Any]) -> Any:
@@ -166,6 +212,8 @@ def _compile_from(cls: type) -> FromRecord:
             value = record[n]
             if item is not None:
                 value = tuple(from_record(item, v) for v in value)
+            elif n in single:
+                value = from_record(single[n], value)
             elif n in tuples:
                 value = tuple(value)
             kwargs[n] = value

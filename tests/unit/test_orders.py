@@ -21,7 +21,7 @@ from streams.contexts.orders import (
 from tests.unit.scenario import given
 
 PLACED = OrderPlaced(customer_id="c-1", currency="EUR")
-WIDGET = ItemAdded(sku="widget", quantity=2, unit_price_cents=250)
+WIDGET = ItemAdded(sku="widget", quantity=2, unit_price_minor=250)
 CONFIRMED = OrderConfirmed(total_cents=500)
 SHIPPED = OrderShipped(carrier="DHL")
 CANCELLED = OrderCancelled(reason="changed my mind")
@@ -66,6 +66,15 @@ def test_adding_a_sku_again_raises_its_quantity() -> None:
 
 def test_a_sku_keeps_one_price() -> None:
     given(context, PLACED, WIDGET).when(AddItem("widget", 1, 300)).then_rejected("price_mismatch")
+
+
+def test_a_price_in_another_currency_is_rejected() -> None:
+    given(context, PLACED).when(AddItem("widget", 2, 250, currency="EUR")).then(WIDGET)
+    given(context, PLACED).when(AddItem("widget", 2, 250, currency="USD")).then_rejected("currency_mismatch")
+
+
+def test_a_producer_on_add_item_v1_sends_no_currency_and_prices_in_the_order_currency() -> None:
+    given(context, PLACED).when(AddItem("widget", 2, 250, currency=None)).then(WIDGET)
 
 
 def test_quantities_are_positive_and_prices_not_negative() -> None:
@@ -115,6 +124,8 @@ def test_no_shipping_before_confirmation() -> None:
 def test_a_confirmed_order_ships_once() -> None:
     state = given(context, PLACED, WIDGET, CONFIRMED).when(ShipOrder("DHL")).then(SHIPPED)
     assert state.status == "shipped"
+    tracked = OrderShipped("DHL", tracking_id="JD0123")
+    given(context, PLACED, WIDGET, CONFIRMED).when(ShipOrder("DHL", "JD0123")).then(tracked)
     given(context, PLACED, WIDGET, CONFIRMED, SHIPPED).when(ShipOrder("UPS")).then_rejected(
         "order_not_confirmed"
     )
