@@ -111,6 +111,8 @@ class _Reader:
     """Upcasters and resolution hops after the first read, ending at the latest version."""
     check: Any = None
     """The latest schema when the last step is an upcaster (its output is validated)."""
+    target: int = 0
+    """The version the first read resolves to."""
 
 
 class _Hop:
@@ -215,7 +217,7 @@ class AvroCodec:
         latest = self.catalog.latest(type_name)
         ups = [v for v in self.catalog.upcaster_versions(type_name) if v >= version]
         if version == 0 or not ups:  # unknown writer version, or nothing to upcast: resolve
-            return _Reader(type_name, version, writer, latest.parsed)
+            return _Reader(type_name, version, writer, latest.parsed, target=latest.version)
         first = ups[0]
         reader = None if first == version else self.catalog.version(type_name, first).parsed
         steps: list[Step] = []
@@ -230,7 +232,7 @@ class AvroCodec:
         if current < latest.version:
             steps.append(_Hop(version_of(type_name, current), latest))
             check = None
-        return _Reader(type_name, version, writer, reader, tuple(steps), check)
+        return _Reader(type_name, version, writer, reader, tuple(steps), check, first)
 
     def schema_id(self, cls: type) -> int:
         """The registry id written for `cls`."""
@@ -273,8 +275,8 @@ class AvroCodec:
             )
         except SchemaResolutionError as exc:
             raise NoUpcasterPath(
-                f"schema id {schema_id} ({reader.type_name} v{reader.version or '?'}): no upcaster path "
-                f"to v{self.catalog.latest(reader.type_name).version} and Avro resolution fails: {exc}"
+                f"schema id {schema_id}: {reader.type_name} v{reader.version or '?'} -> v{reader.target}: "
+                f"no upcaster and Avro resolution fails: {exc}"
             ) from exc
         except Exception as exc:
             raise MalformedRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
