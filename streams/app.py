@@ -16,7 +16,9 @@ from mode import Service
 from streams.config import Settings
 from streams.processor import CommandProcessor
 from streams.query import register_read_side
+from streams.realtime import register_realtime
 from streams.runtime import ContextRuntime
+from streams.sinks import register_sinks
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class WriteSide(Service):
 
 register_views(app, settings)
 register_read_side(app, settings, worker_id(settings))
+register_sinks(app, settings)
+register_realtime(app, settings)
 
 
 def main() -> None:

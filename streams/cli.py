@@ -171,6 +171,57 @@ def demo() -> None:
     sys.exit(run_demo(Settings(), console))
 
 
+# --- Kafka Connect sinks ----------------------------------------------------------------------
+
+
+@main.group()
+def connect() -> None:
+    """The PostgreSQL sinks (connectors/*.json) through the Kafka Connect REST API."""
+
+
+@connect.command("deploy")
+def connect_deploy() -> None:
+    """Create the seed's tables (connectors/sql) and create or update every sink connector."""
+    from streams.connect import deploy
+
+    for name in deploy(Settings()):
+        console.print(f"deployed {name}")
+
+
+@connect.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw report.")
+def connect_status(as_json: bool) -> None:
+    """Connector and task states, task errors and sink lag; exit 1 unless all are RUNNING."""
+    from streams.connect import status
+
+    report = status(Settings())
+    if as_json:
+        console.print_json(json.dumps(report))
+    healthy = True
+    for entry in report:
+        tasks = entry.get("tasks", [])
+        ok = entry["state"] == "RUNNING" and bool(tasks) and all(t["state"] == "RUNNING" for t in tasks)
+        healthy &= ok
+        if as_json:
+            continue
+        lag = entry.get("lag", {}).get("lag", "?")
+        console.print(f"{entry['name']}: {entry['state']}  lag={lag}  topic={entry['topic']}", soft_wrap=True)
+        for task in tasks:
+            console.print(f"  task {task['id']}: {task['state']} on {task['worker']}", soft_wrap=True)
+            if task.get("trace"):
+                console.print(f"    error: {task['trace'][:1500]}", markup=False, soft_wrap=True)
+    sys.exit(0 if healthy else 1)
+
+
+@connect.command("remove")
+def connect_remove() -> None:
+    """Delete the sink connectors (the tables and their rows stay)."""
+    from streams.connect import remove
+
+    for name in remove(Settings()):
+        console.print(f"removed {name}")
+
+
 # --- read side ------------------------------------------------------------------------------
 
 

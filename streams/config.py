@@ -47,6 +47,13 @@ class Settings:
     contexts: tuple[str, ...] = field(
         default_factory=lambda: tuple(_env("STREAMS_CONTEXTS", "orders").split(","))
     )
+    sinks_enabled: bool = field(default_factory=lambda: _env("STREAMS_SINKS", "1") == "1")
+    sink_views: tuple[str, ...] = field(
+        default_factory=lambda: tuple(v for v in _env("STREAMS_SINK_VIEWS", "").split(",") if v)
+    )
+    sink_schema: str = field(default_factory=lambda: _env("STREAMS_SINK_SCHEMA", "public"))
+    auth_token: str = field(default_factory=lambda: _env("STREAMS_AUTH_TOKEN", ""))
+    realtime_buffer: int = field(default_factory=lambda: int(_env("STREAMS_REALTIME_BUFFER", "1000")))
     view_errors: str = field(default_factory=lambda: _env("STREAMS_VIEW_ERRORS", "dlq"))
     """What a view does with an event its handler cannot fold: `dlq` (and go on) or `halt`."""
     read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")

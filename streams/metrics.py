@@ -57,3 +57,15 @@ VIEW_SKIPPED = Counter(
     "Events not newer than the document's version for their aggregate (redeliveries).",
     ["context", "view", "version"],
 )
+
+
+# --- real-time publishing (streams/realtime.py) ---------------------------------------------
+REALTIME_CLIENTS = Gauge("streams_realtime_clients", "Connected real-time clients.", ["transport"])
+REALTIME_PUSHED = Counter(
+    "streams_realtime_messages_pushed_total", "Messages pushed to real-time clients.", ["transport", "kind"]
+)
+REALTIME_DROPPED = Counter(
+    "streams_realtime_clients_dropped_total",
+    "Real-time clients disconnected by the server, by reason (slow_client: buffer full).",
+    ["transport", "reason"],
+)

@@ -8,7 +8,7 @@ import json
 import faust
 from faust.web import Request, Response, View
 
-from streams import metrics
+from streams import auth, metrics
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.messages import InvalidMessage, message_from_json, to_json
@@ -37,6 +37,7 @@ class Clients:
 def register_views(app: faust.App, settings: Settings) -> None:
     """Attach the HTTP endpoints to `app`."""
     clients = Clients(settings)
+    auth.install(app, settings)  # 401 without the bearer token, when one is configured
 
     @app.page("/metrics")
     class Metrics(View):

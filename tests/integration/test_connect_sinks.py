@@ -1,0 +1,456 @@
+"""Kafka Connect sinks on the real stack: worker -> derived sink topics -> JDBC sink -> PostgreSQL.
+
+The connectors run on a private Connect worker process started by this module (own REST port,
+group id and internal topics; same Kafka lib dir and plugin path as ops/stack.sh), so that it can
+be restarted without touching the shared stack's Connect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from click.testing import CliRunner
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from streams.cli import main as cli
+from streams.client import CommandClient, read_topic
+from streams.config import Settings
+from streams.connect import ConnectClient, deploy, remove, sink_lag, status
+from streams.contexts.orders import AddItem, ConfirmOrder, PlaceOrder
+from streams.core import headers as h
+from streams.core.topics import TopicSpec
+from streams.runtime import ensure_topics
+from tests.conftest import ROOT, StackEndpoints
+from tests.integration.workers import Deployment, free_port
+
+pytestmark = pytest.mark.integration
+
+DOC_SCHEMA = {
+    "type": "record",
+    "name": "ReadModelDocument",
+    "namespace": "streams",
+    "fields": [
+        {"name": "entity_id", "type": "string"},
+        {"name": "entity_type", "type": "string"},
+        {"name": "state", "type": {"type": "string", "connect.name": "io.debezium.data.Json"}},
+        {"name": "last_event_version", "type": "long"},
+        {"name": "last_updated", "type": "string"},
+    ],
+}
+
+
+class PrivateConnect:
+    """A Kafka Connect distributed worker of our own (restartable)."""
+
+    def __init__(self, workdir: Path, bootstrap: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        suffix = uuid.uuid4().hex[:8]
+        shared = (ROOT / ".stack" / "conf" / "connect-distributed.properties").read_text()
+        props = []
+        overrides = {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-connect-{suffix}",
+            "listeners": f"http://127.0.0.1:{self.port}",
+            "rest.advertised.port": str(self.port),
+            "config.storage.topic": f"_test-connect-{suffix}-configs",
+            "offset.storage.topic": f"_test-connect-{suffix}-offsets",
+            "status.storage.topic": f"_test-connect-{suffix}-status",
+            "offset.storage.partitions": "1",
+        }
+        for line in shared.splitlines():
+            key = line.split("=", 1)[0].strip()
+            if key not in overrides:
+                props.append(line)
+        props += [f"{k}={v}" for k, v in overrides.items()]
+        self.props = workdir / "connect.properties"
+        self.props.write_text("\n".join(props) + "\n")
+        env = subprocess.run(
+            ["bash", "-c", "source ops/stack.env; echo $STREAMS_STACK_HOME/kafka-$KAFKA_VERSION/lib"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.lib = env.stdout.strip()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        log = open(self.workdir / "connect.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [
+                "java",
+                "-Xms128m",
+                "-Xmx512m",
+                f"-Dlog4j2.configurationFile={ROOT / '.stack' / 'conf' / 'log4j2.properties'}",
+                "-Djava.awt.headless=true",
+                "-cp",
+                f"{self.lib}/*",
+                "org.apache.kafka.connect.cli.ConnectDistributed",
+                str(self.props),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_tail()
+            try:
+                resp = httpx.get(f"{self.url}/connector-plugins", timeout=2)
+                if resp.status_code == 200 and "JdbcSinkConnector" in resp.text:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(self.log_tail())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        path = self.workdir / "connect.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateConnect]:
+    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    dep = Deployment(
+        prefix=f"s{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path_factory.mktemp("worker"),
+        extra_env={"STREAMS_SNAPSHOT_EVERY": "3", "STREAMS_SINK_VIEWS": "test-view"},
+    )
+    dep.start("w1")
+    dep.wait_healthy("w1")
+    yield dep
+    dep.stop_all()
+
+
+@pytest.fixture(scope="module")
+def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settings]:
+    s = replace(
+        deployment.settings(),
+        connect_url=connect.url,
+        sink_schema=deployment.prefix,
+        sink_views=("test-view",),
+    )
+    yield s
+    remove(s)
+    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+        conn.execute(f"drop schema if exists {s.sink_schema} cascade".encode())
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[CommandClient]:
+    for attempt in range(5):  # the worker has just created the topics: leaders may still move
+        try:
+            c = CommandClient(settings, "orders")
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(2)
+    with c:
+        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+        yield c
+
+
+def query(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        return conn.execute(sql.replace("{s}", settings.sink_schema).encode(), args).fetchall()
+
+
+def wait_for(settings: Settings, check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        failed = [t for entry in status(settings) for t in entry.get("tasks", []) if t["state"] == "FAILED"]
+        assert not failed, failed[0]["trace"][:3000]
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+def log_event_ids(settings: Settings, client: CommandClient) -> list[str]:
+    return [
+        h.as_dict(m.headers())[h.EVENT_ID]
+        for m in read_topic(settings, client.runtime.topics.events, idle_timeout=1.0)
+    ]
+
+
+def test_deploy_creates_tables_and_running_connectors(settings: Settings, client: CommandClient) -> None:
+    names = deploy(settings)
+    assert len(names) == 3
+    tables = {
+        r[0]
+        for r in query(
+            settings,
+            "select table_name from information_schema.tables where table_schema = %s",
+            settings.sink_schema,
+        )
+    }
+    assert tables == {"eventstore", "genericreadmodel", "genericsnapshots"}
+    indexes = {
+        r[0]
+        for r in query(
+            settings, "select indexname from pg_indexes where schemaname = %s", settings.sink_schema
+        )
+    }
+    assert {
+        "idx_aggregate_id",
+        "idx_aggregate_type",
+        "idx_event_type",
+        "idx_entity_type",
+        "idx_last_event_version",
+        "idx_snapshot_type",
+    } <= indexes
+    wait_for(
+        settings,
+        lambda: all(
+            e["state"] == "RUNNING" and e.get("tasks") and all(t["state"] == "RUNNING" for t in e["tasks"])
+            for e in status(settings)
+        ),
+        "connectors running",
+    )
+
+
+def test_commands_become_jsonb_rows_with_history_in_order(settings: Settings, client: CommandClient) -> None:
+    assert client.execute("o-sql-1", PlaceOrder("cust-42", "EUR")).accepted
+    assert client.execute("o-sql-1", AddItem("widget", 2, 250)).accepted
+    assert client.execute("o-sql-1", AddItem("gadget", 1, 999)).accepted
+    assert client.execute("o-sql-1", ConfirmOrder()).accepted
+
+    rows = wait_for(
+        settings,
+        lambda: (
+            (
+                r := query(
+                    settings,
+                    "select Version, EventType from {s}.EventStore where AggregateID = %s order by Version",
+                    "o-sql-1",
+                )
+            )
+            and len(r) == 4
+            and r
+        ),
+        "4 rows of o-sql-1",
+    )
+    assert rows == [(1, "OrderPlaced"), (2, "ItemAdded"), (3, "ItemAdded"), (4, "OrderConfirmed")]
+    # EventData and Metadata are real JSONB
+    assert query(
+        settings,
+        "select EventData->>'customer_id', jsonb_typeof(EventData), "
+        "Metadata->>'command_id' is not null, AggregateType from {s}.EventStore "
+        "where AggregateID = %s and Version = 1",
+        "o-sql-1",
+    ) == [("cust-42", "object", True, "Order")]
+    assert query(settings, "select count(*) from {s}.EventStore where EventData->>'sku' = 'gadget'") == [(1,)]
+    assert query(
+        settings, "select pg_typeof(EventData)::text, pg_typeof(EventID)::text from {s}.EventStore limit 1"
+    ) == [("jsonb", "uuid")]
+    # the snapshot taken at version 3 (STREAMS_SNAPSHOT_EVERY=3)
+    snap = wait_for(
+        settings,
+        lambda: query(
+            settings,
+            "select LastEventVersion, SnapshotData->'lines'->0->>'sku', "
+            "AggregateType from {s}.GenericSnapshots where AggregateID = %s",
+            "o-sql-1",
+        ),
+        "snapshot row",
+    )
+    assert snap[0][0] >= 3 and snap[0][1] == "widget" and snap[0][2] == "Order"
+
+
+def produce_view_doc(settings: Settings, topic: str, key: str, doc: dict[str, Any] | None) -> None:
+    registry = SchemaRegistryClient({"url": settings.registry_url})
+    schema_id = registry.register_schema("streams.ReadModelDocument", Schema(json.dumps(DOC_SCHEMA), "AVRO"))
+    import io
+
+    import fastavro
+
+    value = None
+    if doc is not None:
+        out = io.BytesIO()
+        out.write(b"\x00" + schema_id.to_bytes(4, "big"))
+        fastavro.schemaless_writer(out, fastavro.parse_schema(DOC_SCHEMA), doc)
+        value = out.getvalue()
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer.produce(topic, value, key.encode())
+    assert producer.flush(30) == 0
+
+
+def test_read_model_upsert_and_tombstone_delete(settings: Settings, client: CommandClient) -> None:
+    # The read side's view topics are built by another module; this test writes a view topic in
+    # its contract (streams.ReadModelDocument, state as JSON text) itself.
+    topic = f"{settings.topic_prefix}orders.test-view"
+    ensure_topics(settings, [TopicSpec(topic, settings.partitions, {"cleanup.policy": "compact"})])
+    doc = {
+        "entity_id": "o-rm-1",
+        "entity_type": "Order",
+        "state": json.dumps({"status": "placed", "total": 5}),
+        "last_event_version": 1,
+        "last_updated": "2026-01-01T00:00:00.000Z",
+    }
+    produce_view_doc(settings, topic, "o-rm-1", doc)
+    produce_view_doc(settings, topic, "o-rm-2", {**doc, "entity_id": "o-rm-2"})
+    produce_view_doc(
+        settings,
+        topic,
+        "o-rm-1",
+        {**doc, "state": json.dumps({"status": "confirmed", "total": 7}), "last_event_version": 2},
+    )
+    rows = wait_for(
+        settings,
+        lambda: (
+            (
+                r := query(
+                    settings,
+                    "select EntityID, EntityType, State->>'status', (State->>'total')::int, "
+                    "LastEventVersion from {s}.GenericReadModel order by EntityID",
+                )
+            )
+            and len(r) == 2
+            and r[0][4] == 2
+            and r
+        ),
+        "two read-model rows",
+    )
+    assert rows == [
+        ("o-rm-1", "orders.test-view", "confirmed", 7, 2),
+        ("o-rm-2", "orders.test-view", "placed", 5, 1),
+    ]
+    produce_view_doc(settings, topic, "o-rm-1", None)
+    wait_for(
+        settings,
+        lambda: query(settings, "select EntityID from {s}.GenericReadModel") == [("o-rm-2",)],
+        "tombstone deletes o-rm-1",
+    )
+
+
+def test_one_row_per_event_across_a_connect_worker_restart(
+    settings: Settings, client: CommandClient, connect: PrivateConnect
+) -> None:
+    for i in range(20):
+        client.send(f"o-rs-{i % 5}", PlaceOrder(f"c{i}") if i < 5 else AddItem(f"sku-{i}", 1, 100))
+    client.flush()
+    wait_for(
+        settings,
+        lambda: (
+            query(settings, "select count(*) from {s}.EventStore where AggregateID like 'o-rs-%%'")[0][0] >= 5
+        ),
+        "first rows",
+    )
+    connect.stop()  # mid-stream: the tasks' offsets may lag the rows already written
+    for i in range(20, 40):
+        client.send(f"o-rs-{i % 5}", AddItem(f"sku-{i}", 1, 100))
+    client.flush()
+    connect.start()
+    expected = set(log_event_ids(settings, client))
+    wait_for(
+        settings,
+        lambda: query(settings, "select count(*) from {s}.EventStore")[0][0] == len(expected),
+        f"{len(expected)} rows",
+        timeout=120,
+    )
+    rows = query(settings, "select EventID::text from {s}.EventStore")
+    assert sorted(r[0] for r in rows) == sorted(expected)
+    for i in range(5):
+        versions = [
+            r[0]
+            for r in query(
+                settings,
+                "select Version from {s}.EventStore where AggregateID = %s order by Version",
+                f"o-rs-{i}",
+            )
+        ]
+        assert versions == list(range(1, len(versions) + 1))
+
+
+def test_sink_lag_under_steady_command_load(settings: Settings, client: CommandClient) -> None:
+    """Figure for the closing note: EventStore connector lag while commands arrive at ~25/s."""
+    name = f"{settings.topic_prefix}orders-eventstore-sink"
+    topic = f"{settings.topic_prefix}orders.events-sink"
+    base = query(settings, "select count(*) from {s}.EventStore")[0][0]
+    samples: list[int] = []
+    sent = 0
+    start = time.monotonic()
+    while time.monotonic() - start < 20:
+        for _ in range(5):
+            client.send(f"o-load-{sent % 50}", PlaceOrder("c") if sent < 50 else AddItem(f"k{sent}", 1, 1))
+            sent += 1
+        client.flush()
+        samples.append(sink_lag(settings, name, topic)["lag"])
+        time.sleep(0.2)
+    drained_at = wait_for(
+        settings,
+        lambda: (
+            query(settings, "select count(*) from {s}.EventStore")[0][0] >= base + sent and time.monotonic()
+        ),
+        "load drained",
+    )
+    print(
+        f"\nsink lag under {sent / 20:.0f} commands/s: max {max(samples)} records, "
+        f"median {sorted(samples)[len(samples) // 2]}; "
+        f"all rows in {drained_at - start - 20:.1f} s after the load"
+    )
+
+
+def test_a_failing_task_shows_its_error_in_status(settings: Settings, client: CommandClient) -> None:
+    # bytes that are not Avro in a sink topic make the converter fail the task (errors.tolerance=none)
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer.produce(f"{settings.topic_prefix}orders.snapshots-sink", b"not avro", b"o-bad")
+    assert producer.flush(30) == 0
+    name = f"{settings.topic_prefix}orders-snapshots-sink"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        entry = next(e for e in status(settings) if e["name"] == name)
+        if any(t["state"] == "FAILED" for t in entry.get("tasks", [])):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("the task did not fail")
+    env = {
+        "CONNECT_URL": settings.connect_url,
+        "STREAMS_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMS_SINK_SCHEMA": settings.sink_schema,
+        "STREAMS_SINK_VIEWS": "test-view",
+    }
+    result = CliRunner().invoke(cli, ["connect", "status"], env=env)
+    assert result.exit_code == 1, result.output
+    assert re.search(rf"{re.escape(name)}: RUNNING .*\n\s+task 0: FAILED", result.output), result.output
+    assert "error:" in result.output and "Exception" in result.output
+    assert "lag=" in result.output
+    ConnectClient(settings.connect_url).delete(name)

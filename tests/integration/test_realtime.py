@@ -1,0 +1,390 @@
+"""Real-time publishing on the real stack: WebSocket and SSE against a worker process.
+
+The deployment runs with STREAMS_AUTH_TOKEN set, so every request below carries the token and
+the auth test checks the refusals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streams.client import CommandClient, read_topic
+from streams.contexts.orders import AddItem, PlaceOrder
+from streams.core import headers as h
+from streams.realtime import encode_token
+from tests.conftest import StackEndpoints
+from tests.integration.workers import Deployment
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    dep = Deployment(
+        prefix=f"r{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path_factory.mktemp("worker"),
+        extra_env={
+            "STREAMS_AUTH_TOKEN": TOKEN,
+            "STREAMS_SINKS": "0",
+            "STREAMS_READ_SIDE": "0",
+            "STREAMS_REALTIME_BUFFER": "50",
+        },
+    )
+    dep.start("w1")
+    dep.wait_healthy("w1")
+    yield dep
+    dep.stop_all()
+
+
+@pytest.fixture(scope="module")
+def client(deployment: Deployment) -> Iterator[CommandClient]:
+    for attempt in range(5):  # the worker has just created the topics: leaders may still move
+        try:
+            c = CommandClient(deployment.settings(), "orders")
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(2)
+    with c:
+        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+        yield c
+
+
+def base_url(dep: Deployment) -> str:
+    return f"http://127.0.0.1:{dep.ports['w1']}"
+
+
+def log_events(dep: Deployment, client: CommandClient, aggregate_id: str) -> list[str]:
+    return [
+        h.as_dict(m.headers())[h.EVENT_ID]
+        for m in read_topic(dep.settings(), client.runtime.topics.events, idle_timeout=1.0)
+        if m.key() == aggregate_id.encode()
+    ]
+
+
+async def ws_frames(
+    ws: aiohttp.ClientWebSocketResponse, count: int, timeout: float = 20
+) -> list[dict[str, Any]]:
+    frames = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count:
+        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        frames.append(json.loads(msg.data))
+    return frames
+
+
+async def no_more(ws: aiohttp.ClientWebSocketResponse, wait: float = 1.5) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        msg = await ws.receive(timeout=wait)
+        raise AssertionError(f"unexpected frame {msg.data}")
+
+
+def test_websocket_streams_committed_events_and_resumes_without_gaps_or_repeats(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    agg = f"o-ws-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            ws = await http.ws_connect(f"{base_url(deployment)}/realtime/ws")
+            await ws.send_json({"type": "subscribe", "context": "orders", "aggregate_id": agg})
+            (subscribed,) = await ws_frames(ws, 1)
+            assert subscribed["type"] == "subscribed" and subscribed["token"]
+            assert client.execute(agg, PlaceOrder("c-ws")).accepted
+            client.execute("o-other", PlaceOrder("c"))  # filtered out: another aggregate
+            for i in range(4):
+                assert client.execute(agg, AddItem(f"sku-{i}", 1, 100)).accepted
+            first = await ws_frames(ws, 3)
+            await ws.close()  # mid-stream: 2 events of this batch not read yet
+            for i in range(4, 8):
+                assert client.execute(agg, AddItem(f"sku-{i}", 1, 100)).accepted
+            ws2 = await http.ws_connect(f"{base_url(deployment)}/realtime/ws")
+            await ws2.send_json(
+                {"type": "subscribe", "context": "orders", "aggregate_id": agg, "resume": first[-1]["token"]}
+            )
+            assert (await ws_frames(ws2, 1))[0]["type"] == "subscribed"
+            rest = await ws_frames(ws2, 6)
+            await no_more(ws2)
+            await ws2.close()
+        received = first + rest
+        assert all(f["type"] == "event" and f["aggregate_id"] == agg for f in received)
+        assert [f["event_id"] for f in received] == log_events(deployment, client, agg)
+        assert [f["aggregate_version"] for f in received] == list(range(1, 10))
+        assert received[0]["event_type"] == "OrderPlaced" and received[0]["data"]["customer_id"] == "c-ws"
+
+    asyncio.run(scenario())
+
+
+def test_websocket_bad_input_keeps_the_socket_usable_and_bad_tokens_are_refused(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    settings = deployment.settings()
+    events = client.runtime.topics.events
+    # expire the first record of partition 0 so that a token pointing there is expired
+    placed = client.execute("o-expire-0", PlaceOrder("c"))
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    cut = TopicPartition(events, placed.event_partition, placed.event_offsets[0] + 1)
+    for future in admin.delete_records([cut]).values():
+        future.result(timeout=30)
+    expired = encode_token({events: {p: 0 for p in range(settings.partitions)}})
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            ws = await http.ws_connect(f"{base_url(deployment)}/realtime/ws")
+            bad: list[Any] = [
+                "this is not json",
+                {"type": "subscribe", "context": "nope"},
+                {"context": "orders", "aggregate_id": 7},
+                {"context": "orders", "colour": "red"},
+                {"context": "orders", "resume": "garbage!!"},
+                {"context": "orders", "resume": expired},
+            ]
+            frames = []
+            for message in bad:  # one at a time: a new subscription replaces a pending one
+                await (ws.send_str(message) if isinstance(message, str) else ws.send_json(message))
+                frames += await ws_frames(ws, 1)
+            assert [f["type"] for f in frames] == ["error"] * 6
+            assert "Expecting value" in frames[0]["error"]
+            assert "unknown context 'nope'" in frames[1]["error"]
+            assert "aggregate_id must be a string" in frames[2]["error"]
+            assert "unknown field(s) colour" in frames[3]["error"]
+            assert frames[4]["code"] == "token_invalid"
+            assert frames[5]["code"] == "token_expired" and "expired" in frames[5]["error"]
+            # still usable
+            await ws.send_json({"context": "orders", "event_type": "OrderPlaced"})
+            assert (await ws_frames(ws, 1))[0]["type"] == "subscribed"
+            client.execute("o-after-errors", PlaceOrder("c"))
+            (frame,) = await ws_frames(ws, 1)
+            assert frame["aggregate_id"] == "o-after-errors" and frame["event_type"] == "OrderPlaced"
+            await ws.close()
+
+    asyncio.run(scenario())
+    resp = httpx.get(
+        f"{base_url(deployment)}/realtime/sse",
+        params={"context": "orders"},
+        headers={**AUTH, "Last-Event-ID": expired},
+    )
+    assert resp.status_code == 410 and resp.json()["code"] == "token_expired"
+
+
+def sse_read(lines: Iterator[str], count: int) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    event: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in event:
+                frame = json.loads(event["data"])
+                frame["_id"] = event.get("id", "")
+                frames.append(frame)
+                if len(frames) == count:
+                    return frames
+            event = {}
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            event[name] = value.lstrip(" ")
+    return frames
+
+
+def test_sse_streams_events_and_resumes_with_last_event_id(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    agg = f"o-sse-{uuid.uuid4().hex[:6]}"
+    url = f"{base_url(deployment)}/realtime/sse"
+    params = {"context": "orders", "aggregate_id": agg}
+    with httpx.Client(headers=AUTH, timeout=20) as http:
+        with http.stream("GET", url, params=params) as resp:
+            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+            lines = resp.iter_lines()
+            assert sse_read(lines, 1)[0]["type"] == "subscribed"
+            assert client.execute(agg, PlaceOrder("c-sse")).accepted
+            for i in range(3):
+                assert client.execute(agg, AddItem(f"s{i}", 1, 5)).accepted
+            first = sse_read(lines, 2)  # disconnect mid-stream: 2 committed events not read
+        for i in range(3, 5):
+            assert client.execute(agg, AddItem(f"s{i}", 1, 5)).accepted
+        with http.stream("GET", url, params=params, headers={"Last-Event-ID": first[-1]["_id"]}) as resp:
+            frames = sse_read(resp.iter_lines(), 5)  # subscribed + the 4 missed
+    assert frames[0]["type"] == "subscribed"
+    received = first + frames[1:]
+    assert [f["event_id"] for f in received] == log_events(deployment, client, agg)
+    assert [f["aggregate_version"] for f in received] == list(range(1, 7))
+    assert all(f["_id"] == f["token"] for f in received)
+
+
+def test_auth_token_is_required_for_http_websocket_and_sse(deployment: Deployment) -> None:
+    url = base_url(deployment)
+    body = {"aggregate_id": "o-auth", "data": {"customer_id": "c"}}
+    assert httpx.post(f"{url}/orders/commands/PlaceOrder", json=body).status_code == 401
+    assert (
+        httpx.post(
+            f"{url}/orders/commands/PlaceOrder", json=body, headers={"Authorization": "Bearer no"}
+        ).status_code
+        == 401
+    )
+    assert httpx.post(f"{url}/orders/commands/PlaceOrder", json=body, headers=AUTH).status_code == 200
+    assert httpx.get(f"{url}/realtime/sse", params={"context": "orders"}).status_code == 401
+    assert httpx.get(f"{url}/live").status_code == 401
+    assert httpx.get(f"{url}/live", params={"access_token": TOKEN}).status_code == 200
+    assert httpx.get(f"{url}/health").status_code == 200
+
+    async def refused() -> None:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await http.ws_connect(f"{url}/realtime/ws")
+            assert info.value.status == 401
+            ws = await http.ws_connect(f"{url}/realtime/ws?access_token={TOKEN}")
+            await ws.close()
+
+    asyncio.run(refused())
+
+
+def test_push_latency_with_100_clients(deployment: Deployment, client: CommandClient) -> None:
+    """Figure for the closing note: record timestamp (just before the commit) -> client receipt."""
+    clients, commands = 100, 40
+    agg = f"o-lat-{uuid.uuid4().hex[:6]}"
+    latencies: list[float] = []
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(headers=AUTH) as http:
+            sockets = [await http.ws_connect(f"{base_url(deployment)}/realtime/ws") for _ in range(clients)]
+            for ws in sockets:
+                await ws.send_json({"context": "orders", "aggregate_id": agg})
+            for ws in sockets:
+                assert (await ws_frames(ws, 1))[0]["type"] == "subscribed"
+
+            async def drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+                for _ in range(commands):
+                    msg = await ws.receive(timeout=60)
+                    frame = json.loads(msg.data)
+                    latencies.append(time.time() * 1000 - frame["committed_ms"])
+
+            readers = [asyncio.create_task(drain(ws)) for ws in sockets]
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, client.execute, agg, PlaceOrder("c"))
+            for i in range(commands - 1):
+                await loop.run_in_executor(None, client.execute, agg, AddItem(f"l{i}", 1, 1))
+                await asyncio.sleep(0.05)
+            await asyncio.gather(*readers)
+            for ws in sockets:
+                await ws.close()
+
+    asyncio.run(scenario())
+    assert len(latencies) == clients * commands
+    q = statistics.quantiles(latencies, n=100)
+    print(f"\npush latency, {clients} clients x {commands} events: p50={q[49]:.1f} ms p99={q[98]:.1f} ms")
+    metrics_text = httpx.get(f"{base_url(deployment)}/metrics", headers=AUTH).text
+    assert "streams_realtime_messages_pushed_total" in metrics_text
+
+
+def dropped(dep: Deployment) -> float:
+    text = httpx.get(f"{base_url(dep)}/metrics", headers=AUTH).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streams_realtime_clients_dropped_total{") and 'transport="websocket"' in line
+    )
+
+
+def raw_websocket(port: int, subscription: dict[str, Any]) -> socket.socket:
+    """A WebSocket client on a plain socket with a tiny receive buffer, so it can refuse to read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /realtime/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    data = json.dumps(subscription).encode()
+    assert len(data) < 126
+    mask = os.urandom(4)
+    sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+    return sock
+
+
+def read_until_close(sock: socket.socket) -> int | None:
+    """Read server frames until a close frame (its code) or the end of the connection (None)."""
+    sock.settimeout(30)
+    buf = b""
+
+    def need(n: int) -> bool:
+        nonlocal buf
+        while len(buf) < n:
+            try:
+                chunk = sock.recv(1 << 20)
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            buf += chunk
+        return True
+
+    while need(2):
+        opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
+        offset = 2
+        if length == 126:
+            if not need(4):
+                return None
+            length, offset = int.from_bytes(buf[2:4], "big"), 4
+        elif length == 127:
+            if not need(10):
+                return None
+            length, offset = int.from_bytes(buf[2:10], "big"), 10
+        if not need(offset + length):
+            return None
+        payload, buf = buf[offset : offset + length], buf[offset + length :]
+        if opcode == 0x8:
+            return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+    return None
+
+
+def test_a_client_that_does_not_read_is_disconnected_with_4008(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    agg = f"o-slow-{uuid.uuid4().hex[:6]}"
+    before = dropped(deployment)
+    sock = raw_websocket(deployment.ports["w1"], {"context": "orders", "event_type": "OrderPlaced"})
+    try:
+        time.sleep(2)  # the subscription opens ("from now")
+        # ~150 kB events (one per aggregate: a state record must stay below the broker's 1 MB limit):
+        # the socket buffers fill, then the 50-frame queue, then the grace runs out
+        big = "x" * 150_000
+        for i in range(150):
+            client.send(f"{agg}-{i}", PlaceOrder(f"{big}{i}"))
+        client.flush()
+        deadline = time.monotonic() + 90
+        while dropped(deployment) == before and time.monotonic() < deadline:
+            time.sleep(0.5)  # the client never reads meanwhile
+        assert dropped(deployment) == before + 1
+        assert httpx.get(f"{base_url(deployment)}/health").status_code == 200  # the worker is unaffected
+        code = read_until_close(sock)  # what was buffered, then the close frame (or a reset)
+        print(f"\nslow client: close code {code}")
+        assert code in (4008, None)
+    finally:
+        sock.close()
