@@ -53,7 +53,7 @@ class ResultWaiter:
             high = self._high_watermark(TopicPartition(topic, partition))
             assignment.append(TopicPartition(topic, partition, high if high >= 0 else OFFSET_END))
         self._consumer.assign(assignment)
-        self._pending: dict[str, Future[CommandResult]] = {}
+        self._pending: dict[str, list[Future[CommandResult]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="result-waiter", daemon=True)
@@ -76,7 +76,7 @@ class ResultWaiter:
         """A future that resolves with the result of `command_id`."""
         future: Future[CommandResult] = Future()
         with self._lock:
-            self._pending[command_id] = future
+            self._pending.setdefault(command_id, []).append(future)
         return future
 
     def forget(self, command_id: str) -> None:
@@ -91,9 +91,12 @@ class ResultWaiter:
                     continue
                 key = (msg.key() or b"").decode()
                 with self._lock:
-                    future = self._pending.pop(key, None)
-                if future is not None and not future.done():
-                    future.set_result(self._codec.decode(msg.value()).message)
+                    futures = self._pending.pop(key, [])
+                if futures:
+                    result = self._codec.decode(msg.value()).message
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(result)
 
     def close(self) -> None:
         """Stop following the topic."""

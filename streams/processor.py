@@ -13,6 +13,7 @@ import logging
 import struct
 import threading
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,23 +106,22 @@ def decode_aggregate(runtime: ContextRuntime, raw: bytes) -> Aggregate[Any]:
 
 @dataclass
 class _Pending:
-    """What one batch will write, kept apart from RocksDB until the transaction commits."""
+    """What one batch will write, kept apart from RocksDB until the transaction commits.
 
-    writes: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
-    events: list[tuple[int, bytes, bytes, list[tuple[str, bytes]], int]] = field(default_factory=list)
+    Aggregates and results stay objects until the batch is produced, so an aggregate touched
+    by several commands of a batch is decoded at most once and encoded once.
+    """
+
+    processed_at: str
+    aggregates: dict[int, dict[bytes, Aggregate[Any]]] = field(default_factory=dict)
+    seen_commands: dict[int, dict[bytes, CommandResult]] = field(default_factory=dict)
+    events: list[tuple[int, bytes, bytes, list[tuple[str, bytes]], str]] = field(default_factory=list)
+    """(partition, key, value, headers, event type) of each event to append."""
     results: list[tuple[int, CommandResult, list[int]]] = field(default_factory=list)
     dlq: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
-    first_offsets: dict[int, int] = field(default_factory=dict)
     timestamps: list[float] = field(default_factory=list)
     snapshots: list[tuple[int, str, Aggregate[Any], int]] = field(default_factory=list)
-
-    def write(self, partition: int, key: bytes, value: bytes) -> None:
-        self.writes.setdefault(partition, {})[key] = value
-
-    def lookup(self, partition: int, key: bytes) -> bytes | bool | None:
-        """The value written in this batch, or False when the batch did not touch `key`."""
-        return self.writes.get(partition, {}).get(key, False)
 
 
 class CommandProcessor:
@@ -134,6 +134,7 @@ class CommandProcessor:
         *,
         worker_id: str,
         max_batch: int = 1000,
+        cache_size: int = 20000,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -146,6 +147,9 @@ class CommandProcessor:
         self.transactional_id = f"{self.group_id}.{worker_id}"
         self.data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
         self.stores: dict[int, PartitionStore] = {}
+        # committed aggregates recently used, so hot ones skip RocksDB and Avro decoding
+        self._cache: OrderedDict[tuple[int, bytes], Aggregate[Any]] = OrderedDict()
+        self.cache_size = cache_size
         self._stop = threading.Event()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -236,6 +240,7 @@ class CommandProcessor:
         for store in self.stores.values():
             store.close()
         self.stores.clear()
+        self._cache.clear()
 
     # --- rebalance -------------------------------------------------------------------------
 
@@ -245,6 +250,9 @@ class CommandProcessor:
         log.info("%s: assigned %s", self.name, sorted(self.stores))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        for key in [k for k in self._cache if k[0] in revoked]:
+            del self._cache[key]
         for tp in partitions:
             store = self.stores.pop(tp.partition, None)
             if store is not None:
@@ -339,48 +347,59 @@ class CommandProcessor:
     def _process_batch(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
         producer = self._producer
-        pending = _Pending()
+        pending = _Pending(processed_at=utc_now())
         for msg in messages:
             partition = _partition(msg)
             if partition not in self.stores:
                 continue  # revoked meanwhile: its new owner processes it
-            pending.first_offsets.setdefault(partition, msg.offset())
             pending.offsets[partition] = msg.offset() + 1
             self._handle(msg, pending)
         if not pending.offsets:
             return
 
         producer.begin_transaction()
-        event_offsets: list[int] = [-1] * len(pending.events)
+        events_topic = self.topics.events
+        first_offset: dict[int, int] = {}
+        delivered: dict[int, int] = {}
 
-        def remember(index: int) -> Callable[[Any, Message], None]:
-            def on_delivery(err: Any, record: Message) -> None:
-                if err is None:
-                    event_offsets[index] = record.offset()
+        def on_event(err: Any, record: Message) -> None:
+            if err is None:
+                p, o = record.partition(), record.offset()
+                first_offset[p] = min(first_offset.get(p, o), o)
+                delivered[p] = delivered.get(p, 0) + 1
 
-            return on_delivery
-
-        for index, (partition, key, value, headers, _) in enumerate(pending.events):
+        position: list[int] = []  # each event's place among this batch's events of its partition
+        per_partition: dict[int, int] = {}
+        for partition, key, value, headers, _ in pending.events:
+            position.append(per_partition.get(partition, 0))
+            per_partition[partition] = position[-1] + 1
             producer.produce(
-                self.topics.events,
-                value,
-                key,
-                partition=partition,
-                headers=headers,
-                on_delivery=remember(index),
+                events_topic, value, key, partition=partition, headers=headers, on_delivery=on_event
             )
         if pending.events:
             producer.flush(30)
-            if -1 in event_offsets:
-                raise RetryBatch("some events were not acknowledged")
+            if delivered != per_partition:
+                raise RetryBatch(f"events acknowledged {delivered}, produced {per_partition}")
+        # One writer per partition (fenced) and an idempotent producer: a transaction's records
+        # of a partition get consecutive offsets, so one delivery report per partition suffices.
+        event_offsets = [first_offset[p] + position[i] for i, (p, *_) in enumerate(pending.events)]
+
         codec = self.runtime.codec
+        writes: dict[int, dict[bytes, bytes]] = {}
+        results_topic = self.topics.results
         for partition, result, indexes in pending.results:
             if indexes:
-                result = replace(result, event_offsets=tuple(event_offsets[i] for i in indexes))
+                result = replace(
+                    result, event_offsets=tuple(event_offsets[i] for i in indexes), event_partition=partition
+                )
             value = codec.encode(result)
-            producer.produce(self.topics.results, value, result.command_id.encode(), partition=partition)
-            if not result.duplicate:
-                pending.write(partition, COMMAND_PREFIX + result.command_id.encode(), value)
+            producer.produce(results_topic, value, result.command_id.encode(), partition=partition)
+            if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
+                writes.setdefault(partition, {})[COMMAND_PREFIX + result.command_id.encode()] = value
+        for partition, aggregates in pending.aggregates.items():
+            target = writes.setdefault(partition, {})
+            for key, aggregate in aggregates.items():
+                target[AGGREGATE_PREFIX + key] = encode_aggregate(self.runtime, aggregate)
         for partition, aggregate_id, aggregate, last_event in pending.snapshots:
             snapshot = AggregateSnapshot(
                 aggregate_id=aggregate_id,
@@ -389,7 +408,7 @@ class CommandProcessor:
                 state=codec.encode(aggregate.state),
                 event_partition=partition,
                 event_offset=event_offsets[last_event],
-                taken_at=utc_now(),
+                taken_at=pending.processed_at,
             )
             producer.produce(
                 self.topics.snapshots, codec.encode(snapshot), aggregate_id.encode(), partition=partition
@@ -403,8 +422,8 @@ class CommandProcessor:
                 p = record.partition()
                 changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
 
-        for partition, writes in pending.writes.items():
-            for store_key, store_value in writes.items():
+        for partition, partition_writes in writes.items():
+            for store_key, store_value in partition_writes.items():
                 producer.produce(
                     self.changelog, store_value, store_key, partition=partition, on_delivery=track
                 )
@@ -412,12 +431,22 @@ class CommandProcessor:
         metadata = self._consumer.consumer_group_metadata()
         bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
         self._commit()
-        # committed: now RocksDB may follow
-        for partition, writes in pending.writes.items():
+        # committed: now RocksDB and the cache may follow
+        for partition, partition_writes in writes.items():
             store = self.stores.get(partition)
             if store is not None and partition in changelog_end:
-                store.apply(writes, changelog_end[partition])
+                store.apply(partition_writes, changelog_end[partition])
+        self._remember(pending)
         self._count(pending, len(messages))
+
+    def _remember(self, pending: _Pending) -> None:
+        cache = self._cache
+        for partition, aggregates in pending.aggregates.items():
+            for key, aggregate in aggregates.items():
+                cache[(partition, key)] = aggregate
+                cache.move_to_end((partition, key))
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     def _commit(self) -> None:
         assert self._producer is not None
@@ -435,27 +464,44 @@ class CommandProcessor:
                 raise
 
     def _count(self, pending: _Pending, n: int) -> None:
-        now = time.time()
         name = self.name
-        for _, result, _ in pending.results:
-            metrics.COMMANDS.labels(name, result.command_type, result.status, result.reason).inc()
-        for _, _, _, headers, _ in pending.events:
-            metrics.EVENTS.labels(name, dict(headers)[h.EVENT_TYPE].decode()).inc()
-        for _, _, headers in pending.dlq:
-            metrics.DLQ.labels(name, dict(headers)[h.DLQ_REASON].decode()).inc()
+        commands = Counter((r.command_type, r.status, r.reason) for _, r, _ in pending.results)
+        for (command_type, status, reason), count in commands.items():
+            metrics.COMMANDS.labels(name, command_type, status, reason).inc(count)
+        for event_type, count in Counter(e[4] for e in pending.events).items():
+            metrics.EVENTS.labels(name, event_type).inc(count)
+        for dlq_reason, count in Counter(dict(hs)[h.DLQ_REASON] for _, _, hs in pending.dlq).items():
+            metrics.DLQ.labels(name, dlq_reason.decode()).inc(count)
+        now = time.time()
+        latency = metrics.LATENCY.labels(name)
         for ts in pending.timestamps:
-            metrics.LATENCY.labels(name).observe(max(now - ts, 0.0))
+            latency.observe(max(now - ts, 0.0))
         metrics.BATCH.labels(name).observe(n)
         if self.on_batch is not None:
             self.on_batch(n)
 
     # --- one command -----------------------------------------------------------------------
 
-    def _lookup(self, pending: _Pending, partition: int, key: bytes) -> bytes | None:
-        value = pending.lookup(partition, key)
-        if value is not False:
-            return value  # type: ignore[return-value]
-        return self.stores[partition].get(key)
+    def _aggregate(self, pending: _Pending, partition: int, key: bytes) -> Aggregate[Any]:
+        """The aggregate as this batch left it, else as committed (cache, then RocksDB)."""
+        in_batch = pending.aggregates.get(partition, {}).get(key)
+        if in_batch is not None:
+            return in_batch
+        cached = self._cache.get((partition, key))
+        if cached is not None:
+            return cached
+        stored = self.stores[partition].get(AGGREGATE_PREFIX + key)
+        if stored is None:
+            return Aggregate(0, self.context.initial_state)
+        return decode_aggregate(self.runtime, stored)
+
+    def _seen(self, pending: _Pending, partition: int, command_id: bytes) -> CommandResult | None:
+        """The first result of a command id, from this batch or the store."""
+        in_batch = pending.seen_commands.get(partition, {}).get(command_id)
+        if in_batch is not None:
+            return in_batch
+        stored = self.stores[partition].get(COMMAND_PREFIX + command_id)
+        return None if stored is None else self.runtime.codec.decode(stored).message
 
     def _handle(self, msg: Message, pending: _Pending) -> None:
         partition = _partition(msg)
@@ -469,57 +515,35 @@ class CommandProcessor:
         size = len(raw_value or b"")
         if size > self.settings.max_record_bytes:
             return self._dead_letter(
-                msg,
-                pending,
-                "oversized_record",
-                f"{size} bytes > limit of {self.settings.max_record_bytes}",
+                msg, pending, "oversized_record", f"{size} bytes > limit of {self.settings.max_record_bytes}"
             )
         try:
             aggregate_id = raw_key.decode("utf-8")
         except UnicodeDecodeError:
             return self._dead_letter(msg, pending, "malformed_key", "the key is not UTF-8")
         command_id = meta.get(h.COMMAND_ID) or f"{msg.topic()}/{partition}/{msg.offset()}"
-        seen = self._lookup(pending, partition, COMMAND_PREFIX + command_id.encode())
-        if seen is not None:
-            original = self.runtime.codec.decode(seen).message
+        original = self._seen(pending, partition, command_id.encode())
+        if original is not None:
             pending.results.append((partition, replace(original, duplicate=True), []))
             return None
         try:
             decoded = self.runtime.codec.decode(raw_value)
         except DecodeError as exc:
             return self._dead_letter(msg, pending, exc.reason, str(exc))
-        aggregate_key = AGGREGATE_PREFIX + raw_key
-        stored = self._lookup(pending, partition, aggregate_key)
-        current = (
-            decode_aggregate(self.runtime, stored)
-            if stored is not None
-            else Aggregate(0, self.context.initial_state)
-        )
+        current = self._aggregate(pending, partition, raw_key)
         if decoded.type_name not in self.context.command_names:
             return self._reject(
-                pending,
-                partition,
-                command_id,
-                aggregate_id,
-                decoded.type_name,
-                current,
-                "unknown_command_type",
-                f"{decoded.type_name} is not a command of {self.name}",
-            )
+                pending, partition, command_id, aggregate_id, decoded.type_name, current,
+                "unknown_command_type", f"{decoded.type_name} is not a command of {self.name}",
+            )  # fmt: skip
         expected_raw = meta.get(h.EXPECTED_VERSION)
         try:
             expected = int(expected_raw) if expected_raw not in (None, "") else None
         except ValueError:
             return self._reject(
-                pending,
-                partition,
-                command_id,
-                aggregate_id,
-                decoded.type_name,
-                current,
-                "invalid_expected_version",
-                f"{expected_raw!r} is not an integer",
-            )
+                pending, partition, command_id, aggregate_id, decoded.type_name, current,
+                "invalid_expected_version", f"{expected_raw!r} is not an integer",
+            )  # fmt: skip
         envelope = CommandEnvelope(
             command_id=command_id,
             aggregate_id=aggregate_id,
@@ -528,10 +552,9 @@ class CommandProcessor:
             correlation_id=meta.get(h.CORRELATION_ID, ""),
             actor=meta.get(h.ACTOR, ""),
         )
-        outcome = handle_command(self.context, current, envelope)
+        outcome = handle_command(self.context, current, envelope, pending.processed_at)
         indexes: list[int] = []
         codec = self.runtime.codec
-        occurred_at = outcome.result.processed_at
         for version, event in outcome.events:
             event_type = type(event).__name__
             headers = h.event_headers(
@@ -542,24 +565,25 @@ class CommandProcessor:
                 aggregate_version=version,
                 command_id=command_id,
                 correlation_id=envelope.correlation_id,
-                occurred_at=occurred_at,
+                occurred_at=pending.processed_at,
                 actor=envelope.actor,
             )
             indexes.append(len(pending.events))
-            pending.events.append((partition, raw_key, codec.encode(event), headers, version))
+            pending.events.append((partition, raw_key, codec.encode(event), headers, event_type))
         if outcome.events:
-            pending.write(partition, aggregate_key, encode_aggregate(self.runtime, outcome.aggregate))
+            pending.aggregates.setdefault(partition, {})[raw_key] = outcome.aggregate
             every = self.settings.snapshot_every
             if every > 0 and outcome.aggregate.version // every > current.version // every:
                 pending.snapshots.append((partition, aggregate_id, outcome.aggregate, indexes[-1]))
-        pending.results.append(
-            (
-                partition,
-                replace(outcome.result, event_partition=partition if indexes else -1),
-                indexes,
-            )
-        )
+        self._result(pending, partition, outcome.result, indexes)
         return None
+
+    def _result(
+        self, pending: _Pending, partition: int, result: CommandResult, indexes: list[int] | None = None
+    ) -> None:
+        """Publish a command's first result and remember it for repeated command ids."""
+        pending.results.append((partition, result, indexes or []))
+        pending.seen_commands.setdefault(partition, {})[result.command_id.encode()] = result
 
     def _reject(
         self,
@@ -580,11 +604,13 @@ class CommandProcessor:
             aggregate_version=current.version,
             reason=reason,
             detail=detail,
-            processed_at=utc_now(),
+            processed_at=pending.processed_at,
         )
-        pending.results.append((partition, result, []))
+        self._result(pending, partition, result)
 
     def _dead_letter(self, msg: Message, pending: _Pending, reason: str, detail: str) -> None:
+        """Keep the record's bytes with the reason. A waiting client gets a `rejected` result,
+        which is not remembered: the same command id sent again, well-formed, is processed."""
         headers = [(k, _bytes(v)) for k, v in (msg.headers() or [])]
         headers += [
             (h.DLQ_REASON, reason.encode()),
@@ -593,24 +619,18 @@ class CommandProcessor:
         ]
         pending.dlq.append((msg.key(), msg.value(), headers))
         command_id = h.as_dict(headers).get(h.COMMAND_ID)
-        if command_id:  # tell a waiting client instead of letting it time out
-            key = (msg.key() or b"").decode("utf-8", "replace")
-            pending.results.append(
-                (
-                    msg.partition(),
-                    CommandResult(
-                        command_id=command_id,
-                        aggregate_id=key,
-                        command_type="",
-                        status="rejected",
-                        aggregate_version=-1,
-                        reason=reason,
-                        detail=detail,
-                        processed_at=utc_now(),
-                    ),
-                    [],
-                )
+        if command_id:
+            result = CommandResult(
+                command_id=command_id,
+                aggregate_id=(msg.key() or b"").decode("utf-8", "replace"),
+                command_type="",
+                status="rejected",
+                aggregate_version=-1,
+                reason=reason,
+                detail=detail,
+                processed_at=pending.processed_at,
             )
+            pending.results.append((_partition(msg), result, []))
         log.warning(
             "%s: %s/%d/%d to DLQ: %s (%s)",
             self.name,

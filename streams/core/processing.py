@@ -93,9 +93,16 @@ def utc_now() -> str:
 
 
 def handle_command(
-    context: BoundedContext[S], current: Aggregate[S], envelope: CommandEnvelope
+    context: BoundedContext[S],
+    current: Aggregate[S],
+    envelope: CommandEnvelope,
+    processed_at: str | None = None,
 ) -> Outcome[S]:
-    """Validate and apply one command; a broken rule gives a `rejected` outcome, not an error."""
+    """Validate and apply one command; a broken rule gives a `rejected` outcome, not an error.
+
+    `processed_at` (default: now) lets a caller stamp a whole batch with one clock reading.
+    """
+    processed_at = processed_at or utc_now()
     command_type = type(envelope.command).__name__
     try:
         if envelope.expected_version is not None and envelope.expected_version != current.version:
@@ -114,7 +121,7 @@ def handle_command(
                 aggregate_version=current.version,
                 reason=rejection.reason,
                 detail=rejection.detail,
-                processed_at=utc_now(),
+                processed_at=processed_at,
             ),
             events=(),
             aggregate=current,
@@ -133,7 +140,7 @@ def handle_command(
             status=ACCEPTED,
             aggregate_version=version,
             event_types=tuple(type(e).__name__ for e in events),
-            processed_at=utc_now(),
+            processed_at=processed_at,
         ),
         events=tuple(numbered),
         aggregate=Aggregate(version, state),

@@ -106,6 +106,25 @@ def test_a_repeated_command_id_returns_the_original_result_and_appends_nothing(
     assert len(events_for(deployment, client, "o-dup")) == 1
 
 
+def test_a_command_id_repeated_within_one_batch_is_still_applied_once(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    futures = [
+        client.send("o-dup-batch", PlaceOrder("c-1", "EUR"), command_id="cmd-dup-batch")[1] for _ in range(5)
+    ]
+    client.flush()
+    results = [f.result(timeout=60) for f in futures if f is not None]
+    # the waiter resolves one future per command id; all five records were handled in order
+    assert results[0].accepted and not results[0].duplicate
+    assert len(events_for(deployment, client, "o-dup-batch")) == 1
+    dup_results = [
+        client.runtime.codec.decode(m.value()).message
+        for m in read_topic(deployment.settings(), client.runtime.topics.results, idle_timeout=1.0)
+        if m.key() == b"cmd-dup-batch"
+    ]
+    assert [r.duplicate for r in dup_results] == [False, True, True, True, True]
+
+
 def test_an_unexpected_version_is_a_conflict_naming_the_current_version(client: CommandClient) -> None:
     client.execute("o-conflict", PlaceOrder("c-1", "EUR"))
     stale = client.execute("o-conflict", AddItem("a", 1, 1), expected_version=0)
