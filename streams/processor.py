@@ -147,6 +147,7 @@ class CommandProcessor:
         self.transactional_id = f"{self.group_id}.{worker_id}"
         self.data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
         self.stores: dict[int, PartitionStore] = {}
+        self.exactly_once = settings.exactly_once
         # committed aggregates recently used, so hot ones skip RocksDB and Avro decoding
         self._cache: OrderedDict[tuple[int, bytes], Aggregate[Any]] = OrderedDict()
         self.cache_size = cache_size
@@ -185,18 +186,19 @@ class CommandProcessor:
 
     def _run_session(self) -> None:
         bootstrap = self.settings.bootstrap
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "transactional.id": self.transactional_id,
-                "transaction.timeout.ms": 30000,
-                "linger.ms": 5,
-                "batch.num.messages": 10000,
-                "compression.type": "lz4",
-                "message.max.bytes": 4 * 1024 * 1024,
-            }
-        )
-        self._producer.init_transactions(30)
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "compression.type": "lz4",
+            "message.max.bytes": 4 * 1024 * 1024,
+        }
+        if self.exactly_once:
+            config.update({"transactional.id": self.transactional_id, "transaction.timeout.ms": 30000})
+        self._producer = Producer(config)
+        if self.exactly_once:
+            self._producer.init_transactions(30)
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -330,7 +332,8 @@ class CommandProcessor:
         assert self._producer is not None and self._consumer is not None
         producer = self._producer
         try:
-            bounded("abort", lambda: producer.abort_transaction(30))
+            if self.exactly_once:
+                bounded("abort", lambda: producer.abort_transaction(30))
         except KafkaException as exc:
             if exc.args[0].fatal():
                 raise
@@ -357,7 +360,8 @@ class CommandProcessor:
         if not pending.offsets:
             return
 
-        producer.begin_transaction()
+        if self.exactly_once:
+            producer.begin_transaction()
         events_topic = self.topics.events
         first_offset: dict[int, int] = {}
         delivered: dict[int, int] = {}
@@ -428,9 +432,15 @@ class CommandProcessor:
                     self.changelog, store_value, store_key, partition=partition, on_delivery=track
                 )
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in pending.offsets.items()]
-        metadata = self._consumer.consumer_group_metadata()
-        bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
-        self._commit()
+        if self.exactly_once:
+            metadata = self._consumer.consumer_group_metadata()
+            bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
+            self._commit()
+        else:  # at least once: everything acknowledged, then the offsets
+            if producer.flush(30):
+                raise RetryBatch("records not acknowledged")
+            consumer = self._consumer
+            bounded("commit offsets", lambda: consumer.commit(offsets=offsets, asynchronous=False))
         # committed: now RocksDB and the cache may follow
         for partition, partition_writes in writes.items():
             store = self.stores.get(partition)
