@@ -152,7 +152,7 @@ def test_bad_input_goes_to_the_dlq_or_is_rejected_and_the_worker_keeps_going(
     stranger = {"type": "record", "name": "Stranger", "namespace": "elsewhere", "fields": []}
     stranger_id = _register(stack, unique_name("stranger"), stranger)
     producer.produce(topic, struct.pack(">bI", 0, stranger_id), b"o-bad")
-    # AddItem with the wrong field types
+    # AddItem with the wrong field types: Avro cannot resolve it and no upcaster covers it
     wrong = {
         "type": "record",
         "name": "AddItem",
@@ -179,7 +179,7 @@ def test_bad_input_goes_to_the_dlq_or_is_rejected_and_the_worker_keeps_going(
             "malformed_record",
             "unknown_schema",
             "unknown_type",
-            "malformed_record",
+            "no_upcaster_path",
             "missing_aggregate_id",
             "oversized_record",
         ]
