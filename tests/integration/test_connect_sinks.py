@@ -148,7 +148,7 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
     dep = Deployment(
         prefix=f"s{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_SNAPSHOT_EVERY": "3", "STREAMS_SINK_VIEWS": "test-view"},
+        extra_env={"STREAMS_SNAPSHOT_EVERY": "3", "STREAMS_SINK_VIEWS": "test-view,order-summary"},
     )
     dep.start("w1")
     dep.wait_healthy("w1")
@@ -162,7 +162,7 @@ def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settin
         deployment.settings(),
         connect_url=connect.url,
         sink_schema=deployment.prefix,
-        sink_views=("test-view",),
+        sink_views=("test-view", "order-summary"),
     )
     yield s
     remove(s)
@@ -281,6 +281,18 @@ def test_commands_become_jsonb_rows_with_history_in_order(settings: Settings, cl
         settings, "select pg_typeof(EventData)::text, pg_typeof(EventID)::text from {s}.EventStore limit 1"
     ) == [("jsonb", "uuid")]
     # the snapshot taken at version 3 (STREAMS_SNAPSHOT_EVERY=3)
+    # the read side's real order-summary view, copied into GenericReadModel
+    summary = wait_for(
+        settings,
+        lambda: query(
+            settings,
+            "select LastEventVersion, State->>'status', jsonb_typeof(State) from {s}.GenericReadModel "
+            "where EntityID = %s and EntityType = 'orders.order-summary' and LastEventVersion = 4",
+            "o-sql-1",
+        ),
+        "order-summary row at version 4",
+    )
+    assert summary[0][0] == 4 and summary[0][2] == "object" and summary[0][1], summary
     snap = wait_for(
         settings,
         lambda: query(
@@ -339,7 +351,8 @@ def test_read_model_upsert_and_tombstone_delete(settings: Settings, client: Comm
                 r := query(
                     settings,
                     "select EntityID, EntityType, State->>'status', (State->>'total')::int, "
-                    "LastEventVersion from {s}.GenericReadModel order by EntityID",
+                    "LastEventVersion from {s}.GenericReadModel where EntityType = 'orders.test-view' "
+                    "order by EntityID",
                 )
             )
             and len(r) == 2
@@ -355,7 +368,10 @@ def test_read_model_upsert_and_tombstone_delete(settings: Settings, client: Comm
     produce_view_doc(settings, topic, "o-rm-1", None)
     wait_for(
         settings,
-        lambda: query(settings, "select EntityID from {s}.GenericReadModel") == [("o-rm-2",)],
+        lambda: (
+            query(settings, "select EntityID from {s}.GenericReadModel where EntityType = 'orders.test-view'")
+            == [("o-rm-2",)]
+        ),
         "tombstone deletes o-rm-1",
     )
 
@@ -446,7 +462,7 @@ def test_a_failing_task_shows_its_error_in_status(settings: Settings, client: Co
         "CONNECT_URL": settings.connect_url,
         "STREAMS_TOPIC_PREFIX": settings.topic_prefix,
         "STREAMS_SINK_SCHEMA": settings.sink_schema,
-        "STREAMS_SINK_VIEWS": "test-view",
+        "STREAMS_SINK_VIEWS": "test-view,order-summary",
     }
     result = CliRunner().invoke(cli, ["connect", "status"], env=env)
     assert result.exit_code == 1, result.output
