@@ -38,6 +38,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("STREAMS_DATA_DIR", ".stack/worker")))
     web_port: int = field(default_factory=lambda: int(_env("STREAMS_WEB_PORT", "6066")))
     web_bind: str = field(default_factory=lambda: _env("STREAMS_WEB_BIND", "127.0.0.1"))
+    max_state_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_STATE_BYTES", "900000")))
+    """An aggregate's encoded state may not grow past this (its changelog record must fit 1 MB)."""
     commit_interval_s: float = field(default_factory=lambda: float(_env("STREAMS_COMMIT_INTERVAL", "0.1")))
     max_record_bytes: int = field(
         default_factory=lambda: int(_env("STREAMS_MAX_RECORD_BYTES", str(256 * 1024)))

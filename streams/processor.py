@@ -113,6 +113,8 @@ class _Pending:
     """
 
     processed_at: str
+    watch: frozenset[tuple[int, bytes]] = frozenset()
+    """Aggregates whose state is checked against the size limit after each command."""
     aggregates: dict[int, dict[bytes, Aggregate[Any]]] = field(default_factory=dict)
     seen_commands: dict[int, dict[bytes, CommandResult]] = field(default_factory=dict)
     events: list[tuple[int, bytes, bytes, list[tuple[str, bytes]], str]] = field(default_factory=list)
@@ -148,6 +150,7 @@ class CommandProcessor:
         self.data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
         self.stores: dict[int, PartitionStore] = {}
         self.exactly_once = settings.exactly_once
+        self.max_state = settings.max_state_bytes
         # committed aggregates recently used, so hot ones skip RocksDB and Avro decoding
         self._cache: OrderedDict[tuple[int, bytes], Aggregate[Any]] = OrderedDict()
         self.cache_size = cache_size
@@ -350,13 +353,14 @@ class CommandProcessor:
     def _process_batch(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
         producer = self._producer
-        pending = _Pending(processed_at=utc_now())
-        for msg in messages:
-            partition = _partition(msg)
-            if partition not in self.stores:
-                continue  # revoked meanwhile: its new owner processes it
-            pending.offsets[partition] = msg.offset() + 1
-            self._handle(msg, pending)
+        pending = self._prepare(messages, frozenset())
+        states = self._encode_states(pending)
+        oversized = frozenset(
+            (p, key) for p, encoded in states.items() for key, v in encoded.items() if len(v) > self.max_state
+        )
+        if oversized:  # decide again, rejecting the commands that would grow these states too far
+            pending = self._prepare(messages, oversized)
+            states = self._encode_states(pending)
         if not pending.offsets:
             return
 
@@ -400,10 +404,10 @@ class CommandProcessor:
             producer.produce(results_topic, value, result.command_id.encode(), partition=partition)
             if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
                 writes.setdefault(partition, {})[COMMAND_PREFIX + result.command_id.encode()] = value
-        for partition, aggregates in pending.aggregates.items():
+        for partition, encoded in states.items():
             target = writes.setdefault(partition, {})
-            for key, aggregate in aggregates.items():
-                target[AGGREGATE_PREFIX + key] = encode_aggregate(self.runtime, aggregate)
+            for key, value in encoded.items():
+                target[AGGREGATE_PREFIX + key] = value
         for partition, aggregate_id, aggregate, last_event in pending.snapshots:
             snapshot = AggregateSnapshot(
                 aggregate_id=aggregate_id,
@@ -448,6 +452,24 @@ class CommandProcessor:
                 store.apply(partition_writes, changelog_end[partition])
         self._remember(pending)
         self._count(pending, len(messages))
+
+    def _prepare(self, messages: list[Message], watch: frozenset[tuple[int, bytes]]) -> _Pending:
+        """Decide every command of a batch (nothing is produced yet)."""
+        pending = _Pending(processed_at=utc_now(), watch=watch)
+        for msg in messages:
+            partition = _partition(msg)
+            if partition not in self.stores:
+                continue  # revoked meanwhile: its new owner processes it
+            pending.offsets[partition] = msg.offset() + 1
+            self._handle(msg, pending)
+        return pending
+
+    def _encode_states(self, pending: _Pending) -> dict[int, dict[bytes, bytes]]:
+        """Each aggregate the batch changed, encoded once (its last state in the batch)."""
+        return {
+            partition: {key: encode_aggregate(self.runtime, a) for key, a in aggregates.items()}
+            for partition, aggregates in pending.aggregates.items()
+        }
 
     def _remember(self, pending: _Pending) -> None:
         cache = self._cache
@@ -563,6 +585,14 @@ class CommandProcessor:
             actor=meta.get(h.ACTOR, ""),
         )
         outcome = handle_command(self.context, current, envelope, pending.processed_at)
+        if outcome.events and (partition, raw_key) in pending.watch:
+            size = len(encode_aggregate(self.runtime, outcome.aggregate))
+            if size > self.max_state:
+                return self._reject(
+                    pending, partition, command_id, aggregate_id, decoded.type_name, current,
+                    "aggregate_too_large",
+                    f"the state would reach {size} bytes (limit {self.max_state}, STREAMS_MAX_STATE_BYTES)",
+                )  # fmt: skip
         indexes: list[int] = []
         codec = self.runtime.codec
         for version, event in outcome.events:

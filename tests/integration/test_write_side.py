@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from streams.audit import aggregate_from_log, aggregate_from_table
 from streams.client import CommandClient, read_topic
-from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, ShipOrder
+from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, RemoveItem, ShipOrder
 from streams.core import headers as h
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
@@ -31,7 +31,7 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
     dep = Deployment(
         prefix=f"t{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_SNAPSHOT_EVERY": "3"},
+        extra_env={"STREAMS_SNAPSHOT_EVERY": "3", "STREAMS_MAX_STATE_BYTES": "4000"},
     )
     dep.start("w1")
     dep.wait_healthy("w1")
@@ -266,6 +266,19 @@ def test_every_third_version_is_snapshotted_in_the_same_transaction(
     assert state == client.runtime.context.fold(history[:6])
     # snapshot + tail = full fold
     assert client.runtime.context.fold(history[6:], state) == client.runtime.context.fold(history)
+
+
+def test_a_state_that_would_outgrow_its_changelog_record_is_rejected_not_stuck(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    client.execute("o-big", PlaceOrder("c-1", "EUR"))
+    results = [client.execute("o-big", AddItem("x" * 900 + str(i), 1, 1)) for i in range(6)]
+    assert [r.status for r in results[:4]] == ["accepted"] * 4
+    assert results[4].reason == "aggregate_too_large" and "limit 4000" in results[4].detail
+    assert results[4].aggregate_version == 5
+    # the partition keeps going: other aggregates and smaller changes are fine
+    assert client.execute("o-big", RemoveItem("x" * 900 + "0")).accepted
+    assert client.execute("o-big-other", PlaceOrder("c-2", "EUR")).accepted
 
 
 def test_ship_requires_confirmation_end_to_end(client: CommandClient) -> None:
