@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import struct
 import threading
 import time
@@ -33,30 +32,16 @@ from typing import Any
 
 import fastavro
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Settings
 from streams.core import headers as h
 from streams.core.codec import AvroCodec, DecodeError
 from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
-from streams.core.topics import DAY_MS, TopicSpec
 from streams.messages import to_json
 from streams.runtime import ContextRuntime, ensure_topics, take
 
 log = logging.getLogger(__name__)
-
-# Suffixes of a context's topics that are not read models (DESIGN.md's topic table + ours).
-NOT_VIEWS = {
-    "commands",
-    "events",
-    "command-results",
-    "dlq",
-    "snapshots",
-    "aggregates-changelog",
-    "views-control",
-}
-SINK_SUFFIX = "-sink"
 
 
 @dataclass(frozen=True)
@@ -102,37 +87,6 @@ class SnapshotRow:
 
 
 SINK_TYPES: tuple[type, ...] = (EventStoreRow, ReadModelKey, ReadModelRow, SnapshotRow)
-
-
-@dataclass(frozen=True)
-class SinkTopics:
-    """Names of one context's derived sink topics."""
-
-    context: str
-    prefix: str = ""
-
-    @property
-    def events(self) -> str:
-        """Flattened events, keyed by event id."""
-        return f"{self.prefix}{self.context}.events{SINK_SUFFIX}"
-
-    @property
-    def snapshots(self) -> str:
-        """Flattened snapshots, keyed by aggregate id (compacted)."""
-        return f"{self.prefix}{self.context}.snapshots{SINK_SUFFIX}"
-
-    @property
-    def readmodels(self) -> str:
-        """Flattened read-model documents of every view, Avro key (compacted)."""
-        return f"{self.prefix}{self.context}.readmodels{SINK_SUFFIX}"
-
-    def specs(self, partitions: int) -> list[TopicSpec]:
-        """The derived topics: rebuildable from the log, so bounded retention for events."""
-        return [
-            TopicSpec(self.events, partitions, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
-            TopicSpec(self.snapshots, partitions, {"cleanup.policy": "compact"}),
-            TopicSpec(self.readmodels, partitions, {"cleanup.policy": "compact"}),
-        ]
 
 
 def sink_codec(settings: Settings) -> AvroCodec:
@@ -225,21 +179,11 @@ def readmodel_row(document: dict[str, Any]) -> Any:
     )
 
 
-def discover_views(settings: Settings, context: str, topics: list[str]) -> list[str]:
-    """Read-model topics of a context: `<prefix><ctx>.<view>` that are neither log nor derived.
-
-    `STREAMS_SINK_VIEWS` (comma-separated view names) overrides the discovery.
-    """
-    base = f"{settings.topic_prefix}{context}."
-    if settings.sink_views:
-        return [base + v for v in settings.sink_views]
-    pattern = re.compile(re.escape(base) + r"([a-z0-9][a-z0-9-]*)$")
-    found = []
-    for topic in topics:
-        match = pattern.match(topic)
-        if match and match[1] not in NOT_VIEWS and not match[1].endswith(SINK_SUFFIX):
-            found.append(topic)
-    return sorted(found)
+def view_topics(settings: Settings, runtime: ContextRuntime) -> list[str]:
+    """The read-model topics to copy: the context's declared views (version 1 topics), or the
+    view names in `STREAMS_SINK_VIEWS` when set."""
+    names = settings.sink_views or tuple(view.name for view in runtime.context.views)
+    return [runtime.topics.view(name) for name in names]
 
 
 class SinkDeriver:
@@ -248,7 +192,6 @@ class SinkDeriver:
     def __init__(self, settings: Settings, runtime: ContextRuntime) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.sink_topics = SinkTopics(runtime.context.name, settings.topic_prefix)
         self.codec = sink_codec(settings)
         self.generic = GenericDecoder(runtime.codec.registry)
         self._stop = threading.Event()
@@ -258,9 +201,8 @@ class SinkDeriver:
         """Ask the loop to finish its batch and exit."""
         self._stop.set()
 
-    def _subscription(self, admin: AdminClient) -> list[str]:
-        topics = list(admin.list_topics(timeout=10).topics)
-        self._views = discover_views(self.settings, self.runtime.context.name, topics)
+    def _subscription(self) -> list[str]:
+        self._views = view_topics(self.settings, self.runtime)
         return [self.runtime.topics.events, self.runtime.topics.snapshots, *self._views]
 
     def run(self) -> None:
@@ -273,9 +215,9 @@ class SinkDeriver:
                 self._stop.wait(5)
 
     def _copy(self) -> None:
-        """Consume, derive, produce, flush, commit; rediscover view topics every 10 s."""
-        ensure_topics(self.settings, self.sink_topics.specs(self.settings.partitions))
-        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap})
+        """Consume, derive, produce, flush, commit (view topics created later are picked up by
+        librdkafka's metadata refresh)."""
+        ensure_topics(self.settings, self.runtime.topics.sink_specs(self.settings.partitions))
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.bootstrap,
@@ -290,17 +232,9 @@ class SinkDeriver:
         producer = Producer(
             {"bootstrap.servers": self.settings.bootstrap, "enable.idempotence": True, "linger.ms": 5}
         )
-        subscribed = self._subscription(admin)
-        consumer.subscribe(subscribed)
-        next_discovery = time.monotonic() + 10
+        consumer.subscribe(self._subscription())
         try:
             while not self._stop.is_set():
-                if time.monotonic() >= next_discovery:
-                    next_discovery = time.monotonic() + 10
-                    wanted = self._subscription(admin)
-                    if wanted != subscribed:
-                        subscribed = wanted
-                        consumer.subscribe(subscribed)
                 copied = 0
                 for msg in take(consumer, 500, 0.2):
                     if msg.error() is not None:
@@ -327,19 +261,21 @@ class SinkDeriver:
                     return
                 where = {"topic": topic, "partition": msg.partition(), "offset": msg.offset()}
                 row = event_row(self.runtime, msg.value(), headers, where)
-                producer.produce(self.sink_topics.events, self.codec.encode(row), row.EventID.encode())
+                producer.produce(
+                    self.runtime.topics.events_sink, self.codec.encode(row), row.EventID.encode()
+                )
             elif topic == self.runtime.topics.snapshots:
                 row = snapshot_row(self.runtime, msg.value())
-                producer.produce(self.sink_topics.snapshots, self.codec.encode(row), key)
+                producer.produce(self.runtime.topics.snapshots_sink, self.codec.encode(row), key)
             else:
                 entity_type = topic.removeprefix(self.settings.topic_prefix)
                 sink_key = self.codec.encode(ReadModelKey(key.decode(), entity_type))
                 if msg.value() is None:
-                    producer.produce(self.sink_topics.readmodels, None, sink_key)  # tombstone: delete
+                    producer.produce(self.runtime.topics.readmodels_sink, None, sink_key)  # tombstone: delete
                 else:
                     _, document = self.generic.decode(msg.value())
                     row = readmodel_row(document)
-                    producer.produce(self.sink_topics.readmodels, self.codec.encode(row), sink_key)
+                    producer.produce(self.runtime.topics.readmodels_sink, self.codec.encode(row), sink_key)
         except (DecodeError, ValueError, KeyError, TypeError) as exc:
             # The write side sends undecodable input to its DLQ; here we only skip and say so.
             log.warning("sink deriver skips %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)

@@ -72,6 +72,31 @@ class ContextTopics:
         """Which version of each view is served (compacted, one partition)."""
         return self._name("views-control")
 
+    @property
+    def events_sink(self) -> str:
+        """Events flattened into rows for the JDBC sink, keyed by event id."""
+        return self._name("events-sink")
+
+    @property
+    def snapshots_sink(self) -> str:
+        """Snapshots flattened into rows for the JDBC sink, keyed by aggregate id."""
+        return self._name("snapshots-sink")
+
+    @property
+    def readmodels_sink(self) -> str:
+        """Every view's documents flattened into rows for the JDBC sink."""
+        return self._name("readmodels-sink")
+
+    def sink_specs(self, partitions: int) -> list[TopicSpec]:
+        """Derived sink topics: rebuildable from the log, so bounded retention for events."""
+        return [
+            TopicSpec(
+                self.events_sink, partitions, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+            ),
+            TopicSpec(self.snapshots_sink, partitions, {"cleanup.policy": "compact"}),
+            TopicSpec(self.readmodels_sink, partitions, {"cleanup.policy": "compact"}),
+        ]
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         """Every topic the write side needs, with its policy from DESIGN.md."""
         delete_week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
