@@ -1,26 +1,40 @@
-"""`make bench`: the write path against a bare Kafka loop, in one run on one broker.
+"""`make bench`: every figure of issue 7 in one run, on one broker, on this machine.
 
 a. ceiling: confluent-kafka consume -> transactional produce of the same records, read_committed
 b. our write path: the CommandProcessor (decode, RocksDB state, decide, evolve, events + results +
-   changelog + offsets in one transaction) over the same pre-loaded commands
+   changelog + offsets in one transaction) over the same pre-loaded commands, exactly once
+c. the same with at-least-once (idempotent producer, offsets committed after the acks)
 latency: command -> result at a steady offered load, through the public client
+d. read side, over b's events topic (streams/bench_read.py): live view events/s, replay events/s
+   (`streams replay`), and a bare read_committed consume of the same topic
+e. the seed's design: PostgreSQL EventStore table, per-event INSERT, optimistic concurrency on the
+   version, state folded from the aggregate's events per command (streams/bench_seed.py)
+f. the `eventsourcing` library with its PostgreSQL backend, same decide/evolve (streams/bench_es.py)
+memory: peak RSS of a write-path worker process with 100,000 and 1,000,000 aggregates in its state
+   table (streams/bench_memory.py)
+
+Sizes come from BENCH_* environment variables (see BENCHMARKS.md); BENCH_ONLY=a,b,c,... runs a subset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from streams.client import CommandClient
@@ -35,18 +49,32 @@ N = int(os.environ.get("BENCH_COMMANDS", "100000"))
 AGGREGATES = int(os.environ.get("BENCH_AGGREGATES", "10000"))
 LATENCY_COMMANDS = int(os.environ.get("BENCH_LATENCY_COMMANDS", "5000"))
 LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "1000"))
+BASELINE_MAX_S = float(os.environ.get("BENCH_BASELINE_MAX_S", "300"))
+"""e and f stop after this many seconds; their rate is then over the commands they handled."""
+PG_SYNC_COMMIT = os.environ.get("BENCH_PG_SYNCHRONOUS_COMMIT", "on")
+"""synchronous_commit for e and f's sessions (the stack's server default is off)."""
+MEMORY_AGGREGATES = [
+    int(n) for n in os.environ.get("BENCH_MEMORY_AGGREGATES", "100000,1000000").split(",") if n
+]
+ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(","))
+KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
-def _commands() -> list[tuple[str, Any]]:
-    """Realistic order traffic: each aggregate is placed, then receives items."""
+def commands(n: int = N, aggregates: int = AGGREGATES) -> list[tuple[str, Any]]:
+    """Realistic order traffic: each aggregate is placed, then receives items (every command is
+    accepted and causes one event; an order holds at most 50 distinct skus)."""
     out: list[tuple[str, Any]] = []
-    for i in range(N):
-        aggregate = f"order-{i % AGGREGATES}"
-        if i < AGGREGATES:
+    for i in range(n):
+        aggregate = f"order-{i % aggregates}"
+        if i < aggregates:
             out.append((aggregate, PlaceOrder(f"customer-{i % 997}", "EUR")))
         else:
             out.append((aggregate, AddItem(f"sku-{i % 50}", 1 + i % 3, 100 + (i % 50) * 7)))
     return out
+
+
+def _commands() -> list[tuple[str, Any]]:
+    return commands()
 
 
 def _preload(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -61,10 +89,17 @@ def _preload(settings: Settings, topic: str, records: list[tuple[bytes, bytes]])
     producer.flush(60)
 
 
-def ceiling(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
+def _isolated(settings: Settings, prefix: str) -> Settings:
+    """A deployment of its own: topic prefix, app id (consumer groups) and data directory."""
+    return replace(
+        settings, topic_prefix=prefix, app_id=prefix.rstrip("."), data_dir=Path(".stack/bench") / prefix
+    )
+
+
+def ceiling(settings: Settings, records: list[tuple[bytes, bytes]], prefix: str = "") -> float:
     """Records/s of a bare consume -> transactional produce loop (same batching)."""
-    run = uuid.uuid4().hex[:8]
-    source, sink = f"bench-{run}.in", f"bench-{run}.out"
+    run = prefix.rstrip(".") or f"bench-{uuid.uuid4().hex[:8]}"
+    source, sink = f"{run}.in", f"{run}.out"
     ensure_topics(
         settings,
         [TopicSpec(t, settings.partitions, {}) for t in (source, sink)],
@@ -73,7 +108,7 @@ def ceiling(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap,
-            "group.id": f"bench-{run}",
+            "group.id": run,
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -83,7 +118,7 @@ def ceiling(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     producer = Producer(
         {
             "bootstrap.servers": settings.bootstrap,
-            "transactional.id": f"bench-{run}",
+            "transactional.id": run,
             "linger.ms": 5,
             "batch.num.messages": 10000,
             "compression.type": "lz4",
@@ -114,10 +149,12 @@ def ceiling(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     return done / elapsed
 
 
-def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:
-    """Commands/s of the CommandProcessor over pre-loaded commands (exactly once on)."""
-    prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    s = replace(settings, topic_prefix=prefix, data_dir=Path(".stack/bench") / prefix)
+def run_write_path(
+    settings: Settings, commands: list[tuple[str, Any]], prefix: str = ""
+) -> tuple[float, Settings, ContextRuntime]:
+    """Commands/s of the CommandProcessor over pre-loaded commands, from its first batch to the
+    last command's batch; also the deployment's settings and runtime (its events topic is full)."""
+    s = _isolated(settings, prefix or f"bench-{uuid.uuid4().hex[:8]}.")
     runtime = ContextRuntime.connect(s, "orders")
     processor = CommandProcessor(s, runtime, worker_id="bench")
     processor.ensure_topics()
@@ -128,7 +165,7 @@ def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:
 
     def count(n: int) -> None:
         nonlocal done, first
-        first = first or time.perf_counter() - 0.0
+        first = first or time.perf_counter()
         done += n
         if done >= len(commands):
             finished.set()
@@ -136,21 +173,26 @@ def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:
     processor.on_batch = count
     thread = threading.Thread(target=processor.run, daemon=True)
     thread.start()
-    finished.wait(timeout=1800)
+    if not finished.wait(timeout=1800):
+        raise TimeoutError(f"only {done} of {len(commands)} commands handled")
     elapsed = time.perf_counter() - first
     processor.stop()
     thread.join(60)
-    return done / elapsed
+    return done / elapsed, s, runtime
+
+
+def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:
+    """Commands/s of the CommandProcessor over pre-loaded commands (settings.exactly_once decides)."""
+    return run_write_path(settings, commands)[0]
 
 
 def _timer(samples: list[float], sent_at: float) -> Any:
     return lambda _future: samples.append(time.perf_counter() - sent_at)
 
 
-def latency(settings: Settings) -> tuple[float, float]:
+def latency(settings: Settings, prefix: str = "") -> tuple[float, float]:
     """p50, p99 seconds from send to result receipt at a steady offered load."""
-    prefix = f"bench-lat-{uuid.uuid4().hex[:8]}."
-    s = replace(settings, topic_prefix=prefix, data_dir=Path(".stack/bench") / prefix)
+    s = _isolated(settings, prefix or f"bench-lat-{uuid.uuid4().hex[:8]}.")
     runtime = ContextRuntime.connect(s, "orders")
     processor = CommandProcessor(s, runtime, worker_id="bench-lat")
     processor.ensure_topics()
@@ -181,38 +223,247 @@ def latency(settings: Settings) -> tuple[float, float]:
     return q[49], q[98]
 
 
+def read_side(settings: Settings, runtime: ContextRuntime, events: int, results: dict[str, Any]) -> None:
+    """(d) streams/bench_read.py's replay figures over an events topic holding `events` events."""
+    from streams import bench_read  # it imports this module: import late
+
+    bench_read.EVENTS = events  # its functions read the event count from this module global
+    measured: dict[str, Any] = {}
+    bench_read.bench_replay(settings, runtime, measured)
+    results["d_live_view_events_per_s"] = events / measured["a_live_v1_initial_s"]
+    results["d_replay_events_per_s"] = measured["a_replay_events_per_s"]
+    results["d_replay_seconds"] = measured["a_replay_seconds"]
+    results["d_raw_events_per_s"] = measured["a_raw_events_per_s"]
+    results["d_raw_records"] = measured["a_raw_records"]
+    results["d_view"] = measured["a_view"]
+    if "a_projector_steady_events_per_s" in measured:
+        results["d_projector_steady_events_per_s"] = measured["a_projector_steady_events_per_s"]
+
+
+def _pg_session_options() -> contextlib.AbstractContextManager[None]:
+    """PGOPTIONS for the libpq connections that e and f open (both backends read it)."""
+
+    @contextlib.contextmanager
+    def scoped() -> Any:
+        before = os.environ.get("PGOPTIONS")
+        os.environ["PGOPTIONS"] = f"-c synchronous_commit={PG_SYNC_COMMIT}"
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("PGOPTIONS", None)
+            else:
+                os.environ["PGOPTIONS"] = before
+
+    return scoped()
+
+
+def _drop(settings: Settings, prefixes: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics if any(t.startswith(p) for p in prefixes)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(Exception):  # best effort clean-up
+                future.result()
+    for prefix in prefixes:
+        shutil.rmtree(Path(".stack/bench") / prefix, ignore_errors=True)
+
+
+def _ratio(results: dict[str, Any], name: str, top: str, bottom: str) -> None:
+    if results.get(top) and results.get(bottom):
+        results[name] = results[top] / results[bottom]
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, where we stand, figure, met?) for each target of issue 7."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+
+    def add(target: str, key: str, fmt: str, ok: Callable[[float], bool]) -> None:
+        value = results.get(key)
+        rows.append(
+            (target, key, "-" if value is None else fmt.format(value), None if value is None else ok(value))
+        )
+
+    add("b/a ≥ 0.5", "ratio_b_over_a", "{:.2f}", lambda v: v >= 0.5)
+    add("b/e ≥ 10", "ratio_b_over_e", "{:.1f}", lambda v: v >= 10)
+    add("b/f ≥ 10", "ratio_b_over_f", "{:.1f}", lambda v: v >= 10)
+    add("exactly-once costs ≤ 10% (1 - b/c)", "exactly_once_cost", "{:.0%}", lambda v: v <= 0.10)
+    add("replay ≥ 0.5 x raw consume", "ratio_d_replay_over_raw", "{:.2f}", lambda v: v >= 0.5)
+    limit = results["commit_interval_ms"] + 50
+    add(f"p99 command→result ≤ {limit:.0f} ms", "latency_p99_ms", "{:.0f} ms", lambda v: v <= limit)
+    return rows
+
+
+def table(results: dict[str, Any]) -> Table:
+    """The printed table (also the one pasted into BENCHMARKS.md)."""
+    t = Table(
+        title=f"{results['commands']:,} commands over {results['aggregates']:,} aggregates "
+        f"({results['record_bytes']:.0f} B), {results['partitions']} partitions"
+    )
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    rows = [
+        ("a. ceiling: bare consume→transactional produce", "a_ceiling_rps", "{:,.0f} rec/s"),
+        ("b. write path, exactly once", "b_write_path_cps", "{:,.0f} cmd/s"),
+        ("   per command", "b_us_per_command", "{:,.0f} µs"),
+        ("c. write path, at least once", "c_write_path_cps", "{:,.0f} cmd/s"),
+        (f"latency p50 at {LATENCY_RATE}/s (exactly once)", "latency_p50_ms", "{:.1f} ms"),
+        (f"latency p99 at {LATENCY_RATE}/s (exactly once)", "latency_p99_ms", "{:.1f} ms"),
+        ("d. live view, events into the view topic", "d_live_view_events_per_s", "{:,.0f} ev/s"),
+        ("   replay (streams replay, end to end)", "d_replay_events_per_s", "{:,.0f} ev/s"),
+        ("   replay's projector, first to last batch", "d_projector_steady_events_per_s", "{:,.0f} ev/s"),
+        ("   raw read_committed consume, same topic", "d_raw_events_per_s", "{:,.0f} ev/s"),
+        ("e. seed design: PostgreSQL EventStore", "e_seed_cps", "{:,.0f} cmd/s"),
+        ("f. eventsourcing library, PostgreSQL", "f_eventsourcing_cps", "{:,.0f} cmd/s"),
+        ("b / a", "ratio_b_over_a", "{:.2f}"),
+        ("c / b", "ratio_c_over_b", "{:.2f}"),
+        ("d replay / raw", "ratio_d_replay_over_raw", "{:.2f}"),
+        ("d projector steady / raw", "ratio_d_steady_over_raw", "{:.2f}"),
+        ("b / e", "ratio_b_over_e", "{:.1f}"),
+        ("b / f", "ratio_b_over_f", "{:.1f}"),
+    ]
+    for label, key, fmt in rows:
+        if key in results:
+            t.add_row(label, fmt.format(results[key]))
+    for sample in results.get("memory_samples", []):
+        if sample["at"]:
+            t.add_row(
+                f"worker peak RSS, {sample['at']:,} aggregates",
+                f"{sample['VmHWM'] / 2**20:,.0f} MiB (RocksDB {sample['rocksdb_bytes'] / 2**20:,.0f} MiB)",
+            )
+    return t
+
+
 def main() -> None:
     """Run every scenario and print the table (JSON under bench-results/)."""
+    from streams.bench_es import eventsourcing_library
+    from streams.bench_memory import measure
+    from streams.bench_seed import seed_design
+
     settings = Settings()
-    commands = _commands()
+    run = uuid.uuid4().hex[:8]
+    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "b", "c", "lat")}
+    traffic = commands()
     runtime = ContextRuntime.connect(settings, "orders")
-    records = [(k.encode(), runtime.codec.encode(c)) for k, c in commands]
+    records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
     size = statistics.mean(len(v) for _, v in records)
-    results: dict[str, Any] = {"commands": N, "aggregates": AGGREGATES, "record_bytes": size}
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("a. bare consume→transactional produce loop", total=3)
-        results["a_ceiling_rps"] = ceiling(settings, records)
-        progress.update(task, advance=1, description="b. our write path (exactly once)")
-        results["b_write_path_cps"] = write_path(settings, commands)
-        progress.update(task, advance=1, description="command→result latency")
-        p50, p99 = latency(settings)
-        results["latency_p50_ms"], results["latency_p99_ms"] = p50 * 1000, p99 * 1000
-        progress.update(task, advance=1)
-    results["ratio_b_over_a"] = results["b_write_path_cps"] / results["a_ceiling_rps"]
-    results["commit_interval_ms"] = settings.commit_interval_s * 1000
-    table = Table(title=f"write path, {N:,} commands over {AGGREGATES:,} aggregates ({size:.0f} B)")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("a. ceiling: bare consume→transactional produce", f"{results['a_ceiling_rps']:,.0f} rec/s")
-    table.add_row("b. write path, exactly once", f"{results['b_write_path_cps']:,.0f} cmd/s")
-    table.add_row("b / a", f"{results['ratio_b_over_a']:.2f}")
-    table.add_row(f"latency p50 at {LATENCY_RATE}/s", f"{results['latency_p50_ms']:.1f} ms")
-    table.add_row(f"latency p99 at {LATENCY_RATE}/s", f"{results['latency_p99_ms']:.1f} ms")
-    console.print(table)
+    results: dict[str, Any] = {
+        "commands": N,
+        "aggregates": AGGREGATES,
+        "record_bytes": size,
+        "partitions": settings.partitions,
+        "commit_interval_ms": settings.commit_interval_s * 1000,
+        "cpus": os.cpu_count(),
+        "load_avg_at_start": os.getloadavg()[0],
+        "pg_synchronous_commit": PG_SYNC_COMMIT,
+        "complete": False,
+    }
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
-    path = out / f"write-path-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2))
+    path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    steps = [s for s in ("a", "b", "c", "latency", "d", "e", "f", "memory") if s in ONLY]
+    memory_prefix: list[str] = []
+    b_deployment: tuple[Settings, ContextRuntime] | None = None
+    try:
+        with Progress(console=console) as progress:
+            overall = progress.add_task("benchmarks", total=len(steps))
+
+            def step(task: TaskID, label: str) -> None:
+                progress.update(task, description=label)
+                console.log(label)
+
+            task = progress.add_task("", total=None)
+            if "a" in steps:
+                step(task, "a. bare consume→transactional produce loop")
+                results["a_ceiling_rps"] = ceiling(settings, records, prefixes["a"])
+                progress.advance(overall)
+            if "b" in steps:
+                step(task, "b. our write path, exactly once")
+                rate, s_b, rt_b = run_write_path(settings, traffic, prefixes["b"])
+                results["b_write_path_cps"] = rate
+                results["b_us_per_command"] = 1e6 / rate
+                b_deployment = (s_b, rt_b)
+                progress.advance(overall)
+            if "c" in steps:
+                step(task, "c. our write path, at least once")
+                at_least_once = replace(settings, exactly_once=False)
+                results["c_write_path_cps"] = run_write_path(at_least_once, traffic, prefixes["c"])[0]
+                progress.advance(overall)
+            if "latency" in steps:
+                step(task, f"command→result latency at {LATENCY_RATE}/s")
+                p50, p99 = latency(settings, prefixes["lat"])
+                results["latency_p50_ms"], results["latency_p99_ms"] = p50 * 1000, p99 * 1000
+                progress.advance(overall)
+            if "d" in steps:
+                step(task, "d. read side over b's events: live view, replay, raw consume")
+                if b_deployment is None:
+                    rate, s_b, rt_b = run_write_path(settings, traffic, prefixes["b"])
+                    b_deployment = (s_b, rt_b)
+                try:
+                    read_side(*b_deployment, N, results)
+                except ImportError as exc:
+                    results["d_skipped"] = f"streams.bench_read unavailable: {exc}"
+                progress.advance(overall)
+            with _pg_session_options():
+                if "e" in steps:
+                    step(task, "e. the seed's design: PostgreSQL EventStore")
+                    e = seed_design(
+                        settings.pg_dsn,
+                        traffic,
+                        max_seconds=BASELINE_MAX_S,
+                        on_progress=lambda n: progress.update(task, completed=n, total=N),
+                    )
+                    results["e_seed_cps"] = e["commands_per_s"]
+                    results["e_seed"] = e
+                    progress.advance(overall)
+                if "f" in steps:
+                    step(task, "f. the eventsourcing library, PostgreSQL backend")
+                    progress.reset(task, total=N)
+                    f = eventsourcing_library(
+                        settings.pg_dsn,
+                        traffic,
+                        max_seconds=BASELINE_MAX_S,
+                        on_progress=lambda n: progress.update(task, completed=n, total=N),
+                    )
+                    results["f_eventsourcing_cps"] = f["commands_per_s"]
+                    results["f_eventsourcing"] = f
+                    progress.advance(overall)
+            if "memory" in steps:
+                step(task, f"memory: worker with {', '.join(f'{n:,}' for n in MEMORY_AGGREGATES)} aggregates")
+                progress.reset(task, total=None)
+
+                def show(line: str) -> None:
+                    progress.update(task, description=f"memory: {line}")
+
+                mem = measure(settings, MEMORY_AGGREGATES, show)
+                memory_prefix.append(mem["prefix"])
+                results["memory_samples"] = mem["samples"]
+                progress.advance(overall)
+        _ratio(results, "ratio_b_over_a", "b_write_path_cps", "a_ceiling_rps")
+        _ratio(results, "ratio_c_over_b", "c_write_path_cps", "b_write_path_cps")
+        _ratio(results, "ratio_d_replay_over_raw", "d_replay_events_per_s", "d_raw_events_per_s")
+        _ratio(results, "ratio_d_steady_over_raw", "d_projector_steady_events_per_s", "d_raw_events_per_s")
+        _ratio(results, "ratio_b_over_e", "b_write_path_cps", "e_seed_cps")
+        _ratio(results, "ratio_b_over_f", "b_write_path_cps", "f_eventsourcing_cps")
+        if "ratio_c_over_b" in results:
+            results["exactly_once_cost"] = 1 - 1 / results["ratio_c_over_b"]
+        results["targets"] = [
+            {"target": t, "key": k, "value": v, "met": met} for t, k, v, met in targets(results)
+        ]
+        results["complete"] = True
+    finally:
+        results["load_avg_at_end"] = os.getloadavg()[0]
+        path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
+        if not KEEP:
+            _drop(settings, [*prefixes.values(), *memory_prefix])
+    console.print(table(results))
+    verdicts = Table(title="targets")
+    verdicts.add_column("target")
+    verdicts.add_column("measured", justify="right")
+    verdicts.add_column("met")
+    for target, _, value, met in targets(results):
+        verdicts.add_row(target, value, "-" if met is None else ("yes" if met else "NO"))
+    console.print(verdicts)
     console.print(f"written to {path}")
 
 
