@@ -56,6 +56,8 @@ PG_SYNC_COMMIT = os.environ.get("BENCH_PG_SYNCHRONOUS_COMMIT", "on")
 MEMORY_AGGREGATES = [
     int(n) for n in os.environ.get("BENCH_MEMORY_AGGREGATES", "100000,1000000").split(",") if n
 ]
+FANOUT = int(os.environ.get("BENCH_FANOUT", "4"))
+"""Output records per input of the second bare loop: as many as the write path produces."""
 ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
@@ -96,8 +98,12 @@ def _isolated(settings: Settings, prefix: str) -> Settings:
     )
 
 
-def ceiling(settings: Settings, records: list[tuple[bytes, bytes]], prefix: str = "") -> float:
-    """Records/s of a bare consume -> transactional produce loop (same batching)."""
+def ceiling(
+    settings: Settings, records: list[tuple[bytes, bytes]], prefix: str = "", copies: int = 1
+) -> float:
+    """Input records/s of a bare consume -> transactional produce loop (same batching), producing
+    `copies` output records per input (our write path produces ~4: event, result, state and
+    command-id changelog entries)."""
     run = prefix.rstrip(".") or f"bench-{uuid.uuid4().hex[:8]}"
     source, sink = f"{run}.in", f"{run}.out"
     ensure_topics(
@@ -136,7 +142,8 @@ def ceiling(settings: Settings, records: list[tuple[bytes, bytes]], prefix: str 
         producer.begin_transaction()
         offsets: dict[int, int] = {}
         for m in batch:
-            producer.produce(sink, m.value(), m.key(), partition=m.partition(), headers=m.headers())
+            for _ in range(copies):
+                producer.produce(sink, m.value(), m.key(), partition=m.partition(), headers=m.headers())
             offsets[m.partition()] = m.offset() + 1
         producer.send_offsets_to_transaction(
             [TopicPartition(source, p, o) for p, o in offsets.items()],
@@ -304,6 +311,7 @@ def table(results: dict[str, Any]) -> Table:
     t.add_column("value", justify="right")
     rows = [
         ("a. ceiling: bare consume→transactional produce", "a_ceiling_rps", "{:,.0f} rec/s"),
+        (f"   the same loop, {FANOUT} output records per input", "a_fanout_rps", "{:,.0f} rec/s"),
         ("b. write path, exactly once", "b_write_path_cps", "{:,.0f} cmd/s"),
         ("   per command", "b_us_per_command", "{:,.0f} µs"),
         ("c. write path, at least once", "c_write_path_cps", "{:,.0f} cmd/s"),
@@ -316,6 +324,7 @@ def table(results: dict[str, Any]) -> Table:
         ("e. seed design: PostgreSQL EventStore", "e_seed_cps", "{:,.0f} cmd/s"),
         ("f. eventsourcing library, PostgreSQL", "f_eventsourcing_cps", "{:,.0f} cmd/s"),
         ("b / a", "ratio_b_over_a", "{:.2f}"),
+        (f"b / (a, {FANOUT} records per input)", "ratio_b_over_a_fanout", "{:.2f}"),
         ("c / b", "ratio_c_over_b", "{:.2f}"),
         ("d replay / raw", "ratio_d_replay_over_raw", "{:.2f}"),
         ("d projector steady / raw", "ratio_d_steady_over_raw", "{:.2f}"),
@@ -342,7 +351,7 @@ def main() -> None:
 
     settings = Settings()
     run = uuid.uuid4().hex[:8]
-    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "b", "c", "lat")}
+    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat")}
     traffic = commands()
     runtime = ContextRuntime.connect(settings, "orders")
     records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
@@ -376,6 +385,9 @@ def main() -> None:
             if "a" in steps:
                 step(task, "a. bare consume→transactional produce loop")
                 results["a_ceiling_rps"] = ceiling(settings, records, prefixes["a"])
+                step(task, f"a. the same loop producing {FANOUT} records per input")
+                results["a_fanout_rps"] = ceiling(settings, records, prefixes["a4"], copies=FANOUT)
+                results["a_fanout"] = FANOUT
                 progress.advance(overall)
             if "b" in steps:
                 step(task, "b. our write path, exactly once")
@@ -440,6 +452,7 @@ def main() -> None:
                 results["memory_samples"] = mem["samples"]
                 progress.advance(overall)
         _ratio(results, "ratio_b_over_a", "b_write_path_cps", "a_ceiling_rps")
+        _ratio(results, "ratio_b_over_a_fanout", "b_write_path_cps", "a_fanout_rps")
         _ratio(results, "ratio_c_over_b", "c_write_path_cps", "b_write_path_cps")
         _ratio(results, "ratio_d_replay_over_raw", "d_replay_events_per_s", "d_raw_events_per_s")
         _ratio(results, "ratio_d_steady_over_raw", "d_projector_steady_events_per_s", "d_raw_events_per_s")
