@@ -17,7 +17,7 @@ from streams.client import consumer_config
 from streams.config import Settings
 from streams.core import headers as h
 from streams.core.processing import AggregateSnapshot
-from streams.runtime import ContextRuntime
+from streams.runtime import ContextRuntime, take
 
 
 def read_range(settings: Settings, topic: str, partition: int, start: int, end: int) -> list[Message]:
@@ -27,7 +27,7 @@ def read_range(settings: Settings, topic: str, partition: int, start: int, end: 
         consumer.assign([TopicPartition(topic, partition, start)])
         out: list[Message] = []
         while True:
-            batch = consumer.consume(5000, timeout=5.0)
+            batch = take(consumer, 5000, 5.0)  # consume() would wait the full 5 s for 5000 records
             if not batch:
                 raise TimeoutError(f"{topic}/{partition}: offsets {start}..{end} not readable")
             for msg in batch:
