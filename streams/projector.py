@@ -235,6 +235,7 @@ class Stage:
                     log.warning("%s: %s", self.group_id, err)
             if good:
                 self._batch(good)
+            self._skip_control_records()
             self._measure_lag()
 
     def _close(self) -> None:
@@ -324,6 +325,35 @@ class Stage:
         self._consumer.commit(offsets=offsets, asynchronous=True)
         self.consumed += len(messages)
         self.after_batch(batch)
+
+    def _skip_control_records(self) -> None:
+        """Move stored positions past transaction markers the consumer has skipped.
+
+        A transactional input ends each transaction with a commit marker that is never delivered,
+        so `last offset + 1` stays one short of the high watermark after every transaction: the
+        lag would never reach 0 (and `streams replay --max-lag 0` would never switch). The
+        consumer's own position already counts those markers, and everything before it has been
+        handled by the batch just written, so it is safe to store.
+        """
+        consumer = self._consumer
+        if consumer is None or not self.stores:
+            return
+        wanted = [TopicPartition(topic, p) for p in self.stores for topic in self.inputs]
+        try:
+            positions = consumer.position(wanted)
+        except KafkaException:
+            return
+        moved: dict[int, dict[str, int]] = {}
+        for tp in positions:
+            store = self.stores.get(tp.partition)
+            if store is not None and tp.offset >= 0 and tp.offset > store.position(tp.topic):
+                moved.setdefault(tp.partition, {})[tp.topic] = tp.offset
+        if not moved:
+            return
+        for partition, topics in moved.items():
+            self.stores[partition].write({}, topics)
+        offsets = [TopicPartition(t, p, o) for p, topics in moved.items() for t, o in topics.items()]
+        consumer.commit(offsets=offsets, asynchronous=True)
 
     def handle(self, msg: Message, batch: Batch) -> None:
         """Fold one record into the batch (subclasses)."""
@@ -460,15 +490,22 @@ class Repartitioner(Stage):
         try:
             event = self.runtime.codec.decode(msg.value()).message
             key = self.key_by(event, previous)
-        except Exception as exc:
+        except Exception as exc:  # the view's key_by failed: same rule as a failing handler
+            reason, source = type(exc).__name__, f"{msg.topic()}/{partition}/{msg.offset()}"
+            if self.settings.view_errors == "halt":
+                raise HaltProjection(
+                    f"{self.runtime.context.name}.{self.view.name} v{self._labels[2]} repartition: "
+                    f"{source}: {reason}: {exc}"
+                ) from exc
             headers = [(k, v or b"") for k, v in (msg.headers() or [])]
             headers += [
-                (h.DLQ_REASON, type(exc).__name__.encode()),
+                (h.DLQ_REASON, reason.encode()),
                 (h.DLQ_DETAIL, str(exc).encode()[:4000]),
-                (h.DLQ_SOURCE, f"{msg.topic()}/{partition}/{msg.offset()}".encode()),
+                (h.DLQ_SOURCE, source.encode()),
+                ("view_version", self._labels[2].encode()),
             ]
             batch.produce(self.dlq, None, msg.key(), msg.value(), headers)
-            metrics.VIEW_DLQ.labels(*self._labels, type(exc).__name__).inc()
+            metrics.VIEW_DLQ.labels(*self._labels, reason).inc()
             return
         if key != previous:
             batch.put(partition, map_key, None if key is None else key.encode())

@@ -210,6 +210,7 @@ def status(side: ContextReadSide) -> list[dict[str, Any]]:
     out = []
     for (name, version), projector in sorted(side.projectors.items()):
         repartitioner = side.repartitioners.get((name, version))
+        lags = [projector.lag(), *([repartitioner.lag()] if repartitioner else [])]
         out.append(
             {
                 "view": name,
@@ -217,7 +218,7 @@ def status(side: ContextReadSide) -> list[dict[str, Any]]:
                 "topic": projector.output,
                 "active": side.active(name) == version,
                 "partitions": sorted(projector.stores),
-                "lag": projector.lag() + (repartitioner.lag() if repartitioner else 0),
+                "lag": -1 if -1 in lags else sum(lags),  # -1: not measured yet
                 "error": projector.error or (repartitioner.error if repartitioner else ""),
             }
         )

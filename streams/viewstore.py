@@ -66,6 +66,15 @@ class LocalStore:
             return (key, bytes(value)) if key.startswith(prefix) else None
         return None
 
+    def compact(self) -> None:
+        """Flush the memtable and compact every level (to measure the settled size on disk)."""
+        self._db.flush(True)
+        self._db.compact_range(None, None)
+
+    def disk_bytes(self) -> int:
+        """Bytes of every file in the store's directory (SST files, WAL, manifest, options)."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
     def close(self) -> None:
         """Release the RocksDB handle."""
         self._db.close()
