@@ -45,6 +45,18 @@ class Deployment:
         env.update(self.extra_env)
         return env
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a `streams ...` command run against this deployment."""
+        env = dict(os.environ)
+        env.update(
+            STREAMS_TOPIC_PREFIX=f"{self.prefix}.",
+            STREAMS_APP_ID=self.prefix,
+            STREAMS_DATA_DIR=str(self.data_dir),
+            STREAMS_PARTITIONS=str(self.partitions),
+        )
+        env.update(self.extra_env)
+        return env
+
     def settings(self) -> Settings:
         return Settings(
             topic_prefix=f"{self.prefix}.",
