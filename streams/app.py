@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
 settings = Settings()
 
+(settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust does not create it
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -117,6 +118,15 @@ def run_demo(settings: Settings, console: Console) -> int:
                 f"{folded.state.status}, total {folded.state.total_cents / 100:.2f} "
                 f"{folded.state.currency} — RocksDB table agrees: {'[green]yes[/]' if same else '[red]no[/]'}"
             )
+
+            url = (
+                f"http://127.0.0.1:{settings.web_port}/orders/views/order-summary/{order}"
+                f"?min_version={folded.version}&timeout=30"
+            )
+            with urllib.request.urlopen(url, timeout=40) as response:
+                document = json.loads(response.read())
+            console.print(f"read model orders.order-summary (GET {url.split('?')[0]}):")
+            console.print_json(json.dumps(document))
 
             burst = 2000
             started = time.perf_counter()
