@@ -22,7 +22,8 @@ from streams.sinks import register_sinks
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
-logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
+for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per request otherwise
+    logging.getLogger(_name).setLevel(logging.WARNING)
 settings = Settings()
 
 (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust does not create it
