@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench clean
+.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ lint: install
 bench: stack-up
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m streams.bench
+
+bench-read: stack-up
+	$(BIN)/python -m streams.bench_read
 
 clean:
 	rm -rf $(VENV) .stack bench-results

@@ -26,12 +26,20 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streams import metrics
 from streams.config import Settings
 from streams.core import headers as h
-from streams.core.codec import DecodeError
+from streams.core.codec import DecodeError, RegistryUnavailable
 from streams.core.views import Document, EventMeta, ReadModelDocument, View, apply_event
 from streams.runtime import ContextRuntime, take
 from streams.viewstore import LocalStore
 
 log = logging.getLogger(__name__)
+
+
+def failure_reason(exc: Exception) -> str:
+    """The DLQ reason: a decode error's machine-readable reason (as on the write side), else
+    the exception's class name (a handler bug)."""
+    return exc.reason if isinstance(exc, DecodeError) else type(exc).__name__
+
+
 DOC_PREFIX = b"d:"
 KEY_PREFIX = b"k:"
 HISTORY_PREFIX = b"h:"
@@ -421,8 +429,10 @@ class ViewProjector(Stage):
             raw = batch.get(partition, DOC_PREFIX + key)
             current = None if raw is None else decode_document(entity_id, raw)
             updated = apply_event(self.view, current, entity_id, decoded.message, meta)
+        except RegistryUnavailable:
+            raise  # not the event's fault: the session restarts with back-off and reads it again
         except Exception as exc:  # a bad event or a handler bug must not stop the other documents
-            self._failed(msg, batch, type(exc).__name__, str(exc))
+            self._failed(msg, batch, failure_reason(exc), str(exc))
             return
         if updated is None:
             metrics.VIEW_SKIPPED.labels(*self._labels).inc()
@@ -490,8 +500,10 @@ class Repartitioner(Stage):
         try:
             event = self.runtime.codec.decode(msg.value()).message
             key = self.key_by(event, previous)
+        except RegistryUnavailable:
+            raise  # not the event's fault: the session restarts with back-off and reads it again
         except Exception as exc:  # the view's key_by failed: same rule as a failing handler
-            reason, source = type(exc).__name__, f"{msg.topic()}/{partition}/{msg.offset()}"
+            reason, source = failure_reason(exc), f"{msg.topic()}/{partition}/{msg.offset()}"
             if self.settings.view_errors == "halt":
                 raise HaltProjection(
                     f"{self.runtime.context.name}.{self.view.name} v{self._labels[2]} repartition: "
