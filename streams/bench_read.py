@@ -37,7 +37,7 @@ from streams.readside import ContextReadSide, history_group
 from streams.rebuild import rebuild_aggregate
 from streams.replay import Progress, raw_consume_rate, replay
 from streams.runtime import ContextRuntime
-from streams.viewstore import LocalStore
+from streams.store import PartitionStore
 
 console = Console()
 EVENTS = int(os.environ.get("BENCH_READ_EVENTS", "100000"))
@@ -181,7 +181,7 @@ def bench_history(settings: Settings, runtime: ContextRuntime, results: dict[str
         indexer.stop()
     compacted = 0
     for path in sorted(directory.glob("p*")):
-        store = LocalStore(path)
+        store = PartitionStore(path)
         store.compact()
         compacted += store.disk_bytes()
         store.close()

@@ -279,7 +279,7 @@ class CommandProcessor:
         try:
             tp = TopicPartition(self.changelog, partition)
             low, high = restorer.get_watermark_offsets(tp, timeout=10)
-            start = max(store.checkpoint, low)
+            start = max(store.position(self.changelog), low)
             if start >= high:
                 return store
             restorer.assign([TopicPartition(self.changelog, partition, start)])
@@ -297,10 +297,10 @@ class CommandProcessor:
                     writes[msg.key()] = msg.value()
                     position = msg.offset() + 1
                     if len(writes) >= 10000:
-                        store.apply(writes, position)
+                        store.write(writes, {self.changelog: position})
                         writes = {}
             # the last committed offset may be a transaction marker: resume after it next time
-            store.apply(writes, max(position, restorer.position([tp])[0].offset))
+            store.write(writes, {self.changelog: max(position, restorer.position([tp])[0].offset)})
             log.info("%s: partition %d restored from changelog %d..%d", self.name, partition, start, high)
             return store
         finally:
@@ -449,7 +449,7 @@ class CommandProcessor:
         for partition, partition_writes in writes.items():
             store = self.stores.get(partition)
             if store is not None and partition in changelog_end:
-                store.apply(partition_writes, changelog_end[partition])
+                store.write(partition_writes, {self.changelog: changelog_end[partition]})
         self._remember(pending)
         self._count(pending, len(messages))
 

@@ -29,7 +29,7 @@ from streams.core import headers as h
 from streams.core.codec import DecodeError, RegistryUnavailable
 from streams.core.views import Document, EventMeta, ReadModelDocument, View, apply_event
 from streams.runtime import ContextRuntime, take
-from streams.viewstore import LocalStore
+from streams.store import PartitionStore
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class HaltProjection(Exception):
 class Batch:
     """What one batch writes: store keys per partition, records to produce, positions."""
 
-    stores: dict[int, LocalStore]
+    stores: dict[int, PartitionStore]
     writes: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     positions: dict[int, dict[str, int]] = field(default_factory=dict)
     out: list[tuple[str, int | None, bytes | None, bytes | None, list[tuple[str, bytes]], int]] = field(
@@ -152,7 +152,7 @@ class Stage:
         self.inputs = inputs
         self.data_dir = data_dir
         self.client_id = client_id
-        self.stores: dict[int, LocalStore] = {}
+        self.stores: dict[int, PartitionStore] = {}
         self.error: str = ""
         self.consumed = 0
         self._stop = threading.Event()
@@ -267,7 +267,7 @@ class Stage:
         with self._lock:
             for tp in partitions:
                 if tp.partition not in self.stores:
-                    self.stores[tp.partition] = LocalStore(self.data_dir / f"p{tp.partition}")
+                    self.stores[tp.partition] = PartitionStore(self.data_dir / f"p{tp.partition}")
         consumer.assign(
             [
                 TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
@@ -283,7 +283,7 @@ class Stage:
                 if store is not None:
                     store.close()
 
-    def store(self, partition: int) -> LocalStore | None:
+    def store(self, partition: int) -> PartitionStore | None:
         """The store of a partition this worker owns now, else None."""
         return self.stores.get(partition)
 

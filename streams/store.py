@@ -1,33 +1,36 @@
-"""RocksDB (rocksdict) state of the partitions a worker owns, mirrored by a changelog topic.
+"""RocksDB (rocksdict) state of one partition, with the input offsets it reflects.
 
-Writes reach RocksDB only after the Kafka transaction that carried them to the changelog has
-committed, together with the changelog offset they reach (the checkpoint). After a crash the
-store is at most behind, never ahead: restoring replays the changelog from the checkpoint.
+The write side keeps aggregates and seen command ids here, mirrored by its changelog topic; the
+read-side stages keep documents and indexes. Writes land together with the new positions in one
+atomic write, only after the Kafka output that carried them was committed or acknowledged, so a
+store is at most behind its inputs, never ahead: it catches up by reading from its positions.
 """
 
 from __future__ import annotations
 
 import shutil
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
 
-CHECKPOINT_KEY = b"\x00checkpoint"
+_POSITION = b"\x00pos:"
+_OFFSET = struct.Struct(">q")
+
+# key spaces of the write side's state (and of its changelog)
 AGGREGATE_PREFIX = b"a:"
 COMMAND_PREFIX = b"c:"
-_OFFSET = struct.Struct(">q")
 
 
 class PartitionStore:
-    """Key/value state of one partition, with the changelog offset it reflects."""
+    """Key/value state of one partition plus the input offsets it reflects (its checkpoint)."""
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        options.set_max_open_files(256)
+        options.set_max_open_files(128)
         self.path = path
         self._db = Rdict(str(path), options)
 
@@ -36,37 +39,52 @@ class PartitionStore:
         value = self._db.get(key)
         return value if value is None else bytes(value)
 
-    @property
-    def checkpoint(self) -> int:
-        """The changelog offset to resume restoring from (0 for a new store)."""
-        raw = self._db.get(CHECKPOINT_KEY)
+    def position(self, topic: str) -> int:
+        """The next offset of `topic` to read into this store (0 when new)."""
+        raw = self._db.get(_POSITION + topic.encode())
         return 0 if raw is None else _OFFSET.unpack(raw)[0]
 
-    def apply(self, writes: Mapping[bytes, bytes | None], checkpoint: int) -> None:
-        """Write (or delete, for None) many keys and the new checkpoint atomically."""
+    def write(self, writes: Mapping[bytes, bytes | None], positions: Mapping[str, int]) -> None:
+        """Put (or delete, for None) keys and advance positions in one atomic write."""
         batch = WriteBatch(raw_mode=True)
         for key, value in writes.items():
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        batch.put(CHECKPOINT_KEY, _OFFSET.pack(checkpoint))
+        for topic, offset in positions.items():
+            batch.put(_POSITION + topic.encode(), _OFFSET.pack(offset))
         self._db.write(batch)
 
-    def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) whose key starts with `prefix` (for audits and tests)."""
-        out = []
-        for key, value in self._db.items(from_key=prefix):
-            if not bytes(key).startswith(prefix):
-                break
-            out.append((bytes(key), bytes(value)))
-        return out
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs whose key starts with `prefix`, in key order from `start`."""
+        for key, value in self._db.items(from_key=start if start is not None else prefix):
+            key = bytes(key)
+            if not key.startswith(prefix):
+                return
+            yield key, bytes(value)
+
+    def last_before(self, prefix: bytes, upper: bytes) -> tuple[bytes, bytes] | None:
+        """The greatest (key, value) with `prefix` and key <= `upper`, if any."""
+        for key, value in self._db.items(from_key=upper, backwards=True):
+            key = bytes(key)
+            return (key, bytes(value)) if key.startswith(prefix) else None
+        return None
+
+    def compact(self) -> None:
+        """Flush the memtable and compact every level (to measure the settled size on disk)."""
+        self._db.flush(True)
+        self._db.compact_range(None, None)
+
+    def disk_bytes(self) -> int:
+        """Bytes of every file in the store's directory (SST files, WAL, manifest, options)."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
     def close(self) -> None:
         """Release the RocksDB handle."""
         self._db.close()
 
     def destroy(self) -> None:
-        """Close and delete the files (the changelog still holds everything)."""
+        """Close and delete the files."""
         self.close()
         shutil.rmtree(self.path, ignore_errors=True)
