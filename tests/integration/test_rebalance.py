@@ -42,7 +42,7 @@ def test_two_workers_share_partitions_and_state_follows_on_rebalance(
             ids = [f"o-{i}" for i in range(24)]
             for aggregate_id in ids:
                 assert client.execute(aggregate_id, PlaceOrder("c", "EUR"), timeout=120).accepted
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120  # generous: a loaded 2-core CI machine rebalances slowly
             while time.monotonic() < deadline:
                 w1, w2 = _assigned(dep, "w1"), _assigned(dep, "w2")
                 if w1 and w2 and w1 | w2 == {0, 1, 2, 3}:
@@ -55,6 +55,6 @@ def test_two_workers_share_partitions_and_state_follows_on_rebalance(
                 result = client.execute(aggregate_id, AddItem("a", 1, 10), timeout=120)
                 # version 2 everywhere: w1 restored w2's partitions from the changelog
                 assert result.accepted and result.aggregate_version == 2, result
-            assert _assigned(dep, "w1") == {0, 1, 2, 3}
+            assert _assigned(dep, "w1") == {0, 1, 2, 3}, dep.log_tail("w1")
     finally:
         dep.stop_all()
