@@ -26,24 +26,30 @@ for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per 
     logging.getLogger(_name).setLevel(logging.WARNING)
 settings = Settings()
 
+
+def worker_id(s: Settings) -> str:
+    """Stable across restarts of the same worker (its transactional id derives from it)."""
+    return s.worker_id or f"{socket.gethostname()}-{s.web_port}"
+
+
 (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust does not create it
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
-    store="rocksdict://",
+    store="memory://",  # Faust tables are unused: state lives in streams.store (RocksDB)
     datadir=str(settings.data_dir / "faust"),
     topic_partitions=settings.partitions,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host="127.0.0.1",
     processing_guarantee="at_least_once",
+    # Faust's own group (it has no agents) must not hold a restarted worker back: static
+    # membership lets it rejoin at once instead of waiting out its previous life's session
+    consumer_group_instance_id=f"{settings.app_id}-{worker_id(settings)}",
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=1.0,
     topic_allow_declare=True,
 )
-
-
-def worker_id(s: Settings) -> str:
-    """Stable across restarts of the same worker (its transactional id derives from it)."""
-    return s.worker_id or f"{socket.gethostname()}-{s.web_port}"
 
 
 def _connect(name: str) -> ContextRuntime:

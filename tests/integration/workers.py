@@ -82,7 +82,7 @@ class Deployment:
         """The worker's HTTP base URL."""
         return f"http://127.0.0.1:{self.ports[worker_id]}"
 
-    def wait_healthy(self, worker_id: str = "w1", timeout: float = 90.0) -> None:
+    def wait_healthy(self, worker_id: str = "w1", timeout: float = 180.0) -> None:
         url = f"http://127.0.0.1:{self.ports[worker_id]}/health"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
