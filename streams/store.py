@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 _POSITION = b"\x00pos:"
 _OFFSET = struct.Struct(">q")
@@ -23,16 +23,33 @@ AGGREGATE_PREFIX = b"a:"
 COMMAND_PREFIX = b"c:"
 
 
+# Memory is bounded per process, whatever the number of keys: every store shares one block cache
+# and one write-buffer budget (RocksDB's defaults are per store and grow with each partition).
+_BLOCK_CACHE = Cache(64 * 1024 * 1024)  # LRU
+_WRITE_BUFFERS = WriteBufferManager.new_write_buffer_manager_with_cache(64 * 1024 * 1024, False, _BLOCK_CACHE)
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_max_open_files(128)
+    options.set_write_buffer_size(8 * 1024 * 1024)
+    options.set_max_write_buffer_number(2)
+    options.set_write_buffer_manager(_WRITE_BUFFERS)
+    table = BlockBasedOptions()
+    table.set_block_cache(_BLOCK_CACHE)
+    table.set_cache_index_and_filter_blocks(True)
+    options.set_block_based_table_factory(table)
+    return options
+
+
 class PartitionStore:
     """Key/value state of one partition plus the input offsets it reflects (its checkpoint)."""
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        options.set_max_open_files(128)
         self.path = path
-        self._db = Rdict(str(path), options)
+        self._db = Rdict(str(path), _options())
 
     def get(self, key: bytes) -> bytes | None:
         """The stored value, or None."""
