@@ -162,10 +162,19 @@ def run_write_path(
     """Commands/s of the CommandProcessor over pre-loaded commands, from its first batch to the
     last command's batch; also the deployment's settings and runtime (its events topic is full)."""
     s = _isolated(settings, prefix or f"bench-{uuid.uuid4().hex[:8]}.")
-    runtime = ContextRuntime.connect(s, "orders")
-    processor = CommandProcessor(s, runtime, worker_id="bench")
+    rate, runtime = drive_processor(s, commands, "bench")
+    return rate, s, runtime
+
+
+def drive_processor(
+    settings: Settings, commands: list[tuple[str, Any]], worker_id: str
+) -> tuple[float, ContextRuntime]:
+    """Pre-load `commands`, run a CommandProcessor in this process until all are handled;
+    (commands/s from its first batch to the last command's batch, the runtime)."""
+    runtime = ContextRuntime.connect(settings, "orders")
+    processor = CommandProcessor(settings, runtime, worker_id=worker_id)
     processor.ensure_topics()
-    _preload(s, runtime.topics.commands, [(k.encode(), runtime.codec.encode(c)) for k, c in commands])
+    _preload(settings, runtime.topics.commands, [(k.encode(), runtime.codec.encode(c)) for k, c in commands])
     done = 0
     first = 0.0
     finished = threading.Event()
@@ -185,7 +194,7 @@ def run_write_path(
     elapsed = time.perf_counter() - first
     processor.stop()
     thread.join(60)
-    return done / elapsed, s, runtime
+    return done / elapsed, runtime
 
 
 def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:

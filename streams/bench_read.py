@@ -28,10 +28,8 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
-from streams.bench import _preload
 from streams.config import Settings
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.processor import CommandProcessor
 from streams.projector import HistoryIndexer, partition_for
 from streams.readside import ContextReadSide, history_group
 from streams.rebuild import rebuild_aggregate
@@ -59,29 +57,10 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 def fill(settings: Settings, commands: list[tuple[str, Any]]) -> tuple[ContextRuntime, float]:
     """Run `commands` through a CommandProcessor in this process; (runtime, commands/s)."""
-    runtime = ContextRuntime.connect(settings, "orders")
-    processor = CommandProcessor(settings, runtime, worker_id="bench-read")
-    processor.ensure_topics()
-    _preload(settings, runtime.topics.commands, [(k.encode(), runtime.codec.encode(c)) for k, c in commands])
-    done, first = 0, 0.0
-    finished = threading.Event()
+    from streams.bench import drive_processor  # bench imports this module lazily, too
 
-    def count(n: int) -> None:
-        nonlocal done, first
-        first = first or time.perf_counter()
-        done += n
-        if done >= len(commands):
-            finished.set()
-
-    processor.on_batch = count
-    thread = threading.Thread(target=processor.run, daemon=True)
-    thread.start()
-    if not finished.wait(timeout=1800):
-        raise TimeoutError(f"only {done} of {len(commands)} commands handled")
-    elapsed = time.perf_counter() - first
-    processor.stop()
-    thread.join(60)
-    return runtime, done / elapsed
+    rate, runtime = drive_processor(settings, commands, "bench-read")
+    return runtime, rate
 
 
 def order_traffic(n: int, aggregates: int, tag: str) -> list[tuple[str, Any]]:
