@@ -35,7 +35,7 @@ from streams.core import headers as h
 from streams.core.topics import TopicSpec
 from streams.runtime import ensure_topics
 from tests.conftest import ROOT, StackEndpoints
-from tests.integration.workers import Deployment, free_port
+from tests.integration.workers import Deployment, deployed, free_port, warmed_client
 
 pytestmark = pytest.mark.integration
 
@@ -145,15 +145,13 @@ def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    dep = Deployment(
-        prefix=f"s{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_SNAPSHOT_EVERY": "3", "STREAMS_SINK_VIEWS": "test-view,order-summary"},
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    yield dep
-    dep.stop_all()
+    with deployed(
+        tmp_path_factory.mktemp("worker"),
+        "s",
+        STREAMS_SNAPSHOT_EVERY="3",
+        STREAMS_SINK_VIEWS="test-view,order-summary",
+    ) as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")
@@ -172,16 +170,7 @@ def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settin
 
 @pytest.fixture(scope="module")
 def client(settings: Settings) -> Iterator[CommandClient]:
-    for attempt in range(5):  # the worker has just created the topics: leaders may still move
-        try:
-            c = CommandClient(settings, "orders")
-            break
-        except Exception:
-            if attempt == 4:
-                raise
-            time.sleep(2)
-    with c:
-        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+    with warmed_client(settings) as c:
         yield c
 
 

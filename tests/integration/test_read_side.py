@@ -11,7 +11,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +28,7 @@ from streams.rebuild import rebuild, rebuild_aggregate, verify
 from streams.replay import replay
 from streams.runtime import ContextRuntime
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, deployed, warmed_client
 
 pytestmark = pytest.mark.integration
 SUMMARY, BY_CUSTOMER = VIEWS
@@ -37,21 +36,15 @@ SUMMARY, BY_CUSTOMER = VIEWS
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    dep = Deployment(
-        prefix=f"r{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_SNAPSHOT_EVERY": "5", "STREAMS_SINKS": "0"},
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    yield dep
-    dep.stop_all()
+    with deployed(
+        tmp_path_factory.mktemp("worker"), "r", STREAMS_SNAPSHOT_EVERY="5", STREAMS_SINKS="0"
+    ) as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")
 def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with CommandClient(deployment.settings(), "orders") as c:
-        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+    with warmed_client(deployment.settings()) as c:
         yield c
 
 

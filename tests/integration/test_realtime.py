@@ -28,7 +28,7 @@ from streams.contexts.orders import AddItem, PlaceOrder
 from streams.core import headers as h
 from streams.realtime import encode_token
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, deployed, warmed_client
 
 pytestmark = pytest.mark.integration
 
@@ -38,34 +38,20 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    dep = Deployment(
-        prefix=f"r{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={
-            "STREAMS_AUTH_TOKEN": TOKEN,
-            "STREAMS_SINKS": "0",
-            "STREAMS_READ_SIDE": "0",
-            "STREAMS_REALTIME_BUFFER": "50",
-        },
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    yield dep
-    dep.stop_all()
+    with deployed(
+        tmp_path_factory.mktemp("worker"),
+        "r",
+        STREAMS_AUTH_TOKEN=TOKEN,
+        STREAMS_SINKS="0",
+        STREAMS_READ_SIDE="0",
+        STREAMS_REALTIME_BUFFER="50",
+    ) as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")
 def client(deployment: Deployment) -> Iterator[CommandClient]:
-    for attempt in range(5):  # the worker has just created the topics: leaders may still move
-        try:
-            c = CommandClient(deployment.settings(), "orders")
-            break
-        except Exception:
-            if attempt == 4:
-                raise
-            time.sleep(2)
-    with c:
-        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+    with warmed_client(deployment.settings()) as c:
         yield c
 
 

@@ -32,28 +32,20 @@ from streams.core.codec import AvroCodec, IncompatibleSchema, NoUpcasterPath
 from streams.core.schemas import SchemaCatalog, SchemaVersion, load_schema_file
 from streams.schemas_cli import Subject, check, register
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, deployed, warmed_client
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    dep = Deployment(
-        prefix=f"v{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_SINKS": "0"},
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    yield dep
-    dep.stop_all()
+    with deployed(tmp_path_factory.mktemp("worker"), "v", STREAMS_SINKS="0") as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")
 def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with CommandClient(deployment.settings(), "orders") as c:
-        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+    with warmed_client(deployment.settings()) as c:
         yield c
 
 

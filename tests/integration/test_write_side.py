@@ -19,31 +19,22 @@ from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, RemoveItem, ShipOrder
 from streams.core import headers as h
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, deployed, warmed_client
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    import uuid
-
-    dep = Deployment(
-        prefix=f"t{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_SNAPSHOT_EVERY": "3", "STREAMS_MAX_STATE_BYTES": "4000"},
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    yield dep
-    dep.stop_all()
+    with deployed(
+        tmp_path_factory.mktemp("worker"), "t", STREAMS_SNAPSHOT_EVERY="3", STREAMS_MAX_STATE_BYTES="4000"
+    ) as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")
 def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with CommandClient(deployment.settings(), "orders") as c:
-        # the first command also waits out the worker's group join and partition assignment
-        c.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+    with warmed_client(deployment.settings()) as c:
         yield c
 
 

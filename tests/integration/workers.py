@@ -9,10 +9,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.client import CommandClient
 from streams.config import Settings
+from streams.contexts.orders import PlaceOrder
 
 
 def free_port() -> int:
@@ -118,3 +123,33 @@ class Deployment:
         if not path.exists():
             return "(no log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def deployed(data_dir: Path, letter: str, **extra_env: str) -> Iterator[Deployment]:
+    """One healthy worker `w1` of a new deployment (prefix `<letter><random>`), stopped after."""
+    dep = Deployment(prefix=f"{letter}{uuid.uuid4().hex[:8]}", data_dir=data_dir, extra_env=extra_env)
+    dep.start("w1")
+    dep.wait_healthy("w1")
+    try:
+        yield dep
+    finally:
+        dep.stop_all()
+
+
+@contextmanager
+def warmed_client(settings: Settings, attempts: int = 5) -> Iterator[CommandClient]:
+    """An orders CommandClient whose first command waited out the workers' partition assignment.
+
+    Topics a worker has just created may still be electing leaders, hence the attempts."""
+    for attempt in range(attempts):
+        try:
+            client = CommandClient(settings, "orders")
+            break
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
+    with client:
+        client.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
+        yield client
