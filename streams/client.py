@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
 
 from streams.config import Settings
 from streams.core import headers as h
 from streams.core.processing import CommandResult
-from streams.runtime import ContextRuntime, take
+from streams.runtime import ContextRuntime, take, watermarks
 
 
 def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -32,9 +31,6 @@ def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     }
 
 
-_NO_LEADER_YET = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
-
-
 class ResultWaiter:
     """Follows `<ctx>.command-results` from its current end and resolves per-command futures.
 
@@ -50,7 +46,7 @@ class ResultWaiter:
             raise RuntimeError(f"{topic}: {metadata.error}")
         assignment = []
         for partition in metadata.partitions:
-            high = self._high_watermark(TopicPartition(topic, partition))
+            _, high = watermarks(self._consumer, TopicPartition(topic, partition))
             assignment.append(TopicPartition(topic, partition, high if high >= 0 else OFFSET_END))
         self._consumer.assign(assignment)
         self._pending: dict[str, list[Future[CommandResult]]] = {}
@@ -58,19 +54,6 @@ class ResultWaiter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="result-waiter", daemon=True)
         self._thread.start()
-
-    def _high_watermark(self, tp: TopicPartition, wait_s: float = 30.0) -> int:
-        """The partition's end; a topic created a moment ago may not have a leader yet."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                return int(self._consumer.get_watermark_offsets(tp, timeout=10)[1])
-            except KafkaException as exc:
-                if not exc.args[0].retriable() and exc.args[0].code() not in _NO_LEADER_YET:
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
 
     def expect(self, command_id: str) -> Future[CommandResult]:
         """A future that resolves with the result of `command_id`."""

@@ -34,7 +34,7 @@ from streams.core.processing import (
     utc_now,
 )
 from streams.core.topics import TopicSpec
-from streams.runtime import ContextRuntime, ensure_topics, take
+from streams.runtime import ContextRuntime, ensure_topics, take, watermarks
 from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ class CommandProcessor:
         )
         try:
             tp = TopicPartition(self.changelog, partition)
-            low, high = restorer.get_watermark_offsets(tp, timeout=10)
+            low, high = watermarks(restorer, tp)
             start = max(store.position(self.changelog), low)
             if start >= high:
                 return store

@@ -19,7 +19,7 @@ from streams.config import Settings
 from streams.core.topics import DAY_MS, TopicSpec
 from streams.core.views import View, ViewVersions
 from streams.projector import HistoryIndexer, Repartitioner, Stage, ViewProjector
-from streams.runtime import ContextRuntime, ensure_topics
+from streams.runtime import ContextRuntime, ensure_topics, watermarks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def read_versions(settings: Settings, runtime: ContextRuntime) -> tuple[dict[str
     consumer = Consumer(consumer_config(settings, **{"enable.partition.eof": True}))
     topic = runtime.topics.views_control
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        _, high = watermarks(consumer, TopicPartition(topic, 0))
         out: dict[str, ViewVersions] = {}
         if high <= 0:
             return out, 0

@@ -22,7 +22,7 @@ from streams.core import headers as h
 from streams.core.processing import ACCEPTED, Aggregate, AggregateSnapshot, CommandResult
 from streams.core.topics import TopicSpec
 from streams.processor import changelog_topic, decode_aggregate, encode_aggregate
-from streams.runtime import ContextRuntime, ensure_topics, take
+from streams.runtime import ContextRuntime, ensure_topics, take, watermarks
 from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX
 
 
@@ -30,7 +30,7 @@ def scan_partition(settings: Settings, topic: str, partition: int, start: int = 
     """Committed records of one partition from `start` to its current end."""
     consumer = Consumer(consumer_config(settings, **{"enable.partition.eof": True}))
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        _, high = watermarks(consumer, TopicPartition(topic, partition))
         if start >= high:
             return []
         consumer.assign([TopicPartition(topic, partition, start)])

@@ -22,7 +22,7 @@ from streams.config import Settings
 from streams.core.processing import utc_now
 from streams.core.views import ViewVersions
 from streams.readside import read_versions, view_group
-from streams.runtime import ContextRuntime, take
+from streams.runtime import ContextRuntime, take, watermarks
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,7 @@ def publish_versions(settings: Settings, runtime: ContextRuntime, record: ViewVe
 
 
 def _ends(consumer: Consumer, topic: str, partitions: int) -> dict[int, int]:
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
-    }
+    return {p: watermarks(consumer, TopicPartition(topic, p))[1] for p in range(partitions)}
 
 
 def _committed(

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.config import Settings
@@ -84,3 +84,26 @@ def take(consumer: Any, max_records: int, timeout: float) -> list[Any]:
     if first is None:
         return []
     return [first, *consumer.consume(max_records - 1, timeout=0)]
+
+
+_NOT_READY = (
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+)
+
+
+def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition. A topic created a moment ago may not be in the
+    metadata or have a leader yet: such errors are retried for `wait_s`, others raised."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
