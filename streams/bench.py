@@ -62,12 +62,12 @@ ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(",")
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
-def commands(n: int = N, aggregates: int = AGGREGATES) -> list[tuple[str, Any]]:
+def commands(n: int = N, aggregates: int = AGGREGATES, tag: str = "order") -> list[tuple[str, Any]]:
     """Realistic order traffic: each aggregate is placed, then receives items (every command is
     accepted and causes one event; an order holds at most 50 distinct skus)."""
     out: list[tuple[str, Any]] = []
     for i in range(n):
-        aggregate = f"order-{i % aggregates}"
+        aggregate = f"{tag}-{i % aggregates}"
         if i < aggregates:
             out.append((aggregate, PlaceOrder(f"customer-{i % 997}", "EUR")))
         else:

@@ -29,7 +29,6 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.config import Settings
-from streams.contexts.orders import AddItem, PlaceOrder
 from streams.projector import HistoryIndexer, partition_for
 from streams.readside import ContextReadSide, history_group
 from streams.rebuild import rebuild_aggregate
@@ -65,14 +64,9 @@ def fill(settings: Settings, commands: list[tuple[str, Any]]) -> tuple[ContextRu
 
 def order_traffic(n: int, aggregates: int, tag: str) -> list[tuple[str, Any]]:
     """n commands, each causing exactly one event: every order is placed, then gets items."""
-    out: list[tuple[str, Any]] = []
-    for i in range(n):
-        aggregate = f"{tag}-{i % aggregates}"
-        if i < aggregates:
-            out.append((aggregate, PlaceOrder(f"customer-{i % 997}", "EUR")))
-        else:
-            out.append((aggregate, AddItem(f"sku-{i % 50}", 1 + i % 3, 100 + (i % 50) * 7)))
-    return out
+    from streams.bench import commands
+
+    return commands(n, aggregates, tag)
 
 
 def bench_replay(settings: Settings, runtime: ContextRuntime, results: dict[str, Any]) -> None:
