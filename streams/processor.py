@@ -34,7 +34,7 @@ from streams.core.processing import (
     utc_now,
 )
 from streams.core.topics import TopicSpec
-from streams.runtime import ContextRuntime, ensure_topics, take, watermarks
+from streams.runtime import ContextRuntime, ensure_topics, is_fatal, take, watermarks
 from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class CommandProcessor:
             for m in batch:
                 err = m.error()
                 if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                    if err.fatal():
+                    if is_fatal(err):
                         raise KafkaException(err)
                     log.warning("%s consumer: %s", self.name, err)
             if messages:
@@ -315,7 +315,7 @@ class CommandProcessor:
                 self._process_batch(messages)
                 return
             except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
-                fatal = isinstance(exc, KafkaException) and exc.args[0].fatal()
+                fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
                 self._abort(messages)
                 if fatal:
                     raise
@@ -338,7 +338,7 @@ class CommandProcessor:
             if self.exactly_once:
                 bounded("abort", lambda: producer.abort_transaction(30))
         except KafkaException as exc:
-            if exc.args[0].fatal():
+            if is_fatal(exc.args[0]):
                 raise
             log.debug("abort: %s", exc)
         first: dict[int, int] = {}

@@ -28,7 +28,7 @@ from streams.config import Settings
 from streams.core import headers as h
 from streams.core.codec import DecodeError, RegistryUnavailable
 from streams.core.views import Document, EventMeta, ReadModelDocument, View, apply_event
-from streams.runtime import ContextRuntime, take
+from streams.runtime import ContextRuntime, is_fatal, take
 from streams.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class Stage:
                 if err is None:
                     good.append(msg)
                 elif err.code() != KafkaError._PARTITION_EOF:
-                    if err.fatal():
+                    if is_fatal(err):
                         raise KafkaException(err)
                     log.warning("%s: %s", self.group_id, err)
             if good:

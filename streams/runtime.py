@@ -107,3 +107,10 @@ def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple
             if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """True when a client is unusable and must be recreated. librdkafka reports some fatal
+    consumer errors (e.g. a static member fenced after a broker restart) as code `_FATAL` on a
+    message, with `fatal()` false."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
