@@ -192,10 +192,17 @@ class SinkDeriver:
     def __init__(self, settings: Settings, runtime: ContextRuntime) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.codec = sink_codec(settings)
+        # registered by the copy loop, which retries while the registry is down
+        self._codec: AvroCodec | None = None
         self.generic = GenericDecoder(runtime.codec.registry)
         self._stop = threading.Event()
         self._views: list[str] = []
+
+    @property
+    def codec(self) -> AvroCodec:
+        """The sink rows' codec (registered on the first pass of the copy loop)."""
+        assert self._codec is not None, "the copy loop registers the sink schemas first"
+        return self._codec
 
     def stop(self) -> None:
         """Ask the loop to finish its batch and exit."""
@@ -217,6 +224,8 @@ class SinkDeriver:
     def _copy(self) -> None:
         """Consume, derive, produce, flush, commit (view topics created later are picked up by
         librdkafka's metadata refresh)."""
+        if self._codec is None:
+            self._codec = sink_codec(self.settings)
         ensure_topics(self.settings, self.runtime.topics.sink_specs(self.settings.partitions))
         consumer = Consumer(
             {
