@@ -98,6 +98,10 @@ def test_a_registry_outage_delays_but_loses_nothing(isolated: IsolatedStack, tmp
         settings = settings_for(isolated, dep)
         with CommandClient(settings, "orders") as client:
             assert client.execute("o-reg", PlaceOrder("c", "EUR"), timeout=120).accepted
+            # The worker now knows the schema ids this client writes. (The client and the worker
+            # registered the same schemas concurrently at start-up; a fresh registry can hand
+            # them different ids for the same content, which the worker resolves once, here.)
+            assert client.execute("o-warm", AddItem("a", 1, 1)).reason == "order_not_found"
             # a compatible PlaceOrder schema the worker has never seen (another producer's)
             other = json.loads(client.runtime.codec.catalog.latest("PlaceOrder").text)
             other["fields"].append({"name": "channel", "type": "string", "default": "web"})
