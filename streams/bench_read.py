@@ -12,7 +12,6 @@ c. the history index: a HistoryIndexer alone over the log of (a): events/s and b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import statistics
@@ -24,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
@@ -206,15 +204,6 @@ def bench_rebuild(settings: Settings, results: dict[str, Any]) -> None:
     results["b_speedup"] = results["b_full_s_mean"] / results["b_snapshot_s_mean"]
 
 
-def _drop_topics(settings: Settings, prefixes: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    names = [t for t in admin.list_topics(timeout=10).topics if any(t.startswith(p) for p in prefixes)]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):  # best effort clean-up
-                future.result()
-
-
 def main() -> None:
     """Run (a), (c), (b) and print the table (JSON under bench-results/)."""
     base = Settings()
@@ -262,7 +251,9 @@ def main() -> None:
         results["load_avg_at_end"] = os.getloadavg()[0]
         path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
         if os.environ.get("BENCH_KEEP_TOPICS") != "1":
-            _drop_topics(base, [prefix_a, prefix_b])
+            from streams.bench import _drop
+
+            _drop(base, [prefix_a, prefix_b])
 
     table = Table(
         title=f"read side, {EVENTS:,} events over {AGGREGATES:,} aggregates, {base.partitions} partitions"

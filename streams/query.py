@@ -174,6 +174,16 @@ def register_read_side(app: faust.App, settings: Settings, worker_id: str) -> No
                 raise LookupError(f"unknown context {context!r}")
             return side
 
+        def history_entries(
+            self, side: ContextReadSide, partition: int, context: str, aggregate_id: str
+        ) -> list[Any] | Response | None:
+            """The aggregate's (version, offset, occurred_at) index entries: None when this worker
+            does not own `partition`, a 404 when it knows no such aggregate."""
+            if side.history.store(partition) is None:
+                return None
+            entries = side.history.lookup(partition, aggregate_id)
+            return entries or self.problem(404, f"no aggregate {aggregate_id!r} in {context}")
+
         async def routed(self, request: Request, group: str, partition: int, local: Any) -> Response:
             """Answer from this worker when it owns `partition`, else ask the owner."""
             if await local() is not None:
@@ -332,11 +342,9 @@ def register_read_side(app: faust.App, settings: Settings, worker_id: str) -> No
 
             async def local() -> Response | None:
                 history = side.history
-                if history.store(partition) is None:
-                    return None
-                entries = history.lookup(partition, aggregate_id)
-                if not entries:
-                    return self.problem(404, f"no aggregate {aggregate_id!r} in {context}")
+                entries = self.history_entries(side, partition, context, aggregate_id)
+                if not isinstance(entries, list):  # not owned here (None) or a 404
+                    return entries
                 version = entries[-1][0]
                 if at_version is not None:
                     if at_version > version:
@@ -388,12 +396,9 @@ def register_read_side(app: faust.App, settings: Settings, worker_id: str) -> No
             partition = partition_for(aggregate_id.encode(), settings.partitions)
 
             async def local() -> Response | None:
-                history = side.history
-                if history.store(partition) is None:
-                    return None
-                entries = history.lookup(partition, aggregate_id)
-                if not entries:
-                    return self.problem(404, f"no aggregate {aggregate_id!r} in {context}")
+                entries = self.history_entries(side, partition, context, aggregate_id)
+                if not isinstance(entries, list):  # not owned here (None) or a 404
+                    return entries
                 page = [e for e in entries if e[0] >= from_version][:limit]
                 events: list[dict[str, Any]] = []
                 if page:
