@@ -33,6 +33,7 @@ from streams.core.processing import (
     handle_command,
     utc_now,
 )
+from streams.core.schemas import to_record
 from streams.core.topics import TopicSpec
 from streams.runtime import ContextRuntime, ensure_topics, is_fatal, take, watermarks
 from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
@@ -126,6 +127,83 @@ class _Pending:
     snapshots: list[tuple[int, str, Aggregate[Any], int]] = field(default_factory=list)
 
 
+class OffsetsMispredicted(RetryBatch):
+    """The events did not land where their results said; retried with the offsets learnt."""
+
+
+class _EventAppend:
+    """A batch's events in flight, with the offsets they are expected to get.
+
+    Results carry their events' offsets (read-your-writes tokens), and waiting for the broker's
+    acknowledgements before producing them would put a round trip in the middle of every
+    transaction. So offsets are predicted: one writer per partition (fenced) and an idempotent
+    producer give a transaction's records of a partition consecutive offsets, and the commit
+    marker takes one more. `check()` compares the prediction with the acknowledgements before
+    the commit; a wrong one aborts the batch, which is retried with the offsets learnt.
+    """
+
+    def __init__(self, producer: Producer, next_offset: dict[int, int], expected: int) -> None:
+        self.producer = producer
+        self.next_offset = next_offset
+        self.expected = expected
+        self.places: list[tuple[int, int]] = []
+        """(partition, position among this batch's events of the partition) of each event."""
+        self.count: dict[int, int] = {}
+        self.first: dict[int, int] = {}
+        self.acknowledged: dict[int, int] = {}
+        self.failed: list[Any] = []
+
+    def number(self, partition: int) -> None:
+        """Place the next event of `partition`."""
+        n = self.count.get(partition, 0)
+        self.count[partition] = n + 1
+        self.places.append((partition, n))
+
+    @property
+    def offsets(self) -> list[int]:
+        """Each event's offset as predicted (or as learnt by `learn_actual`)."""
+        base = self.next_offset
+        return [base[p] + n for p, n in self.places]
+
+    def on_delivery(self, err: Any, record: Message) -> None:
+        """Delivery report of one event."""
+        if err is not None:
+            self.failed.append(err)
+            return
+        p, o = record.partition(), record.offset()
+        self.first[p] = min(self.first.get(p, o), o)
+        self.acknowledged[p] = self.acknowledged.get(p, 0) + 1
+
+    def wait(self) -> None:
+        """Until every event is acknowledged (RetryBatch if one failed)."""
+        deadline = time.monotonic() + CALL_TIMEOUT_S
+        while sum(self.acknowledged.values()) + len(self.failed) < self.expected:
+            if time.monotonic() > deadline:
+                raise RetryBatch(f"{self.expected} events not acknowledged within {CALL_TIMEOUT_S:.0f}s")
+            self.producer.poll(0.01)
+        if self.failed or self.acknowledged != self.count:
+            raise RetryBatch(
+                f"events acknowledged {self.acknowledged}, produced {self.count}: {self.failed[:1]}"
+            )
+
+    def check(self) -> None:
+        """OffsetsMispredicted (after learning the real offsets) if a prediction was wrong."""
+        wrong = {p: (self.next_offset[p], o) for p, o in self.first.items() if o != self.next_offset[p]}
+        if wrong:
+            for p, first in self.first.items():  # the retry comes after these and the abort marker
+                self.next_offset[p] = first + self.count[p] + 1
+            raise OffsetsMispredicted(f"first event offset per partition (predicted, actual): {wrong}")
+
+    def learn_actual(self) -> None:
+        """Offsets from the acknowledgements (outside a transaction, after `wait`)."""
+        self.next_offset.update(self.first)
+
+    def advance(self, marker: int) -> None:
+        """The batch is appended: move past its events and `marker` (1 after a commit)."""
+        for p, n in self.count.items():
+            self.next_offset[p] += n + marker
+
+
 class CommandProcessor:
     """Consumes one context's commands and appends its events transactionally."""
 
@@ -154,6 +232,9 @@ class CommandProcessor:
         # committed aggregates recently used, so hot ones skip RocksDB and Avro decoding
         self._cache: OrderedDict[tuple[int, bytes], Aggregate[Any]] = OrderedDict()
         self.cache_size = cache_size
+        # where each events partition's next record will land: a transaction's events get
+        # consecutive offsets and its commit marker one more (checked before every commit)
+        self._next_event_offset: dict[int, int] = {}
         self._stop = threading.Event()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -246,6 +327,7 @@ class CommandProcessor:
             store.close()
         self.stores.clear()
         self._cache.clear()
+        self._next_event_offset.clear()
 
     # --- rebalance -------------------------------------------------------------------------
 
@@ -259,6 +341,7 @@ class CommandProcessor:
         for key in [k for k in self._cache if k[0] in revoked]:
             del self._cache[key]
         for tp in partitions:
+            self._next_event_offset.pop(tp.partition, None)
             store = self.stores.pop(tp.partition, None)
             if store is not None:
                 store.close()
@@ -316,7 +399,7 @@ class CommandProcessor:
                 return
             except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
                 fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
-                self._abort(messages)
+                self._abort(forget_offsets=not isinstance(exc, OffsetsMispredicted))
                 if fatal:
                     raise
                 cause = type(exc).__name__
@@ -331,9 +414,13 @@ class CommandProcessor:
                 if not messages:
                     return
 
-    def _abort(self, messages: list[Message]) -> None:
-        assert self._producer is not None and self._consumer is not None
+    def _abort(self, *, forget_offsets: bool) -> None:
+        """Abort the open transaction; the caller retries the same records from memory (the
+        consumer's position is left alone, so they are not consumed a second time)."""
+        assert self._producer is not None
         producer = self._producer
+        if forget_offsets:  # where the partitions end is read again before the retry
+            self._next_event_offset.clear()
         try:
             if self.exactly_once:
                 bounded("abort", lambda: producer.abort_transaction(30))
@@ -341,14 +428,6 @@ class CommandProcessor:
             if is_fatal(exc.args[0]):
                 raise
             log.debug("abort: %s", exc)
-        first: dict[int, int] = {}
-        for m in messages:
-            first.setdefault(m.partition(), m.offset())
-        for partition, offset in first.items():
-            try:
-                self._consumer.seek(TopicPartition(self.topics.commands, partition, offset))
-            except KafkaException as exc:
-                log.debug("seek p%d: %s", partition, exc)
 
     def _process_batch(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
@@ -366,48 +445,43 @@ class CommandProcessor:
 
         if self.exactly_once:
             producer.begin_transaction()
-        events_topic = self.topics.events
-        first_offset: dict[int, int] = {}
-        delivered: dict[int, int] = {}
+        changelog_end: dict[int, int] = {}
 
-        def on_event(err: Any, record: Message) -> None:
+        def track(err: Any, record: Message) -> None:
             if err is None:
-                p, o = record.partition(), record.offset()
-                first_offset[p] = min(first_offset.get(p, o), o)
-                delivered[p] = delivered.get(p, 0) + 1
+                p = record.partition()
+                changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
 
-        position: list[int] = []  # each event's place among this batch's events of its partition
-        per_partition: dict[int, int] = {}
-        for partition, key, value, headers, _ in pending.events:
-            position.append(per_partition.get(partition, 0))
-            per_partition[partition] = position[-1] + 1
-            producer.produce(
-                events_topic, value, key, partition=partition, headers=headers, on_delivery=on_event
-            )
-        if pending.events:
-            producer.flush(30)
-            if delivered != per_partition:
-                raise RetryBatch(f"events acknowledged {delivered}, produced {per_partition}")
-        # One writer per partition (fenced) and an idempotent producer: a transaction's records
-        # of a partition get consecutive offsets, so one delivery report per partition suffices.
-        event_offsets = [first_offset[p] + position[i] for i, (p, *_) in enumerate(pending.events)]
-
+        events = self._produce_events(pending)
+        if not self.exactly_once:
+            # no transaction to abort if a prediction were wrong: wait for the real offsets
+            events.wait()
+            events.learn_actual()
         codec = self.runtime.codec
         writes: dict[int, dict[bytes, bytes]] = {}
-        results_topic = self.topics.results
-        for partition, result, indexes in pending.results:
-            if indexes:
-                result = replace(
-                    result, event_offsets=tuple(event_offsets[i] for i in indexes), event_partition=partition
-                )
-            value = codec.encode(result)
-            producer.produce(results_topic, value, result.command_id.encode(), partition=partition)
-            if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
-                writes.setdefault(partition, {})[COMMAND_PREFIX + result.command_id.encode()] = value
         for partition, encoded in states.items():
             target = writes.setdefault(partition, {})
             for key, value in encoded.items():
                 target[AGGREGATE_PREFIX + key] = value
+                producer.produce(
+                    self.changelog, value, AGGREGATE_PREFIX + key, partition=partition, on_delivery=track
+                )
+        for dlq_key, dlq_value, dlq_headers in pending.dlq:
+            producer.produce(self.topics.dlq, dlq_value, dlq_key, headers=dlq_headers)
+        event_offsets = events.offsets
+        results_topic = self.topics.results
+        for partition, result, indexes in pending.results:
+            record = to_record(result)
+            if indexes:
+                record["event_offsets"] = [event_offsets[i] for i in indexes]
+                record["event_partition"] = partition
+            value = codec.encode_as(CommandResult, record)
+            command_id = result.command_id.encode()
+            producer.produce(results_topic, value, command_id, partition=partition)
+            if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
+                key = COMMAND_PREFIX + command_id
+                writes.setdefault(partition, {})[key] = value
+                producer.produce(self.changelog, value, key, partition=partition, on_delivery=track)
         for partition, aggregate_id, aggregate, last_event in pending.snapshots:
             snapshot = AggregateSnapshot(
                 aggregate_id=aggregate_id,
@@ -421,30 +495,20 @@ class CommandProcessor:
             producer.produce(
                 self.topics.snapshots, codec.encode(snapshot), aggregate_id.encode(), partition=partition
             )
-        for dlq_key, dlq_value, dlq_headers in pending.dlq:
-            producer.produce(self.topics.dlq, dlq_value, dlq_key, headers=dlq_headers)
-        changelog_end: dict[int, int] = {}
-
-        def track(err: Any, record: Message) -> None:
-            if err is None:
-                p = record.partition()
-                changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
-
-        for partition, partition_writes in writes.items():
-            for store_key, store_value in partition_writes.items():
-                producer.produce(
-                    self.changelog, store_value, store_key, partition=partition, on_delivery=track
-                )
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in pending.offsets.items()]
         if self.exactly_once:
             metadata = self._consumer.consumer_group_metadata()
             bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
+            events.wait()  # every record is acknowledged by then: the commit has nothing left to send
+            events.check()
             self._commit()
+            events.advance(marker=1)
         else:  # at least once: everything acknowledged, then the offsets
             if producer.flush(30):
                 raise RetryBatch("records not acknowledged")
             consumer = self._consumer
             bounded("commit offsets", lambda: consumer.commit(offsets=offsets, asynchronous=False))
+            events.advance(marker=0)
         # committed: now RocksDB and the cache may follow
         for partition, partition_writes in writes.items():
             store = self.stores.get(partition)
@@ -452,6 +516,23 @@ class CommandProcessor:
                 store.write(partition_writes, {self.changelog: changelog_end[partition]})
         self._remember(pending)
         self._count(pending, len(messages))
+
+    def _produce_events(self, pending: _Pending) -> _EventAppend:
+        """Produce the batch's events, numbered from the predicted next offset of each partition."""
+        assert self._producer is not None and self._consumer is not None
+        producer = self._producer
+        append = _EventAppend(self._producer, self._next_event_offset, len(pending.events))
+        for partition in {e[0] for e in pending.events} - self._next_event_offset.keys():
+            _, high = watermarks(self._consumer, TopicPartition(self.topics.events, partition))
+            self._next_event_offset[partition] = high
+        events_topic = self.topics.events
+        on_event = append.on_delivery
+        for partition, key, value, headers, _ in pending.events:
+            append.number(partition)
+            producer.produce(
+                events_topic, value, key, partition=partition, headers=headers, on_delivery=on_event
+            )
+        return append
 
     def _prepare(self, messages: list[Message], watch: frozenset[tuple[int, bytes]]) -> _Pending:
         """Decide every command of a batch (nothing is produced yet)."""

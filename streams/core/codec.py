@@ -257,10 +257,15 @@ class AvroCodec:
 
     def encode(self, message: Any) -> bytes:
         """Serialize a message with the latest schema of its type."""
-        writer = self._writers[type(message)]
-        out = io.BytesIO()
-        out.write(writer.header)
-        fastavro.schemaless_writer(out, writer.version.parsed, to_record(message))
+        return self.encode_as(type(message), to_record(message))
+
+    def encode_as(self, cls: type, record: dict[str, Any]) -> bytes:
+        """Serialize `cls`'s record form (what `to_record` gives) with its latest schema: for a
+        caller that completes a record without building a second message object."""
+        writer = self._writers[cls]
+        out = io.BytesIO(writer.header)
+        out.seek(len(writer.header))
+        fastavro.schemaless_writer(out, writer.version.parsed, record)
         return out.getvalue()
 
     def decode(self, data: bytes | None) -> Decoded:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable, Mapping
 
 Headers = list[tuple[str, bytes]]
@@ -50,7 +50,7 @@ def event_headers(
 ) -> Headers:
     """Every header DESIGN.md requires on an event (`actor` only when known)."""
     headers = [
-        (EVENT_ID, str(uuid.uuid4()).encode()),
+        (EVENT_ID, new_event_id()),
         (EVENT_TYPE, event_type.encode()),
         (SCHEMA_VERSION, str(schema_version).encode()),
         (AGGREGATE_TYPE, aggregate_type.encode()),
@@ -63,3 +63,22 @@ def event_headers(
     if actor:
         headers.append((ACTOR, actor.encode()))
     return headers
+
+
+_VARIANT = "89ab" * 4
+_random_hex: list[str] = []
+
+
+def new_event_id() -> bytes:
+    """A random (version 4) UUID as text, the same as `str(uuid.uuid4()).encode()`.
+
+    Random bytes are drawn 1,024 ids at a time: one system call per id was half the cost of an
+    event's headers.
+    """
+    try:
+        h = _random_hex.pop()
+    except IndexError:
+        pool = os.urandom(16 * 1024).hex()
+        _random_hex.extend(pool[i : i + 32] for i in range(0, len(pool), 32))
+        h = _random_hex.pop()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}".encode()

@@ -159,11 +159,7 @@ def _nested_one(hint: Any) -> type | None:
 
 def to_record(obj: Any) -> dict[str, Any]:
     """A dataclass instance as an Avro-ready dict."""
-    cls = type(obj)
-    fn = _to_cache.get(cls)
-    if fn is None:
-        fn = _to_cache[cls] = _compile_to(cls)
-    return fn(obj)
+    return _to_function(type(obj))(obj)
 
 
 def from_record(cls: type, record: dict[str, Any]) -> Any:
@@ -174,26 +170,41 @@ def from_record(cls: type, record: dict[str, Any]) -> Any:
     return fn(record)
 
 
+def _to_function(cls: type) -> ToRecord:
+    fn = _to_cache.get(cls)
+    if fn is None:
+        fn = _to_cache[cls] = _compile_to(cls)
+    return fn
+
+
+def _from_function(cls: type) -> FromRecord:
+    fn = _from_cache.get(cls)
+    if fn is None:
+        fn = _from_cache[cls] = _compile_from(cls)
+    return fn
+
+
+# The conversions run for every message on the hot path, so each class gets a function generated
+# for its fields (as `dataclasses` generates `__init__`): no per-field loop, getattr or type test.
+
+
 def _compile_to(cls: type) -> ToRecord:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    nested = {n: _nested_item(hints[n]) for n in names}
-    single = {n for n in names if _nested_one(hints[n]) is not None}
-    if not any(nested.values()) and not single:
-        return lambda obj: {n: getattr(obj, n) for n in names}
-
-    def convert(obj: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for n in names:
-            value = getattr(obj, n)
-            if nested[n]:
-                value = [to_record(v) for v in value]
-            elif n in single:
-                value = to_record(value)
-            out[n] = value
-        return out
-
-    return convert
+    scope: dict[str, Any] = {}
+    items: list[str] = []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        name = f.name
+        many, one = _nested_item(hints[name]), _nested_one(hints[name])
+        if many is not None:
+            scope[f"c{i}"] = _to_function(many)
+            items.append(f"{name!r}: [c{i}(v) for v in o.{name}]")
+        elif one is not None:
+            scope[f"c{i}"] = _to_function(one)
+            items.append(f"{name!r}: c{i}(o.{name})")
+        else:
+            items.append(f"{name!r}: o.{name}")
+    exec(f"def to_record(o):\n    return {{{', '.join(items)}}}\n", scope)
+    return typing.cast(ToRecord, scope["to_record"])
 
 
 def _compile_from(cls: type) -> FromRecord:
@@ -204,6 +215,7 @@ def _compile_from(cls: type) -> FromRecord:
     tuples = {n for n in names if typing.get_origin(hints[n]) is tuple}
 
     def build(record: dict[str, Any]) -> Any:
+        """Any subset of the fields (the class's defaults fill in the rest)."""
         kwargs: dict[str, Any] = {}
         for n in names:
             if n not in record:
@@ -219,4 +231,26 @@ def _compile_from(cls: type) -> FromRecord:
             kwargs[n] = value
         return cls(**kwargs)
 
-    return build
+    # fast path: a record with every field (the usual case after Avro schema resolution)
+    scope: dict[str, Any] = {"cls": cls, "build": build}
+    args: list[str] = []
+    for i, n in enumerate(names):
+        if nested[n] is not None:
+            scope[f"c{i}"] = _from_function(typing.cast(type, nested[n]))
+            args.append(f"{n}=tuple([c{i}(v) for v in r[{n!r}]])")
+        elif n in single:
+            scope[f"c{i}"] = _from_function(single[n])
+            args.append(f"{n}=c{i}(r[{n!r}])")
+        elif n in tuples:
+            args.append(f"{n}=tuple(r[{n!r}])")
+        else:
+            args.append(f"{n}=r[{n!r}]")
+    source = (
+        "def from_record(r):\n"
+        "    try:\n"
+        f"        return cls({', '.join(args)})\n"
+        "    except KeyError:\n"
+        "        return build(r)\n"
+    )
+    exec(source, scope)
+    return typing.cast(FromRecord, scope["from_record"])

@@ -280,3 +280,47 @@ def test_ship_requires_confirmation_end_to_end(client: CommandClient) -> None:
 def test_worker_log_has_no_tracebacks(deployment: Deployment) -> None:
     log = Path(deployment.data_dir / "w1.log").read_text(errors="replace")
     assert "Traceback" not in log, deployment.log_tail("w1", 80)
+
+
+def test_results_point_at_their_events_even_when_another_writer_shifts_the_offsets(
+    deployment: Deployment, client: CommandClient, stack: StackEndpoints
+) -> None:
+    """Results carry their events' offsets, predicted before the broker acknowledges them. A
+    record from another producer moves every partition's end; the next batch's prediction is
+    then wrong, caught before the commit, and the batch is retried with the real offsets."""
+
+    def burst(tag: str) -> list[Any]:
+        futures = []
+        for i in range(200):
+            command = PlaceOrder("c", "EUR") if i < 20 else AddItem(f"sku-{i % 7}", 1, 100 + i % 7)
+            _, future = client.send(f"o-offsets-{tag}-{i % 20}", command)
+            futures.append(future)
+        client.flush()
+        return [f.result(timeout=60) for f in futures]
+
+    before = metric(deployment, "streams_transaction_retries_total", 'cause="OffsetsMispredicted"')
+    results = burst("a")
+    foreign = raw_producer(stack)
+    events_topic = client.runtime.topics.events
+    for partition in range(deployment.settings().partitions):
+        foreign.produce(events_topic, b"not ours", b"foreign", partition=partition)
+    assert foreign.flush(10) == 0
+    results += burst("b")
+
+    assert all(r.accepted and len(r.event_offsets) == 1 for r in results)
+    by_place = {
+        (m.partition(), m.offset()): h.as_dict(m.headers()).get(h.COMMAND_ID)
+        for m in read_topic(deployment.settings(), events_topic, idle_timeout=1.0)
+    }
+    wrong = [r for r in results if by_place.get((r.event_partition, r.event_offsets[0])) != r.command_id]
+    assert wrong == [], f"{len(wrong)} of {len(results)} results point at another record"
+    assert metric(deployment, "streams_transaction_retries_total", 'cause="OffsetsMispredicted"') > before
+
+
+def metric(dep: Deployment, name: str, label: str) -> float:
+    """Sum of a worker's metric samples that carry `label` (e.g. 'cause="X"')."""
+    with urllib.request.urlopen(f"{dep.url()}/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + "{") and label in line
+    )

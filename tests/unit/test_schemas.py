@@ -48,3 +48,24 @@ def test_json_input_is_checked_field_by_field() -> None:
         message_from_json(PlaceOrder, {"customer_id": "c", "colour": "red"})
     with pytest.raises(InvalidMessage, match="JSON object"):
         message_from_json(PlaceOrder, ["c"])
+
+
+def test_a_record_missing_fields_takes_the_class_defaults() -> None:
+    assert from_record(OrderState, {"status": "placed"}) == OrderState(status="placed")
+    line = {"sku": "a", "quantity": 1, "unit_price_cents": 5}
+    assert from_record(OrderState, {"lines": [line]}).lines == (OrderLine("a", 1, 5),)
+
+
+def test_records_are_plain_dicts_all_the_way_down() -> None:
+    state = OrderState("placed", "c", "EUR", (OrderLine("a", 1, 5), OrderLine("b", 2, 7)))
+    record = to_record(state)
+    assert record == {
+        "status": "placed",
+        "customer_id": "c",
+        "currency": "EUR",
+        "lines": [
+            {"sku": "a", "quantity": 1, "unit_price_cents": 5},
+            {"sku": "b", "quantity": 2, "unit_price_cents": 7},
+        ],
+    }
+    assert from_record(OrderState, record) == state
