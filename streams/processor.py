@@ -277,6 +277,10 @@ class CommandProcessor:
             "batch.num.messages": 10000,
             "compression.type": "lz4",
             "message.max.bytes": 4 * 1024 * 1024,
+            # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
+            # until the coordinator has written the commit markers; librdkafka's default 100 ms
+            # back-off then lands in the next batch's latency (the Java client retries after 20).
+            "retry.backoff.ms": 10,
         }
         if self.exactly_once:
             config.update({"transactional.id": self.transactional_id, "transaction.timeout.ms": 30000})
