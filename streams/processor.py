@@ -142,22 +142,31 @@ class _EventAppend:
     the commit; a wrong one aborts the batch, which is retried with the offsets learnt.
     """
 
-    def __init__(self, producer: Producer, next_offset: dict[int, int], expected: int) -> None:
+    def __init__(self, producer: Producer, next_offset: dict[int, int], *, sparse: bool) -> None:
         self.producer = producer
         self.next_offset = next_offset
-        self.expected = expected
+        self.sparse = sparse
+        """Delivery reports only for each partition's first and last event: in a transaction,
+        a record that fails makes the commit fail, so the others need no report of their own."""
         self.places: list[tuple[int, int]] = []
         """(partition, position among this batch's events of the partition) of each event."""
         self.count: dict[int, int] = {}
+        self.reports_expected = 0
+        self.reports = 0
         self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
         self.acknowledged: dict[int, int] = {}
         self.failed: list[Any] = []
 
-    def number(self, partition: int) -> None:
-        """Place the next event of `partition`."""
+    def number(self, partition: int, last: bool) -> bool:
+        """Place the next event of `partition` (`last`: its last in the batch); True when
+        its delivery must be reported."""
         n = self.count.get(partition, 0)
         self.count[partition] = n + 1
         self.places.append((partition, n))
+        report = not self.sparse or n == 0 or last
+        self.reports_expected += report
+        return report
 
     @property
     def offsets(self) -> list[int]:
@@ -172,15 +181,19 @@ class _EventAppend:
             return
         p, o = record.partition(), record.offset()
         self.first[p] = min(self.first.get(p, o), o)
+        self.last[p] = max(self.last.get(p, o), o)
         self.acknowledged[p] = self.acknowledged.get(p, 0) + 1
+        self.reports += 1
 
     def wait(self) -> None:
-        """Until every event is acknowledged (RetryBatch if one failed)."""
+        """Until every reported event is acknowledged (RetryBatch if one failed)."""
         deadline = time.monotonic() + CALL_TIMEOUT_S
-        while sum(self.acknowledged.values()) + len(self.failed) < self.expected:
+        while self.reports + len(self.failed) < self.reports_expected:
             if time.monotonic() > deadline:
-                raise RetryBatch(f"{self.expected} events not acknowledged within {CALL_TIMEOUT_S:.0f}s")
+                raise RetryBatch(f"events not acknowledged within {CALL_TIMEOUT_S:.0f}s")
             self.producer.poll(0.01)
+        if self.sparse:  # one writer per partition: first to last spans the batch's events
+            self.acknowledged = {p: self.last[p] - first + 1 for p, first in self.first.items()}
         if self.failed or self.acknowledged != self.count:
             raise RetryBatch(
                 f"events acknowledged {self.acknowledged}, produced {self.count}: {self.failed[:1]}"
@@ -449,56 +462,7 @@ class CommandProcessor:
 
         if self.exactly_once:
             producer.begin_transaction()
-        changelog_end: dict[int, int] = {}
-
-        def track(err: Any, record: Message) -> None:
-            if err is None:
-                p = record.partition()
-                changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
-
-        events = self._produce_events(pending)
-        if not self.exactly_once:
-            # no transaction to abort if a prediction were wrong: wait for the real offsets
-            events.wait()
-            events.learn_actual()
-        codec = self.runtime.codec
-        writes: dict[int, dict[bytes, bytes]] = {}
-        for partition, encoded in states.items():
-            target = writes.setdefault(partition, {})
-            for key, value in encoded.items():
-                target[AGGREGATE_PREFIX + key] = value
-                producer.produce(
-                    self.changelog, value, AGGREGATE_PREFIX + key, partition=partition, on_delivery=track
-                )
-        for dlq_key, dlq_value, dlq_headers in pending.dlq:
-            producer.produce(self.topics.dlq, dlq_value, dlq_key, headers=dlq_headers)
-        event_offsets = events.offsets
-        results_topic = self.topics.results
-        for partition, result, indexes in pending.results:
-            record = to_record(result)
-            if indexes:
-                record["event_offsets"] = [event_offsets[i] for i in indexes]
-                record["event_partition"] = partition
-            value = codec.encode_as(CommandResult, record)
-            command_id = result.command_id.encode()
-            producer.produce(results_topic, value, command_id, partition=partition)
-            if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
-                key = COMMAND_PREFIX + command_id
-                writes.setdefault(partition, {})[key] = value
-                producer.produce(self.changelog, value, key, partition=partition, on_delivery=track)
-        for partition, aggregate_id, aggregate, last_event in pending.snapshots:
-            snapshot = AggregateSnapshot(
-                aggregate_id=aggregate_id,
-                aggregate_type=self.context.aggregate_type,
-                version=aggregate.version,
-                state=codec.encode(aggregate.state),
-                event_partition=partition,
-                event_offset=event_offsets[last_event],
-                taken_at=pending.processed_at,
-            )
-            producer.produce(
-                self.topics.snapshots, codec.encode(snapshot), aggregate_id.encode(), partition=partition
-            )
+        events, writes, changelog_end = self._produce(pending, states)
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in pending.offsets.items()]
         if self.exactly_once:
             metadata = self._consumer.consumer_group_metadata()
@@ -521,21 +485,87 @@ class CommandProcessor:
         self._remember(pending)
         self._count(pending, len(messages))
 
+    def _produce(
+        self, pending: _Pending, states: dict[int, dict[bytes, bytes]]
+    ) -> tuple[_EventAppend, dict[int, dict[bytes, bytes]], dict[int, int]]:
+        """Produce everything a decided batch writes; (its events, the store writes per
+        partition, the changelog's end offset per partition, filled in on acknowledgement)."""
+        assert self._producer is not None
+        producer = self._producer
+        events = self._produce_events(pending)
+        if not self.exactly_once:
+            # no transaction to abort if a prediction were wrong: wait for the real offsets
+            events.wait()
+            events.learn_actual()
+        codec = self.runtime.codec
+        writes: dict[int, dict[bytes, bytes]] = {}
+        for partition, encoded in states.items():
+            target = writes.setdefault(partition, {})
+            for key, value in encoded.items():
+                target[AGGREGATE_PREFIX + key] = value
+        for dlq_key, dlq_value, dlq_headers in pending.dlq:
+            producer.produce(self.topics.dlq, dlq_value, dlq_key, headers=dlq_headers)
+        event_offsets = events.offsets
+        results_topic = self.topics.results
+        for partition, result, indexes in pending.results:
+            record = to_record(result)
+            if indexes:
+                record["event_offsets"] = [event_offsets[i] for i in indexes]
+                record["event_partition"] = partition
+            value = codec.encode_as(CommandResult, record)
+            command_id = result.command_id.encode()
+            producer.produce(results_topic, value, command_id, partition=partition)
+            if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
+                writes.setdefault(partition, {})[COMMAND_PREFIX + command_id] = value
+        for partition, aggregate_id, aggregate, last_event in pending.snapshots:
+            snapshot = AggregateSnapshot(
+                aggregate_id=aggregate_id,
+                aggregate_type=self.context.aggregate_type,
+                version=aggregate.version,
+                state=codec.encode(aggregate.state),
+                event_partition=partition,
+                event_offset=event_offsets[last_event],
+                taken_at=pending.processed_at,
+            )
+            producer.produce(
+                self.topics.snapshots, codec.encode(snapshot), aggregate_id.encode(), partition=partition
+            )
+        changelog_end: dict[int, int] = {}
+
+        def track(err: Any, record: Message) -> None:
+            if err is None:
+                p = record.partition()
+                changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
+
+        # The store's changelog position is its last record's offset + 1. In a transaction only
+        # that record is reported: a failure of any other fails the commit.
+        for partition, partition_writes in writes.items():
+            last = len(partition_writes) - 1
+            for i, (key, value) in enumerate(partition_writes.items()):
+                if i == last or not self.exactly_once:
+                    producer.produce(self.changelog, value, key, partition=partition, on_delivery=track)
+                else:
+                    producer.produce(self.changelog, value, key, partition=partition)
+        return events, writes, changelog_end
+
     def _produce_events(self, pending: _Pending) -> _EventAppend:
         """Produce the batch's events, numbered from the predicted next offset of each partition."""
         assert self._producer is not None and self._consumer is not None
         producer = self._producer
-        append = _EventAppend(self._producer, self._next_event_offset, len(pending.events))
-        for partition in {e[0] for e in pending.events} - self._next_event_offset.keys():
+        append = _EventAppend(self._producer, self._next_event_offset, sparse=self.exactly_once)
+        last_of = {e[0]: i for i, e in enumerate(pending.events)}
+        for partition in last_of.keys() - self._next_event_offset.keys():
             _, high = watermarks(self._consumer, TopicPartition(self.topics.events, partition))
             self._next_event_offset[partition] = high
         events_topic = self.topics.events
         on_event = append.on_delivery
-        for partition, key, value, headers, _ in pending.events:
-            append.number(partition)
-            producer.produce(
-                events_topic, value, key, partition=partition, headers=headers, on_delivery=on_event
-            )
+        for i, (partition, key, value, headers, _) in enumerate(pending.events):
+            if append.number(partition, last=last_of[partition] == i):
+                producer.produce(
+                    events_topic, value, key, partition=partition, headers=headers, on_delivery=on_event
+                )
+            else:
+                producer.produce(events_topic, value, key, partition=partition, headers=headers)
         return append
 
     def _prepare(self, messages: list[Message], watch: frozenset[tuple[int, bytes]]) -> _Pending:
