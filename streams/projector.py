@@ -218,6 +218,9 @@ class Stage:
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "batch.num.messages": 10000,
+                # only failures call back into Python: one callback per output record cost more
+                # than producing it
+                "delivery.report.only.error": True,
             }
         )
         self._consumer = Consumer(
