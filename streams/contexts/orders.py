@@ -272,12 +272,13 @@ def summarize(state: State | None, event: Message, meta: EventMeta) -> State | N
             doc.update(status="placed", customer_id=customer_id, currency=currency)
             doc.update(_lines_json([]), placed_at=meta.occurred_at)
         case ItemAdded(sku=sku, quantity=quantity, unit_price_minor=price):
-            items = [dict(line) for line in doc["items"]]
-            line = next((ln for ln in items if ln["sku"] == sku), None)
-            if line is None:
-                items.append({"sku": sku, "quantity": quantity, "unit_price_cents": price})
+            items = list(doc["items"])  # the input is not mutated: only the changed line is new
+            for i, line in enumerate(items):
+                if line["sku"] == sku:
+                    items[i] = {**line, "quantity": line["quantity"] + quantity}
+                    break
             else:
-                line["quantity"] += quantity
+                items.append({"sku": sku, "quantity": quantity, "unit_price_cents": price})
             doc.update(_lines_json(items))
         case ItemRemoved(sku=sku):
             doc.update(_lines_json([ln for ln in doc["items"] if ln["sku"] != sku]))

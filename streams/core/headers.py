@@ -36,6 +36,11 @@ def as_dict(
     return {k: (v or b"").decode("utf-8", "replace") for k, v in items}
 
 
+def pick(headers: Iterable[tuple[str, bytes | None]] | None, names: frozenset[str]) -> dict[str, str]:
+    """Only the named headers, decoded (cheaper than `as_dict` on a hot path)."""
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or () if k in names}
+
+
 def event_headers(
     *,
     event_type: str,

@@ -63,7 +63,7 @@ def log_of(dep: Deployment, runtime: ContextRuntime) -> list[tuple[Any, Any]]:
     """Every (event, meta) in the log, in log order per partition."""
     out = []
     for msg in read_topic(dep.settings(), runtime.topics.events, idle_timeout=1.0):
-        meta = event_meta(h.as_dict(msg.headers()), msg.key().decode())
+        meta = event_meta(msg.headers(), msg.key().decode())
         out.append((runtime.codec.decode(msg.value()).message, meta))
     return out
 
