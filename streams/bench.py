@@ -72,7 +72,8 @@ def commands(n: int = N, aggregates: int = AGGREGATES, tag: str = "order") -> li
         if i < aggregates:
             out.append((aggregate, PlaceOrder(f"customer-{i % 997}", "EUR")))
         else:
-            out.append((aggregate, AddItem(f"sku-{i % 50}", 1 + i % 3, 100 + (i % 50) * 7)))
+            line = (i // aggregates - 1) % 50  # the n-th item of an order is a new sku, up to 50
+            out.append((aggregate, AddItem(f"sku-{line}", 1 + i % 3, 100 + line * 7)))
     return out
 
 

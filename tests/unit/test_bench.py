@@ -13,6 +13,8 @@ def test_every_benchmark_command_is_accepted_with_one_event() -> None:
         assert len(events) == 1
         states[aggregate_id] = context.fold(events, states.get(aggregate_id, context.initial_state))
     assert len(states) == 100
+    # each order's n-th item is a new sku: states grow to realistic sizes (49 lines here)
+    assert {len(s.lines) for s in states.values()} == {49}  # type: ignore[attr-defined]
 
 
 def test_targets_report_missing_figures_and_verdicts() -> None:
