@@ -123,6 +123,9 @@ class Batch:
         default_factory=list
     )
     timestamps: list[float] = field(default_factory=list)
+    documents: dict[tuple[int, bytes], Document] = field(default_factory=dict)
+    """A view's documents as this batch left them, by (partition, key): written and published
+    once per batch however many of its events touch them."""
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         pending = self.writes.get(partition, {})
@@ -318,6 +321,7 @@ class Stage:
             _, ts = msg.timestamp()
             if ts > 0:
                 batch.timestamps.append(ts / 1000.0)
+        self.complete(batch)
         failures: list[Any] = []
 
         def on_delivery(err: Any, _msg: Any) -> None:
@@ -384,6 +388,9 @@ class Stage:
         """Fold one record into the batch (subclasses)."""
         raise NotImplementedError
 
+    def complete(self, batch: Batch) -> None:
+        """After the batch's last record, before its output is produced (subclasses)."""
+
     def after_batch(self, batch: Batch) -> None:
         """Metrics after a committed batch (subclasses)."""
 
@@ -442,8 +449,10 @@ class ViewProjector(Stage):
         try:
             meta = event_meta(msg.headers(), entity_id)
             decoded = self.runtime.codec.decode(msg.value())
-            raw = batch.get(partition, DOC_PREFIX + key)
-            current = None if raw is None else decode_document(entity_id, raw)
+            current = batch.documents.get((partition, key))
+            if current is None:
+                raw = batch.get(partition, DOC_PREFIX + key)
+                current = None if raw is None else decode_document(entity_id, raw)
             updated = apply_event(self.view, current, entity_id, decoded.message, meta)
         except RegistryUnavailable:
             raise  # not the event's fault: the session restarts with back-off and reads it again
@@ -453,19 +462,26 @@ class ViewProjector(Stage):
         if updated is None:
             metrics.VIEW_SKIPPED.labels(*self._labels).inc()
             return
-        batch.put(partition, DOC_PREFIX + key, encode_document(updated))
-        value = None
-        if updated.state is not None:
-            value = self.runtime.codec.encode(
-                ReadModelDocument(
-                    entity_id=entity_id,
-                    entity_type=self.entity_type,
-                    state=json_bytes(updated.state, sort_keys=True).decode(),
-                    last_event_version=updated.last_event_version,
-                    last_updated=updated.last_updated,
+        batch.documents[(partition, key)] = updated
+
+    def complete(self, batch: Batch) -> None:
+        """Store and publish each document the batch changed, once, in its last state: like a
+        Kafka Streams record cache, a compacted view topic gets the latest state per commit,
+        not every intermediate one (the events topic keeps those)."""
+        for (partition, key), doc in batch.documents.items():
+            batch.put(partition, DOC_PREFIX + key, encode_document(doc))
+            value = None
+            if doc.state is not None:
+                value = self.runtime.codec.encode(
+                    ReadModelDocument(
+                        entity_id=doc.entity_id,
+                        entity_type=self.entity_type,
+                        state=json_bytes(doc.state, sort_keys=True).decode(),
+                        last_event_version=doc.last_event_version,
+                        last_updated=doc.last_updated,
+                    )
                 )
-            )
-        batch.produce(self.output, partition, key, value)
+            batch.produce(self.output, partition, key, value)
 
     def _failed(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
         source = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
