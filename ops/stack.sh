@@ -199,7 +199,10 @@ EOF
 }
 
 health_registry() {
-  [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects")" = 200 ]
+  # /health/ready answers 503 until the kafkasql storage has replayed its journal: before that
+  # the API already answers, with 404 for schemas that exist
+  curl -sf -o /dev/null -m 5 "http://127.0.0.1:$REGISTRY_MGMT_PORT/health/ready" \
+    && [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects")" = 200 ]
 }
 
 health_connect() {

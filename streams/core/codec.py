@@ -24,6 +24,7 @@ from typing import Any
 
 import fastavro
 import fastavro.validation
+import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
@@ -159,9 +160,12 @@ class _Upcast:
 class AvroCodec:
     """Encodes and decodes the message classes of a catalog, with registry-assigned ids."""
 
-    def __init__(self, catalog: SchemaCatalog, registry: SchemaRegistryClient | None) -> None:
+    def __init__(
+        self, catalog: SchemaCatalog, registry: SchemaRegistryClient | None, registry_url: str = ""
+    ) -> None:
         self.catalog = catalog
         self.registry = registry
+        self.registry_url = registry_url.rstrip("/")
         self._writers: dict[type, _Writer] = {}
         self._readers: dict[int, _Reader] = {}
         self._ids: dict[tuple[str, int], int] = {}
@@ -180,7 +184,7 @@ class AvroCodec:
     @classmethod
     def connect(cls, catalog: SchemaCatalog, registry_url: str) -> AvroCodec:
         """A codec whose schemas are registered (raises RegistryUnavailable when down)."""
-        codec = cls(catalog, SchemaRegistryClient({"url": registry_url, "timeout": 10}))
+        codec = cls(catalog, SchemaRegistryClient({"url": registry_url, "timeout": 10}), registry_url)
         codec.register()
         return codec
 
@@ -305,6 +309,11 @@ class AvroCodec:
             schema = self.registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
+                if not self._registry_serves_own_ids():
+                    raise RegistryUnavailable(
+                        f"schema registry answers 404 for schema id {schema_id} and for ids it gave "
+                        "this worker: still loading its storage"
+                    ) from exc
                 raise UnknownSchema(f"schema id {schema_id} is not in the registry") from exc
             raise RegistryUnavailable(f"schema registry: {exc}") from exc
         except Exception as exc:
@@ -325,6 +334,20 @@ class AvroCodec:
         reader = self._reader_for(type_name, version, writer)
         self._readers[schema_id] = reader
         return reader
+
+    def _registry_serves_own_ids(self) -> bool:
+        """Whether the registry serves a schema id it gave this codec. A registry that has just
+        restarted (Apicurio with kafkasql storage) answers 404 for every id until it has
+        replayed its journal: a 404 then is not a verdict on the record. Asked over plain HTTP,
+        past the client's cache."""
+        if not self._ids or not self.registry_url:
+            return True
+        known = next(iter(self._ids.values()))
+        try:
+            response = httpx.get(f"{self.registry_url}/schemas/ids/{known}", timeout=5)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
 
 def _validate(reader: _Reader, record: dict[str, Any]) -> None:
