@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams import metrics
+from streams.appends import EventAppend, OffsetsMispredicted, RetryBatch
 from streams.config import Settings
 from streams.core import headers as h
 from streams.core.codec import DecodeError, RegistryUnavailable
@@ -50,10 +51,6 @@ def _partition(msg: Message) -> int:
 
 def _bytes(value: str | bytes | None) -> bytes:
     return value.encode() if isinstance(value, str) else (value or b"")
-
-
-class RetryBatch(Exception):
-    """The batch must be aborted and processed again after a pause."""
 
 
 class StuckClient(Exception):
@@ -125,96 +122,6 @@ class _Pending:
     offsets: dict[int, int] = field(default_factory=dict)
     timestamps: list[float] = field(default_factory=list)
     snapshots: list[tuple[int, str, Aggregate[Any], int]] = field(default_factory=list)
-
-
-class OffsetsMispredicted(RetryBatch):
-    """The events did not land where their results said; retried with the offsets learnt."""
-
-
-class _EventAppend:
-    """A batch's events in flight, with the offsets they are expected to get.
-
-    Results carry their events' offsets (read-your-writes tokens), and waiting for the broker's
-    acknowledgements before producing them would put a round trip in the middle of every
-    transaction. So offsets are predicted: one writer per partition (fenced) and an idempotent
-    producer give a transaction's records of a partition consecutive offsets, and the commit
-    marker takes one more. `check()` compares the prediction with the acknowledgements before
-    the commit; a wrong one aborts the batch, which is retried with the offsets learnt.
-    """
-
-    def __init__(self, producer: Producer, next_offset: dict[int, int], *, sparse: bool) -> None:
-        self.producer = producer
-        self.next_offset = next_offset
-        self.sparse = sparse
-        """Delivery reports only for each partition's first and last event: in a transaction,
-        a record that fails makes the commit fail, so the others need no report of their own."""
-        self.places: list[tuple[int, int]] = []
-        """(partition, position among this batch's events of the partition) of each event."""
-        self.count: dict[int, int] = {}
-        self.reports_expected = 0
-        self.reports = 0
-        self.first: dict[int, int] = {}
-        self.last: dict[int, int] = {}
-        self.acknowledged: dict[int, int] = {}
-        self.failed: list[Any] = []
-
-    def number(self, partition: int, last: bool) -> bool:
-        """Place the next event of `partition` (`last`: its last in the batch); True when
-        its delivery must be reported."""
-        n = self.count.get(partition, 0)
-        self.count[partition] = n + 1
-        self.places.append((partition, n))
-        report = not self.sparse or n == 0 or last
-        self.reports_expected += report
-        return report
-
-    @property
-    def offsets(self) -> list[int]:
-        """Each event's offset as predicted (or as learnt by `learn_actual`)."""
-        base = self.next_offset
-        return [base[p] + n for p, n in self.places]
-
-    def on_delivery(self, err: Any, record: Message) -> None:
-        """Delivery report of one event."""
-        if err is not None:
-            self.failed.append(err)
-            return
-        p, o = record.partition(), record.offset()
-        self.first[p] = min(self.first.get(p, o), o)
-        self.last[p] = max(self.last.get(p, o), o)
-        self.acknowledged[p] = self.acknowledged.get(p, 0) + 1
-        self.reports += 1
-
-    def wait(self) -> None:
-        """Until every reported event is acknowledged (RetryBatch if one failed)."""
-        deadline = time.monotonic() + CALL_TIMEOUT_S
-        while self.reports + len(self.failed) < self.reports_expected:
-            if time.monotonic() > deadline:
-                raise RetryBatch(f"events not acknowledged within {CALL_TIMEOUT_S:.0f}s")
-            self.producer.poll(0.01)
-        if self.sparse:  # one writer per partition: first to last spans the batch's events
-            self.acknowledged = {p: self.last[p] - first + 1 for p, first in self.first.items()}
-        if self.failed or self.acknowledged != self.count:
-            raise RetryBatch(
-                f"events acknowledged {self.acknowledged}, produced {self.count}: {self.failed[:1]}"
-            )
-
-    def check(self) -> None:
-        """OffsetsMispredicted (after learning the real offsets) if a prediction was wrong."""
-        wrong = {p: (self.next_offset[p], o) for p, o in self.first.items() if o != self.next_offset[p]}
-        if wrong:
-            for p, first in self.first.items():  # the retry comes after these and the abort marker
-                self.next_offset[p] = first + self.count[p] + 1
-            raise OffsetsMispredicted(f"first event offset per partition (predicted, actual): {wrong}")
-
-    def learn_actual(self) -> None:
-        """Offsets from the acknowledgements (outside a transaction, after `wait`)."""
-        self.next_offset.update(self.first)
-
-    def advance(self, marker: int) -> None:
-        """The batch is appended: move past its events and `marker` (1 after a commit)."""
-        for p, n in self.count.items():
-            self.next_offset[p] += n + marker
 
 
 class CommandProcessor:
@@ -467,7 +374,8 @@ class CommandProcessor:
         if self.exactly_once:
             metadata = self._consumer.consumer_group_metadata()
             bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
-            events.wait()  # every record is acknowledged by then: the commit has nothing left to send
+            # every record is acknowledged by then: the commit has nothing left to send
+            events.wait(CALL_TIMEOUT_S)
             events.check()
             self._commit()
             events.advance(marker=1)
@@ -487,7 +395,7 @@ class CommandProcessor:
 
     def _produce(
         self, pending: _Pending, states: dict[int, dict[bytes, bytes]]
-    ) -> tuple[_EventAppend, dict[int, dict[bytes, bytes]], dict[int, int]]:
+    ) -> tuple[EventAppend, dict[int, dict[bytes, bytes]], dict[int, int]]:
         """Produce everything a decided batch writes; (its events, the store writes per
         partition, the changelog's end offset per partition, filled in on acknowledgement)."""
         assert self._producer is not None
@@ -495,7 +403,7 @@ class CommandProcessor:
         events = self._produce_events(pending)
         if not self.exactly_once:
             # no transaction to abort if a prediction were wrong: wait for the real offsets
-            events.wait()
+            events.wait(CALL_TIMEOUT_S)
             events.learn_actual()
         codec = self.runtime.codec
         writes: dict[int, dict[bytes, bytes]] = {}
@@ -548,11 +456,11 @@ class CommandProcessor:
                     producer.produce(self.changelog, value, key, partition=partition)
         return events, writes, changelog_end
 
-    def _produce_events(self, pending: _Pending) -> _EventAppend:
+    def _produce_events(self, pending: _Pending) -> EventAppend:
         """Produce the batch's events, numbered from the predicted next offset of each partition."""
         assert self._producer is not None and self._consumer is not None
         producer = self._producer
-        append = _EventAppend(self._producer, self._next_event_offset, sparse=self.exactly_once)
+        append = EventAppend(self._producer, self._next_event_offset, sparse=self.exactly_once)
         last_of = {e[0]: i for i, e in enumerate(pending.events)}
         for partition in last_of.keys() - self._next_event_offset.keys():
             _, high = watermarks(self._consumer, TopicPartition(self.topics.events, partition))
