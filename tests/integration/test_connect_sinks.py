@@ -296,7 +296,7 @@ def test_commands_become_jsonb_rows_with_history_in_order(settings: Settings, cl
 
 
 def produce_view_doc(settings: Settings, topic: str, key: str, doc: dict[str, Any] | None) -> None:
-    registry = SchemaRegistryClient({"url": settings.registry_url})
+    registry = SchemaRegistryClient({"url": settings.registry_url, "timeout": 30})
     schema_id = registry.register_schema("streams.ReadModelDocument", Schema(json.dumps(DOC_SCHEMA), "AVRO"))
     import io
 

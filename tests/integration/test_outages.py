@@ -105,7 +105,7 @@ def test_a_registry_outage_delays_but_loses_nothing(isolated: IsolatedStack, tmp
             # a compatible PlaceOrder schema the worker has never seen (another producer's)
             other = json.loads(client.runtime.codec.catalog.latest("PlaceOrder").text)
             other["fields"].append({"name": "channel", "type": "string", "default": "web"})
-            registry = SchemaRegistryClient({"url": isolated.endpoints.registry_url})
+            registry = SchemaRegistryClient({"url": isolated.endpoints.registry_url, "timeout": 30})
             other_id = registry.register_schema(
                 f"other-{uuid.uuid4().hex[:6]}", Schema(json.dumps(other), "AVRO")
             )
@@ -122,9 +122,13 @@ def test_a_registry_outage_delays_but_loses_nothing(isolated: IsolatedStack, tmp
             )
             assert raw.flush(10) == 0
             assert future is not None
-            time.sleep(5)
+            # the registry client retries a refused connection for several seconds before the
+            # worker sees the registry as unavailable and aborts the batch
+            deadline = time.monotonic() + 60
+            while metric(dep, "streams_transaction_retries_total", 'cause="RegistryUnavailable"') < 1:
+                assert time.monotonic() < deadline, "the batch was never aborted for the registry"
+                time.sleep(0.5)
             assert not future.done(), "decided without the registry?"
-            assert metric(dep, "streams_transaction_retries_total", 'cause="RegistryUnavailable"') >= 1
 
             isolated.stack("up", "registry")
             result = future.result(timeout=120)

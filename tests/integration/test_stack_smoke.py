@@ -82,7 +82,7 @@ def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.
 
 
 def test_registry_register_and_fetch(stack: Any, unique_name: Any) -> None:
-    client = SchemaRegistryClient({"url": stack.registry_url})
+    client = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     subject = f"{_topic_name(unique_name('smoke'))}-value"
     schema_id = client.register_schema(subject, Schema(SMOKE_SCHEMA, "AVRO"))
     assert schema_id > 0
@@ -102,7 +102,7 @@ def test_registry_register_and_fetch(stack: Any, unique_name: Any) -> None:
 def test_transactional_avro_roundtrip(stack: Any, unique_name: Any) -> None:
     topic = _topic_name(unique_name("smoke-tx"))
     _create_topic(stack.bootstrap, topic)
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     serializer = AvroSerializer(registry, SMOKE_SCHEMA)
     ctx = SerializationContext(topic, MessageField.VALUE)
 
@@ -145,7 +145,7 @@ def test_jdbc_sink_copies_avro_topic_to_postgres(stack: Any, unique_name: Any) -
     connector = f"smoke-sink-{uuid.uuid4().hex[:8]}"
     _create_topic(stack.bootstrap, topic)
 
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     serializer = AvroSerializer(registry, SMOKE_SCHEMA)
     ctx = SerializationContext(topic, MessageField.VALUE)
     producer = Producer(

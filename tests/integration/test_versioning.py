@@ -167,7 +167,7 @@ def test_views_and_aggregates_fold_a_log_mixing_v1_and_v2_events(
 def test_a_version_without_upcaster_path_goes_to_the_dlqs(
     stack: StackEndpoints, deployment: Deployment, client: CommandClient
 ) -> None:
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     rogue = {  # an ItemAdded "version" nobody wrote a schema file or upcaster for
         "type": "record",
         "name": "ItemAdded",
@@ -227,7 +227,7 @@ def _version(tmp: Path, namespace: str, version: int, fields: list[dict[str, Any
 
 
 def test_the_registry_gates_new_versions_by_the_subject_level(stack: StackEndpoints, tmp_path: Path) -> None:
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     ns = f"vt{uuid.uuid4().hex[:8]}"
     v1 = _version(tmp_path, ns, 1, [{"name": "weight_g", "type": "long"}])
     v2 = _version(

@@ -125,7 +125,7 @@ def test_an_unexpected_version_is_a_conflict_naming_the_current_version(client: 
 
 
 def _register(stack: StackEndpoints, subject: str, schema: dict[str, Any]) -> int:
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     return int(registry.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
 
 
