@@ -10,7 +10,6 @@ the batch run again, and the version check in `apply_event` makes the second run
 
 from __future__ import annotations
 
-import json
 import logging
 import struct
 import threading
@@ -29,6 +28,7 @@ from streams.config import Settings
 from streams.core import headers as h
 from streams.core.codec import DecodeError, RegistryUnavailable
 from streams.core.views import Document, EventMeta, ReadModelDocument, View, apply_event
+from streams.messages import json_bytes
 from streams.runtime import ContextRuntime, is_fatal, take
 from streams.store import PartitionStore
 
@@ -69,16 +69,6 @@ def iso_to_ms(text: str) -> int:
     from datetime import datetime
 
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000) if text else 0
-
-
-def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
-    """Compact JSON (orjson: the projector writes two documents per event; the standard
-    library's encoder was its largest cost). Values orjson refuses (integers beyond 64 bits,
-    non-string keys) go through the standard library."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys).encode()
 
 
 def encode_document(doc: Document) -> bytes:

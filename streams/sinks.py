@@ -38,7 +38,7 @@ from streams.config import Settings
 from streams.core import headers as h
 from streams.core.codec import AvroCodec, DecodeError
 from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
-from streams.messages import to_json
+from streams.messages import json_bytes, to_json
 from streams.runtime import ContextRuntime, ensure_topics, take
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def json_text(value: Any) -> str:
     if isinstance(value, str):
         json.loads(value)
         return value
-    return json.dumps(value, separators=(",", ":"))
+    return json_bytes(value).decode()
 
 
 def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], where: dict[str, Any]) -> Any:
@@ -150,8 +150,8 @@ def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], wh
         AggregateID=headers.get(h.AGGREGATE_ID, ""),
         AggregateType=headers.get(h.AGGREGATE_TYPE, runtime.context.aggregate_type),
         EventType=headers.get(h.EVENT_TYPE, decoded.type_name),
-        EventData=json.dumps(to_json(decoded.message), separators=(",", ":")),
-        Metadata=json.dumps(metadata, separators=(",", ":")),
+        EventData=json_bytes(to_json(decoded.message)).decode(),
+        Metadata=json_bytes(metadata).decode(),
         Timestamp=iso_to_millis(headers.get(h.OCCURRED_AT)),
         Version=int(headers.get(h.AGGREGATE_VERSION, "0")),
     )
@@ -164,7 +164,7 @@ def snapshot_row(runtime: ContextRuntime, value: bytes) -> Any:
     return SnapshotRow(
         AggregateID=snapshot.aggregate_id,
         AggregateType=snapshot.aggregate_type,
-        SnapshotData=json.dumps(to_json(state), separators=(",", ":")),
+        SnapshotData=json_bytes(to_json(state)).decode(),
         LastEventVersion=snapshot.version,
         Timestamp=iso_to_millis(snapshot.taken_at),
     )

@@ -164,10 +164,7 @@ def to_record(obj: Any) -> dict[str, Any]:
 
 def from_record(cls: type, record: dict[str, Any]) -> Any:
     """Build a dataclass instance from a decoded Avro record (unknown keys are ignored)."""
-    fn = _from_cache.get(cls)
-    if fn is None:
-        fn = _from_cache[cls] = _compile_from(cls)
-    return fn(record)
+    return _from_function(cls)(record)
 
 
 def _to_function(cls: type) -> ToRecord:
