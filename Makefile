@@ -33,16 +33,16 @@ test: stack-up
 	$(BIN)/pytest -q tests
 
 lint: install
-	$(BIN)/ruff check streams tests
-	$(BIN)/ruff format --check streams tests
+	$(BIN)/ruff check streams bench tests
+	$(BIN)/ruff format --check streams bench tests
 	$(BIN)/mypy
 
 bench: stack-up
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python -m streams.bench
+	$(BIN)/python -m bench
 
 bench-read: stack-up
-	$(BIN)/python -m streams.bench_read
+	$(BIN)/python -m bench.read
 
 clean:
 	rm -rf $(VENV) .stack bench-results

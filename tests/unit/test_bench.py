@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from streams.bench import commands, targets
+from bench.main import targets
+from bench.traffic import commands
 from streams.contexts.orders import context
 
 

@@ -1,7 +1,7 @@
 """Benchmark (memory): the write-path worker's peak resident memory as its state table grows.
 
 The parent (`measure`) creates a fresh deployment's topics and pre-loads one PlaceOrder command
-for each of N distinct aggregates; then a child process (`python -m streams.bench_memory PREFIX
+for each of N distinct aggregates; then a child process (`python -m bench.memory PREFIX
 DATA_DIR T1 T2 ...`) runs a CommandProcessor over them, exactly as a worker's handler does, and
 prints one JSON line each time the number of handled commands (= aggregates in its RocksDB state
 table) reaches a target: VmHWM (peak RSS) and VmRSS from /proc/self/status, and the size of the
@@ -80,7 +80,7 @@ def measure(
     producer.flush(120)
     on_progress("starting the worker process")
     child = subprocess.Popen(
-        [sys.executable, "-m", "streams.bench_memory", prefix, str(data_dir), *map(str, targets)],
+        [sys.executable, "-m", "bench.memory", prefix, str(data_dir), *map(str, targets)],
         stdout=subprocess.PIPE,
         text=True,
     )

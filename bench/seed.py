@@ -155,8 +155,8 @@ def seed_design(
     }
 
 
-if __name__ == "__main__":  # a quick look: python -m streams.bench_seed
-    from streams.bench import commands
+if __name__ == "__main__":  # a quick look: python -m bench.seed
+    from bench.traffic import commands
     from streams.config import Settings
 
     print(json.dumps(seed_design(Settings().pg_dsn, commands()[:5000]), indent=2))

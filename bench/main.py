@@ -5,13 +5,13 @@ b. our write path: the CommandProcessor (decode, RocksDB state, decide, evolve, 
    changelog + offsets in one transaction) over the same pre-loaded commands, exactly once
 c. the same with at-least-once (idempotent producer, offsets committed after the acks)
 latency: command -> result at a steady offered load, through the public client
-d. read side, over b's events topic (streams/bench_read.py): live view events/s, replay events/s
+d. read side, over b's events topic (bench/read.py): live view events/s, replay events/s
    (`streams replay`), and a bare read_committed consume of the same topic
 e. the seed's design: PostgreSQL EventStore table, per-event INSERT, optimistic concurrency on the
-   version, state folded from the aggregate's events per command (streams/bench_seed.py)
-f. the `eventsourcing` library with its PostgreSQL backend, same decide/evolve (streams/bench_es.py)
+   version, state folded from the aggregate's events per command (bench/seed.py)
+f. the `eventsourcing` library with its PostgreSQL backend, same decide/evolve (bench/eventsourcing_lib.py)
 memory: peak RSS of a write-path worker process with 100,000 and 1,000,000 aggregates in its state
-   table (streams/bench_memory.py)
+   table (bench/memory.py)
 
 Sizes come from BENCH_* environment variables (see BENCHMARKS.md); BENCH_ONLY=a,b,c,... runs a subset.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import threading
 import time
@@ -32,11 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from bench import read as bench_read
+from bench.harness import drop, isolated, preload, run_write_path
+from bench.memory import measure
+from bench.seed import seed_design
+from bench.traffic import AGGREGATES, N, commands
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import AddItem, PlaceOrder
@@ -45,8 +48,6 @@ from streams.processor import CommandProcessor
 from streams.runtime import ContextRuntime, ensure_topics, take
 
 console = Console()
-N = int(os.environ.get("BENCH_COMMANDS", "100000"))
-AGGREGATES = int(os.environ.get("BENCH_AGGREGATES", "10000"))
 LATENCY_COMMANDS = int(os.environ.get("BENCH_LATENCY_COMMANDS", "5000"))
 LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "1000"))
 LATENCY_WARMUP = int(os.environ.get("BENCH_LATENCY_WARMUP", "1000"))
@@ -63,43 +64,6 @@ ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(",")
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
-def commands(n: int = N, aggregates: int = AGGREGATES, tag: str = "order") -> list[tuple[str, Any]]:
-    """Realistic order traffic: each aggregate is placed, then receives items (every command is
-    accepted and causes one event; an order holds at most 50 distinct skus)."""
-    out: list[tuple[str, Any]] = []
-    for i in range(n):
-        aggregate = f"{tag}-{i % aggregates}"
-        if i < aggregates:
-            out.append((aggregate, PlaceOrder(f"customer-{i % 997}", "EUR")))
-        else:
-            line = (i // aggregates - 1) % 50  # the n-th item of an order is a new sku, up to 50
-            out.append((aggregate, AddItem(f"sku-{line}", 1 + i % 3, 100 + line * 7)))
-    return out
-
-
-def _commands() -> list[tuple[str, Any]]:
-    return commands()
-
-
-def _preload(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 20, "compression.type": "lz4"})
-    for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=[("command_id", uuid.uuid4().bytes)])
-                break
-            except BufferError:
-                producer.poll(0.05)
-    producer.flush(60)
-
-
-def _isolated(settings: Settings, prefix: str) -> Settings:
-    """A deployment of its own: topic prefix, app id (consumer groups) and data directory."""
-    return replace(
-        settings, topic_prefix=prefix, app_id=prefix.rstrip("."), data_dir=Path(".stack/bench") / prefix
-    )
-
-
 def ceiling(
     settings: Settings, records: list[tuple[bytes, bytes]], prefix: str = "", copies: int = 1
 ) -> float:
@@ -112,7 +76,7 @@ def ceiling(
         settings,
         [TopicSpec(t, settings.partitions, {}) for t in (source, sink)],
     )
-    _preload(settings, source, records)
+    preload(settings, source, records)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap,
@@ -159,47 +123,6 @@ def ceiling(
     return done / elapsed
 
 
-def run_write_path(
-    settings: Settings, commands: list[tuple[str, Any]], prefix: str = ""
-) -> tuple[float, Settings, ContextRuntime]:
-    """Commands/s of the CommandProcessor over pre-loaded commands, from its first batch to the
-    last command's batch; also the deployment's settings and runtime (its events topic is full)."""
-    s = _isolated(settings, prefix or f"bench-{uuid.uuid4().hex[:8]}.")
-    rate, runtime = drive_processor(s, commands, "bench")
-    return rate, s, runtime
-
-
-def drive_processor(
-    settings: Settings, commands: list[tuple[str, Any]], worker_id: str
-) -> tuple[float, ContextRuntime]:
-    """Pre-load `commands`, run a CommandProcessor in this process until all are handled;
-    (commands/s from its first batch to the last command's batch, the runtime)."""
-    runtime = ContextRuntime.connect(settings, "orders")
-    processor = CommandProcessor(settings, runtime, worker_id=worker_id)
-    processor.ensure_topics()
-    _preload(settings, runtime.topics.commands, [(k.encode(), runtime.codec.encode(c)) for k, c in commands])
-    done = 0
-    first = 0.0
-    finished = threading.Event()
-
-    def count(n: int) -> None:
-        nonlocal done, first
-        first = first or time.perf_counter()
-        done += n
-        if done >= len(commands):
-            finished.set()
-
-    processor.on_batch = count
-    thread = threading.Thread(target=processor.run, daemon=True)
-    thread.start()
-    if not finished.wait(timeout=1800):
-        raise TimeoutError(f"only {done} of {len(commands)} commands handled")
-    elapsed = time.perf_counter() - first
-    processor.stop()
-    thread.join(60)
-    return done / elapsed, runtime
-
-
 def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:
     """Commands/s of the CommandProcessor over pre-loaded commands (settings.exactly_once decides)."""
     return run_write_path(settings, commands)[0]
@@ -211,7 +134,7 @@ def _timer(samples: list[float], sent_at: float) -> Any:
 
 def latency(settings: Settings, prefix: str = "") -> tuple[float, float]:
     """p50, p99 seconds from send to result receipt at a steady offered load."""
-    s = _isolated(settings, prefix or f"bench-lat-{uuid.uuid4().hex[:8]}.")
+    s = isolated(settings, prefix or f"bench-lat-{uuid.uuid4().hex[:8]}.")
     runtime = ContextRuntime.connect(s, "orders")
     processor = CommandProcessor(s, runtime, worker_id="bench-lat")
     processor.ensure_topics()
@@ -247,9 +170,7 @@ def latency(settings: Settings, prefix: str = "") -> tuple[float, float]:
 
 
 def read_side(settings: Settings, runtime: ContextRuntime, events: int, results: dict[str, Any]) -> None:
-    """(d) streams/bench_read.py's replay figures over an events topic holding `events` events."""
-    from streams import bench_read  # it imports this module: import late
-
+    """(d) bench/read.py's replay figures over an events topic holding `events` events."""
     bench_read.EVENTS = events  # its functions read the event count from this module global
     measured: dict[str, Any] = {}
     bench_read.bench_replay(settings, runtime, measured)
@@ -279,17 +200,6 @@ def _pg_session_options() -> contextlib.AbstractContextManager[None]:
                 os.environ["PGOPTIONS"] = before
 
     return scoped()
-
-
-def _drop(settings: Settings, prefixes: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    names = [t for t in admin.list_topics(timeout=10).topics if any(t.startswith(p) for p in prefixes)]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):  # best effort clean-up
-                future.result()
-    for prefix in prefixes:
-        shutil.rmtree(Path(".stack/bench") / prefix, ignore_errors=True)
 
 
 def _ratio(results: dict[str, Any], name: str, top: str, bottom: str) -> None:
@@ -361,9 +271,7 @@ def table(results: dict[str, Any]) -> Table:
 
 def main() -> None:
     """Run every scenario and print the table (JSON under bench-results/)."""
-    from streams.bench_es import eventsourcing_library
-    from streams.bench_memory import measure
-    from streams.bench_seed import seed_design
+    from bench.eventsourcing_lib import eventsourcing_library  # the `bench` extra: only here
 
     settings = Settings()
     run = uuid.uuid4().hex[:8]
@@ -427,10 +335,7 @@ def main() -> None:
                 if b_deployment is None:
                     rate, s_b, rt_b = run_write_path(settings, traffic, prefixes["b"])
                     b_deployment = (s_b, rt_b)
-                try:
-                    read_side(*b_deployment, N, results)
-                except ImportError as exc:
-                    results["d_skipped"] = f"streams.bench_read unavailable: {exc}"
+                read_side(*b_deployment, N, results)
                 progress.advance(overall)
             with _pg_session_options():
                 if "e" in steps:
@@ -484,7 +389,7 @@ def main() -> None:
         results["load_avg_at_end"] = os.getloadavg()[0]
         path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
         if not KEEP:
-            _drop(settings, [*prefixes.values(), *memory_prefix])
+            drop(settings, [*prefixes.values(), *memory_prefix])
     console.print(table(results))
     verdicts = Table(title="targets")
     verdicts.add_column("target")

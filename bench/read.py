@@ -1,4 +1,4 @@
-"""`python -m streams.bench_read`: the read side's figures, in one run on one broker.
+"""`python -m bench.read`: the read side's figures, in one run on one broker.
 
 a. replay: the machinery of `streams replay` (streams/replay.py; the worker is an in-process
    ContextReadSide, the same object a Faust worker runs) over an events topic filled by the
@@ -26,6 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import drive_processor, drop
+from bench.traffic import commands
 from streams.config import Settings
 from streams.projector import HistoryIndexer, partition_for
 from streams.readside import ContextReadSide, history_group
@@ -54,16 +56,12 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 def fill(settings: Settings, commands: list[tuple[str, Any]]) -> tuple[ContextRuntime, float]:
     """Run `commands` through a CommandProcessor in this process; (runtime, commands/s)."""
-    from streams.bench import drive_processor  # bench imports this module lazily, too
-
     rate, runtime = drive_processor(settings, commands, "bench-read")
     return runtime, rate
 
 
 def order_traffic(n: int, aggregates: int, tag: str) -> list[tuple[str, Any]]:
     """n commands, each causing exactly one event: every order is placed, then gets items."""
-    from streams.bench import commands
-
     return commands(n, aggregates, tag)
 
 
@@ -251,9 +249,7 @@ def main() -> None:
         results["load_avg_at_end"] = os.getloadavg()[0]
         path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
         if os.environ.get("BENCH_KEEP_TOPICS") != "1":
-            from streams.bench import _drop
-
-            _drop(base, [prefix_a, prefix_b])
+            drop(base, [prefix_a, prefix_b])
 
     table = Table(
         title=f"read side, {EVENTS:,} events over {AGGREGATES:,} aggregates, {base.partitions} partitions"

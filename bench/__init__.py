@@ -1,0 +1,1 @@
+"""`make bench`: the benchmarks, outside the package (nothing in `streams` imports them)."""
