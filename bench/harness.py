@@ -15,8 +15,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
-from streams.processor import CommandProcessor
-from streams.runtime import ContextRuntime
+from streams.kafka.runtime import ContextRuntime
+from streams.write.processor import CommandProcessor
 
 
 def preload(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:

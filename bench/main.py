@@ -43,9 +43,9 @@ from bench.traffic import AGGREGATES, N, commands
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.core.topics import TopicSpec
-from streams.processor import CommandProcessor
-from streams.runtime import ContextRuntime, ensure_topics, take
+from streams.kafka.runtime import ContextRuntime, ensure_topics, take
+from streams.wire.topics import TopicSpec
+from streams.write.processor import CommandProcessor
 
 console = Console()
 LATENCY_COMMANDS = int(os.environ.get("BENCH_LATENCY_COMMANDS", "5000"))

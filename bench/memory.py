@@ -27,8 +27,8 @@ from confluent_kafka import Producer
 
 from streams.config import Settings
 from streams.contexts.orders import PlaceOrder
-from streams.processor import CommandProcessor
-from streams.runtime import ContextRuntime
+from streams.kafka.runtime import ContextRuntime
+from streams.write.processor import CommandProcessor
 
 
 def _status() -> dict[str, int]:

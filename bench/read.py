@@ -1,6 +1,6 @@
 """`python -m bench.read`: the read side's figures, in one run on one broker.
 
-a. replay: the machinery of `streams replay` (streams/replay.py; the worker is an in-process
+a. replay: the machinery of `streams replay` (streams/read/replay.py; the worker is an in-process
    ContextReadSide, the same object a Faust worker runs) over an events topic filled by the
    CommandProcessor; in the same run a bare confluent-kafka read_committed consume of that topic,
    and the ratio replay / raw
@@ -29,12 +29,12 @@ from rich.table import Table
 from bench.harness import drive_processor, drop
 from bench.traffic import commands
 from streams.config import Settings
-from streams.projector import HistoryIndexer, partition_for
-from streams.readside import ContextReadSide, history_group
-from streams.rebuild import rebuild_aggregate
-from streams.replay import Progress, raw_consume_rate, replay
-from streams.runtime import ContextRuntime
-from streams.store import PartitionStore
+from streams.kafka.runtime import ContextRuntime
+from streams.kafka.store import PartitionStore
+from streams.read.projector import HistoryIndexer, partition_for
+from streams.read.readside import ContextReadSide, history_group
+from streams.read.rebuild import rebuild_aggregate
+from streams.read.replay import Progress, raw_consume_rate, replay
 
 console = Console()
 EVENTS = int(os.environ.get("BENCH_READ_EVENTS", "100000"))

@@ -14,12 +14,12 @@ import faust
 from mode import Service
 
 from streams.config import Settings
-from streams.processor import CommandProcessor
-from streams.query import register_read_side
-from streams.realtime import register_realtime
-from streams.runtime import ContextRuntime
-from streams.sinks import register_sinks
-from streams.web import register_views
+from streams.kafka.runtime import ContextRuntime
+from streams.sinks.deriver import register_sinks
+from streams.web.commands import register_views
+from streams.web.query import register_read_side
+from streams.web.realtime import register_realtime
+from streams.write.processor import CommandProcessor
 
 log = logging.getLogger(__name__)
 for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per request otherwise
@@ -36,7 +36,7 @@ def worker_id(s: Settings) -> str:
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
-    store="memory://",  # Faust tables are unused: state lives in streams.store (RocksDB)
+    store="memory://",  # Faust tables are unused: state lives in streams.kafka.store (RocksDB)
     datadir=str(settings.data_dir / "faust"),
     topic_partitions=settings.partitions,
     web_port=settings.web_port,

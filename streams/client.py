@@ -11,9 +11,9 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
 
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.processing import CommandResult
-from streams.runtime import ContextRuntime, take, watermarks
+from streams.core.commands import CommandResult
+from streams.kafka.runtime import ContextRuntime, take, watermarks
+from streams.wire import headers as h
 
 
 def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ VIEW_SKIPPED = Counter(
 )
 
 
-# --- real-time publishing (streams/realtime.py) ---------------------------------------------
+# --- real-time publishing (streams/web/realtime.py) ---------------------------------------------
 REALTIME_CLIENTS = Gauge("streams_realtime_clients", "Connected real-time clients.", ["transport"])
 REALTIME_PUSHED = Counter(
     "streams_realtime_messages_pushed_total", "Messages pushed to real-time clients.", ["transport", "kind"]

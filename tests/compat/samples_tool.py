@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.contexts import CONTEXTS
-from streams.core.codec import AvroCodec
-from streams.core.schemas import SchemaVersion, to_record
-from streams.runtime import catalog_for
+from streams.kafka.runtime import catalog_for
+from streams.wire.codec import AvroCodec
+from streams.wire.schemas import SchemaVersion, to_record
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 

@@ -26,14 +26,14 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from streams.cli import main as cli
+from streams.cli.main import main as cli
 from streams.client import CommandClient, read_topic
 from streams.config import Settings
-from streams.connect import ConnectClient, deploy, remove, sink_lag, status
 from streams.contexts.orders import AddItem, ConfirmOrder, PlaceOrder
-from streams.core import headers as h
-from streams.core.topics import TopicSpec
-from streams.runtime import ensure_topics
+from streams.kafka.runtime import ensure_topics
+from streams.sinks.connect import ConnectClient, deploy, remove, sink_lag, status
+from streams.wire import headers as h
+from streams.wire.topics import TopicSpec
 from tests.conftest import ROOT, StackEndpoints
 from tests.integration.workers import Deployment, deployed, free_port, warmed_client
 

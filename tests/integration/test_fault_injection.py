@@ -18,9 +18,9 @@ import pytest
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.core import headers as h
-from streams.processor import changelog_topic, decode_aggregate
-from streams.store import AGGREGATE_PREFIX
+from streams.kafka.store import AGGREGATE_PREFIX
+from streams.wire import headers as h
+from streams.write.processor import changelog_topic, decode_aggregate
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 

@@ -23,7 +23,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.core import headers as h
+from streams.wire import headers as h
 from tests.conftest import ROOT, StackEndpoints
 from tests.integration.workers import Deployment, free_port
 

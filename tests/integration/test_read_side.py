@@ -19,14 +19,14 @@ from confluent_kafka.admin import AdminClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import VIEWS, AddItem, CancelOrder, ConfirmOrder, PlaceOrder, RemoveItem
-from streams.core import headers as h
 from streams.core.views import fold_view
-from streams.messages import to_json
-from streams.processor import changelog_topic
-from streams.projector import event_meta
-from streams.rebuild import rebuild, rebuild_aggregate, verify
-from streams.replay import replay
-from streams.runtime import ContextRuntime
+from streams.kafka.runtime import ContextRuntime
+from streams.read.projector import event_meta
+from streams.read.rebuild import rebuild, rebuild_aggregate, verify
+from streams.read.replay import replay
+from streams.wire import headers as h
+from streams.wire.jsonable import to_json
+from streams.write.processor import changelog_topic
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 

@@ -25,9 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, ItemAdded, PlaceOrder
-from streams.core import headers as h
-from streams.core.processing import utc_now
-from streams.projector import partition_for
+from streams.core.commands import utc_now
+from streams.read.projector import partition_for
+from streams.wire import headers as h
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 
@@ -277,7 +277,7 @@ def test_view_metrics_show_lag_latency_and_dlq_counts(pair: Deployment, client: 
 
 def streams_cli(dep: Deployment, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams.cli.main", *args],
         env=dep.cli_env(),
         capture_output=True,
         text=True,

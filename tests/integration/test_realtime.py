@@ -25,8 +25,8 @@ from confluent_kafka.admin import AdminClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.core import headers as h
-from streams.realtime import encode_token
+from streams.web.realtime import encode_token
+from streams.wire import headers as h
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 

@@ -24,13 +24,13 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from streams.audit import aggregate_from_log
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, OrderLine, PlaceOrder
-from streams.core import headers as h
-from streams.core.codec import AvroCodec, IncompatibleSchema, NoUpcasterPath
-from streams.core.schemas import SchemaCatalog, SchemaVersion, load_schema_file
-from streams.schemas_cli import Subject, check, register
+from streams.read.audit import aggregate_from_log
+from streams.wire import headers as h
+from streams.wire.codec import AvroCodec, IncompatibleSchema, NoUpcasterPath
+from streams.wire.governance import Subject, check, register
+from streams.wire.schemas import SchemaCatalog, SchemaVersion, load_schema_file
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 

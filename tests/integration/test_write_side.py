@@ -14,10 +14,10 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from streams.audit import aggregate_from_log, aggregate_from_table
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, RemoveItem, ShipOrder
-from streams.core import headers as h
+from streams.read.audit import aggregate_from_log, aggregate_from_table
+from streams.wire import headers as h
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 

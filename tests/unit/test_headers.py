@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from streams.core import headers as h
+from streams.wire import headers as h
 
 
 def test_event_ids_are_random_version_4_uuids() -> None:

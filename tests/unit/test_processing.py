@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.contexts.orders import AddItem, ConfirmOrder, ItemAdded, OrderPlaced, PlaceOrder, context
-from streams.core.processing import Aggregate, CommandEnvelope, handle_command
+from streams.core.commands import Aggregate, CommandEnvelope, handle_command
 
 NEW = Aggregate(0, context.initial_state)
 

@@ -17,12 +17,12 @@ from confluent_kafka import Message
 from streams.config import Settings
 from streams.contexts.orders import VIEWS, ItemAdded, OrderPlaced
 from streams.contexts.orders import context as orders
-from streams.core import headers as h
-from streams.core.codec import AvroCodec
-from streams.core.topics import ContextTopics
-from streams.projector import DOC_PREFIX, Batch, ViewProjector, decode_document
-from streams.runtime import ContextRuntime, catalog_for
-from streams.store import PartitionStore
+from streams.kafka.runtime import ContextRuntime, catalog_for
+from streams.kafka.store import PartitionStore
+from streams.read.projector import DOC_PREFIX, Batch, ViewProjector, decode_document
+from streams.wire import headers as h
+from streams.wire.codec import AvroCodec
+from streams.wire.topics import ContextTopics
 
 SUMMARY = VIEWS[0]
 EVENTS = "t.orders.events"

@@ -9,9 +9,9 @@ import pytest
 
 from streams.contexts import CONTEXTS
 from streams.contexts.orders import AddItem, OrderLine, OrderState, PlaceOrder
-from streams.core.schemas import SchemaFileError, from_record, load_schema_file, to_record
-from streams.messages import InvalidMessage, message_from_json
-from streams.runtime import catalog_for
+from streams.kafka.runtime import catalog_for
+from streams.wire.jsonable import InvalidMessage, message_from_json
+from streams.wire.schemas import SchemaFileError, from_record, load_schema_file, to_record
 
 
 @pytest.mark.parametrize("name", sorted(CONTEXTS))

@@ -24,11 +24,11 @@ from streams.contexts.orders import (
 from streams.contexts.orders import (
     context as orders,
 )
-from streams.core.codec import AvroCodec, DecodeError, NoUpcasterPath, UnknownSchema, UpcastFailed
 from streams.core.decider import BoundedContext, Rejected
-from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaFileError
 from streams.core.views import EventMeta, fold_view
-from streams.runtime import FRAMEWORK_TYPES, catalog_for
+from streams.kafka.runtime import FRAMEWORK_TYPES, catalog_for
+from streams.wire.codec import AvroCodec, DecodeError, NoUpcasterPath, UnknownSchema, UpcastFailed
+from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaFileError
 from tests.compat.samples_tool import governed, sample_path, to_record_deep
 
 # --- the compatibility gate -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONNECTORS_DIR = ROOT / "connectors"
 SQL_DIR = CONNECTORS_DIR / "sql"
 SINKS = ("eventstore", "snapshots", "readmodels")

@@ -25,12 +25,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streams import metrics
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.codec import DecodeError, RegistryUnavailable
 from streams.core.views import Document, EventMeta, ReadModelDocument, View, apply_event
-from streams.messages import json_bytes
-from streams.runtime import ContextRuntime, is_fatal, take
-from streams.store import PartitionStore
+from streams.kafka.runtime import ContextRuntime, is_fatal, take
+from streams.kafka.store import PartitionStore
+from streams.wire import headers as h
+from streams.wire.codec import DecodeError, RegistryUnavailable
+from streams.wire.jsonable import json_bytes
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import avro.compatibility as avro_compat
 import avro.schema
 
 from streams.core.decider import BoundedContext
-from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaVersion
+from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaVersion
 
 POLICY_FILE = SCHEMAS_DIR / "compatibility.json"
 LEVELS = (

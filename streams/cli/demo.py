@@ -16,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streams.audit import aggregate_from_log, aggregate_from_table, events_of
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import (
@@ -27,7 +26,8 @@ from streams.contexts.orders import (
     RemoveItem,
     ShipOrder,
 )
-from streams.messages import to_json
+from streams.read.audit import aggregate_from_log, aggregate_from_table, events_of
+from streams.wire.jsonable import to_json
 
 
 def _healthy(port: int) -> bool:

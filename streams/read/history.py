@@ -15,9 +15,9 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from streams.client import consumer_config
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.processing import AggregateSnapshot
-from streams.runtime import ContextRuntime, take
+from streams.core.commands import AggregateSnapshot
+from streams.kafka.runtime import ContextRuntime, take
+from streams.wire import headers as h
 
 
 def read_range(settings: Settings, topic: str, partition: int, start: int, end: int) -> list[Message]:

@@ -21,13 +21,13 @@ from faust.web import Request, Response, View
 from mode import Service
 
 from streams.config import Settings
-from streams.core.headers import as_dict
 from streams.core.views import Document
-from streams.history import decode_events, read_range, state_at
-from streams.messages import to_json
-from streams.projector import DOC_PREFIX, decode_document, partition_for
-from streams.readside import ContextReadSide, history_group, status, view_group
-from streams.runtime import ContextRuntime
+from streams.kafka.runtime import ContextRuntime
+from streams.read.history import decode_events, read_range, state_at
+from streams.read.projector import DOC_PREFIX, decode_document, partition_for
+from streams.read.readside import ContextReadSide, history_group, status, view_group
+from streams.wire.headers import as_dict
+from streams.wire.jsonable import to_json
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT_S = 60.0

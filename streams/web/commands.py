@@ -8,10 +8,11 @@ import json
 import faust
 from faust.web import Request, Response, View
 
-from streams import auth, metrics
+from streams import metrics
 from streams.client import CommandClient
 from streams.config import Settings
-from streams.messages import InvalidMessage, message_from_json, to_json
+from streams.web import auth
+from streams.wire.jsonable import InvalidMessage, message_from_json, to_json
 
 STATUS_BY_REASON = {"version_conflict": 409}
 

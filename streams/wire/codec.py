@@ -29,7 +29,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
-from streams.core.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
+from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 
 _HEADER = struct.Struct(">bI")
 MAGIC_BYTE = 0

@@ -18,12 +18,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.client import consumer_config
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.processing import ACCEPTED, Aggregate, AggregateSnapshot, CommandResult
-from streams.core.topics import TopicSpec
-from streams.processor import changelog_topic, decode_aggregate, encode_aggregate
-from streams.runtime import ContextRuntime, ensure_topics, take, watermarks
-from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX
+from streams.core.commands import ACCEPTED, Aggregate, AggregateSnapshot, CommandResult
+from streams.kafka.runtime import ContextRuntime, ensure_topics, take, watermarks
+from streams.kafka.store import AGGREGATE_PREFIX, COMMAND_PREFIX
+from streams.wire import headers as h
+from streams.wire.topics import TopicSpec
+from streams.write.processor import changelog_topic, decode_aggregate, encode_aggregate
 
 
 def scan_partition(settings: Settings, topic: str, partition: int, start: int = 0) -> list[Any]:
@@ -187,7 +187,7 @@ def rebuild_aggregate(
     settings: Settings, runtime: ContextRuntime, aggregate_id: str, *, use_snapshot: bool = True
 ) -> AggregateRebuild:
     """One aggregate from its latest snapshot plus the events after it (or from offset 0)."""
-    from streams.projector import partition_for
+    from streams.read.projector import partition_for
 
     started = time.perf_counter()
     key = aggregate_id.encode()

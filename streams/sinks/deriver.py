@@ -35,11 +35,11 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.codec import AvroCodec, DecodeError
-from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
-from streams.messages import json_bytes, to_json
-from streams.runtime import ContextRuntime, ensure_topics, take
+from streams.kafka.runtime import ContextRuntime, ensure_topics, take
+from streams.wire import headers as h
+from streams.wire.codec import AvroCodec, DecodeError
+from streams.wire.jsonable import json_bytes, to_json
+from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog
 
 log = logging.getLogger(__name__)
 

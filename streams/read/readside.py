@@ -16,10 +16,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.client import consumer_config
 from streams.config import Settings
-from streams.core.topics import DAY_MS, TopicSpec
 from streams.core.views import View, ViewVersions
-from streams.projector import HistoryIndexer, Repartitioner, Stage, ViewProjector
-from streams.runtime import ContextRuntime, ensure_topics, watermarks
+from streams.kafka.runtime import ContextRuntime, ensure_topics, watermarks
+from streams.read.projector import HistoryIndexer, Repartitioner, Stage, ViewProjector
+from streams.wire.topics import DAY_MS, TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from streams.client import read_topic
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.processing import Aggregate
-from streams.processor import changelog_topic, decode_aggregate
-from streams.runtime import ContextRuntime
-from streams.store import AGGREGATE_PREFIX
+from streams.core.commands import Aggregate
+from streams.kafka.runtime import ContextRuntime
+from streams.kafka.store import AGGREGATE_PREFIX
+from streams.wire import headers as h
+from streams.write.processor import changelog_topic, decode_aggregate
 
 
 def events_of(settings: Settings, runtime: ContextRuntime, aggregate_id: str) -> list[tuple[int, Any]]:

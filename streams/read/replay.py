@@ -19,10 +19,10 @@ from confluent_kafka.admin import AdminClient
 
 from streams.client import consumer_config
 from streams.config import Settings
-from streams.core.processing import utc_now
+from streams.core.commands import utc_now
 from streams.core.views import ViewVersions
-from streams.readside import read_versions, view_group
-from streams.runtime import ContextRuntime, take, watermarks
+from streams.kafka.runtime import ContextRuntime, take, watermarks
+from streams.read.readside import read_versions, view_group
 
 
 @dataclass(frozen=True)

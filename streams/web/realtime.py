@@ -46,11 +46,11 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from streams import metrics
 from streams.client import consumer_config
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.codec import DecodeError
-from streams.messages import to_json
-from streams.runtime import ContextRuntime, take
-from streams.sinks import GenericDecoder
+from streams.kafka.runtime import ContextRuntime, take
+from streams.sinks.deriver import GenericDecoder
+from streams.wire import headers as h
+from streams.wire.codec import DecodeError
+from streams.wire.jsonable import to_json
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from streams.core.schemas import from_record
+from streams.wire.schemas import from_record
 
 
 class InvalidMessage(ValueError):

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from streams.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 console = Console()
 
 
@@ -71,7 +71,7 @@ def send(
 ) -> None:
     """Send a command, e.g. `streams send orders PlaceOrder --id o-1 --data '{"customer_id":"c"}'`."""
     from streams.client import CommandClient
-    from streams.messages import InvalidMessage, message_from_json, to_json
+    from streams.wire.jsonable import InvalidMessage, message_from_json, to_json
 
     try:
         payload = json.loads(data)
@@ -112,10 +112,10 @@ def _context_of(topic: str, settings: Settings) -> str:
 def tail(topic: str, follow: bool) -> None:
     """Print a topic's committed records, decoded (read_committed)."""
     from streams.client import read_topic
-    from streams.core.codec import DecodeError
-    from streams.core.headers import as_dict
-    from streams.messages import to_json
-    from streams.runtime import ContextRuntime
+    from streams.kafka.runtime import ContextRuntime
+    from streams.wire.codec import DecodeError
+    from streams.wire.headers import as_dict
+    from streams.wire.jsonable import to_json
 
     settings = Settings()
     runtime = ContextRuntime.connect(settings, _context_of(topic, settings))
@@ -141,9 +141,9 @@ def tail(topic: str, follow: bool) -> None:
 @click.argument("aggregate_id")
 def state(context: str, aggregate_id: str) -> None:
     """An aggregate rebuilt by folding the log, beside the handler table's state."""
-    from streams.audit import aggregate_from_log, aggregate_from_table
-    from streams.messages import to_json
-    from streams.runtime import ContextRuntime
+    from streams.kafka.runtime import ContextRuntime
+    from streams.read.audit import aggregate_from_log, aggregate_from_table
+    from streams.wire.jsonable import to_json
 
     settings = Settings()
     runtime = ContextRuntime.connect(settings, context)
@@ -166,7 +166,7 @@ def state(context: str, aggregate_id: str) -> None:
 @main.command()
 def demo() -> None:
     """Start a worker, send sample orders traffic, show results, events and state."""
-    from streams.demo import run_demo
+    from streams.cli.demo import run_demo
 
     sys.exit(run_demo(Settings(), console))
 
@@ -182,7 +182,7 @@ def connect() -> None:
 @connect.command("deploy")
 def connect_deploy() -> None:
     """Create the seed's tables (connectors/sql) and create or update every sink connector."""
-    from streams.connect import deploy
+    from streams.sinks.connect import deploy
 
     for name in deploy(Settings()):
         console.print(f"deployed {name}")
@@ -192,7 +192,7 @@ def connect_deploy() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw report.")
 def connect_status(as_json: bool) -> None:
     """Connector and task states, task errors and sink lag; exit 1 unless all are RUNNING."""
-    from streams.connect import status
+    from streams.sinks.connect import status
 
     report = status(Settings())
     if as_json:
@@ -216,7 +216,7 @@ def connect_status(as_json: bool) -> None:
 @connect.command("remove")
 def connect_remove() -> None:
     """Delete the sink connectors (the tables and their rows stay)."""
-    from streams.connect import remove
+    from streams.sinks.connect import remove
 
     for name in remove(Settings()):
         console.print(f"removed {name}")
@@ -235,9 +235,9 @@ def connect_remove() -> None:
 @click.option("--compare-raw/--no-compare-raw", default=True, help="Also time a bare consume of the log.")
 def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: bool) -> None:
     """Rebuild a view from offset 0 beside the live one, switch to it when caught up, drop the old."""
-    from streams.replay import raw_consume_rate
-    from streams.replay import replay as run_replay
-    from streams.runtime import ContextRuntime
+    from streams.kafka.runtime import ContextRuntime
+    from streams.read.replay import raw_consume_rate
+    from streams.read.replay import replay as run_replay
 
     settings = Settings()
     runtime = ContextRuntime.connect(settings, context)
@@ -262,8 +262,8 @@ def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: b
 @click.argument("context")
 def rebuild(context: str) -> None:
     """Rebuild the aggregate state changelog from the event log alone (stop the workers first)."""
-    from streams.rebuild import rebuild as run_rebuild
-    from streams.runtime import ContextRuntime
+    from streams.kafka.runtime import ContextRuntime
+    from streams.read.rebuild import rebuild as run_rebuild
 
     settings = Settings()
     report = run_rebuild(settings, ContextRuntime.connect(settings, context))
@@ -274,8 +274,8 @@ def rebuild(context: str) -> None:
 @click.argument("context")
 def verify(context: str) -> None:
     """Check every aggregate: the state table equals the fold of the log; list mismatches."""
-    from streams.rebuild import verify as run_verify
-    from streams.runtime import ContextRuntime
+    from streams.kafka.runtime import ContextRuntime
+    from streams.read.rebuild import verify as run_verify
 
     settings = Settings()
     checked, mismatches = run_verify(settings, ContextRuntime.connect(settings, context))
@@ -293,8 +293,8 @@ def schemas() -> None:
 
 def _schema_subjects(context: str | None) -> list[Any]:
     from streams.contexts import CONTEXTS, get_context
-    from streams.runtime import catalog_for
-    from streams.schemas_cli import load_policy, subjects
+    from streams.kafka.runtime import catalog_for
+    from streams.wire.governance import load_policy, subjects
 
     policy = load_policy()
     names = [context] if context else list(CONTEXTS)
@@ -316,7 +316,7 @@ def _registry() -> Any:
 @click.option("--offline", is_flag=True, help="Only the local rules; do not ask the registry.")
 def schemas_check(context: str | None, offline: bool) -> None:
     """Test every schema version against its subject's compatibility rules; exit 1 if one fails."""
-    from streams.schemas_cli import check
+    from streams.wire.governance import check
 
     client = None if offline else _registry()
     failed = 0
@@ -337,7 +337,7 @@ def schemas_check(context: str | None, offline: bool) -> None:
 @click.argument("context", required=False)
 def schemas_register(context: str | None) -> None:
     """Check, then set each subject's compatibility level and register every version."""
-    from streams.schemas_cli import check, register
+    from streams.wire.governance import check, register
 
     client = _registry()
     chosen = _schema_subjects(context)
@@ -358,7 +358,7 @@ def schemas_register(context: str | None) -> None:
 @click.option("--to", "new", type=int, default=None, help="Newer version (default: the latest).")
 def schemas_diff(context: str, type_name: str, old: int | None, new: int | None) -> None:
     """Field-level differences between two versions of a type, with the Avro verdict."""
-    from streams.schemas_cli import compatible, diff
+    from streams.wire.governance import compatible, diff
 
     subject = next((s for s in _schema_subjects(context) if s.type_name == type_name), None)
     if subject is None:

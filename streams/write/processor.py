@@ -22,11 +22,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams import metrics
-from streams.appends import EventAppend, OffsetsMispredicted, RetryBatch
 from streams.config import Settings
-from streams.core import headers as h
-from streams.core.codec import DecodeError, RegistryUnavailable
-from streams.core.processing import (
+from streams.core.commands import (
     Aggregate,
     AggregateSnapshot,
     CommandEnvelope,
@@ -34,10 +31,13 @@ from streams.core.processing import (
     handle_command,
     utc_now,
 )
-from streams.core.schemas import to_record
-from streams.core.topics import TopicSpec
-from streams.runtime import ContextRuntime, ensure_topics, is_fatal, take, watermarks
-from streams.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
+from streams.kafka.runtime import ContextRuntime, ensure_topics, is_fatal, take, watermarks
+from streams.kafka.store import AGGREGATE_PREFIX, COMMAND_PREFIX, PartitionStore
+from streams.wire import headers as h
+from streams.wire.codec import DecodeError, RegistryUnavailable
+from streams.wire.schemas import to_record
+from streams.wire.topics import TopicSpec
+from streams.write.appends import EventAppend, OffsetsMispredicted, RetryBatch
 
 log = logging.getLogger(__name__)
 _VERSION = struct.Struct(">q")

@@ -11,12 +11,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.config import Settings
 from streams.contexts import get_context
-from streams.core.codec import AvroCodec, RegistryUnavailable
+from streams.core.commands import AggregateSnapshot, CommandResult
 from streams.core.decider import BoundedContext
-from streams.core.processing import AggregateSnapshot, CommandResult
-from streams.core.schemas import SCHEMAS_DIR, SchemaCatalog
-from streams.core.topics import ContextTopics
 from streams.core.views import ReadModelDocument, ViewVersions
+from streams.wire.codec import AvroCodec, RegistryUnavailable
+from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog
+from streams.wire.topics import ContextTopics
 
 FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModelDocument, ViewVersions)
 

@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every stage: client configuration, runtime per context, RocksDB stores."""

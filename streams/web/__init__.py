@@ -1,0 +1,1 @@
+"""The worker's HTTP surface: commands, queries, real time, health and metrics."""

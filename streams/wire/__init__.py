@@ -1,0 +1,1 @@
+"""The wire format: Avro codec and schema files, record headers, topic and group names, JSON forms."""

@@ -1,0 +1,1 @@
+"""The write side: commands in, events out, exactly once."""
