@@ -36,6 +36,7 @@ lint: install
 	$(BIN)/ruff check streams bench tests
 	$(BIN)/ruff format --check streams bench tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: stack-up
 	$(BIN)/pip install -q -e '.[bench]'

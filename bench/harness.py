@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
+from streams.contexts.orders import context as orders
 from streams.kafka.runtime import ContextRuntime
 from streams.write.processor import CommandProcessor
 
@@ -53,7 +54,7 @@ def drive_processor(
 ) -> tuple[float, ContextRuntime]:
     """Pre-load `commands`, run a CommandProcessor in this process until all are handled;
     (commands/s from its first batch to the last command's batch, the runtime)."""
-    runtime = ContextRuntime.connect(settings, "orders")
+    runtime = ContextRuntime.connect(settings, orders)
     processor = CommandProcessor(settings, runtime, worker_id=worker_id)
     processor.ensure_topics()
     preload(settings, runtime.topics.commands, [(k.encode(), runtime.codec.encode(c)) for k, c in commands])

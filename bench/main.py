@@ -43,7 +43,9 @@ from bench.traffic import AGGREGATES, N, commands
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.kafka.runtime import ContextRuntime, ensure_topics, take
+from streams.contexts.orders import context as orders
+from streams.kafka.clients import take
+from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.wire.topics import TopicSpec
 from streams.write.processor import CommandProcessor
 
@@ -135,7 +137,7 @@ def _timer(samples: list[float], sent_at: float) -> Any:
 def latency(settings: Settings, prefix: str = "") -> tuple[float, float]:
     """p50, p99 seconds from send to result receipt at a steady offered load."""
     s = isolated(settings, prefix or f"bench-lat-{uuid.uuid4().hex[:8]}.")
-    runtime = ContextRuntime.connect(s, "orders")
+    runtime = ContextRuntime.connect(s, orders)
     processor = CommandProcessor(s, runtime, worker_id="bench-lat")
     processor.ensure_topics()
     thread = threading.Thread(target=processor.run, daemon=True)
@@ -277,7 +279,7 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat")}
     traffic = commands()
-    runtime = ContextRuntime.connect(settings, "orders")
+    runtime = ContextRuntime.connect(settings, orders)
     records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
     size = statistics.mean(len(v) for _, v in records)
     results: dict[str, Any] = {

@@ -27,6 +27,7 @@ from confluent_kafka import Producer
 
 from streams.config import Settings
 from streams.contexts.orders import PlaceOrder
+from streams.contexts.orders import context as orders
 from streams.kafka.runtime import ContextRuntime
 from streams.write.processor import CommandProcessor
 
@@ -62,7 +63,7 @@ def measure(
     prefix = f"benchmem-{uuid.uuid4().hex[:8]}."
     data_dir = Path(".stack/bench") / prefix
     settings = _settings(base, prefix, data_dir)
-    runtime = ContextRuntime.connect(settings, "orders")
+    runtime = ContextRuntime.connect(settings, orders)
     CommandProcessor(settings, runtime, worker_id="bench-mem").ensure_topics()
     producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 20, "compression.type": "lz4"})
     total = max(targets)
@@ -101,7 +102,7 @@ def measure(
 
 def _child(prefix: str, data_dir: str, targets: list[int]) -> None:
     settings = _settings(Settings(), prefix, Path(data_dir))
-    runtime = ContextRuntime.connect(settings, "orders")
+    runtime = ContextRuntime.connect(settings, orders)
     processor = CommandProcessor(settings, runtime, worker_id="bench-mem")
     pending = sorted(targets)
     done = 0
@@ -122,7 +123,7 @@ def _child(prefix: str, data_dir: str, targets: list[int]) -> None:
                     "handled": done,
                     "seconds": now - started,
                     **status,
-                    "rocksdb_bytes": _du(processor.data_dir),
+                    "rocksdb_bytes": _du(processor.state.data_dir),
                 }
             )
             print(json.dumps(emit[-1]), flush=True)

@@ -31,10 +31,11 @@ from bench.traffic import commands
 from streams.config import Settings
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.read.projector import HistoryIndexer, partition_for
-from streams.read.readside import ContextReadSide, history_group
+from streams.read.history_index import HistoryIndexer
+from streams.read.readside import ContextReadSide
 from streams.read.rebuild import rebuild_aggregate
 from streams.read.replay import Progress, raw_consume_rate, replay
+from streams.wire.topics import partition_for
 
 console = Console()
 EVENTS = int(os.environ.get("BENCH_READ_EVENTS", "100000"))
@@ -131,7 +132,7 @@ def bench_history(settings: Settings, runtime: ContextRuntime, results: dict[str
     indexer = HistoryIndexer(
         settings,
         runtime,
-        group_id=f"{history_group(settings, runtime)}.alone",
+        group_id=f"{runtime.groups.history}.alone",
         inputs=[runtime.topics.events, runtime.topics.snapshots],
         data_dir=directory,
         client_id="bench-history",

@@ -1,24 +1,30 @@
-"""The Faust worker: hosts each context's command processor and the web API.
+"""The composition root: the Faust worker and everything it hosts, for the configured contexts.
 
-Run it with `streams worker` or `faust -A streams.app worker -l info`.
+Run it with `streams worker` or `faust -A streams.app worker -l info`. This module is the only
+place (with the CLI) that turns context names into `BoundedContext` objects; every stage is
+handed its context's runtime.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
-import threading
 
 import faust
-from mode import Service
 
 from streams.config import Settings
-from streams.kafka.runtime import ContextRuntime
-from streams.sinks.deriver import register_sinks
-from streams.web.commands import register_views
-from streams.web.query import register_read_side
-from streams.web.realtime import register_realtime
+from streams.contexts.registry import get_context
+from streams.kafka.hosting import Runnable, hosted
+from streams.kafka.runtime import Runtimes
+from streams.read.readside import WorkerReadSide
+from streams.sinks.deriver import SinkDeriver
+from streams.web import server
+from streams.web.commands import CommandEndpoints
+from streams.web.health import HealthEndpoints
+from streams.web.query.aggregates import AggregateEndpoints
+from streams.web.query.documents import DocumentEndpoints
+from streams.web.query.routing import Router
+from streams.web.realtime.endpoints import RealtimeEndpoints
 from streams.write.processor import CommandProcessor
 
 log = logging.getLogger(__name__)
@@ -51,45 +57,46 @@ app = faust.App(
     topic_allow_declare=True,
 )
 
-
-def _connect(name: str) -> ContextRuntime:
-    return ContextRuntime.connect(settings, name, retry_for_s=300)
-
-
-@app.service
-class WriteSide(Service):
-    """Runs one CommandProcessor thread per configured context."""
-
-    processors: list[CommandProcessor]
-    threads: list[threading.Thread]
-
-    def __post_init__(self) -> None:
-        self.processors = []
-        self.threads = []
-
-    async def on_start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for name in settings.contexts:
-            runtime = await loop.run_in_executor(None, _connect, name)
-            processor = CommandProcessor(settings, runtime, worker_id=worker_id(settings))
-            thread = threading.Thread(target=processor.run, name=f"handler-{name}", daemon=True)
-            thread.start()
-            self.processors.append(processor)
-            self.threads.append(thread)
-            log.info("command handler for %s started (%s)", name, processor.transactional_id)
-
-    async def on_stop(self) -> None:
-        for processor in self.processors:
-            processor.stop()
-        loop = asyncio.get_running_loop()
-        for thread in self.threads:
-            await loop.run_in_executor(None, thread.join, 60)
+contexts = {name: get_context(name) for name in settings.contexts}
+runtimes = Runtimes(settings, contexts)
+read_side = WorkerReadSide(
+    settings, runtimes, worker_id=worker_id(settings), url=f"http://127.0.0.1:{settings.web_port}"
+)
 
 
-register_views(app, settings)
-register_read_side(app, settings, worker_id(settings))
-register_sinks(app, settings)
-register_realtime(app, settings)
+def _processors() -> list[Runnable]:
+    return [
+        CommandProcessor(settings, runtimes.get(name), worker_id=worker_id(settings)) for name in contexts
+    ]
+
+
+def _read_side() -> list[Runnable]:
+    read_side.start()
+    return [read_side]
+
+
+def _sink_derivers() -> list[Runnable]:
+    return [SinkDeriver(settings, runtimes.get(name)) for name in contexts]
+
+
+app.service(hosted("handler", _processors))
+if settings.read_side:
+    app.service(hosted("read-side", _read_side))
+if settings.sinks_enabled:
+    app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
+
+router = Router(settings, read_side.url)
+server.install(
+    app,
+    settings,
+    [
+        HealthEndpoints(settings),
+        CommandEndpoints(settings, contexts),
+        DocumentEndpoints(settings, read_side, router),
+        AggregateEndpoints(settings, read_side, router),
+        RealtimeEndpoints(settings, runtimes),
+    ],
+)
 
 
 def main() -> None:

@@ -8,27 +8,15 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, TopicPartition
 
 from streams.config import Settings
 from streams.core.commands import CommandResult
-from streams.kafka.runtime import ContextRuntime, take, watermarks
+from streams.core.decider import BoundedContext
+from streams.kafka import clients
+from streams.kafka.clients import take, watermarks
+from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
-
-
-def consumer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """A read_committed consumer that never commits offsets (readers that are not agents)."""
-    return {
-        "bootstrap.servers": settings.bootstrap,
-        "group.id": f"streams-reader-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest",
-        # read_committed long polls otherwise wait out fetch.wait.max.ms (500) per empty fetch
-        "fetch.wait.max.ms": 10,
-        **extra,
-    }
 
 
 class ResultWaiter:
@@ -39,7 +27,7 @@ class ResultWaiter:
 
     def __init__(self, settings: Settings, runtime: ContextRuntime) -> None:
         self._codec = runtime.codec
-        self._consumer = Consumer(consumer_config(settings))
+        self._consumer = clients.reader(settings)
         topic = runtime.topics.results
         metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
         if metadata.error is not None:
@@ -69,9 +57,7 @@ class ResultWaiter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in take(self._consumer, 500, 0.2):
-                if msg.error() is not None:
-                    continue
+            for msg in clients.records(take(self._consumer, 500, 0.2), "result waiter"):
                 key = (msg.key() or b"").decode()
                 with self._lock:
                     futures = self._pending.pop(key, [])
@@ -91,18 +77,15 @@ class ResultWaiter:
 class CommandClient:
     """Produces commands to `<ctx>.commands` (key = aggregate id) and optionally waits."""
 
-    def __init__(self, settings: Settings, context: str, *, wait: bool = True) -> None:
+    def __init__(self, settings: Settings, context: str | BoundedContext[Any], *, wait: bool = True) -> None:
+        if isinstance(context, str):
+            from streams.contexts.registry import get_context  # a name: the installed contexts
+
+            context = get_context(context)
         self.settings = settings
         self.runtime = ContextRuntime.connect(settings, context, retry_for_s=30)
         self.runtime.ensure_topics(settings)
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.bootstrap,
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "compression.type": "lz4",
-            }
-        )
+        self._producer = clients.producer(settings)
         self._waiter = ResultWaiter(settings, self.runtime) if wait else None
 
     def command_type(self, name: str) -> type:
@@ -179,8 +162,8 @@ def read_topic(
     settings: Settings, topic: str, *, idle_timeout: float = 2.0, from_beginning: bool = True
 ) -> Iterator[Any]:
     """Committed records of a topic, from the start, until none arrives for `idle_timeout`."""
-    consumer = Consumer(
-        consumer_config(settings, **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
+    consumer = clients.reader(
+        settings, overrides={"auto.offset.reset": "earliest" if from_beginning else "latest"}
     )
     consumer.subscribe([topic])
     try:
@@ -191,11 +174,6 @@ def read_topic(
                 idle += 0.25
                 continue
             idle = 0.0
-            for msg in batch:
-                err = msg.error()
-                if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"{topic}: {err}")
-                if err is None:
-                    yield msg
+            yield from clients.records(batch, f"reading {topic}")
     finally:
         consumer.close()

@@ -26,8 +26,9 @@ from streams.contexts.orders import (
     RemoveItem,
     ShipOrder,
 )
-from streams.read.audit import aggregate_from_log, aggregate_from_table, events_of
+from streams.read.fold import aggregate_from_log, events_of
 from streams.wire.jsonable import to_json
+from streams.write.changelog import aggregate_from_changelog
 
 
 def _healthy(port: int) -> bool:
@@ -106,11 +107,11 @@ def run_demo(settings: Settings, console: Console) -> int:
             events = Table(title=f"the event log for {order} (orders.events)")
             for column in ("version", "event", "data"):
                 events.add_column(column)
-            for version, event in events_of(settings, client.runtime, order):
-                events.add_row(str(version), type(event).__name__, str(to_json(event)))
+            for logged in events_of(settings, client.runtime, order):
+                events.add_row(str(logged.version), type(logged.event).__name__, str(to_json(logged.event)))
             console.print(events)
             folded = aggregate_from_log(settings, client.runtime, order)
-            stored = aggregate_from_table(settings, client.runtime, order)
+            stored = aggregate_from_changelog(settings, client.runtime, order)
             same = folded == stored
             failures += not same
             console.print(

@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 console = Console()
 
 
+def _runtime(settings: Settings, name: str) -> Any:
+    """The named context wired to the stack (its schemas registered)."""
+    from streams.contexts.registry import get_context
+    from streams.kafka.runtime import ContextRuntime
+
+    try:
+        context = get_context(name)
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0])) from None
+    return ContextRuntime.connect(settings, context)
+
+
 @click.group()
 def main() -> None:
     """Kafka-native CQRS / event sourcing: stack, worker, commands, the log."""
@@ -112,13 +124,12 @@ def _context_of(topic: str, settings: Settings) -> str:
 def tail(topic: str, follow: bool) -> None:
     """Print a topic's committed records, decoded (read_committed)."""
     from streams.client import read_topic
-    from streams.kafka.runtime import ContextRuntime
     from streams.wire.codec import DecodeError
     from streams.wire.headers import as_dict
     from streams.wire.jsonable import to_json
 
     settings = Settings()
-    runtime = ContextRuntime.connect(settings, _context_of(topic, settings))
+    runtime = _runtime(settings, _context_of(topic, settings))
     idle = float("inf") if follow else 2.0
     for msg in read_topic(settings, topic, idle_timeout=idle):
         try:
@@ -141,14 +152,14 @@ def tail(topic: str, follow: bool) -> None:
 @click.argument("aggregate_id")
 def state(context: str, aggregate_id: str) -> None:
     """An aggregate rebuilt by folding the log, beside the handler table's state."""
-    from streams.kafka.runtime import ContextRuntime
-    from streams.read.audit import aggregate_from_log, aggregate_from_table
+    from streams.read.fold import aggregate_from_log
     from streams.wire.jsonable import to_json
+    from streams.write.changelog import aggregate_from_changelog
 
     settings = Settings()
-    runtime = ContextRuntime.connect(settings, context)
+    runtime = _runtime(settings, context)
     folded = aggregate_from_log(settings, runtime, aggregate_id)
-    table = aggregate_from_table(settings, runtime, aggregate_id)
+    table = aggregate_from_changelog(settings, runtime, aggregate_id)
     console.print_json(
         json.dumps(
             {
@@ -235,12 +246,11 @@ def connect_remove() -> None:
 @click.option("--compare-raw/--no-compare-raw", default=True, help="Also time a bare consume of the log.")
 def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: bool) -> None:
     """Rebuild a view from offset 0 beside the live one, switch to it when caught up, drop the old."""
-    from streams.kafka.runtime import ContextRuntime
     from streams.read.replay import raw_consume_rate
     from streams.read.replay import replay as run_replay
 
     settings = Settings()
-    runtime = ContextRuntime.connect(settings, context)
+    runtime = _runtime(settings, context)
 
     def show(p: Any) -> None:
         console.print(
@@ -262,11 +272,10 @@ def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: b
 @click.argument("context")
 def rebuild(context: str) -> None:
     """Rebuild the aggregate state changelog from the event log alone (stop the workers first)."""
-    from streams.kafka.runtime import ContextRuntime
     from streams.read.rebuild import rebuild as run_rebuild
 
     settings = Settings()
-    report = run_rebuild(settings, ContextRuntime.connect(settings, context))
+    report = run_rebuild(settings, _runtime(settings, context))
     console.print_json(json.dumps(report.__dict__))
 
 
@@ -274,11 +283,10 @@ def rebuild(context: str) -> None:
 @click.argument("context")
 def verify(context: str) -> None:
     """Check every aggregate: the state table equals the fold of the log; list mismatches."""
-    from streams.kafka.runtime import ContextRuntime
     from streams.read.rebuild import verify as run_verify
 
     settings = Settings()
-    checked, mismatches = run_verify(settings, ContextRuntime.connect(settings, context))
+    checked, mismatches = run_verify(settings, _runtime(settings, context))
     console.print_json(json.dumps({"checked": checked, "mismatches": [m.__dict__ for m in mismatches]}))
     sys.exit(1 if mismatches else 0)
 
@@ -292,12 +300,12 @@ def schemas() -> None:
 
 
 def _schema_subjects(context: str | None) -> list[Any]:
-    from streams.contexts import CONTEXTS, get_context
-    from streams.kafka.runtime import catalog_for
+    from streams.contexts.registry import contexts, get_context
     from streams.wire.governance import load_policy, subjects
+    from streams.wire.schemas import catalog_for
 
     policy = load_policy()
-    names = [context] if context else list(CONTEXTS)
+    names = [context] if context else list(contexts())
     out = []
     for name in names:
         ctx = get_context(name)

@@ -7,9 +7,9 @@ the outcome is: expected-version check, `decide`, `evolve`, versions and the res
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from streams.core.clock import utc_now
 from streams.core.decider import BoundedContext, Message, Rejected
 
 S = TypeVar("S")
@@ -85,11 +85,6 @@ class Outcome(Generic[S]):
     result: CommandResult
     events: tuple[tuple[int, Message], ...]
     aggregate: Aggregate[S]
-
-
-def utc_now() -> str:
-    """The current time as ISO-8601 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def handle_command(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 S = TypeVar("S")
@@ -30,7 +31,7 @@ class BoundedContext(Generic[S]):
 
     `decide(state, command)` returns the events a command causes or raises `Rejected`;
     `evolve(state, event)` folds one event into the state and must be total and pure.
-    Each command, event and state class is backed by `schemas/<name>/<ClassName>.v<N>.avsc`.
+    Each command, event and state class is backed by `<schema_dir>/<ClassName>.v<N>.avsc`.
     """
 
     name: str
@@ -48,6 +49,9 @@ class BoundedContext(Generic[S]):
     )
     """Pure functions `(type name, N) -> f(record of vN) -> record of vN+1` for commands and events
     whose new schema version Avro defaults cannot express (applied on read, chained)."""
+    schema_dir: Path | None = None
+    """Where the `.avsc` files of this context's types are (None: the project's
+    `schemas/<name>/`); a context in another package points at its own folder."""
     command_names: dict[str, type] = field(init=False, repr=False)
     event_names: dict[str, type] = field(init=False, repr=False)
 

@@ -1,44 +1,38 @@
-"""What every Kafka-facing part needs for one context: its topics, catalog and codec."""
+"""What every Kafka-facing part needs for one context: its topics, group names and codec."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import NewTopic
 
 from streams.config import Settings
-from streams.contexts import get_context
-from streams.core.commands import AggregateSnapshot, CommandResult
 from streams.core.decider import BoundedContext
-from streams.core.views import ReadModelDocument, ViewVersions
+from streams.kafka.clients import admin
 from streams.wire.codec import AvroCodec, RegistryUnavailable
-from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog
-from streams.wire.topics import ContextTopics
-
-FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModelDocument, ViewVersions)
-
-
-def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:
-    """Schemas of a context's messages and state, plus the framework's own records."""
-    types = (*context.commands, *context.events, context.state_type, *FRAMEWORK_TYPES)
-    return SchemaCatalog([SCHEMAS_DIR / context.name, SCHEMAS_DIR / "streams"], types, context.upcasters)
+from streams.wire.schemas import catalog_for
+from streams.wire.topics import ContextTopics, GroupNames, TopicSpec
 
 
 @dataclass(frozen=True)
 class ContextRuntime:
-    """A context wired to the stack: topic names and a codec with registered schemas."""
+    """A context wired to the stack: topic and group names, and a codec with registered schemas."""
 
     context: BoundedContext[Any]
     topics: ContextTopics
+    groups: GroupNames
     codec: AvroCodec
 
     @classmethod
-    def connect(cls, settings: Settings, name: str, *, retry_for_s: float = 0.0) -> ContextRuntime:
+    def connect(
+        cls, settings: Settings, context: BoundedContext[Any], *, retry_for_s: float = 0.0
+    ) -> ContextRuntime:
         """Register the context's schemas, retrying with back-off while the registry is down."""
-        context = get_context(name)
         catalog = catalog_for(context)
         deadline = time.monotonic() + retry_for_s
         delay = 0.5
@@ -51,17 +45,28 @@ class ContextRuntime:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        return cls(context, ContextTopics(name, settings.topic_prefix), codec)
+        topics = ContextTopics(context.name, settings.topic_prefix)
+        return cls(context, topics, GroupNames(settings.app_id, settings.topic_prefix, context.name), codec)
+
+    @classmethod
+    def offline(
+        cls, context: BoundedContext[Any], *, prefix: str = "", app_id: str = "streams"
+    ) -> ContextRuntime:
+        """A runtime without a registry (locally assigned schema ids): for tests and tools."""
+        topics = ContextTopics(context.name, prefix)
+        return cls(
+            context, topics, GroupNames(app_id, prefix, context.name), AvroCodec.offline(catalog_for(context))
+        )
 
     def ensure_topics(self, settings: Settings) -> None:
         """Create the context's topics when missing (existing ones are left as they are)."""
         ensure_topics(settings, self.topics.specs(settings.partitions))
 
 
-def ensure_topics(settings: Settings, specs: list[Any]) -> None:
+def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> None:
     """Create topics that do not exist yet; wait until they do."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    existing = admin.list_topics(timeout=10).topics
+    client = admin(settings)
+    existing = client.list_topics(timeout=10).topics
     missing = [
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
         for s in specs
@@ -69,7 +74,7 @@ def ensure_topics(settings: Settings, specs: list[Any]) -> None:
     ]
     if not missing:
         return
-    for topic, future in admin.create_topics(missing).items():
+    for topic, future in client.create_topics(missing).items():
         try:
             future.result()
         except KafkaException as exc:
@@ -77,40 +82,32 @@ def ensure_topics(settings: Settings, specs: list[Any]) -> None:
                 raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
 
 
-def take(consumer: Any, max_records: int, timeout: float) -> list[Any]:
-    """Up to `max_records` records: waits at most `timeout` for the first, then takes what is
-    already fetched without waiting (librdkafka's `consume` would wait out the whole timeout)."""
-    first = consumer.poll(timeout)
-    if first is None:
-        return []
-    return [first, *consumer.consume(max_records - 1, timeout=0)]
+class Runtimes:
+    """One `ContextRuntime` per context of a worker, shared by its stages and endpoints, and
+    connected on first use (blocking: it waits up to `retry_for_s` for the registry)."""
 
+    def __init__(
+        self, settings: Settings, contexts: Mapping[str, BoundedContext[Any]], *, retry_for_s: float = 300.0
+    ) -> None:
+        self.settings = settings
+        self.contexts = dict(contexts)
+        self.retry_for_s = retry_for_s
+        self._runtimes: dict[str, ContextRuntime] = {}
+        self._lock = threading.Lock()
 
-_NOT_READY = (
-    KafkaError._UNKNOWN_PARTITION,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-)
+    def __contains__(self, name: object) -> bool:
+        return name in self.contexts
 
+    def get(self, name: str) -> ContextRuntime:
+        """The runtime of context `name` (KeyError when this worker does not run it)."""
+        context = self.contexts[name]
+        with self._lock:
+            runtime = self._runtimes.get(name)
+            if runtime is None:
+                runtime = ContextRuntime.connect(self.settings, context, retry_for_s=self.retry_for_s)
+                self._runtimes[name] = runtime
+            return runtime
 
-def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple[int, int]:
-    """(low, high) offsets of a partition. A topic created a moment ago may not be in the
-    metadata or have a leader yet: such errors are retried for `wait_s`, others raised."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            return int(low), int(high)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def is_fatal(error: KafkaError) -> bool:
-    """True when a client is unusable and must be recreated. librdkafka reports some fatal
-    consumer errors (e.g. a static member fenced after a broker restart) as code `_FATAL` on a
-    message, with `fatal()` false."""
-    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+    def connected(self, name: str) -> ContextRuntime | None:
+        """The runtime of `name` if it is connected already (never blocks)."""
+        return self._runtimes.get(name)

@@ -11,35 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 
-from streams.client import consumer_config
 from streams.config import Settings
-from streams.core.commands import AggregateSnapshot
-from streams.kafka.runtime import ContextRuntime, take
-from streams.wire import headers as h
+from streams.core.commands import Aggregate, AggregateSnapshot
+from streams.kafka.readers import read_partition
+from streams.kafka.runtime import ContextRuntime
+from streams.read.fold import LogFold, logged_events
 
 
 def read_range(settings: Settings, topic: str, partition: int, start: int, end: int) -> list[Message]:
     """Committed records of one partition with start <= offset <= end."""
-    consumer = Consumer(consumer_config(settings, **{"enable.partition.eof": True}))
-    try:
-        consumer.assign([TopicPartition(topic, partition, start)])
-        out: list[Message] = []
-        while True:
-            batch = take(consumer, 5000, 5.0)  # consume() would wait the full 5 s for 5000 records
-            if not batch:
-                raise TimeoutError(f"{topic}/{partition}: offsets {start}..{end} not readable")
-            for msg in batch:
-                if msg.error() is not None:
-                    continue  # end of partition: the next consume returns the rest
-                if msg.offset() > end:
-                    return out
-                out.append(msg)
-                if msg.offset() == end:
-                    return out
-    finally:
-        consumer.close()
+    return read_partition(settings, topic, partition, start, end + 1)
 
 
 @dataclass(frozen=True)
@@ -50,18 +33,6 @@ class PointInTime:
     state: Any
     from_snapshot: int
     events_read: int
-
-
-def decode_events(
-    runtime: ContextRuntime, records: list[Message], key: bytes
-) -> list[tuple[int, Any, Message]]:
-    """(aggregate_version, event, record) of the records holding `key`."""
-    out = []
-    for msg in records:
-        if msg.key() == key:
-            version = int(h.as_dict(msg.headers())[h.AGGREGATE_VERSION])
-            out.append((version, runtime.codec.decode(msg.value()).message, msg))
-    return out
 
 
 def state_at(
@@ -78,21 +49,18 @@ def state_at(
     `offsets` maps each version to its offset in `<ctx>.events`; `snapshot` is
     (snapshot version, offset in `<ctx>.snapshots`) from the index, or None.
     """
-    context = runtime.context
-    state, base, start = context.initial_state, 0, offsets[1]
+    base, start = Aggregate(0, runtime.context.initial_state), offsets[1]
     if snapshot is not None:
         loaded = _load_snapshot(settings, runtime, aggregate_id, partition, snapshot)
         if loaded is not None:
-            state = runtime.codec.decode(loaded.state).message
-            base, start = loaded.version, loaded.event_offset + 1
-    if base == version:
-        return PointInTime(version, state, base, 0)
+            base = Aggregate(loaded.version, runtime.codec.decode(loaded.state).message)
+            start = loaded.event_offset + 1
+    if base.version == version:
+        return PointInTime(version, base.state, base.version, 0)
     records = read_range(settings, runtime.topics.events, partition, start, offsets[version])
-    events = decode_events(runtime, records, aggregate_id.encode())
-    for event_version, event, _ in events:
-        if base < event_version <= version:
-            state = context.evolve(state, event)
-    return PointInTime(version, state, base, len(events))
+    events = logged_events(runtime, records, only=aggregate_id.encode())
+    fold = LogFold(runtime.context, {aggregate_id: base}, up_to=version).add_all(events)
+    return PointInTime(version, fold.aggregate(aggregate_id).state, base.version, len(events))
 
 
 def _load_snapshot(

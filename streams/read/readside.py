@@ -12,68 +12,32 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
-from streams.client import consumer_config
 from streams.config import Settings
 from streams.core.views import View, ViewVersions
-from streams.kafka.runtime import ContextRuntime, ensure_topics, watermarks
-from streams.read.projector import HistoryIndexer, Repartitioner, Stage, ViewProjector
-from streams.wire.topics import DAY_MS, TopicSpec
+from streams.kafka import clients
+from streams.kafka.readers import PartitionReader
+from streams.kafka.runtime import ContextRuntime, Runtimes, ensure_topics
+from streams.read.history_index import HistoryIndexer
+from streams.read.projector import ViewProjector
+from streams.read.repartitioner import Repartitioner
+from streams.read.stage import Stage
 
 log = logging.getLogger(__name__)
-
-
-def view_group(settings: Settings, runtime: ContextRuntime, view: str, version: int) -> str:
-    """Consumer group of one version of a view (the repartitioner adds `.repartition`)."""
-    return f"{settings.app_id}.{runtime.topics.prefix}{runtime.context.name}.view.{view}.v{version}"
-
-
-def history_group(settings: Settings, runtime: ContextRuntime) -> str:
-    """Consumer group of the history index."""
-    return f"{settings.app_id}.{runtime.topics.prefix}{runtime.context.name}.history"
-
-
-def view_specs(settings: Settings, runtime: ContextRuntime, view: View, version: int) -> list[TopicSpec]:
-    """The topics one version of a view writes."""
-    topics, n = runtime.topics, settings.partitions
-    specs = [
-        TopicSpec(topics.view_version(view.name, version), n, {"cleanup.policy": "compact"}),
-        TopicSpec(
-            topics.view_dlq(view.name), 1, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
-        ),
-    ]
-    if view.repartitioned:
-        retention = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
-        specs.append(TopicSpec(topics.repartition(view.name, version), n, retention))
-    return specs
 
 
 def read_versions(settings: Settings, runtime: ContextRuntime) -> tuple[dict[str, ViewVersions], int]:
     """The current control record of every view (absent: version 1 active, nothing building),
     and the offset to follow the control topic from."""
-    consumer = Consumer(consumer_config(settings, **{"enable.partition.eof": True}))
-    topic = runtime.topics.views_control
-    try:
-        _, high = watermarks(consumer, TopicPartition(topic, 0))
-        out: dict[str, ViewVersions] = {}
-        if high <= 0:
-            return out, 0
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        position = 0
-        while position < high:
-            msg = consumer.poll(2.0)
-            if msg is None:
-                break
-            if msg.error() is not None:
-                continue
-            position = msg.offset() + 1
-            if msg.value() is not None:
-                record: ViewVersions = runtime.codec.decode(msg.value()).message
-                out[record.view] = record
-        return out, position
-    finally:
-        consumer.close()
+    out: dict[str, ViewVersions] = {}
+    with PartitionReader(settings, runtime.topics.views_control, 0) as reader:
+        for batch in reader.batches():
+            for msg in batch:
+                if msg.value() is not None:
+                    record: ViewVersions = runtime.codec.decode(msg.value()).message
+                    out[record.view] = record
+        return out, reader.position
 
 
 class ContextReadSide:
@@ -93,7 +57,7 @@ class ContextReadSide:
         self.history = HistoryIndexer(
             settings,
             runtime,
-            group_id=history_group(settings, runtime),
+            group_id=runtime.groups.history,
             inputs=[runtime.topics.events, runtime.topics.snapshots],
             data_dir=self.root / "history",
             client_id=url,
@@ -117,8 +81,8 @@ class ContextReadSide:
 
     def start(self) -> None:
         """Create topics, load the control records, start the stages, follow the control topic."""
-        control = TopicSpec(self.runtime.topics.views_control, 1, {"cleanup.policy": "compact"})
-        ensure_topics(self.settings, [*self.runtime.topics.specs(self.settings.partitions), control])
+        topics = self.runtime.topics
+        ensure_topics(self.settings, [*topics.specs(self.settings.partitions), topics.control_spec()])
         self.versions, position = read_versions(self.settings, self.runtime)
         self.history.start()
         self.reconcile()
@@ -153,10 +117,11 @@ class ContextReadSide:
 
     def _start_version(self, name: str, version: int) -> None:
         view = self.views[name]
-        ensure_topics(self.settings, view_specs(self.settings, self.runtime, view, version))
-        group = view_group(self.settings, self.runtime, name, version)
-        directory = self.root / f"{name}.v{version}"
         topics = self.runtime.topics
+        specs = topics.view_specs(name, version, self.settings.partitions, repartitioned=view.repartitioned)
+        ensure_topics(self.settings, specs)
+        group = self.runtime.groups.view(name, version)
+        directory = self.root / f"{name}.v{version}"
         source = topics.events
         if view.repartitioned:
             source = topics.repartition(name, version)
@@ -165,7 +130,7 @@ class ContextReadSide:
                 self.runtime,
                 view,
                 version,
-                group_id=f"{group}.repartition",
+                group_id=self.runtime.groups.repartition(name, version),
                 inputs=[topics.events],
                 data_dir=directory / "keys",
                 client_id=self.url,
@@ -187,22 +152,24 @@ class ContextReadSide:
         log.info("view %s v%d started (%s)", name, version, group)
 
     def _follow(self, position: int) -> None:
-        consumer = Consumer(consumer_config(self.settings))
+        consumer = clients.reader(self.settings)
         consumer.assign([TopicPartition(self.runtime.topics.views_control, 0, position)])
         try:
             while not self._stop.is_set():
-                msg = consumer.poll(0.5)
-                if msg is None or msg.error() is not None or msg.value() is None:
-                    continue
-                record: ViewVersions = self.runtime.codec.decode(msg.value()).message
-                if record.view in self.views and self.versions.get(record.view) != record:
-                    self.versions[record.view] = record
-                    log.info("views-control: %s", record)
-                    self.reconcile()
+                for msg in clients.records(clients.take(consumer, 100, 0.5), "views-control"):
+                    self._on_control(msg.value())
         except Exception:
             log.exception("views-control follower failed")
         finally:
             consumer.close()
+
+    def _on_control(self, value: bytes | None) -> None:
+        if value is not None:
+            record: ViewVersions = self.runtime.codec.decode(value).message
+            if record.view in self.views and self.versions.get(record.view) != record:
+                self.versions[record.view] = record
+                log.info("views-control: %s", record)
+                self.reconcile()
 
 
 def status(side: ContextReadSide) -> list[dict[str, Any]]:
@@ -223,3 +190,34 @@ def status(side: ContextReadSide) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+class WorkerReadSide:
+    """This worker's read side: a `ContextReadSide` per context, started and stopped with it."""
+
+    def __init__(self, settings: Settings, runtimes: Runtimes, *, worker_id: str, url: str) -> None:
+        self.settings = settings
+        self.runtimes = runtimes
+        self.worker_id = worker_id
+        self.url = url
+        self.sides: dict[str, ContextReadSide] = {}
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Start every context's read side (blocking: it may wait for the registry)."""
+        for name in self.settings.contexts:
+            side = ContextReadSide(
+                self.settings, self.runtimes.get(name), worker_id=self.worker_id, url=self.url
+            )
+            side.start()
+            self.sides[name] = side
+
+    def run(self) -> None:
+        """Wait until stopped (the stages run in threads of their own)."""
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop every stage."""
+        for side in self.sides.values():
+            side.stop()
+        self._stopped.set()

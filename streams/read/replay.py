@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 
-from streams.client import consumer_config
 from streams.config import Settings
-from streams.core.commands import utc_now
+from streams.core.clock import utc_now
 from streams.core.views import ViewVersions
-from streams.kafka.runtime import ContextRuntime, take, watermarks
-from streams.read.readside import read_versions, view_group
+from streams.kafka import clients
+from streams.kafka.clients import take, watermarks
+from streams.kafka.runtime import ContextRuntime
+from streams.read.readside import read_versions
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ReplayReport:
 
 def publish_versions(settings: Settings, runtime: ContextRuntime, record: ViewVersions) -> None:
     """Write a control record (compacted, key = view name)."""
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True})
+    producer = clients.producer(settings)
     producer.produce(runtime.topics.views_control, runtime.codec.encode(record), record.view.encode())
     if producer.flush(30):
         raise TimeoutError("control record not acknowledged")
@@ -60,32 +60,27 @@ def _ends(consumer: Consumer, topic: str, partitions: int) -> dict[int, int]:
     return {p: watermarks(consumer, TopicPartition(topic, p))[1] for p in range(partitions)}
 
 
-def _committed(
-    consumer: Consumer, group: str, topic: str, partitions: int, settings: Settings
-) -> dict[int, int]:
-    reader = Consumer(consumer_config(settings, **{"group.id": group}))
-    try:
-        tps = reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: max(tp.offset, 0) for tp in tps}
-    finally:
-        reader.close()
+def _committed(group: str, topic: str, partitions: int, settings: Settings) -> dict[int, int]:
+    tps = clients.committed_offsets(settings, group, [TopicPartition(topic, p) for p in range(partitions)])
+    return {tp.partition: max(tp.offset, 0) for tp in tps}
 
 
 def raw_consume_rate(settings: Settings, topic: str, partitions: int) -> tuple[int, float]:
     """Records and records/s of a bare confluent-kafka read of `topic` from 0 to its current end."""
-    consumer = Consumer(consumer_config(settings, **{"enable.partition.eof": True}))
+    consumer = clients.reader(settings, eof=True)
     ends = _ends(consumer, topic, partitions)
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     start = time.perf_counter()
     count = 0
     positions = dict.fromkeys(ends, 0)
     while any(positions[p] < ends[p] for p in ends):
-        for msg in take(consumer, 10000, 1.0):  # consume() would wait 1 s on the last partial batch
-            if msg.error() is None:
-                count += 1
-                positions[msg.partition()] = msg.offset() + 1
-            else:
-                positions[msg.partition()] = max(positions[msg.partition()], ends[msg.partition()])
+        eof: set[tuple[str, int]] = set()
+        # take(), not consume(): consume() would wait 1 s on the last partial batch
+        for msg in clients.records(take(consumer, 10000, 1.0), "raw consume", eof=eof):
+            count += 1
+            positions[msg.partition()] = msg.offset() + 1
+        for _, partition in eof:
+            positions[partition] = max(positions[partition], ends[partition])
     seconds = time.perf_counter() - start
     consumer.close()
     return count, count / seconds if seconds > 0 else 0.0
@@ -112,22 +107,22 @@ def replay(
     old, new = current.active, current.active + 1
     n = settings.partitions
     events = runtime.topics.events
-    group = view_group(settings, runtime, view_name, new)
+    group = runtime.groups.view(view_name, new)
     started = time.perf_counter()
     publish_versions(settings, runtime, ViewVersions(view_name, old, new, utc_now()))
-    watcher = Consumer(consumer_config(settings))
+    watcher = clients.reader(settings)
     try:
         while True:
             time.sleep(1.0)
             elapsed = time.perf_counter() - started
             ends = _ends(watcher, events, n)
-            first_group = f"{group}.repartition" if view.repartitioned else group
-            done = _committed(watcher, first_group, events, n, settings)
+            first_group = runtime.groups.repartition(view_name, new) if view.repartitioned else group
+            done = _committed(first_group, events, n, settings)
             lag = sum(max(ends[p] - done.get(p, 0), 0) for p in ends)
             if view.repartitioned:
                 topic = runtime.topics.repartition(view_name, new)
                 rends = _ends(watcher, topic, n)
-                rdone = _committed(watcher, group, topic, n, settings)
+                rdone = _committed(group, topic, n, settings)
                 lag += sum(max(rends[p] - rdone.get(p, 0), 0) for p in rends)
             processed = sum(done.values())
             on_progress(Progress(new, processed, sum(ends.values()), lag, processed / elapsed, elapsed))
@@ -148,13 +143,12 @@ def drop_version(
     settings: Settings, runtime: ContextRuntime, view_name: str, version: int, *, repartitioned: bool
 ) -> None:
     """Delete a version's topics and consumer groups (best effort: groups still in use stay)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = clients.admin(settings)
     topics = [runtime.topics.view_version(view_name, version)]
-    group = view_group(settings, runtime, view_name, version)
-    groups = [group]
+    groups = [runtime.groups.view(view_name, version)]
     if repartitioned:
         topics.append(runtime.topics.repartition(view_name, version))
-        groups.append(f"{group}.repartition")
+        groups.append(runtime.groups.repartition(view_name, version))
     for future in admin.delete_topics(topics, operation_timeout=30).values():
         with contextlib.suppress(Exception):  # already gone
             future.result()

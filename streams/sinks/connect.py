@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from streams.config import Settings
+from streams.kafka import clients
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTORS_DIR = ROOT / "connectors"
@@ -125,13 +126,7 @@ def remove(settings: Settings, contexts: tuple[str, ...] | None = None) -> list[
 
 def sink_lag(settings: Settings, connector: str, topic: str) -> dict[str, Any]:
     """Records of `topic` not yet committed by the connector's consumer group (`connect-<name>`)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"connect-{connector}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = clients.reader(settings, overrides={"group.id": f"connect-{connector}"})
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:

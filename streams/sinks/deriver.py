@@ -20,163 +20,23 @@ events of aborted transactions into the tables.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import struct
 import threading
-import time
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import fastavro
-from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka import Producer
 
 from streams.config import Settings
-from streams.kafka.runtime import ContextRuntime, ensure_topics, take
+from streams.kafka import clients
+from streams.kafka.clients import take
+from streams.kafka.hosting import restart_loop
+from streams.kafka.runtime import ContextRuntime, ensure_topics
+from streams.sinks.rows import ReadModelKey, event_row, readmodel_row, sink_codec, snapshot_row
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
-from streams.wire.jsonable import json_bytes, to_json
-from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog
+from streams.wire.generic import GenericDecoder
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventStoreRow:
-    """A row of EventStore (schema `streams.sink.EventStoreRow`)."""
-
-    EventID: str
-    AggregateID: str
-    AggregateType: str
-    EventType: str
-    EventData: str
-    Metadata: str
-    Timestamp: int
-    Version: int
-
-
-@dataclass(frozen=True)
-class ReadModelKey:
-    """Primary key of GenericReadModel: entity id and read-model type (`<ctx>.<view>`)."""
-
-    EntityID: str
-    EntityType: str
-
-
-@dataclass(frozen=True)
-class ReadModelRow:
-    """The non-key columns of GenericReadModel."""
-
-    State: str
-    LastEventVersion: int
-    LastUpdated: int
-
-
-@dataclass(frozen=True)
-class SnapshotRow:
-    """A row of GenericSnapshots."""
-
-    AggregateID: str
-    AggregateType: str
-    SnapshotData: str
-    LastEventVersion: int
-    Timestamp: int
-
-
-SINK_TYPES: tuple[type, ...] = (EventStoreRow, ReadModelKey, ReadModelRow, SnapshotRow)
-
-
-def sink_codec(settings: Settings) -> AvroCodec:
-    """A codec for the sink row types (registered under their record names)."""
-    catalog = SchemaCatalog([SCHEMAS_DIR / "streams"], SINK_TYPES)
-    return AvroCodec.connect(catalog, settings.registry_url)
-
-
-def iso_to_millis(value: Any) -> int:
-    """Epoch millis from an ISO-8601 string (or a number already in millis); 0 when unknown."""
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str) and value:
-        try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
-            return 0
-    return 0
-
-
-class GenericDecoder:
-    """Confluent-wire Avro -> dict for records of types we have no class for (read models)."""
-
-    _HEADER = struct.Struct(">bI")
-
-    def __init__(self, registry: SchemaRegistryClient) -> None:
-        self.registry = registry
-        self._schemas: dict[int, tuple[str, Any]] = {}
-
-    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
-        """The record's full type name and its fields."""
-        if len(data) < self._HEADER.size or data[0] != 0:
-            raise DecodeError("not Confluent Avro wire format")
-        _, schema_id = self._HEADER.unpack_from(data)
-        if schema_id not in self._schemas:
-            raw = json.loads(self.registry.get_schema(schema_id).schema_str or "")
-            name = raw.get("name", "")
-            if raw.get("namespace") and "." not in name:
-                name = f"{raw['namespace']}.{name}"
-            self._schemas[schema_id] = (name, fastavro.parse_schema(raw, named_schemas={}))
-        name, parsed = self._schemas[schema_id]
-        record = fastavro.schemaless_reader(io.BytesIO(data[self._HEADER.size :]), parsed, None)
-        return name, dict(record)  # type: ignore[arg-type]
-
-
-def json_text(value: Any) -> str:
-    """A JSON document as text: strings are taken as JSON already (checked), others dumped."""
-    if isinstance(value, str):
-        json.loads(value)
-        return value
-    return json_bytes(value).decode()
-
-
-def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], where: dict[str, Any]) -> Any:
-    """EventStoreRow of one `<ctx>.events` record."""
-    decoded = runtime.codec.decode(value)
-    metadata = {k: v for k, v in headers.items() if k not in (h.EVENT_ID, h.EVENT_TYPE)}
-    metadata.update(where)
-    return EventStoreRow(
-        EventID=headers[h.EVENT_ID],
-        AggregateID=headers.get(h.AGGREGATE_ID, ""),
-        AggregateType=headers.get(h.AGGREGATE_TYPE, runtime.context.aggregate_type),
-        EventType=headers.get(h.EVENT_TYPE, decoded.type_name),
-        EventData=json_bytes(to_json(decoded.message)).decode(),
-        Metadata=json_bytes(metadata).decode(),
-        Timestamp=iso_to_millis(headers.get(h.OCCURRED_AT)),
-        Version=int(headers.get(h.AGGREGATE_VERSION, "0")),
-    )
-
-
-def snapshot_row(runtime: ContextRuntime, value: bytes) -> Any:
-    """SnapshotRow of one `<ctx>.snapshots` record (its state decoded to JSON)."""
-    snapshot = runtime.codec.decode(value).message
-    state = runtime.codec.decode(snapshot.state).message
-    return SnapshotRow(
-        AggregateID=snapshot.aggregate_id,
-        AggregateType=snapshot.aggregate_type,
-        SnapshotData=json_bytes(to_json(state)).decode(),
-        LastEventVersion=snapshot.version,
-        Timestamp=iso_to_millis(snapshot.taken_at),
-    )
-
-
-def readmodel_row(document: dict[str, Any]) -> Any:
-    """ReadModelRow of a read-model document (`streams.ReadModelDocument`-like record)."""
-    return ReadModelRow(
-        State=json_text(document.get("state", "{}")),
-        LastEventVersion=int(document.get("last_event_version", 0) or 0),
-        LastUpdated=iso_to_millis(document.get("last_updated")) or int(time.time() * 1000),
-    )
 
 
 def view_topics(settings: Settings, runtime: ContextRuntime) -> list[str]:
@@ -213,13 +73,8 @@ class SinkDeriver:
         return [self.runtime.topics.events, self.runtime.topics.snapshots, *self._views]
 
     def run(self) -> None:
-        """Run the copy loop; an unexpected error is logged and the loop restarts after 5 s."""
-        while not self._stop.is_set():
-            try:
-                self._copy()
-            except Exception:
-                log.exception("sink deriver for %s failed; restarting in 5 s", self.runtime.context.name)
-                self._stop.wait(5)
+        """Run the copy loop until stopped; a failure restarts it with back-off."""
+        restart_loop(f"sink deriver for {self.runtime.context.name}", self._copy, self._stop)
 
     def _copy(self) -> None:
         """Consume, derive, produce, flush, commit (view topics created later are picked up by
@@ -227,32 +82,21 @@ class SinkDeriver:
         if self._codec is None:
             self._codec = sink_codec(self.settings)
         ensure_topics(self.settings, self.runtime.topics.sink_specs(self.settings.partitions))
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.bootstrap,
-                "group.id": f"{self.settings.app_id}-sink-{self.runtime.context.name}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 50,
-                "topic.metadata.refresh.interval.ms": 10000,
-            }
+        consumer = clients.group_consumer(
+            self.settings,
+            self.runtime.groups.sink,
+            # commit() below commits the positions of what was consumed
+            overrides={"enable.auto.offset.store": True, "topic.metadata.refresh.interval.ms": 10000},
         )
-        producer = Producer(
-            {"bootstrap.servers": self.settings.bootstrap, "enable.idempotence": True, "linger.ms": 5}
-        )
+        producer = clients.producer(self.settings)
         consumer.subscribe(self._subscription())
+        who = f"sink deriver for {self.runtime.context.name}"
         try:
             while not self._stop.is_set():
-                copied = 0
-                for msg in take(consumer, 500, 0.2):
-                    if msg.error() is not None:
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
-                            log.debug("sink deriver: %s", msg.error())  # e.g. a view topic not created yet
-                        continue
+                batch = clients.records(take(consumer, 500, 0.2), who)
+                for msg in batch:
                     self._derive(producer, msg)
-                    copied += 1
-                if not copied:
+                if not batch:
                     continue
                 if producer.flush(30):
                     raise RuntimeError("sink records not acknowledged within 30 s")
@@ -289,44 +133,3 @@ class SinkDeriver:
             # The write side sends undecodable input to its DLQ; here we only skip and say so.
             log.warning("sink deriver skips %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
         producer.poll(0)
-
-
-def _connect_runtime(settings: Settings, name: str) -> ContextRuntime:
-    return ContextRuntime.connect(settings, name, retry_for_s=300)
-
-
-def register_sinks(app: Any, settings: Settings) -> None:
-    """Run one SinkDeriver thread per context in the worker (unless `STREAMS_SINKS=0`)."""
-    if not settings.sinks_enabled:
-        return
-    import asyncio
-
-    from mode import Service
-
-    @app.service
-    class SinkDerivers(Service):
-        """The sink derivers of every configured context."""
-
-        derivers: list[SinkDeriver]
-        threads: list[threading.Thread]
-
-        def __post_init__(self) -> None:
-            self.derivers = []
-            self.threads = []
-
-        async def on_start(self) -> None:
-            loop = asyncio.get_running_loop()
-            for name in settings.contexts:
-                runtime = await loop.run_in_executor(None, _connect_runtime, settings, name)
-                deriver = await loop.run_in_executor(None, SinkDeriver, settings, runtime)
-                thread = threading.Thread(target=deriver.run, name=f"sink-{name}", daemon=True)
-                thread.start()
-                self.derivers.append(deriver)
-                self.threads.append(thread)
-
-        async def on_stop(self) -> None:
-            for deriver in self.derivers:
-                deriver.stop()
-            loop = asyncio.get_running_loop()
-            for thread in self.threads:
-                await loop.run_in_executor(None, thread.join, 30)

@@ -12,6 +12,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from streams.config import Settings
 
@@ -36,7 +37,7 @@ def is_authorized(request: web.Request, settings: Settings) -> bool:
     return hmac.compare_digest(presented_token(request).encode(), settings.auth_token.encode())
 
 
-def auth_middleware(settings: Settings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(settings: Settings) -> Middleware:
     """An aiohttp middleware answering 401 to requests without the configured token."""
 
     @web.middleware
@@ -52,7 +53,7 @@ def auth_middleware(settings: Settings) -> Callable[[web.Request, Handler], Awai
     return check
 
 
-def install(app: object, settings: Settings) -> None:
-    """Add the middleware to a Faust app's aiohttp application (before the server starts)."""
+def install(web_app: web.Application, settings: Settings) -> None:
+    """Add the middleware to the worker's aiohttp application (before the server starts)."""
     if settings.auth_token:
-        app.web.web_app.middlewares.append(auth_middleware(settings))  # type: ignore[attr-defined]
+        web_app.middlewares.append(auth_middleware(settings))

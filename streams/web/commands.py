@@ -1,105 +1,87 @@
-"""HTTP on the worker's web server: the seed's Command API, health and Prometheus metrics."""
+"""`POST /<ctx>/commands/<Type>`: the seed's Command API over HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
+from typing import Any
 
-import faust
-from faust.web import Request, Response, View
+from aiohttp import web
 
-from streams import metrics
 from streams.client import CommandClient
 from streams.config import Settings
-from streams.web import auth
+from streams.core.decider import BoundedContext
+from streams.web.responses import ok, problem
 from streams.wire.jsonable import InvalidMessage, message_from_json, to_json
 
 STATUS_BY_REASON = {"version_conflict": 409}
 
 
-class Clients:
-    """One CommandClient per context, created on first use (creation blocks: executor)."""
+class CommandEndpoints:
+    """Commands from JSON: validated, produced to `<ctx>.commands`, answered with the result."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, contexts: Mapping[str, BoundedContext[Any]]) -> None:
         self.settings = settings
+        self.contexts = contexts
         self._clients: dict[str, CommandClient] = {}
         self._lock = asyncio.Lock()
 
-    async def get(self, context: str) -> CommandClient:
+    def routes(self) -> list[web.AbstractRouteDef]:
+        """This group's routes."""
+        return [web.post("/{context}/commands/{command_type}", self.post)]
+
+    async def client(self, context: str) -> CommandClient:
+        """The context's client, created on first use (creation blocks: executor)."""
         async with self._lock:
             if context not in self._clients:
                 loop = asyncio.get_running_loop()
+                bounded_context = self.contexts[context]
                 self._clients[context] = await loop.run_in_executor(
-                    None, lambda: CommandClient(self.settings, context)
+                    None, lambda: CommandClient(self.settings, bounded_context)
                 )
             return self._clients[context]
 
-
-def register_views(app: faust.App, settings: Settings) -> None:
-    """Attach the HTTP endpoints to `app`."""
-    clients = Clients(settings)
-    auth.install(app, settings)  # 401 without the bearer token, when one is configured
-
-    @app.page("/metrics")
-    class Metrics(View):
-        async def get(self, request: Request) -> Response:
-            body, content_type = metrics.render()
-            return self.bytes(body, content_type=content_type.split(";")[0])
-
-    @app.page("/health")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok", "contexts": list(settings.contexts)})
-
-    @app.page("/{context}/commands/{command_type}")
-    class Commands(View):
-        async def post(self, request: Request, context: str, command_type: str) -> Response:
-            if context not in settings.contexts:
-                return self.problem(404, f"unknown context {context!r}")
-            try:
-                body = json.loads(await request.read() or b"{}")
-            except ValueError as exc:
-                return self.problem(400, f"body is not JSON: {exc}")
-            if not isinstance(body, dict):
-                return self.problem(400, "body must be a JSON object")
-            client = await clients.get(context)
-            try:
-                cls = client.command_type(command_type)
-                aggregate_id = body.get("aggregate_id")
-                if not isinstance(aggregate_id, str) or not aggregate_id:
-                    raise InvalidMessage("aggregate_id (non-empty string) is required")
-                expected = body.get("expected_version")
-                if expected is not None and not isinstance(expected, int):
-                    raise InvalidMessage("expected_version must be an integer")
-                command = message_from_json(cls, body.get("data", {}))
-                client.runtime.codec.encode(command)  # field types checked before sending
-            except (InvalidMessage, ValueError, TypeError) as exc:
-                return self.problem(400, str(exc))
-            command_id, future = client.send(
-                aggregate_id,
-                command,
-                command_id=body.get("command_id"),
-                expected_version=expected,
-                correlation_id=str(body.get("correlation_id", "")),
-                actor=str(body.get("actor", "")),
-            )
-            if request.query.get("wait", "true").lower() in ("0", "false", "no"):
-                return self.json({"command_id": command_id, "status": "submitted"}, status=202)
-            timeout = float(request.query.get("timeout", "10"))
-            assert future is not None
-            try:
-                result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-            except TimeoutError:
-                return self.json(
-                    {
-                        "command_id": command_id,
-                        "status": "submitted",
-                        "detail": f"no result within {timeout}s; the command is still queued",
-                    },
-                    status=202,
-                )
-            status = 200 if result.accepted else STATUS_BY_REASON.get(result.reason, 422)
-            return self.json(to_json(result), status=status)
-
-        def problem(self, status: int, detail: str) -> Response:
-            return self.json({"error": detail}, status=status)
+    async def post(self, request: web.Request) -> web.Response:
+        """Send one command; wait for its result unless `wait=false` (202 when none in time)."""
+        context, command_type = request.match_info["context"], request.match_info["command_type"]
+        if context not in self.settings.contexts or context not in self.contexts:
+            return problem(404, f"unknown context {context!r}")
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError as exc:
+            return problem(400, f"body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return problem(400, "body must be a JSON object")
+        client = await self.client(context)
+        try:
+            cls = client.command_type(command_type)
+            aggregate_id = body.get("aggregate_id")
+            if not isinstance(aggregate_id, str) or not aggregate_id:
+                raise InvalidMessage("aggregate_id (non-empty string) is required")
+            expected = body.get("expected_version")
+            if expected is not None and not isinstance(expected, int):
+                raise InvalidMessage("expected_version must be an integer")
+            command = message_from_json(cls, body.get("data", {}))
+            client.runtime.codec.encode(command)  # field types checked before sending
+        except (InvalidMessage, ValueError, TypeError) as exc:
+            return problem(400, str(exc))
+        command_id, future = client.send(
+            aggregate_id,
+            command,
+            command_id=body.get("command_id"),
+            expected_version=expected,
+            correlation_id=str(body.get("correlation_id", "")),
+            actor=str(body.get("actor", "")),
+        )
+        if request.query.get("wait", "true").lower() in ("0", "false", "no"):
+            return ok({"command_id": command_id, "status": "submitted"}, status=202)
+        timeout = float(request.query.get("timeout", "10"))
+        assert future is not None
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            detail = f"no result within {timeout}s; the command is still queued"
+            return ok({"command_id": command_id, "status": "submitted", "detail": detail}, status=202)
+        status = 200 if result.accepted else STATUS_BY_REASON.get(result.reason, 422)
+        return ok(to_json(result), status=status)

@@ -18,6 +18,10 @@ from typing import Any
 
 import fastavro
 
+from streams.core.commands import AggregateSnapshot, CommandResult
+from streams.core.decider import BoundedContext
+from streams.core.views import ReadModelDocument, ViewVersions
+
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 _FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>\d+)\.avsc$")
 
@@ -251,3 +255,16 @@ def _compile_from(cls: type) -> FromRecord:
     )
     exec(source, scope)
     return typing.cast(FromRecord, scope["from_record"])
+
+
+# --- a context's catalog -----------------------------------------------------------------------
+
+FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModelDocument, ViewVersions)
+"""The framework's own records, written by every context (schemas in `schemas/streams/`)."""
+
+
+def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:
+    """Schemas of a context's messages and state, plus the framework's own records."""
+    types = (*context.commands, *context.events, context.state_type, *FRAMEWORK_TYPES)
+    directory = context.schema_dir or SCHEMAS_DIR / context.name
+    return SchemaCatalog([directory, SCHEMAS_DIR / "streams"], types, context.upcasters)

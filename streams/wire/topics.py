@@ -1,10 +1,17 @@
-"""The one place that knows topic names and their policies."""
+"""The one place that knows topic names, their policies, and the consumer-group names."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition librdkafka's default (consistent) partitioner picks for `key`: where an
+    aggregate's commands, events, state and snapshots live."""
+    return zlib.crc32(key) % partitions
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,11 @@ class ContextTopics:
     def dlq(self) -> str:
         """Records that could not be decoded or handled, with the reason in headers."""
         return self._name("dlq")
+
+    @property
+    def changelog(self) -> str:
+        """The write side's state (aggregates and command results), compacted."""
+        return self._name("aggregates-changelog")
 
     @property
     def snapshots(self) -> str:
@@ -97,6 +109,25 @@ class ContextTopics:
             TopicSpec(self.readmodels_sink, partitions, {"cleanup.policy": "compact"}),
         ]
 
+    def changelog_spec(self, partitions: int) -> TopicSpec:
+        """The state changelog: co-partitioned with the commands, compacted."""
+        return TopicSpec(self.changelog, partitions, {"cleanup.policy": "compact"})
+
+    def control_spec(self) -> TopicSpec:
+        """The views' control topic: one partition, compacted."""
+        return TopicSpec(self.views_control, 1, {"cleanup.policy": "compact"})
+
+    def view_specs(self, view: str, version: int, partitions: int, *, repartitioned: bool) -> list[TopicSpec]:
+        """The topics one version of a view writes."""
+        specs = [
+            TopicSpec(self.view_version(view, version), partitions, {"cleanup.policy": "compact"}),
+            TopicSpec(self.view_dlq(view), 1, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}),
+        ]
+        if repartitioned:
+            retention = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+            specs.append(TopicSpec(self.repartition(view, version), partitions, retention))
+        return specs
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         """Every topic the write side needs, with its policy from DESIGN.md."""
         delete_week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
@@ -115,3 +146,51 @@ class ContextTopics:
             ),
             TopicSpec(self.snapshots, partitions, {"cleanup.policy": "compact"}),
         ]
+
+
+@dataclass(frozen=True)
+class GroupNames:
+    """Consumer groups and transactional ids of one context's stages in one deployment.
+
+    Every name starts with `<app id>.<topic prefix><context>.`, so deployments sharing a
+    cluster never share a group.
+    """
+
+    app_id: str
+    prefix: str
+    context: str
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.app_id}.{self.prefix}{self.context}.{suffix}"
+
+    @property
+    def handler(self) -> str:
+        """The write side's command handlers."""
+        return self._name("handler")
+
+    def transactional_id(self, worker_id: str) -> str:
+        """A worker's write-path transactional id: stable across its restarts, so its first
+        `init_transactions` aborts what its previous life left open."""
+        return f"{self.handler}.{worker_id}"
+
+    def view(self, view: str, version: int) -> str:
+        """The projector of one version of a view."""
+        return self._name(f"view.{view}.v{version}")
+
+    def repartition(self, view: str, version: int) -> str:
+        """The repartitioner feeding one version of a re-keyed view."""
+        return f"{self.view(view, version)}.repartition"
+
+    @property
+    def history(self) -> str:
+        """The history index."""
+        return self._name("history")
+
+    @property
+    def sink(self) -> str:
+        """The sink deriver."""
+        return self._name("sink")
+
+    def rebuild_transactional_id(self, run: str) -> str:
+        """The transactional id of one `streams rebuild` run."""
+        return self._name(f"rebuild.{run}")

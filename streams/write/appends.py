@@ -8,9 +8,10 @@ transaction. So offsets are predicted, and the prediction is checked before the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import Message
 
 
 class RetryBatch(Exception):
@@ -32,8 +33,7 @@ class EventAppend:
     the commit; a wrong one aborts the batch, which is retried with the offsets learnt.
     """
 
-    def __init__(self, producer: Producer, next_offset: dict[int, int], *, sparse: bool) -> None:
-        self.producer = producer
+    def __init__(self, next_offset: dict[int, int], *, sparse: bool) -> None:
         self.next_offset = next_offset
         self.sparse = sparse
         """Delivery reports only for each partition's first and last event: in a transaction,
@@ -75,13 +75,14 @@ class EventAppend:
         self.acknowledged[p] = self.acknowledged.get(p, 0) + 1
         self.reports += 1
 
-    def wait(self, timeout: float) -> None:
-        """Until every reported event is acknowledged (RetryBatch if one failed)."""
+    def wait(self, poll: Callable[[float], Any], timeout: float) -> None:
+        """Until every reported event is acknowledged, serving delivery reports with `poll`
+        (the producer's); RetryBatch if one failed."""
         deadline = time.monotonic() + timeout
         while self.reports + len(self.failed) < self.reports_expected:
             if time.monotonic() > deadline:
                 raise RetryBatch(f"events not acknowledged within {timeout:.0f}s")
-            self.producer.poll(0.01)
+            poll(0.01)
         if self.sparse:  # one writer per partition: first to last spans the batch's events
             self.acknowledged = {p: self.last[p] - first + 1 for p, first in self.first.items()}
         if self.failed or self.acknowledged != self.count:

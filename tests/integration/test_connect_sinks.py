@@ -61,7 +61,8 @@ class PrivateConnect:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         suffix = uuid.uuid4().hex[:8]
-        shared = (ROOT / ".stack" / "conf" / "connect-distributed.properties").read_text()
+        stack_data = Path(os.environ.get("STREAMS_STACK_DATA", ROOT / ".stack"))  # as ops/stack.env
+        shared = (stack_data / "conf" / "connect-distributed.properties").read_text()
         props = []
         overrides = {
             "bootstrap.servers": bootstrap,

@@ -18,9 +18,8 @@ import pytest
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.kafka.store import AGGREGATE_PREFIX
 from streams.wire import headers as h
-from streams.write.processor import changelog_topic, decode_aggregate
+from streams.write.changelog import AGGREGATE_PREFIX, decode_aggregate
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 
@@ -114,7 +113,7 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
 
         # the state table (its changelog, as a restarted worker restores it) equals the fold
         table: dict[bytes, bytes] = {}
-        for msg in read_topic(settings, changelog_topic(client.runtime), idle_timeout=2.0):
+        for msg in read_topic(settings, client.runtime.topics.changelog, idle_timeout=2.0):
             if msg.key().startswith(AGGREGATE_PREFIX):
                 table[msg.key()[len(AGGREGATE_PREFIX) :]] = msg.value()
         by_aggregate: dict[bytes, list[object]] = defaultdict(list)
@@ -123,7 +122,7 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
         context = client.runtime.context
         mismatched = []
         for key, history in by_aggregate.items():
-            stored = decode_aggregate(client.runtime, table[key])
+            stored = decode_aggregate(client.runtime.codec, table[key])
             if stored.version != len(history) or stored.state != context.fold(history):
                 mismatched.append(key)
         assert not mismatched, f"table differs from the fold of the log for {mismatched[:5]}"

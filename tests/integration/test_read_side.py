@@ -21,12 +21,11 @@ from streams.client import CommandClient, read_topic
 from streams.contexts.orders import VIEWS, AddItem, CancelOrder, ConfirmOrder, PlaceOrder, RemoveItem
 from streams.core.views import fold_view
 from streams.kafka.runtime import ContextRuntime
-from streams.read.projector import event_meta
 from streams.read.rebuild import rebuild, rebuild_aggregate, verify
 from streams.read.replay import replay
+from streams.read.stage import event_meta
 from streams.wire import headers as h
 from streams.wire.jsonable import to_json
-from streams.write.processor import changelog_topic
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 
@@ -290,8 +289,8 @@ def test_rebuild_after_losing_rocksdb_and_the_changelog(
     deployment.kill("w1")
     shutil.rmtree(deployment.data_dir / "w1", ignore_errors=True)
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    admin.delete_topics([changelog_topic(runtime)])[changelog_topic(runtime)].result()
-    wait_for(lambda: changelog_topic(runtime) not in admin.list_topics(timeout=10).topics)
+    admin.delete_topics([runtime.topics.changelog])[runtime.topics.changelog].result()
+    wait_for(lambda: runtime.topics.changelog not in admin.list_topics(timeout=10).topics)
     time.sleep(2)
     report = rebuild(settings, runtime)
     assert report.aggregates > 5 and report.commands >= report.aggregates

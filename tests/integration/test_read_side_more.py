@@ -25,9 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, ItemAdded, PlaceOrder
-from streams.core.commands import utc_now
-from streams.read.projector import partition_for
+from streams.core.clock import utc_now
 from streams.wire import headers as h
+from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.web.realtime import encode_token
+from streams.web.realtime.subscription import encode_token
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client

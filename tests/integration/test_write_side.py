@@ -16,8 +16,9 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, RemoveItem, ShipOrder
-from streams.read.audit import aggregate_from_log, aggregate_from_table
+from streams.read.fold import aggregate_from_log
 from streams.wire import headers as h
+from streams.write.changelog import aggregate_from_changelog
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 
@@ -186,7 +187,7 @@ def test_the_table_state_equals_the_fold_of_the_log(deployment: Deployment, clie
     client.execute("o-fold", AddItem("a", 2, 100))
     client.execute("o-fold", AddItem("b", 1, 50))
     folded = aggregate_from_log(deployment.settings(), client.runtime, "o-fold")
-    table = aggregate_from_table(deployment.settings(), client.runtime, "o-fold")
+    table = aggregate_from_changelog(deployment.settings(), client.runtime, "o-fold")
     assert folded == table
     assert folded.version == 3 and folded.state.total_cents == 250
 

@@ -18,7 +18,7 @@ from streams.contexts.orders import (
     ShipOrder,
     context,
 )
-from tests.unit.scenario import given
+from streams.testing import given
 
 PLACED = OrderPlaced(customer_id="c-1", currency="EUR")
 WIDGET = ItemAdded(sku="widget", quantity=2, unit_price_minor=250)

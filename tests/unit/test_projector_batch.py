@@ -17,12 +17,10 @@ from confluent_kafka import Message
 from streams.config import Settings
 from streams.contexts.orders import VIEWS, ItemAdded, OrderPlaced
 from streams.contexts.orders import context as orders
-from streams.kafka.runtime import ContextRuntime, catalog_for
+from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
 from streams.read.projector import DOC_PREFIX, Batch, ViewProjector, decode_document
 from streams.wire import headers as h
-from streams.wire.codec import AvroCodec
-from streams.wire.topics import ContextTopics
 
 SUMMARY = VIEWS[0]
 EVENTS = "t.orders.events"
@@ -30,7 +28,7 @@ EVENTS = "t.orders.events"
 
 @pytest.fixture
 def projector(tmp_path: Path) -> Iterator[ViewProjector]:
-    runtime = ContextRuntime(orders, ContextTopics("orders", "t."), AvroCodec.offline(catalog_for(orders)))
+    runtime = ContextRuntime.offline(orders, prefix="t.")
     stage = ViewProjector(
         replace(Settings(), data_dir=str(tmp_path)),
         runtime,
@@ -79,9 +77,9 @@ def run_batch(projector: ViewProjector, records: list[Message]) -> Batch:
 
 def published(projector: ViewProjector, batch: Batch) -> dict[str, dict[str, object]]:
     out = {}
-    for topic, _, key, value, _, _ in batch.out:
-        assert topic == projector.output and key is not None and value is not None
-        out[key.decode()] = json.loads(projector.runtime.codec.decode(value).message.state)
+    for record in batch.out:
+        assert record.topic == projector.output and record.key is not None and record.value is not None
+        out[record.key.decode()] = json.loads(projector.runtime.codec.decode(record.value).message.state)
     return out
 
 

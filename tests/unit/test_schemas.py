@@ -7,16 +7,15 @@ import io
 import fastavro
 import pytest
 
-from streams.contexts import CONTEXTS
 from streams.contexts.orders import AddItem, OrderLine, OrderState, PlaceOrder
-from streams.kafka.runtime import catalog_for
+from streams.contexts.registry import contexts
 from streams.wire.jsonable import InvalidMessage, message_from_json
-from streams.wire.schemas import SchemaFileError, from_record, load_schema_file, to_record
+from streams.wire.schemas import SchemaFileError, catalog_for, from_record, load_schema_file, to_record
 
 
-@pytest.mark.parametrize("name", sorted(CONTEXTS))
+@pytest.mark.parametrize("name", sorted(contexts()))
 def test_every_message_of_a_context_has_a_schema(name: str) -> None:
-    context = CONTEXTS[name]
+    context = contexts()[name]
     catalog = catalog_for(context)
     for cls in (*context.commands, *context.events, context.state_type):
         latest = catalog.latest(cls.__name__)
@@ -24,7 +23,7 @@ def test_every_message_of_a_context_has_a_schema(name: str) -> None:
 
 
 def test_state_round_trips_through_its_avro_schema() -> None:
-    catalog = catalog_for(CONTEXTS["orders"])
+    catalog = catalog_for(contexts()["orders"])
     state = OrderState("placed", "c", "EUR", (OrderLine("a", 2, 100), OrderLine("b", 1, 5)))
     schema = catalog.latest("OrderState").parsed
     buffer = io.BytesIO()

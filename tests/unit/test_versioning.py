@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from streams.contexts import CONTEXTS
 from streams.contexts.orders import (
     ItemAdded,
     OrderPlaced,
@@ -24,81 +23,27 @@ from streams.contexts.orders import (
 from streams.contexts.orders import (
     context as orders,
 )
-from streams.core.decider import BoundedContext, Rejected
+from streams.contexts.registry import contexts
+from streams.core.decider import BoundedContext
 from streams.core.views import EventMeta, fold_view
-from streams.kafka.runtime import FRAMEWORK_TYPES, catalog_for
-from streams.wire.codec import AvroCodec, DecodeError, NoUpcasterPath, UnknownSchema, UpcastFailed
-from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaFileError
-from tests.compat.samples_tool import governed, sample_path, to_record_deep
+from streams.testing import conformance
+from streams.wire.codec import AvroCodec, NoUpcasterPath, UnknownSchema, UpcastFailed
+from streams.wire.schemas import FRAMEWORK_TYPES, SCHEMAS_DIR, SchemaCatalog, SchemaFileError, catalog_for
+from tests.compat.samples_tool import SAMPLES
 
 # --- the compatibility gate -------------------------------------------------------------------
 
 
 def gate(context: BoundedContext[Any], catalog: SchemaCatalog) -> list[str]:
     """Every stored sample of every version decodes to its expected latest record, and the
-    decoded history goes through `decide`, `evolve` and every projection. Returns the failures."""
-    codec = AvroCodec.offline(catalog)
-    failures: list[str] = []
-    events: list[Any] = []
-    commands: list[Any] = []
-    for type_name in governed(context):
-        for sv in catalog.versions(type_name):
-            path = sample_path(context.name, sv)
-            if not path.exists():
-                failures.append(f"{path}: no sample for {type_name} v{sv.version}")
-                continue
-            for i, sample in enumerate(json.loads(path.read_text())):
-                where = f"{path.name}[{i}]"
-                try:
-                    data = codec.encode_record(type_name, sv.version, sample["record"])
-                except Exception as exc:  # the stored record no longer matches its own schema file
-                    failures.append(f"{where}: does not encode with its schema: {exc}")
-                    continue
-                try:
-                    decoded = codec.decode(data)
-                except DecodeError as exc:
-                    failures.append(f"{where}: {exc.reason}: {exc}")
-                    continue
-                if type(decoded.message) is not catalog.types[type_name]:
-                    failures.append(f"{where}: decoded as {type(decoded.message).__name__}")
-                if to_record_deep(decoded.message) != sample["latest"]:
-                    failures.append(
-                        f"{where}: reads as {to_record_deep(decoded.message)} != {sample['latest']}"
-                    )
-                if type_name in context.event_names:
-                    events.append(decoded.message)
-                elif type_name in context.command_names:
-                    commands.append(decoded.message)
-    # one aggregate whose log holds every version of every event, in the context's event order
-    order = {e.__name__: i for i, e in enumerate(context.events)}
-    events.sort(key=lambda e: order[type(e).__name__])
-    try:
-        state = context.fold(events)
-    except Exception as exc:
-        failures.append(f"evolve fails on the decoded samples: {type(exc).__name__}: {exc}")
-        state = context.initial_state
-    metas = [
-        EventMeta("agg-1", i + 1, type(e).__name__, "2026-01-01T00:00:00Z") for i, e in enumerate(events)
-    ]
-    for view in context.views:
-        try:
-            fold_view(view, list(zip(events, metas, strict=True)))
-        except Exception as exc:
-            failures.append(f"view {view.name} fails on the decoded samples: {type(exc).__name__}: {exc}")
-    for command in commands:
-        for current in (context.initial_state, state):
-            try:
-                context.decide(current, command)
-            except Rejected:
-                pass
-            except Exception as exc:
-                failures.append(f"decide fails on {command}: {type(exc).__name__}: {exc}")
-    return failures
+    decoded history goes through `decide`, `evolve` and every projection (the conformance check
+    of `streams.testing`). Returns the failures."""
+    return conformance(context, SAMPLES / context.name, catalog)
 
 
-@pytest.mark.parametrize("name", sorted(CONTEXTS))
+@pytest.mark.parametrize("name", sorted(contexts()))
 def test_every_stored_version_still_decodes_upcasts_and_folds(name: str) -> None:
-    context = CONTEXTS[name]
+    context = contexts()[name]
     assert gate(context, catalog_for(context)) == []
 
 

@@ -1,0 +1,251 @@
+"""Every Kafka client of the project is built here, and every consumed batch passes one error policy.
+
+Roles and what they need:
+- `write_producer`: the write path's producer (transactional unless at-least-once); big records,
+  a short retry back-off (see `retry.backoff.ms` below);
+- `producer`: an idempotent producer for derived outputs (views, sink rows, control records, commands);
+- `transactional_producer`: one-off transactions outside the write path (`streams rebuild`);
+- `group_consumer`: a member of a consumer group, `read_committed`, offsets stored explicitly;
+- `reader`: a `read_committed` consumer in a throw-away group that never commits (tools, readers);
+- `admin`: the admin client.
+
+`records()` is the one policy for errors that arrive as messages; `bounded()` is the watchdog
+for client calls that can hang; `take()` and `watermarks()` are the shared read primitives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streams.config import Settings
+
+log = logging.getLogger(__name__)
+
+_PRODUCER = {
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "batch.num.messages": 10000,
+    "compression.type": "lz4",
+}
+
+
+def write_producer(settings: Settings, transactional_id: str | None) -> Producer:
+    """The write path's producer: transactional with `transactional_id`, else idempotent only."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        **_PRODUCER,
+        "message.max.bytes": 4 * 1024 * 1024,
+        # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
+        # until the coordinator has written the commit markers; librdkafka's default 100 ms
+        # back-off then lands in the next batch's latency (the Java client retries after 20).
+        "retry.backoff.ms": 10,
+    }
+    if transactional_id is not None:
+        config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 30000})
+    return Producer(config)
+
+
+def producer(settings: Settings, *, errors_only: bool = False) -> Producer:
+    """An idempotent producer. `errors_only`: delivery callbacks run for failed records only
+    (one Python callback per output record cost more than producing it)."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, **_PRODUCER}
+    if errors_only:
+        config["delivery.report.only.error"] = True
+    return Producer(config)
+
+
+def transactional_producer(settings: Settings, transactional_id: str) -> Producer:
+    """A producer for one-off transactions (its `init_transactions` is the caller's)."""
+    return Producer(
+        {"bootstrap.servers": settings.bootstrap, **_PRODUCER, "transactional.id": transactional_id}
+    )
+
+
+def group_consumer(
+    settings: Settings,
+    group_id: str,
+    *,
+    instance_id: str | None = None,
+    client_id: str | None = None,
+    max_poll_interval_ms: int = 300000,
+    overrides: Mapping[str, Any] | None = None,
+) -> Consumer:
+    """A consumer-group member reading committed records from the earliest offset; offsets are
+    committed by the caller. `instance_id` makes it a static member (a restarted worker takes its
+    partitions back without a rebalance); `client_id` is what the group's description shows."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        "group.id": group_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": max_poll_interval_ms,
+        "fetch.wait.max.ms": 20,
+    }
+    if instance_id is not None:
+        config["group.instance.id"] = instance_id
+    if client_id is not None:
+        config["client.id"] = client_id
+    config.update(overrides or {})
+    return Consumer(config)
+
+
+def reader(settings: Settings, *, eof: bool = False, overrides: Mapping[str, Any] | None = None) -> Consumer:
+    """A `read_committed` consumer that never commits (assigned partitions, or subscribed in a
+    group of its own). `eof`: report the end of each partition as a message."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        "group.id": f"streams-reader-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        # read_committed long polls otherwise wait out fetch.wait.max.ms (500) per empty fetch
+        "fetch.wait.max.ms": 10,
+    }
+    if eof:
+        config["enable.partition.eof"] = True
+    config.update(overrides or {})
+    return Consumer(config)
+
+
+def admin(settings: Settings) -> AdminClient:
+    """The admin client."""
+    return AdminClient({"bootstrap.servers": settings.bootstrap})
+
+
+def committed_offsets(
+    settings: Settings, group_id: str, partitions: list[TopicPartition]
+) -> list[TopicPartition]:
+    """The offsets a consumer group has committed (negative: none)."""
+    consumer = reader(settings, overrides={"group.id": group_id})
+    try:
+        return list(consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
+
+
+# --- the one policy for errors that arrive as messages ----------------------------------------
+
+
+_NOT_YET = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """True when a client is unusable and must be recreated. librdkafka reports some fatal
+    consumer errors (e.g. a static member fenced after a broker restart) as code `_FATAL` on a
+    message, with `fatal()` false."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
+def is_eof(msg: Message) -> bool:
+    """True for the end-of-partition event (`enable.partition.eof`)."""
+    err = msg.error()
+    return err is not None and err.code() == KafkaError._PARTITION_EOF
+
+
+def records(batch: Iterable[Message], who: str, *, eof: set[tuple[str, int]] | None = None) -> list[Message]:
+    """The data records of a consumed batch.
+
+    End-of-partition events are dropped (and collected into `eof` when given); a fatal error
+    raises `KafkaException`, so the caller's session restarts with new clients; any other error
+    is logged and dropped: librdkafka retries those itself.
+    """
+    out = []
+    for msg in batch:
+        err = msg.error()
+        if err is None:
+            out.append(msg)
+        elif err.code() == KafkaError._PARTITION_EOF:
+            if eof is not None:
+                eof.add((msg.topic(), msg.partition()))
+        elif is_fatal(err):
+            raise KafkaException(err)
+        elif err.code() in _NOT_YET:
+            log.debug("%s: %s", who, err)  # a topic subscribed before it was created
+        else:
+            log.warning("%s: %s", who, err)
+    return out
+
+
+# --- shared read primitives -------------------------------------------------------------------
+
+
+def take(consumer: Any, max_records: int, timeout: float) -> list[Any]:
+    """Up to `max_records` records: waits at most `timeout` for the first, then takes what is
+    already fetched without waiting (librdkafka's `consume` would wait out the whole timeout)."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, timeout=0)]
+
+
+_NOT_READY = (
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+)
+
+
+def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition. A topic created a moment ago may not be in the
+    metadata or have a leader yet: such errors are retried for `wait_s`, others raised."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+# --- the watchdog for client calls that can hang ----------------------------------------------
+
+
+class StuckClient(Exception):
+    """A librdkafka call did not return in time; its clients must be abandoned."""
+
+
+CALL_TIMEOUT_S = 20.0
+
+
+def bounded(what: str, call: Callable[[], Any], timeout: float = CALL_TIMEOUT_S) -> Any:
+    """Run a blocking client call, giving up after `timeout`.
+
+    librdkafka's `send_offsets_to_transaction` can block forever, past its own timeout, when
+    the group coordinator restarts (librdkafka #5456, #5511). The caller then drops the clients;
+    the next producer with the same transactional id fences the stuck one.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"call-{what}", daemon=True).start()
+    if not done.wait(timeout):
+        raise StuckClient(f"{what} did not return within {timeout:.0f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

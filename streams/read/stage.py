@@ -1,0 +1,341 @@
+"""A read-side stage: one consumer group over co-partitioned inputs, with a store per partition.
+
+A batch is handled at least once: its output (documents, re-keyed events, DLQ records) is
+produced and acknowledged first, then the store takes the batch's writes and input positions in
+one atomic write, then the offsets are committed (only for lag monitoring: a stage resumes from
+its store's positions). A crash between those steps makes the batch run again, and the version
+check in `apply_event` makes the second run a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from streams.config import Settings
+from streams.core.views import EventMeta
+from streams.kafka import clients
+from streams.kafka.clients import take
+from streams.kafka.hosting import restart_loop
+from streams.kafka.runtime import ContextRuntime
+from streams.kafka.store import PartitionStore
+from streams.wire import headers as h
+from streams.wire.codec import DecodeError
+from streams.wire.dlq import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+def failure_reason(exc: Exception) -> str:
+    """The DLQ reason: a decode error's machine-readable reason (as on the write side), else
+    the exception's class name (a handler bug)."""
+    return exc.reason if isinstance(exc, DecodeError) else type(exc).__name__
+
+
+_META_HEADERS = frozenset({h.AGGREGATE_ID, h.AGGREGATE_VERSION, h.EVENT_TYPE, h.OCCURRED_AT})
+
+
+def event_meta(headers: list[tuple[str, bytes]] | None, key: str) -> EventMeta:
+    """The event metadata a view handler sees, from the record headers (only the four it
+    needs are decoded: this runs for every event of every view)."""
+    found = h.pick(headers, _META_HEADERS)
+    return EventMeta(
+        aggregate_id=found.get(h.AGGREGATE_ID, key),
+        aggregate_version=int(found[h.AGGREGATE_VERSION]),
+        event_type=found.get(h.EVENT_TYPE, ""),
+        occurred_at=found.get(h.OCCURRED_AT, ""),
+    )
+
+
+class HaltProjection(Exception):
+    """A handler failed and the view is configured to halt rather than dead-letter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record a batch produces once it is complete (`partition` None: the partitioner's)."""
+
+    topic: str
+    partition: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: h.Headers
+    timestamp: int = 0
+
+
+@dataclass
+class Batch:
+    """What one batch writes: store keys per partition, records to produce, positions."""
+
+    stores: dict[int, PartitionStore]
+    writes: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
+    positions: dict[int, dict[str, int]] = field(default_factory=dict)
+    out: list[Output] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    documents: dict[tuple[int, bytes], Any] = field(default_factory=dict)
+    """A view's documents as this batch left them, by (partition, key): written and published
+    once per batch however many of its events touch them."""
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """A store value as this batch left it."""
+        pending = self.writes.get(partition, {})
+        if key in pending:
+            return pending[key]
+        return self.stores[partition].get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
+        """Write (None: delete) a store key when the batch completes."""
+        self.writes.setdefault(partition, {})[key] = value
+
+    def produce(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: h.Headers | None = None,
+        timestamp: int = 0,
+    ) -> None:
+        """Produce a record when the batch completes."""
+        self.out.append(Output(topic, partition, key, value, headers or [], timestamp))
+
+    def dead_letter(self, topic: str, letter: DeadLetter) -> None:
+        """Produce a DLQ record when the batch completes."""
+        self.produce(topic, None, letter.key, letter.value, letter.headers)
+
+
+class Stage:
+    """A consumer group over co-partitioned topics, with a store per partition (one thread)."""
+
+    label = "stage"
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: ContextRuntime,
+        *,
+        group_id: str,
+        inputs: list[str],
+        data_dir: Path,
+        client_id: str,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.group_id = group_id
+        self.inputs = inputs
+        self.data_dir = data_dir
+        self.client_id = client_id
+        self.stores: dict[int, PartitionStore] = {}
+        self.error: str = ""
+        self.consumed = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._lock = threading.Lock()
+        self._lag = -1
+        self._lag_at = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run in a daemon thread."""
+        self._thread = threading.Thread(target=self.run, name=f"{self.label}-{self.group_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the current batch, leave the group, close the stores."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def destroy(self) -> None:
+        """Stop and delete the stores' files (a dropped view version)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def run(self) -> None:
+        """Consume until stopped; failures restart the session after a pause."""
+
+        def failed(exc: Exception) -> None:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._close()
+
+        try:
+            restart_loop(self.group_id, self._session, self._stop, on_failure=failed, final=(HaltProjection,))
+        except HaltProjection as exc:
+            self.error = str(exc)
+            log.error("%s halted: %s", self.group_id, exc)
+        self._close()
+
+    def _session(self) -> None:
+        self._producer = clients.producer(self.settings, errors_only=True)
+        self._consumer = clients.group_consumer(self.settings, self.group_id, client_id=self.client_id)
+        self._consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.error = ""
+        while not self._stop.is_set():
+            good = clients.records(take(self._consumer, 2000, 0.1), self.group_id)
+            if good:
+                self._batch(good)
+            self._skip_control_records()
+            self._measure_lag()
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:
+                log.debug("consumer close failed", exc_info=True)
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
+        with self._lock:
+            for store in self.stores.values():
+                store.close()
+            self.stores.clear()
+
+    # --- rebalance -------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        with self._lock:
+            for tp in partitions:
+                if tp.partition not in self.stores:
+                    self.stores[tp.partition] = PartitionStore(self.data_dir / f"p{tp.partition}")
+        consumer.assign(
+            [
+                TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
+                for tp in partitions
+            ]
+        )
+        log.info("%s: assigned %s", self.group_id, sorted({tp.partition for tp in partitions}))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        with self._lock:
+            for partition in {tp.partition for tp in partitions}:
+                store = self.stores.pop(partition, None)
+                if store is not None:
+                    store.close()
+
+    def store(self, partition: int) -> PartitionStore | None:
+        """The store of a partition this worker owns now, else None."""
+        return self.stores.get(partition)
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def _batch(self, messages: list[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        batch = Batch(dict(self.stores))
+        for msg in messages:
+            partition = msg.partition()
+            if partition not in batch.stores:
+                continue
+            self.handle(msg, batch)
+            batch.positions.setdefault(partition, {})[msg.topic()] = msg.offset() + 1
+            _, ts = msg.timestamp()
+            if ts > 0:
+                batch.timestamps.append(ts / 1000.0)
+        self.complete(batch)
+        failures: list[Any] = []
+
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(err)
+
+        for out in batch.out:
+            kwargs: dict[str, Any] = {"headers": out.headers}
+            if out.partition is not None:
+                kwargs["partition"] = out.partition
+            if out.timestamp:
+                kwargs["timestamp"] = out.timestamp
+            while True:
+                try:
+                    self._producer.produce(out.topic, out.value, out.key, on_delivery=on_delivery, **kwargs)
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+        if batch.out and self._producer.flush(60) > 0:
+            raise RuntimeError("output not acknowledged within 60s")
+        if failures:
+            raise RuntimeError(f"output not acknowledged: {failures[0]}")
+        for partition, positions in batch.positions.items():
+            batch.stores[partition].write(batch.writes.get(partition, {}), positions)
+        offsets = [
+            TopicPartition(topic, partition, offset)
+            for partition, positions in batch.positions.items()
+            for topic, offset in positions.items()
+        ]
+        self._consumer.commit(offsets=offsets, asynchronous=True)
+        self.consumed += len(messages)
+        self.after_batch(batch)
+
+    def _skip_control_records(self) -> None:
+        """Move stored positions past transaction markers the consumer has skipped.
+
+        A transactional input ends each transaction with a commit marker that is never delivered,
+        so `last offset + 1` stays one short of the high watermark after every transaction: the
+        lag would never reach 0 (and `streams replay --max-lag 0` would never switch). The
+        consumer's own position already counts those markers, and everything before it has been
+        handled by the batch just written, so it is safe to store.
+        """
+        consumer = self._consumer
+        if consumer is None or not self.stores:
+            return
+        wanted = [TopicPartition(topic, p) for p in self.stores for topic in self.inputs]
+        try:
+            positions = consumer.position(wanted)
+        except KafkaException:
+            return
+        moved: dict[int, dict[str, int]] = {}
+        for tp in positions:
+            store = self.stores.get(tp.partition)
+            if store is not None and tp.offset >= 0 and tp.offset > store.position(tp.topic):
+                moved.setdefault(tp.partition, {})[tp.topic] = tp.offset
+        if not moved:
+            return
+        for partition, topics in moved.items():
+            self.stores[partition].write({}, topics)
+        offsets = [TopicPartition(t, p, o) for p, topics in moved.items() for t, o in topics.items()]
+        consumer.commit(offsets=offsets, asynchronous=True)
+
+    def handle(self, msg: Message, batch: Batch) -> None:
+        """Fold one record into the batch (subclasses)."""
+        raise NotImplementedError
+
+    def complete(self, batch: Batch) -> None:
+        """After the batch's last record, before its output is produced (subclasses)."""
+
+    def after_batch(self, batch: Batch) -> None:
+        """Metrics after a committed batch (subclasses)."""
+
+    def lag(self) -> int:
+        """Records between this stage's positions and the head of its inputs (owned partitions),
+        as measured by the stage's own thread at most a second ago (-1: not measured yet)."""
+        return self._lag
+
+    def _measure_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None or time.monotonic() < self._lag_at:
+            return
+        self._lag_at = time.monotonic() + 1.0
+        total = 0
+        for partition, store in list(self.stores.items()):
+            for topic in self.inputs:
+                try:
+                    _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+                except KafkaException:
+                    continue
+                if high >= 0:
+                    total += max(high - store.position(topic), 0)
+        self._lag = total
+        self.on_lag(total)
+
+    def on_lag(self, lag: int) -> None:
+        """Publish a lag measurement (subclasses)."""

@@ -1,0 +1,246 @@
+"""Testing a bounded context without Kafka: given/when/then, and a conformance check.
+
+Given/when/then reads like the rules::
+
+    from streams.testing import given
+
+    given(orders, OrderPlaced("c-1", "EUR")).when(ShipOrder("DHL")).then_rejected("order_not_confirmed")
+
+The conformance check is what every context must pass (like `eventsourcing.tests`): run
+`assert_conformant(context, samples_dir)` in your test suite. `samples_dir/<Type>.v<N>.json`
+holds sample records of every historical version of every command, event and state type, each
+`{"record": <as a vN producer wrote it>, "latest": <what reading it must give>}`;
+`scaffold_samples` writes missing ones (and, with `expect=True`, refreshes `latest`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from streams.core.commands import Aggregate, CommandEnvelope, handle_command
+from streams.core.decider import BoundedContext, Rejected
+from streams.core.views import EventMeta, fold_view
+from streams.wire.codec import AvroCodec, DecodeError
+from streams.wire.jsonable import json_bytes
+from streams.wire.schemas import SchemaCatalog, SchemaVersion, catalog_for, to_record
+
+# --- given / when / then ----------------------------------------------------------------------
+
+
+class Scenario:
+    """A decider exercised the way its rules are spoken: given history, when a command."""
+
+    def __init__(self, context: BoundedContext[Any], history: tuple[Any, ...]) -> None:
+        self.context = context
+        self.state = context.fold(history)
+        self.command: Any = None
+
+    def when(self, command: Any) -> Scenario:
+        """The command under test."""
+        self.command = command
+        return self
+
+    def then(self, *expected: Any) -> Any:
+        """Assert the command is accepted with exactly these events; returns the new state."""
+        try:
+            events = list(self.context.decide(self.state, self.command))
+        except Rejected as rejection:
+            raise AssertionError(f"rejected as {rejection.reason!r}: {rejection}") from None
+        assert events == list(expected), f"expected {list(expected)}, got {events}"
+        return self.context.fold(events, self.state)
+
+    def then_rejected(self, reason: str) -> Rejected:
+        """Assert the command is rejected with this reason; returns the rejection."""
+        try:
+            events = self.context.decide(self.state, self.command)
+        except Rejected as rejection:
+            assert rejection.reason == reason, (
+                f"rejected as {rejection.reason!r}, not {reason!r}: {rejection}"
+            )
+            return rejection
+        raise AssertionError(f"expected rejection {reason!r}, got events {list(events)}")
+
+
+def given(context: BoundedContext[Any], *history: Any) -> Scenario:
+    """A scenario whose state is the fold of `history`."""
+    return Scenario(context, history)
+
+
+# --- samples of every schema version -----------------------------------------------------------
+
+
+def governed(context: BoundedContext[Any]) -> list[str]:
+    """The type names whose history is kept: commands, events and the state (snapshots)."""
+    return [t.__name__ for t in (*context.commands, *context.events, context.state_type)]
+
+
+def sample_path(samples_dir: Path, sv: SchemaVersion) -> Path:
+    """Where the samples of one schema version live."""
+    return samples_dir / f"{sv.type_name}.v{sv.version}.json"
+
+
+def to_record_deep(message: Any) -> dict[str, Any]:
+    """A message as plain JSON-like data (nested records included)."""
+    return json.loads(json.dumps(to_record(message), default=to_record_deep))  # type: ignore[no-any-return]
+
+
+def latest_of(codec: AvroCodec, sv: SchemaVersion, record: dict[str, Any]) -> dict[str, Any]:
+    """What the codec reads a vN record as (the one decode path), as a plain record."""
+    decoded = codec.decode(codec.encode_record(sv.type_name, sv.version, record))
+    return to_record_deep(decoded.message)
+
+
+def placeholder(schema: Any) -> Any:
+    """A value that fits an Avro schema (a start for a hand-written sample)."""
+    if isinstance(schema, list):
+        return placeholder(schema[0])
+    if isinstance(schema, dict):
+        kind = schema["type"]
+        if kind == "record":
+            return {f["name"]: f.get("default", placeholder(f["type"])) for f in schema["fields"]}
+        if kind == "array":
+            return [placeholder(schema["items"])]
+        if kind == "map":
+            return {"k": placeholder(schema["values"])}
+        if kind == "enum":
+            return schema["symbols"][0]
+        return placeholder(kind)
+    defaults = {"null": None, "string": "x", "long": 1, "int": 1, "boolean": False, "double": 1.0}
+    return defaults.get(str(schema))
+
+
+def scaffold_samples(context: BoundedContext[Any], samples_dir: Path, *, expect: bool = False) -> list[Path]:
+    """Write a placeholder sample for every version that has none (edit it into a realistic
+    record); with `expect`, rewrite every sample's `latest` from the code. Returns the files
+    written."""
+    catalog = catalog_for(context)
+    codec = AvroCodec.offline(catalog)
+    written = []
+    for type_name in governed(context):
+        for sv in catalog.versions(type_name):
+            path = sample_path(samples_dir, sv)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                record = placeholder(json.loads(sv.text))
+                samples = [{"record": record, "latest": latest_of(codec, sv, record)}]
+            elif expect:
+                samples = json.loads(path.read_text())
+                for sample in samples:
+                    sample["latest"] = latest_of(codec, sv, sample["record"])
+            else:
+                continue
+            path.write_text(json.dumps(samples, indent=2, sort_keys=True) + "\n")
+            written.append(path)
+    return written
+
+
+# --- the conformance check ----------------------------------------------------------------------
+
+
+def conformance(
+    context: BoundedContext[Any], samples_dir: Path, catalog: SchemaCatalog | None = None
+) -> list[str]:
+    """Every failure of `context` against the rules every context must keep (empty: conformant).
+
+    1. every stored sample of every schema version decodes (through Avro resolution and the
+       upcasters) to its expected latest record, as an instance of the latest class;
+    2. the decoded events fold (`evolve` is total over every version), and every view folds them;
+    3. `decide` raises nothing but `Rejected` on the decoded commands;
+    4. the state a command leaves equals the fold of the events it accepted, and every state
+       survives the state codec's round trip (RocksDB and the changelog keep it encoded).
+    """
+    catalog = catalog or catalog_for(context)
+    codec = AvroCodec.offline(catalog)
+    failures: list[str] = []
+    events: list[Any] = []
+    commands: list[Any] = []
+    for type_name in governed(context):
+        for sv in catalog.versions(type_name):
+            path = sample_path(samples_dir, sv)
+            if not path.exists():
+                failures.append(f"{path}: no sample for {type_name} v{sv.version}")
+                continue
+            for i, sample in enumerate(json.loads(path.read_text())):
+                decoded = _decode_sample(codec, catalog, sv, sample, f"{path.name}[{i}]", failures)
+                if decoded is None:
+                    continue
+                if type_name in context.event_names:
+                    events.append(decoded)
+                elif type_name in context.command_names:
+                    commands.append(decoded)
+    # one aggregate whose log holds every version of every event, in the context's event order
+    order = {e.__name__: i for i, e in enumerate(context.events)}
+    events.sort(key=lambda e: order[type(e).__name__])
+    try:
+        state = context.fold(events)
+    except Exception as exc:
+        failures.append(f"evolve fails on the decoded samples: {type(exc).__name__}: {exc}")
+        state = context.initial_state
+    metas = [
+        EventMeta("agg-1", i + 1, type(e).__name__, "2026-01-01T00:00:00Z") for i, e in enumerate(events)
+    ]
+    for view in context.views:
+        try:
+            for document in fold_view(view, list(zip(events, metas, strict=True))).values():
+                json_bytes(document.state)
+        except Exception as exc:
+            failures.append(f"view {view.name} fails on the decoded samples: {type(exc).__name__}: {exc}")
+    for command in commands:
+        for current in (Aggregate(0, context.initial_state), Aggregate(len(events), state)):
+            failures += _check_command(context, codec, current, command)
+    return failures
+
+
+def assert_conformant(context: BoundedContext[Any], samples_dir: Path) -> None:
+    """AssertionError listing every conformance failure of `context`."""
+    failures = conformance(context, samples_dir)
+    assert not failures, f"{context.name} is not conformant:\n" + "\n".join(failures)
+
+
+def _decode_sample(
+    codec: AvroCodec,
+    catalog: SchemaCatalog,
+    sv: SchemaVersion,
+    sample: dict[str, Any],
+    where: str,
+    failures: list[str],
+) -> Any:
+    try:
+        data = codec.encode_record(sv.type_name, sv.version, sample["record"])
+    except Exception as exc:  # the stored record no longer matches its own schema file
+        failures.append(f"{where}: does not encode with its schema: {exc}")
+        return None
+    try:
+        decoded = codec.decode(data)
+    except DecodeError as exc:
+        failures.append(f"{where}: {exc.reason}: {exc}")
+        return None
+    if type(decoded.message) is not catalog.types[sv.type_name]:
+        failures.append(f"{where}: decoded as {type(decoded.message).__name__}")
+    if to_record_deep(decoded.message) != sample["latest"]:
+        failures.append(f"{where}: reads as {to_record_deep(decoded.message)} != {sample['latest']}")
+    return decoded.message
+
+
+def _check_command(
+    context: BoundedContext[Any], codec: AvroCodec, current: Aggregate[Any], command: Any
+) -> list[str]:
+    envelope = CommandEnvelope(command_id="conformance", aggregate_id="agg-1", command=command)
+    try:
+        outcome = handle_command(context, current, envelope)
+    except Exception as exc:
+        return [f"decide fails on {command}: {type(exc).__name__}: {exc}"]
+    failures = []
+    events = [event for _, event in outcome.events]
+    if outcome.aggregate.state != context.fold(events, current.state):
+        failures.append(f"{command}: the state differs from the fold of its events")
+    try:
+        restored = codec.decode(codec.encode(outcome.aggregate.state)).message
+    except Exception as exc:
+        failures.append(f"{command}: the state does not encode: {type(exc).__name__}: {exc}")
+    else:
+        if restored != outcome.aggregate.state:
+            failures.append(f"{command}: the state changes through its codec: {restored}")
+    return failures

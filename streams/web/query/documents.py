@@ -1,0 +1,185 @@
+"""`GET /<ctx>/views`, `/<ctx>/views/<view>` (filtered pages) and `/<ctx>/views/<view>/<id>`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+
+from streams.config import Settings
+from streams.read.projector import DOC_PREFIX, ViewProjector, decode_document
+from streams.read.readside import ContextReadSide, WorkerReadSide, status
+from streams.web.query.params import BadParameter, document_json, int_param, timeout_param
+from streams.web.query.routing import Router
+from streams.web.responses import ok, problem
+from streams.wire.topics import partition_for
+
+RESERVED = frozenset({"limit", "after", "routed", "local", "access_token"})
+"""Query parameters of a list request that are not filters."""
+
+
+class DocumentEndpoints:
+    """Read models: what each view serves, one document, filtered pages."""
+
+    def __init__(self, settings: Settings, read_side: WorkerReadSide, router: Router) -> None:
+        self.settings = settings
+        self.read_side = read_side
+        self.router = router
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        """This group's routes."""
+        return [
+            web.get("/{context}/views", self.views),
+            web.get("/{context}/views/{view}", self.page),
+            web.get("/{context}/views/{view}/{entity_id}", self.document),
+        ]
+
+    def _side(self, context: str) -> ContextReadSide:
+        side = self.read_side.sides.get(context)
+        if side is None:
+            raise LookupError(f"unknown context {context!r}")
+        return side
+
+    def _view(self, side: ContextReadSide, view: str) -> None:
+        if view not in side.views:
+            raise LookupError(f"unknown view {view!r}; known: {', '.join(side.views)}")
+
+    async def views(self, request: web.Request) -> web.Response:
+        """`GET /<ctx>/views`: each view version, served or building, with its lag and error."""
+        context = request.match_info["context"]
+        try:
+            side = self._side(context)
+        except LookupError as exc:
+            return problem(404, str(exc))
+        return ok({"context": context, "worker": self.read_side.url, "views": status(side)})
+
+    async def document(self, request: web.Request) -> web.Response:
+        """`GET /<ctx>/views/<view>/<id>`, waiting for `min_version` / `min_offset` if asked."""
+        context, view, entity_id = (request.match_info[k] for k in ("context", "view", "entity_id"))
+        query = request.query
+        try:
+            side = self._side(context)
+            self._view(side, view)
+            min_version = int_param(query, "min_version", None, low=0)
+            min_offset = int_param(query, "min_offset", None, low=0)
+            timeout = timeout_param(query)
+            aggregate_id = query.get("aggregate_id") or entity_id
+            repartitioned = side.views[view].repartitioned
+            if min_offset is not None and repartitioned:
+                raise BadParameter(f"min_offset: {view} is re-keyed; use min_version and aggregate_id")
+            if repartitioned and min_version is not None and "aggregate_id" not in query:
+                raise BadParameter(f"aggregate_id is required with min_version on {view}")
+        except BadParameter as exc:
+            return problem(400, str(exc))
+        except LookupError as exc:
+            return problem(404, str(exc))
+        version = side.active(view)
+        partition = partition_for(entity_id.encode(), self.settings.partitions)
+
+        async def local() -> web.Response | None:
+            projector = side.projector(view, version)
+            if projector is None or projector.store(partition) is None:
+                return None
+            deadline = time.monotonic() + timeout
+            while True:
+                store = projector.store(partition)
+                if store is None:
+                    return None
+                raw = store.get(DOC_PREFIX + entity_id.encode())
+                doc = None if raw is None else decode_document(entity_id, raw)
+                reached = True
+                if min_version is not None:
+                    reached = doc is not None and doc.seen(aggregate_id) >= min_version
+                if min_offset is not None:
+                    reached = reached and store.position(projector.inputs[0]) > min_offset
+                if reached:
+                    break
+                if time.monotonic() >= deadline:
+                    at = doc.seen(aggregate_id) if doc is not None else 0
+                    return problem(
+                        504,
+                        f"{view} has not reached version {min_version} of {aggregate_id} "
+                        f"(or offset {min_offset}) within {timeout}s; it is at version {at}",
+                    )
+                await asyncio.sleep(0.02)
+            if doc is None or doc.state is None:
+                return problem(404, f"no {view} document with id {entity_id!r}")
+            return ok({**document_json(view, doc), "version_served": version})
+
+        group = side.runtime.groups.view(view, version)
+        return await self.router.routed(request, group, partition, local)
+
+    async def page(self, request: web.Request) -> web.Response:
+        """`GET /<ctx>/views/<view>?<field>=<value>&limit=&after=`: documents in id order."""
+        context, view = request.match_info["context"], request.match_info["view"]
+        query = request.query
+        try:
+            side = self._side(context)
+            self._view(side, view)
+            limit = int_param(query, "limit", 50, low=1, high=1000)
+            after = query.get("after", "")
+            fields = side.views[view].list_fields
+            filters = {}
+            for name, value in query.items():
+                if name in RESERVED:
+                    continue
+                if name not in fields:
+                    allowed = ", ".join(fields) or "none"
+                    raise BadParameter(f"{name} is not a filter of {view} (filters: {allowed})")
+                filters[name] = value
+        except BadParameter as exc:
+            return problem(400, str(exc))
+        except LookupError as exc:
+            return problem(404, str(exc))
+        version = side.active(view)
+        projector = side.projector(view, version)
+        if query.get("local"):
+            local_items = local_page(projector, view, after, limit, filters) if projector else []
+            owned = sorted(projector.stores) if projector else []
+            return ok({"items": local_items, "partitions": owned})
+        group = side.runtime.groups.view(view, version)
+        owners = await self.router.owners(group)
+        if len(owners) < self.settings.partitions:
+            owners = await self.router.owners(group, refresh=True)
+        items = []
+        covered: set[int] = set()
+        for url in sorted(set(owners.values())):
+            if url == self.read_side.url and projector is not None:
+                items += local_page(projector, view, after, limit, filters)
+                covered.update(projector.stores)
+                continue
+            remote = {**query, "local": "1", "routed": "1", "limit": str(limit)}
+            _, body = await self.router.get(url, request.url.path, remote)
+            items += body["items"]
+            covered.update(body["partitions"])
+        items.sort(key=lambda item: item["entity_id"])
+        page = items[:limit]
+        return ok(
+            {
+                "items": page,
+                "next": page[-1]["entity_id"] if len(items) > limit else None,
+                "complete": len(covered) >= self.settings.partitions,
+                "version_served": version,
+            }
+        )
+
+
+def local_page(
+    projector: ViewProjector, view: str, after: str, limit: int, filters: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Up to `limit` documents per owned partition after `after` that match `filters`."""
+    items: list[dict[str, Any]] = []
+    start = DOC_PREFIX + after.encode() + b"\x00" if after else None
+    for store in list(projector.stores.values()):
+        found = 0
+        for key, raw in store.scan(DOC_PREFIX, start):
+            doc = decode_document(key[len(DOC_PREFIX) :].decode(), raw)
+            if doc.state is None or any(str(doc.state.get(k)) != v for k, v in filters.items()):
+                continue
+            items.append(document_json(view, doc))
+            found += 1
+            if found >= limit:
+                break
+    return items

@@ -1,0 +1,1 @@
+"""Real-time publishing over WebSocket and SSE (see `streams.web.realtime.endpoints`)."""

@@ -1,0 +1,30 @@
+"""The worker's HTTP surface assembled: auth first, then every endpoint group's routes.
+
+One routing style: each endpoint group is a class with a `routes()` list of aiohttp route
+definitions, added to the Faust worker's aiohttp application before it starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from streams.config import Settings
+from streams.web import auth
+
+
+class EndpointGroup(Protocol):
+    """A set of related endpoints."""
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        """The group's routes."""
+
+
+def install(faust_app: Any, settings: Settings, groups: Iterable[EndpointGroup]) -> None:
+    """Add the auth middleware and every group's routes to a Faust app's web application."""
+    web_app: web.Application = faust_app.web.web_app
+    auth.install(web_app, settings)
+    for group in groups:
+        web_app.router.add_routes(group.routes())

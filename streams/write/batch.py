@@ -1,0 +1,190 @@
+"""A decided batch of commands (typed records of what it will write) and the writer that produces it.
+
+The intake (`streams.write.intake`) fills a `DecidedBatch` without touching Kafka; the
+`BatchWriter` produces it inside the processor's transaction: events, results (with their
+events' predicted offsets), DLQ records, snapshots and the state changelog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Message, Producer
+
+from streams.core.commands import Aggregate, AggregateSnapshot, CommandResult
+from streams.kafka.runtime import ContextRuntime
+from streams.wire import headers as h
+from streams.wire.dlq import DeadLetter
+from streams.wire.schemas import to_record
+from streams.write.appends import EventAppend
+from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event to append: the partition of its command, its key, Avro value and headers."""
+
+    partition: int
+    key: bytes
+    value: bytes
+    headers: h.Headers
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingResult:
+    """A command's result, and the positions (in the batch's events) of the events it caused."""
+
+    partition: int
+    result: CommandResult
+    event_indexes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSnapshot:
+    """A snapshot of an aggregate at the version of the batch's event number `last_event`."""
+
+    partition: int
+    aggregate_id: str
+    aggregate: Aggregate[Any]
+    last_event: int
+
+
+@dataclass(slots=True)
+class DecidedBatch:
+    """What one batch will write, kept apart from RocksDB until the transaction commits.
+
+    Aggregates and results stay objects until the batch is produced, so an aggregate touched
+    by several commands of a batch is decoded at most once and encoded once (`states`).
+    """
+
+    processed_at: str
+    aggregates: dict[int, dict[bytes, Aggregate[Any]]] = field(default_factory=dict)
+    """The last state of each aggregate the batch changed, by partition and key."""
+    states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    """`aggregates`, encoded for the changelog (filled once the batch is decided)."""
+    events: list[PendingEvent] = field(default_factory=list)
+    results: list[PendingResult] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    snapshots: list[PendingSnapshot] = field(default_factory=list)
+    offsets: dict[int, int] = field(default_factory=dict)
+    """The next command offset of each partition once the batch is committed."""
+    timestamps: list[float] = field(default_factory=list)
+    """The commands' record timestamps (seconds), for the latency metric."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenBatch:
+    """A batch in flight: its events, the store writes per partition, and the changelog's end
+    offset per partition (filled in as the broker acknowledges)."""
+
+    events: EventAppend
+    store_writes: dict[int, dict[bytes, bytes]]
+    changelog_end: dict[int, int]
+
+
+class BatchWriter:
+    """Produces decided batches of one context with one producer.
+
+    `next_event_offset` is where each events partition's next record will land (kept across
+    batches by the caller); `high_watermark(partition)` is asked once per partition it lacks.
+    `exactly_once`: inside a transaction only each partition's first and last event and last
+    changelog record report their delivery (a failed record fails the commit anyway).
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        runtime: ContextRuntime,
+        next_event_offset: dict[int, int],
+        high_watermark: Callable[[int], int],
+        *,
+        exactly_once: bool,
+    ) -> None:
+        self.producer = producer
+        self.runtime = runtime
+        self.next_event_offset = next_event_offset
+        self.high_watermark = high_watermark
+        self.exactly_once = exactly_once
+
+    def write(self, batch: DecidedBatch, wait_for_offsets: Callable[[EventAppend], None]) -> WrittenBatch:
+        """Produce everything `batch` writes. `wait_for_offsets` runs after the events when the
+        offsets cannot be predicted (no transaction to abort on a misprediction)."""
+        producer, topics, codec = self.producer, self.runtime.topics, self.runtime.codec
+        events = self._produce_events(batch)
+        if not self.exactly_once:
+            wait_for_offsets(events)
+        writes: dict[int, dict[bytes, bytes]] = {}
+        for partition, encoded in batch.states.items():
+            target = writes.setdefault(partition, {})
+            for key, value in encoded.items():
+                target[AGGREGATE_PREFIX + key] = value
+        for letter in batch.dead_letters:
+            producer.produce(topics.dlq, letter.value, letter.key, headers=letter.headers)
+        event_offsets = events.offsets
+        for pending in batch.results:
+            result = pending.result
+            record = to_record(result)
+            if pending.event_indexes:
+                record["event_offsets"] = [event_offsets[i] for i in pending.event_indexes]
+                record["event_partition"] = pending.partition
+            value = codec.encode_as(CommandResult, record)
+            command_id = result.command_id.encode()
+            producer.produce(topics.results, value, command_id, partition=pending.partition)
+            if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
+                writes.setdefault(pending.partition, {})[COMMAND_PREFIX + command_id] = value
+        for snap in batch.snapshots:
+            snapshot = AggregateSnapshot(
+                aggregate_id=snap.aggregate_id,
+                aggregate_type=self.runtime.context.aggregate_type,
+                version=snap.aggregate.version,
+                state=codec.encode(snap.aggregate.state),
+                event_partition=snap.partition,
+                event_offset=event_offsets[snap.last_event],
+                taken_at=batch.processed_at,
+            )
+            producer.produce(
+                topics.snapshots, codec.encode(snapshot), snap.aggregate_id.encode(), partition=snap.partition
+            )
+        changelog_end: dict[int, int] = {}
+
+        def track(err: Any, record: Message) -> None:
+            if err is None:
+                p = record.partition()
+                changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
+
+        # The store's changelog position is its last record's offset + 1. In a transaction only
+        # that record is reported: a failure of any other fails the commit.
+        changelog = topics.changelog
+        for partition, partition_writes in writes.items():
+            last = len(partition_writes) - 1
+            for i, (key, value) in enumerate(partition_writes.items()):
+                if i == last or not self.exactly_once:
+                    producer.produce(changelog, value, key, partition=partition, on_delivery=track)
+                else:
+                    producer.produce(changelog, value, key, partition=partition)
+        return WrittenBatch(events, writes, changelog_end)
+
+    def _produce_events(self, batch: DecidedBatch) -> EventAppend:
+        """Produce the batch's events, numbered from the predicted next offset of each partition."""
+        producer = self.producer
+        append = EventAppend(self.next_event_offset, sparse=self.exactly_once)
+        last_of = {e.partition: i for i, e in enumerate(batch.events)}
+        for partition in last_of.keys() - self.next_event_offset.keys():
+            self.next_event_offset[partition] = self.high_watermark(partition)
+        events_topic = self.runtime.topics.events
+        on_event = append.on_delivery
+        for i, event in enumerate(batch.events):
+            partition = event.partition
+            if append.number(partition, last=last_of[partition] == i):
+                producer.produce(
+                    events_topic, event.value, event.key, partition=partition, headers=event.headers,
+                    on_delivery=on_event,
+                )  # fmt: skip
+            else:
+                producer.produce(
+                    events_topic, event.value, event.key, partition=partition, headers=event.headers
+                )
+        return append

@@ -1,0 +1,288 @@
+"""Deciding a batch of command records, without Kafka: the write side's intake.
+
+For each record, in order: records with no key, an oversized value, a key that is not UTF-8 or
+a value that cannot be decoded are dead-lettered with their reason; a command id seen before
+returns its first result (flagged `duplicate`) and appends nothing, also within the batch; an
+event type sent as a command and a malformed `expected_version` are rejected; otherwise
+`handle_command` checks the expected version and runs `decide` and `evolve` over the aggregate
+as the batch left it. A command that would grow an aggregate's encoded state past the limit is
+rejected as `aggregate_too_large` (its state's changelog record must fit the broker's limit).
+
+The committed state comes from a `StateReader`; the outcome is a `DecidedBatch` of typed
+records that the processor produces in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from confluent_kafka import Message
+
+from streams.core.clock import utc_now
+from streams.core.commands import Aggregate, CommandEnvelope, CommandResult, handle_command
+from streams.core.decider import BoundedContext
+from streams.wire import headers as h
+from streams.wire.codec import AvroCodec, DecodeError
+from streams.wire.dlq import dead_letter, source_of
+from streams.write.batch import DecidedBatch, PendingEvent, PendingResult, PendingSnapshot
+from streams.write.changelog import encode_aggregate
+
+log = logging.getLogger(__name__)
+
+
+class StateReader(Protocol):
+    """The committed state the intake decides against."""
+
+    def aggregate(self, partition: int, key: bytes) -> Aggregate[Any] | None:
+        """The aggregate as committed (None: it has no event yet)."""
+
+    def command_result(self, partition: int, command_id: bytes) -> CommandResult | None:
+        """The first result of a command id, when one was remembered."""
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """The intake's limits (from `Settings`)."""
+
+    max_record_bytes: int
+    """A larger command record is dead-lettered as `oversized_record`."""
+    max_state_bytes: int
+    """A command that would grow an aggregate's encoded state past this is rejected."""
+    snapshot_every: int
+    """A snapshot each time an aggregate's version crosses a multiple of this (0: none)."""
+
+
+class BatchDecider:
+    """Decides batches of one context's command records against a `StateReader`."""
+
+    def __init__(self, context: BoundedContext[Any], codec: AvroCodec, limits: IntakeLimits) -> None:
+        self.context = context
+        self.codec = codec
+        self.limits = limits
+
+    def decide(
+        self,
+        messages: Sequence[Message],
+        state: StateReader,
+        owned: Container[int],
+        processed_at: str | None = None,
+    ) -> DecidedBatch:
+        """Decide every record of a partition this worker `owned`s; nothing is produced.
+
+        An aggregate whose final state in the batch would be too large is decided again with
+        the size checked after each of its commands, so the commands before the limit pass.
+        """
+        processed_at = processed_at or utc_now()
+        batch = self._decide(messages, state, owned, processed_at, frozenset())
+        oversized = frozenset(
+            (p, key)
+            for p, encoded in batch.states.items()
+            for key, value in encoded.items()
+            if len(value) > self.limits.max_state_bytes
+        )
+        if oversized:
+            batch = self._decide(messages, state, owned, processed_at, oversized)
+        return batch
+
+    def _decide(
+        self,
+        messages: Sequence[Message],
+        state: StateReader,
+        owned: Container[int],
+        processed_at: str,
+        watch: frozenset[tuple[int, bytes]],
+    ) -> DecidedBatch:
+        intake = _Intake(self, state, DecidedBatch(processed_at), watch)
+        for msg in messages:
+            partition = msg.partition()
+            if partition not in owned:
+                continue  # revoked meanwhile: its new owner processes it
+            intake.batch.offsets[partition] = msg.offset() + 1
+            intake.handle(msg, partition)
+        encode = self.codec
+        intake.batch.states = {
+            partition: {key: encode_aggregate(encode, a) for key, a in aggregates.items()}
+            for partition, aggregates in intake.batch.aggregates.items()
+        }
+        return intake.batch
+
+
+class _Intake:
+    """One pass over a batch's records."""
+
+    def __init__(
+        self,
+        decider: BatchDecider,
+        state: StateReader,
+        batch: DecidedBatch,
+        watch: frozenset[tuple[int, bytes]],
+    ) -> None:
+        self.context = decider.context
+        self.codec = decider.codec
+        self.limits = decider.limits
+        self.state = state
+        self.batch = batch
+        self.watch = watch
+        """Aggregates whose state is checked against the size limit after each command."""
+        self.seen: dict[int, dict[bytes, CommandResult]] = {}
+
+    def handle(self, msg: Message, partition: int) -> None:
+        raw_key, raw_value = msg.key(), msg.value()
+        meta = h.as_dict(msg.headers())
+        _, ts = msg.timestamp()
+        if ts > 0:
+            self.batch.timestamps.append(ts / 1000.0)
+        if not raw_key:
+            return self._dead_letter(msg, partition, "missing_aggregate_id", "the record has no key")
+        size = len(raw_value or b"")
+        if size > self.limits.max_record_bytes:
+            detail = f"{size} bytes > limit of {self.limits.max_record_bytes}"
+            return self._dead_letter(msg, partition, "oversized_record", detail)
+        try:
+            aggregate_id = raw_key.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._dead_letter(msg, partition, "malformed_key", "the key is not UTF-8")
+        command_id = meta.get(h.COMMAND_ID) or source_of(msg.topic(), partition, msg.offset())
+        original = self._seen(partition, command_id.encode())
+        if original is not None:
+            self.batch.results.append(PendingResult(partition, replace(original, duplicate=True)))
+            return None
+        try:
+            decoded = self.codec.decode(raw_value)
+        except DecodeError as exc:
+            return self._dead_letter(msg, partition, exc.reason, str(exc))
+        current = self._aggregate(partition, raw_key)
+        command_type = decoded.type_name
+        if command_type not in self.context.command_names:
+            detail = f"{command_type} is not a command of {self.context.name}"
+            return self._reject(
+                partition, command_id, aggregate_id, command_type, current, "unknown_command_type", detail
+            )
+        expected_raw = meta.get(h.EXPECTED_VERSION)
+        try:
+            expected = int(expected_raw) if expected_raw not in (None, "") else None
+        except ValueError:
+            detail = f"{expected_raw!r} is not an integer"
+            return self._reject(
+                partition, command_id, aggregate_id, command_type, current, "invalid_expected_version", detail
+            )
+        envelope = CommandEnvelope(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            command=decoded.message,
+            expected_version=expected,
+            correlation_id=meta.get(h.CORRELATION_ID, ""),
+            actor=meta.get(h.ACTOR, ""),
+        )
+        outcome = handle_command(self.context, current, envelope, self.batch.processed_at)
+        if outcome.events and (partition, raw_key) in self.watch:
+            size = len(encode_aggregate(self.codec, outcome.aggregate))
+            if size > self.limits.max_state_bytes:
+                limit = self.limits.max_state_bytes
+                detail = f"the state would reach {size} bytes (limit {limit}, STREAMS_MAX_STATE_BYTES)"
+                return self._reject(
+                    partition, command_id, aggregate_id, command_type, current, "aggregate_too_large", detail
+                )
+        self._append(partition, raw_key, envelope, outcome.events)
+        indexes = tuple(range(len(self.batch.events) - len(outcome.events), len(self.batch.events)))
+        if outcome.events:
+            self.batch.aggregates.setdefault(partition, {})[raw_key] = outcome.aggregate
+            every = self.limits.snapshot_every
+            if every > 0 and outcome.aggregate.version // every > current.version // every:
+                self.batch.snapshots.append(
+                    PendingSnapshot(partition, aggregate_id, outcome.aggregate, indexes[-1])
+                )
+        self._result(partition, outcome.result, indexes)
+        return None
+
+    def _append(
+        self, partition: int, raw_key: bytes, envelope: CommandEnvelope, events: tuple[tuple[int, Any], ...]
+    ) -> None:
+        codec, batch = self.codec, self.batch
+        for version, event in events:
+            event_type = type(event).__name__
+            headers = h.event_headers(
+                event_type=event_type,
+                schema_version=codec.version_of(type(event)),
+                aggregate_type=self.context.aggregate_type,
+                aggregate_id=envelope.aggregate_id,
+                aggregate_version=version,
+                command_id=envelope.command_id,
+                correlation_id=envelope.correlation_id,
+                occurred_at=batch.processed_at,
+                actor=envelope.actor,
+            )
+            batch.events.append(PendingEvent(partition, raw_key, codec.encode(event), headers, event_type))
+
+    def _aggregate(self, partition: int, key: bytes) -> Aggregate[Any]:
+        """The aggregate as this batch left it, else as committed."""
+        in_batch = self.batch.aggregates.get(partition, {}).get(key)
+        if in_batch is not None:
+            return in_batch
+        committed = self.state.aggregate(partition, key)
+        return committed if committed is not None else Aggregate(0, self.context.initial_state)
+
+    def _seen(self, partition: int, command_id: bytes) -> CommandResult | None:
+        """The first result of a command id, from this batch or the committed state."""
+        in_batch = self.seen.get(partition, {}).get(command_id)
+        if in_batch is not None:
+            return in_batch
+        return self.state.command_result(partition, command_id)
+
+    def _result(self, partition: int, result: CommandResult, indexes: tuple[int, ...] = ()) -> None:
+        """Publish a command's first result and remember it for repeated command ids."""
+        self.batch.results.append(PendingResult(partition, result, indexes))
+        self.seen.setdefault(partition, {})[result.command_id.encode()] = result
+
+    def _reject(
+        self,
+        partition: int,
+        command_id: str,
+        aggregate_id: str,
+        command_type: str,
+        current: Aggregate[Any],
+        reason: str,
+        detail: str,
+    ) -> None:
+        result = CommandResult(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            command_type=command_type,
+            status="rejected",
+            aggregate_version=current.version,
+            reason=reason,
+            detail=detail,
+            processed_at=self.batch.processed_at,
+        )
+        self._result(partition, result)
+
+    def _dead_letter(self, msg: Message, partition: int, reason: str, detail: str) -> None:
+        """Keep the record's bytes with the reason. A waiting client gets a `rejected` result,
+        which is not remembered: the same command id sent again, well-formed, is processed."""
+        source = source_of(msg.topic(), partition, msg.offset())
+        letter = dead_letter(
+            key=msg.key(),
+            value=msg.value(),
+            headers=msg.headers(),
+            reason=reason,
+            detail=detail,
+            source=source,
+        )
+        self.batch.dead_letters.append(letter)
+        command_id = h.as_dict(msg.headers()).get(h.COMMAND_ID)
+        if command_id:
+            result = CommandResult(
+                command_id=command_id,
+                aggregate_id=(msg.key() or b"").decode("utf-8", "replace"),
+                command_type="",
+                status="rejected",
+                aggregate_version=-1,
+                reason=reason,
+                detail=detail,
+                processed_at=self.batch.processed_at,
+            )
+            self.batch.results.append(PendingResult(partition, result))
+        log.warning("%s: %s to DLQ: %s (%s)", self.context.name, source, reason, detail)
