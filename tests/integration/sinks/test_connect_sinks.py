@@ -61,8 +61,8 @@ class PrivateConnect:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         suffix = uuid.uuid4().hex[:8]
-        stack_data = Path(os.environ.get("STREAMS_STACK_DATA", ROOT / ".stack"))  # as ops/stack.env
-        shared = (stack_data / "conf" / "connect-distributed.properties").read_text()
+        self.conf = Path(os.environ.get("STREAMS_STACK_DATA", ROOT / ".stack")) / "conf"  # as ops/stack.env
+        shared = (self.conf / "connect-distributed.properties").read_text()
         props = []
         overrides = {
             "bootstrap.servers": bootstrap,
@@ -98,7 +98,7 @@ class PrivateConnect:
                 "java",
                 "-Xms128m",
                 "-Xmx512m",
-                f"-Dlog4j2.configurationFile={ROOT / '.stack' / 'conf' / 'log4j2.properties'}",
+                f"-Dlog4j2.configurationFile={self.conf / 'log4j2.properties'}",
                 "-Djava.awt.headless=true",
                 "-cp",
                 f"{self.lib}/*",
