@@ -27,7 +27,7 @@ from streams.read.stage import event_meta
 from streams.wire import headers as h
 from streams.wire.jsonable import to_json
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed, warmed_client
+from tests.integration.workers import Deployment, deployed
 
 pytestmark = pytest.mark.integration
 SUMMARY, BY_CUSTOMER = VIEWS
@@ -39,12 +39,6 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         tmp_path_factory.mktemp("worker"), "r", STREAMS_SNAPSHOT_EVERY="5", STREAMS_SINKS="0"
     ) as dep:
         yield dep
-
-
-@pytest.fixture(scope="module")
-def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with warmed_client(deployment.settings()) as c:
-        yield c
 
 
 def get(dep: Deployment, path: str, **query: Any) -> tuple[int, Any]:

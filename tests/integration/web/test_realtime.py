@@ -28,7 +28,7 @@ from streams.contexts.orders import AddItem, PlaceOrder
 from streams.web.realtime.subscription import encode_token
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed, warmed_client
+from tests.integration.workers import Deployment, deployed
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +47,6 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         STREAMS_REALTIME_BUFFER="50",
     ) as dep:
         yield dep
-
-
-@pytest.fixture(scope="module")
-def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with warmed_client(deployment.settings()) as c:
-        yield c
 
 
 def base_url(dep: Deployment) -> str:

@@ -32,7 +32,7 @@ from streams.wire.codec import AvroCodec, IncompatibleSchema, NoUpcasterPath
 from streams.wire.governance import Subject, check, register
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, load_schema_file
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed, warmed_client
+from tests.integration.workers import Deployment, deployed
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,6 @@ pytestmark = pytest.mark.integration
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     with deployed(tmp_path_factory.mktemp("worker"), "v", STREAMS_SINKS="0") as dep:
         yield dep
-
-
-@pytest.fixture(scope="module")
-def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with warmed_client(deployment.settings()) as c:
-        yield c
 
 
 def view(dep: Deployment, name: str, entity: str, **query: Any) -> tuple[int, Any]:

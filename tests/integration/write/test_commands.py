@@ -20,7 +20,7 @@ from streams.read.fold import aggregate_from_log
 from streams.wire import headers as h
 from streams.write.changelog import aggregate_from_changelog
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed, warmed_client
+from tests.integration.workers import Deployment, deployed
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +31,6 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         tmp_path_factory.mktemp("worker"), "t", STREAMS_SNAPSHOT_EVERY="3", STREAMS_MAX_STATE_BYTES="4000"
     ) as dep:
         yield dep
-
-
-@pytest.fixture(scope="module")
-def client(deployment: Deployment) -> Iterator[CommandClient]:
-    with warmed_client(deployment.settings()) as c:
-        yield c
 
 
 def raw_producer(stack: StackEndpoints) -> Producer:
