@@ -70,7 +70,7 @@ def bench_replay(settings: Settings, runtime: ContextRuntime, results: dict[str,
     """(a) Replay of VIEW next to its caught-up live version, then a bare consume of the log."""
     view = next(v for v in runtime.context.views if v.name == VIEW)
     one_view = replace(runtime, context=replace(runtime.context, views=(view,)))
-    side = ContextReadSide(settings, one_view, worker_id="bench", url="http://127.0.0.1:0")
+    side = ContextReadSide(settings, one_view, worker_id="bench", client_id="bench")
     started = time.perf_counter()
     side.start()
     try:

@@ -16,15 +16,18 @@ from streams.config import Settings
 from streams.contexts.registry import get_context
 from streams.kafka.hosting import Runnable, hosted
 from streams.kafka.runtime import Runtimes
+from streams.kafka.secret import DeploymentSecret
 from streams.read.readside import WorkerReadSide
 from streams.sinks.deriver import SinkDeriver
 from streams.web import server
+from streams.web.auth import check_advertised_url
 from streams.web.commands import CommandEndpoints
 from streams.web.health import HealthEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
 from streams.web.query.routing import Router
 from streams.web.realtime.endpoints import RealtimeEndpoints
+from streams.wire.signing import signed_url
 from streams.write.processor import CommandProcessor
 
 log = logging.getLogger(__name__)
@@ -57,11 +60,16 @@ app = faust.App(
     topic_allow_declare=True,
 )
 
+check_advertised_url(settings.self_url())  # fail at start, not at the first forwarded request
 contexts = {name: get_context(name) for name in settings.contexts}
 runtimes = Runtimes(settings, contexts)
-read_side = WorkerReadSide(
-    settings, runtimes, worker_id=worker_id(settings), url=f"http://127.0.0.1:{settings.web_port}"
-)
+secret = DeploymentSecret(settings)
+read_side = WorkerReadSide(settings, runtimes, worker_id=worker_id(settings), url=settings.self_url())
+
+
+def _secret() -> list[Runnable]:
+    secret.get()  # before anything signs or checks a signature
+    return []
 
 
 def _processors() -> list[Runnable]:
@@ -71,7 +79,7 @@ def _processors() -> list[Runnable]:
 
 
 def _read_side() -> list[Runnable]:
-    read_side.start()
+    read_side.start(client_id=signed_url(secret.get(), read_side.url))
     return [read_side]
 
 
@@ -79,22 +87,24 @@ def _sink_derivers() -> list[Runnable]:
     return [SinkDeriver(settings, runtimes.get(name)) for name in contexts]
 
 
+app.service(hosted("secret", _secret))
 app.service(hosted("handler", _processors))
 if settings.read_side:
     app.service(hosted("read-side", _read_side))
 if settings.sinks_enabled:
     app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
 
-router = Router(settings, read_side.url)
+router = Router(settings, read_side.url, secret.ready)
 server.install(
     app,
     settings,
+    secret.ready,
     [
         HealthEndpoints(settings),
         CommandEndpoints(settings, contexts),
         DocumentEndpoints(settings, read_side, router),
         AggregateEndpoints(settings, read_side, router),
-        RealtimeEndpoints(settings, runtimes),
+        RealtimeEndpoints(settings, runtimes, secret.ready),
     ],
 )
 

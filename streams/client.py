@@ -17,6 +17,8 @@ from streams.kafka import clients
 from streams.kafka.clients import take, watermarks
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
+from streams.wire.identifiers import check_identifier
+from streams.wire.schemas import to_record
 
 
 class ResultWaiter:
@@ -106,9 +108,17 @@ class CommandClient:
         correlation_id: str = "",
         actor: str = "",
     ) -> tuple[str, Future[CommandResult] | None]:
-        """Produce a command; returns its id and, when waiting is on, its result future."""
-        if not aggregate_id:
-            raise ValueError("a command needs an aggregate id")
+        """Produce a command; returns its id and, when waiting is on, its result future.
+
+        ValueError (`InvalidIdentifier`, `FieldTooLong`) for what the worker would dead-letter."""
+        check_identifier("aggregate_id", aggregate_id)
+        for name, value in (
+            ("command_id", command_id or ""),
+            ("correlation_id", correlation_id),
+            ("actor", actor),
+        ):
+            check_identifier(name, value, required=False)
+        self.runtime.limits.check(type(command).__name__, to_record(command))
         command_id = command_id or str(uuid.uuid4())
         headers: list[tuple[str, str | bytes | None]] = [(h.COMMAND_ID, command_id.encode())]
         if correlation_id:

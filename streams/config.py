@@ -44,6 +44,11 @@ class Settings:
     max_record_bytes: int = field(
         default_factory=lambda: int(_env("STREAMS_MAX_RECORD_BYTES", str(256 * 1024)))
     )
+    max_message_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_MAX_MESSAGE_BYTES", str(1024 * 1024)))
+    )
+    """`max.message.bytes` of every topic the project creates (DLQ topics: 8 MiB), and the limit
+    every output record is checked against before it is produced."""
     exactly_once: bool = field(default_factory=lambda: _env("STREAMS_EXACTLY_ONCE", "1") == "1")
     snapshot_every: int = field(default_factory=lambda: int(_env("STREAMS_SNAPSHOT_EVERY", "100")))
     worker_id: str = field(default_factory=lambda: _env("STREAMS_WORKER_ID", ""))
@@ -60,3 +65,26 @@ class Settings:
     view_errors: str = field(default_factory=lambda: _env("STREAMS_VIEW_ERRORS", "dlq"))
     """What a view does with an event its handler cannot fold: `dlq` (and go on) or `halt`."""
     read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")
+    secret: str = field(default_factory=lambda: _env("STREAMS_SECRET", ""))
+    """Signs resume tokens, the workers' advertised URLs and requests forwarded between workers;
+    every worker of a deployment needs the same one. Empty: one is kept in Kafka (see
+    `streams.kafka.secret`)."""
+    advertised_url: str = field(default_factory=lambda: _env("STREAMS_ADVERTISED_URL", ""))
+    """Where other workers reach this one (default `http://127.0.0.1:<web port>`)."""
+    allowed_hosts: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            h.strip() for h in _env("STREAMS_ALLOWED_HOSTS", "").split(",") if h.strip()
+        )
+    )
+    """Host names the web server answers to, besides localhost and the advertised URL's host."""
+    allowed_origins: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            o.strip() for o in _env("STREAMS_ALLOWED_ORIGINS", "").split(",") if o.strip()
+        )
+    )
+    """Origins (`https://app.example`) whose pages may open WebSocket/SSE streams, besides the
+    worker's own."""
+
+    def self_url(self) -> str:
+        """The URL other workers reach this one at."""
+        return (self.advertised_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")

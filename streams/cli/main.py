@@ -216,7 +216,12 @@ def connect_status(as_json: bool) -> None:
         if as_json:
             continue
         lag = entry.get("lag", {}).get("lag", "?")
-        console.print(f"{entry['name']}: {entry['state']}  lag={lag}  topic={entry['topic']}", soft_wrap=True)
+        dlq = entry["dlq"]
+        console.print(
+            f"{entry['name']}: {entry['state']}  lag={lag}  topic={entry['topic']}  "
+            f"dlq: connect={dlq['connect']} deriver={dlq['deriver']}",
+            soft_wrap=True,
+        )
         for task in tasks:
             console.print(f"  task {task['id']}: {task['state']} on {task['worker']}", soft_wrap=True)
             if task.get("trace"):

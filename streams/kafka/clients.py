@@ -37,11 +37,18 @@ _PRODUCER = {
 }
 
 
+def _batch_size(settings: Settings) -> int:
+    """librdkafka's per-partition batch size: below the topics' `max.message.bytes`, or the
+    broker would refuse a batch of records that each fit."""
+    return max(1024, min(1_000_000, settings.max_message_bytes - 1024))
+
+
 def write_producer(settings: Settings, transactional_id: str | None) -> Producer:
     """The write path's producer: transactional with `transactional_id`, else idempotent only."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
         **_PRODUCER,
+        "batch.size": _batch_size(settings),
         "message.max.bytes": 4 * 1024 * 1024,
         # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
         # until the coordinator has written the commit markers; librdkafka's default 100 ms
@@ -56,7 +63,11 @@ def write_producer(settings: Settings, transactional_id: str | None) -> Producer
 def producer(settings: Settings, *, errors_only: bool = False) -> Producer:
     """An idempotent producer. `errors_only`: delivery callbacks run for failed records only
     (one Python callback per output record cost more than producing it)."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, **_PRODUCER}
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        **_PRODUCER,
+        "batch.size": _batch_size(settings),
+    }
     if errors_only:
         config["delivery.report.only.error"] = True
     return Producer(config)
@@ -141,6 +152,24 @@ def committed_offsets(
 
 
 _NOT_YET = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+POISON_CODES = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError._INVALID_ARG,
+    }
+)
+"""Produce errors caused by the record itself: producing it again can only fail again."""
+
+
+def is_poison(error: KafkaError | None) -> bool:
+    """True when a record was refused for what it is (too large, invalid), not for a passing
+    condition of the cluster: the record must be dead-lettered, not retried."""
+    return error is not None and error.code() in POISON_CODES
 
 
 def is_fatal(error: KafkaError) -> bool:

@@ -7,7 +7,7 @@ topic: changelog restore, time travel and history pages, rebuilds, the view cont
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from confluent_kafka import Message, TopicPartition
@@ -43,6 +43,10 @@ class PartitionReader:
         self.start = max(start, low)
         self.stop = high if stop is None else stop
         self.position = self.start
+
+    def reposition(self, start: int, stop: int) -> None:
+        """Read `start <= offset < stop` next, with the same consumer."""
+        self.start, self.stop, self.position = start, stop, start
 
     def batches(self, size: int = 10000) -> Iterator[list[Message]]:
         """Lists of up to `size` records, in offset order."""
@@ -89,3 +93,28 @@ def read_partition(
     up to the high watermark)."""
     with PartitionReader(settings, topic, partition, start, stop) as partition_reader:
         return [m for batch in partition_reader.batches() for m in batch]
+
+
+def read_offsets(
+    settings: Settings, topic: str, partition: int, offsets: Iterable[int], *, gap: int = 500
+) -> list[Message]:
+    """The committed records at `offsets` of `topic`[`partition`] (those that exist), read in
+    runs: offsets less than `gap` apart are read through, farther ones are sought. Only the
+    records asked for are kept, so the memory is bounded by what is returned."""
+    wanted = sorted(set(offsets))
+    if not wanted:
+        return []
+    runs: list[list[int]] = [[wanted[0]]]
+    for offset in wanted[1:]:
+        if offset - runs[-1][-1] <= gap:
+            runs[-1].append(offset)
+        else:
+            runs.append([offset])
+    keep = set(wanted)
+    out: list[Message] = []
+    with PartitionReader(settings, topic, partition, runs[0][0], runs[0][-1] + 1) as reader:
+        for run in runs:
+            reader.reposition(run[0], run[-1] + 1)
+            for batch in reader.batches(min(10000, run[-1] - run[0] + 1)):
+                out += [m for m in batch if m.offset() in keep]
+    return out

@@ -15,6 +15,7 @@ from streams.config import Settings
 from streams.core.decider import BoundedContext
 from streams.kafka.clients import admin
 from streams.wire.codec import AvroCodec, RegistryUnavailable
+from streams.wire.limits import CommandLimits
 from streams.wire.schemas import catalog_for
 from streams.wire.topics import ContextTopics, GroupNames, TopicSpec
 
@@ -27,6 +28,8 @@ class ContextRuntime:
     topics: ContextTopics
     groups: GroupNames
     codec: AvroCodec
+    limits: CommandLimits
+    """The string limits of the context's commands (from their schemas)."""
 
     @classmethod
     def connect(
@@ -45,17 +48,20 @@ class ContextRuntime:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        topics = ContextTopics(context.name, settings.topic_prefix)
-        return cls(context, topics, GroupNames(settings.app_id, settings.topic_prefix, context.name), codec)
+        topics = ContextTopics(context.name, settings.topic_prefix, settings.max_message_bytes)
+        groups = GroupNames(settings.app_id, settings.topic_prefix, context.name)
+        return cls(context, topics, groups, codec, CommandLimits(catalog, list(context.command_names)))
 
     @classmethod
     def offline(
         cls, context: BoundedContext[Any], *, prefix: str = "", app_id: str = "streams"
     ) -> ContextRuntime:
         """A runtime without a registry (locally assigned schema ids): for tests and tools."""
+        catalog = catalog_for(context)
         topics = ContextTopics(context.name, prefix)
+        limits = CommandLimits(catalog, list(context.command_names))
         return cls(
-            context, topics, GroupNames(app_id, prefix, context.name), AvroCodec.offline(catalog_for(context))
+            context, topics, GroupNames(app_id, prefix, context.name), AvroCodec.offline(catalog), limits
         )
 
     def ensure_topics(self, settings: Settings) -> None:

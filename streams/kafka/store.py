@@ -16,6 +16,9 @@ from pathlib import Path
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 _POSITION = b"\x00pos:"
+_FORMAT = b"\x00format"
+LEGACY_FORMAT = b"1"
+"""The format of a store written before stores recorded theirs."""
 _OFFSET = struct.Struct(">q")
 
 # key spaces of the write side's state (and of its changelog)
@@ -60,6 +63,19 @@ class PartitionStore:
         """The next offset of `topic` to read into this store (0 when new)."""
         raw = self._db.get(_POSITION + topic.encode())
         return 0 if raw is None else _OFFSET.unpack(raw)[0]
+
+    def format(self) -> bytes | None:
+        """The key format the store was written in (None: an empty store)."""
+        found = self._db.get(_FORMAT)
+        if found is not None:
+            return bytes(found)
+        for _ in self._db.keys():  # noqa: SIM118 - an Rdict iterates in raw mode only by keys()
+            return LEGACY_FORMAT
+        return None
+
+    def set_format(self, version: bytes) -> None:
+        """Record the key format of what the store holds."""
+        self._db[_FORMAT] = version
 
     def write(self, writes: Mapping[bytes, bytes | None], positions: Mapping[str, int]) -> None:
         """Put (or delete, for None) keys and advance positions in one atomic write."""

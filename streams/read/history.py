@@ -1,9 +1,9 @@
 """An aggregate's history and its state at a point: the history index + snapshot + tail.
 
 The index (`HistoryIndexer`) gives each event's offset, so reading an aggregate's past means
-reading one partition between two known offsets, not scanning the log for its key. A state
-at version N starts from the latest snapshot at or before N (when compaction has kept it)
-and folds only the events after it.
+reading exactly those records of one partition (`read_offsets`), not scanning the log for its
+key nor holding the other aggregates' records in between. A state at version N starts from the
+latest snapshot at or before N (when compaction has kept it) and folds only the events after it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from confluent_kafka import Message
 
 from streams.config import Settings
 from streams.core.commands import Aggregate, AggregateSnapshot
-from streams.kafka.readers import read_partition
+from streams.kafka.readers import read_offsets, read_partition
 from streams.kafka.runtime import ContextRuntime
 from streams.read.fold import LogFold, logged_events
 
@@ -57,7 +57,8 @@ def state_at(
             start = loaded.event_offset + 1
     if base.version == version:
         return PointInTime(version, base.state, base.version, 0)
-    records = read_range(settings, runtime.topics.events, partition, start, offsets[version])
+    wanted = [offset for v, offset in offsets.items() if base.version < v <= version and offset >= start]
+    records = read_offsets(settings, runtime.topics.events, partition, wanted)
     events = logged_events(runtime, records, only=aggregate_id.encode())
     fold = LogFold(runtime.context, {aggregate_id: base}, up_to=version).add_all(events)
     return PointInTime(version, fold.aggregate(aggregate_id).state, base.version, len(events))

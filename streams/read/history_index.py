@@ -1,27 +1,45 @@
 """The history index: per aggregate, (version) -> offset and time in `<ctx>.events`, and
-(snapshot version) -> offset in `<ctx>.snapshots`. Kafka has no key index; this is ours."""
+(snapshot version) -> offset in `<ctx>.snapshots`. Kafka has no key index; this is ours.
+
+Keys are `<prefix><length of the id: 4 bytes><id><version: 8 bytes>`: the length prefix keeps
+the aggregates apart whatever bytes their ids hold (with a separator instead, the id `a\x00…`
+would fall inside the range of `a`). Stores written in the old format are rebuilt from the log.
+"""
 
 from __future__ import annotations
 
+import logging
 import struct
 
 from confluent_kafka import Message
 
+from streams import metrics
 from streams.core.clock import iso_to_ms
 from streams.read.stage import Batch, Stage
 from streams.wire import headers as h
 from streams.wire.codec import DecodeError
+from streams.wire.dlq import dead_letter, source_of
+
+log = logging.getLogger(__name__)
 
 HISTORY_PREFIX = b"h:"
 SNAPSHOT_PREFIX = b"s:"
 _PAIR = struct.Struct(">qq")
 _VERSION = struct.Struct(">q")
+_LENGTH = struct.Struct(">I")
 _INDEX_HEADERS = frozenset({h.AGGREGATE_VERSION, h.OCCURRED_AT})
 
 
-def history_key(aggregate_id: str, version: int, prefix: bytes = HISTORY_PREFIX) -> bytes:
+def aggregate_prefix(aggregate_id: str | bytes, prefix: bytes = HISTORY_PREFIX) -> bytes:
+    """The key prefix of every entry of one aggregate (and of no other); the id as text or as
+    the record key's bytes."""
+    encoded = aggregate_id.encode() if isinstance(aggregate_id, str) else aggregate_id
+    return prefix + _LENGTH.pack(len(encoded)) + encoded
+
+
+def history_key(aggregate_id: str | bytes, version: int, prefix: bytes = HISTORY_PREFIX) -> bytes:
     """Index key of one aggregate version: sorts by aggregate, then version."""
-    return prefix + aggregate_id.encode() + b"\x00" + _VERSION.pack(version)
+    return aggregate_prefix(aggregate_id, prefix) + _VERSION.pack(version)
 
 
 def version_of_key(key: bytes) -> int:
@@ -33,10 +51,11 @@ class HistoryIndexer(Stage):
     """Indexes `<ctx>.events` and `<ctx>.snapshots` by aggregate and version."""
 
     label = "history"
+    store_format = b"2"  # 1: ids ended by a NUL byte
 
     def handle(self, msg: Message, batch: Batch) -> None:
         partition = msg.partition()
-        aggregate_id = (msg.key() or b"").decode("utf-8", "replace")
+        aggregate_id = msg.key() or b""
         if msg.topic() == self.runtime.topics.snapshots:
             try:
                 snapshot = self.runtime.codec.decode(msg.value()).message
@@ -49,18 +68,32 @@ class HistoryIndexer(Stage):
         try:
             version = int(meta[h.AGGREGATE_VERSION])
         except (KeyError, ValueError):
+            detail = f"no integer {h.AGGREGATE_VERSION} header: the event cannot be indexed"
+            self.reject(msg, batch, "unindexable_event", detail)
             return
-        occurred_at = meta.get(h.OCCURRED_AT, "")
-        occurred = iso_to_ms(occurred_at) if occurred_at else 0
+        try:
+            occurred = iso_to_ms(meta.get(h.OCCURRED_AT) or "1970-01-01T00:00:00Z")
+        except ValueError:
+            occurred = 0  # indexed by version; `as_of` sees it as of the epoch
         batch.put(partition, history_key(aggregate_id, version), _PAIR.pack(msg.offset(), occurred))
+
+    def reject(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
+        """The context's DLQ, marked as the history index's."""
+        source = source_of(msg.topic(), msg.partition(), msg.offset())
+        letter = dead_letter(
+            key=msg.key(), value=msg.value(), headers=msg.headers(), reason=reason, detail=detail,
+            source=source, dlq_stage="history",
+        )  # fmt: skip
+        batch.dead_letter(self.runtime.topics.dlq, letter)
+        metrics.DLQ.labels(self.runtime.context.name, reason).inc()
+        log.warning("history index: %s to DLQ: %s (%s)", source, reason, detail)
 
     def lookup(self, partition: int, aggregate_id: str) -> list[tuple[int, int, int]]:
         """(version, offset, occurred_at ms) of every event of the aggregate, by version."""
         store = self.stores.get(partition)
         if store is None:
             return []
-        prefix = HISTORY_PREFIX + aggregate_id.encode() + b"\x00"
-        return [(version_of_key(k), *_PAIR.unpack(v)) for k, v in store.scan(prefix)]
+        return [(version_of_key(k), *_PAIR.unpack(v)) for k, v in store.scan(aggregate_prefix(aggregate_id))]
 
     def snapshot_at_or_before(
         self, partition: int, aggregate_id: str, version: int
@@ -69,7 +102,7 @@ class HistoryIndexer(Stage):
         store = self.stores.get(partition)
         if store is None:
             return None
-        prefix = SNAPSHOT_PREFIX + aggregate_id.encode() + b"\x00"
+        prefix = aggregate_prefix(aggregate_id, SNAPSHOT_PREFIX)
         found = store.last_before(prefix, history_key(aggregate_id, version, SNAPSHOT_PREFIX))
         if found is None:
             return None

@@ -72,33 +72,67 @@ class ViewProjector(Stage):
         except RegistryUnavailable:
             raise  # not the event's fault: the session restarts with back-off and reads it again
         except Exception as exc:  # a bad event or a handler bug must not stop the other documents
-            self._failed(msg, batch, failure_reason(exc), str(exc))
+            self.reject(msg, batch, failure_reason(exc), str(exc))
             return
         if updated is None:
             metrics.VIEW_SKIPPED.labels(*self._labels).inc()
             return
         batch.documents[(partition, key)] = updated
+        batch.applied.setdefault((partition, key), []).append((msg, decoded.message, meta))
 
     def complete(self, batch: Batch) -> None:
         """Store and publish each document the batch changed, once, in its last state: like a
         Kafka Streams record cache, a compacted view topic gets the latest state per commit,
-        not every intermediate one (the events topic keeps those)."""
+        not every intermediate one (the events topic keeps those). A document that would pass
+        the view topic's record limit keeps its last state that fits, and each event that would
+        grow it past the limit goes to the view's DLQ (`document_too_large`)."""
         for (partition, key), doc in batch.documents.items():
-            batch.put(partition, DOC_PREFIX + key, encode_document(doc))
-            value = None
-            if doc.state is not None:
-                value = self.runtime.codec.encode(
-                    ReadModelDocument(
-                        entity_id=doc.entity_id,
-                        entity_type=self.entity_type,
-                        state=json_bytes(doc.state, sort_keys=True).decode(),
-                        last_event_version=doc.last_event_version,
-                        last_updated=doc.last_updated,
-                    )
-                )
-            batch.produce(self.output, partition, key, value)
+            value = self._published(doc)
+            if batch.fits(key, value) == 0:
+                sources = tuple(msg for msg, _, _ in batch.applied.get((partition, key), ()))
+                batch.put(partition, DOC_PREFIX + key, encode_document(doc))
+                batch.produce(self.output, partition, key, value, sources=sources)
+            else:
+                self._without_too_large(batch, partition, key)
 
-    def _failed(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
+    def _published(self, doc: Document) -> bytes | None:
+        """The view topic's record of a document (None: a tombstone)."""
+        if doc.state is None:
+            return None
+        return self.runtime.codec.encode(
+            ReadModelDocument(
+                entity_id=doc.entity_id,
+                entity_type=self.entity_type,
+                state=json_bytes(doc.state, sort_keys=True).decode(),
+                last_event_version=doc.last_event_version,
+                last_updated=doc.last_updated,
+            )
+        )
+
+    def _without_too_large(self, batch: Batch, partition: int, key: bytes) -> None:
+        """Fold the batch's events of one document again, one at a time, dead-lettering each
+        event that would make it pass the limit; store and publish what fits."""
+        raw = batch.get(partition, DOC_PREFIX + key)
+        entity_id = key.decode("utf-8", "replace")
+        doc = None if raw is None else decode_document(entity_id, raw)
+        changed: Document | None = None
+        sources = []
+        for msg, event, meta in batch.applied.get((partition, key), ()):
+            candidate = apply_event(self.view, doc, entity_id, event, meta)
+            if candidate is None:
+                continue
+            size = batch.fits(key, self._published(candidate))
+            if size:
+                detail = f"the document would take {size} bytes (the view topic's limit: {batch.limit})"
+                self.reject(msg, batch, "document_too_large", detail)
+                continue
+            doc = changed = candidate
+            sources.append(msg)
+        if changed is not None:
+            batch.put(partition, DOC_PREFIX + key, encode_document(changed))
+            batch.produce(self.output, partition, key, self._published(changed), sources=tuple(sources))
+
+    def reject(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
         source = source_of(msg.topic(), msg.partition(), msg.offset())
         if self.policy is ErrorPolicy.HALT:
             raise HaltProjection(f"{self.entity_type} v{self.version}: {source}: {reason}: {detail}")

@@ -43,10 +43,13 @@ def read_versions(settings: Settings, runtime: ContextRuntime) -> tuple[dict[str
 class ContextReadSide:
     """The stages of one context's views (active and building versions) and history index."""
 
-    def __init__(self, settings: Settings, runtime: ContextRuntime, *, worker_id: str, url: str) -> None:
+    def __init__(
+        self, settings: Settings, runtime: ContextRuntime, *, worker_id: str, client_id: str
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.url = url
+        self.client_id = client_id
+        """What this worker's stages advertise in their groups (its signed URL)."""
         self.views: dict[str, View] = {v.name: v for v in runtime.context.views}
         self.versions: dict[str, ViewVersions] = {}
         self.projectors: dict[tuple[str, int], ViewProjector] = {}
@@ -60,7 +63,7 @@ class ContextReadSide:
             group_id=runtime.groups.history,
             inputs=[runtime.topics.events, runtime.topics.snapshots],
             data_dir=self.root / "history",
-            client_id=url,
+            client_id=client_id,
         )
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -133,7 +136,7 @@ class ContextReadSide:
                 group_id=self.runtime.groups.repartition(name, version),
                 inputs=[topics.events],
                 data_dir=directory / "keys",
-                client_id=self.url,
+                client_id=self.client_id,
             )
             self.repartitioners[(name, version)] = repartitioner
             repartitioner.start()
@@ -145,7 +148,7 @@ class ContextReadSide:
             group_id=group,
             inputs=[source],
             data_dir=directory / "documents",
-            client_id=self.url,
+            client_id=self.client_id,
         )
         self.projectors[(name, version)] = projector
         projector.start()
@@ -203,11 +206,12 @@ class WorkerReadSide:
         self.sides: dict[str, ContextReadSide] = {}
         self._stopped = threading.Event()
 
-    def start(self) -> None:
-        """Start every context's read side (blocking: it may wait for the registry)."""
+    def start(self, client_id: str) -> None:
+        """Start every context's read side, its stages advertising `client_id` (blocking: it may
+        wait for the registry)."""
         for name in self.settings.contexts:
             side = ContextReadSide(
-                self.settings, self.runtimes.get(name), worker_id=self.worker_id, url=self.url
+                self.settings, self.runtimes.get(name), worker_id=self.worker_id, client_id=client_id
             )
             side.start()
             self.sides[name] = side

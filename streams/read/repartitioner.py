@@ -67,5 +67,26 @@ class Repartitioner(Stage):
             return  # by the view's own rule, this aggregate has no document (yet)
         encoded = key.encode()
         headers = [(k, v or b"") for k, v in (msg.headers() or [])]
+        size = batch.fits(encoded, msg.value(), headers)
+        if size:
+            detail = f"re-keyed, the event would take {size} bytes (the topic's limit: {batch.limit})"
+            self.reject(msg, batch, "output_too_large", detail)
+            return
         _, ts = msg.timestamp()
-        batch.produce(self.output, partition_for(encoded, self.partitions), encoded, msg.value(), headers, ts)
+        target = partition_for(encoded, self.partitions)
+        batch.produce(self.output, target, encoded, msg.value(), headers, ts, sources=(msg,))
+
+    def reject(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
+        """The view's DLQ, or a halt (`STREAMS_VIEW_ERRORS=halt`)."""
+        source = source_of(msg.topic(), msg.partition(), msg.offset())
+        if self.policy is ErrorPolicy.HALT:
+            raise HaltProjection(
+                f"{self.runtime.context.name}.{self.view.name} v{self._labels[2]} repartition: "
+                f"{source}: {reason}: {detail}"
+            )
+        letter = dead_letter(
+            key=msg.key(), value=msg.value(), headers=msg.headers(), reason=reason, detail=detail,
+            source=source, view_version=self._labels[2],
+        )  # fmt: skip
+        batch.dead_letter(self.dlq, letter)
+        metrics.VIEW_DLQ.labels(*self._labels, reason).inc()

@@ -17,18 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.config import Settings
 from streams.core.views import EventMeta
 from streams.kafka import clients
-from streams.kafka.clients import take
+from streams.kafka.clients import is_poison, take
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime
-from streams.kafka.store import PartitionStore
+from streams.kafka.store import LEGACY_FORMAT, PartitionStore
 from streams.wire import headers as h
 from streams.wire.codec import DecodeError
 from streams.wire.dlq import DeadLetter
+from streams.wire.topics import DEFAULT_MAX_MESSAGE_BYTES, record_size
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class HaltProjection(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A record a batch produces once it is complete (`partition` None: the partitioner's)."""
+    """A record a batch produces once it is complete (`partition` None: the partitioner's), and
+    the input records it comes from."""
 
     topic: str
     partition: int | None
@@ -68,6 +70,7 @@ class Output:
     value: bytes | None
     headers: h.Headers
     timestamp: int = 0
+    sources: tuple[Message, ...] = ()
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Batch:
     """What one batch writes: store keys per partition, records to produce, positions."""
 
     stores: dict[int, PartitionStore]
+    limit: int = DEFAULT_MAX_MESSAGE_BYTES
+    """The record limit of the stage's output topics."""
     writes: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     positions: dict[int, dict[str, int]] = field(default_factory=dict)
     out: list[Output] = field(default_factory=list)
@@ -82,6 +87,8 @@ class Batch:
     documents: dict[tuple[int, bytes], Any] = field(default_factory=dict)
     """A view's documents as this batch left them, by (partition, key): written and published
     once per batch however many of its events touch them."""
+    applied: dict[tuple[int, bytes], list[tuple[Message, Any, EventMeta]]] = field(default_factory=dict)
+    """The events folded into each of those documents in this batch (record, event, metadata)."""
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         """A store value as this batch left it."""
@@ -102,9 +109,15 @@ class Batch:
         value: bytes | None,
         headers: h.Headers | None = None,
         timestamp: int = 0,
+        sources: tuple[Message, ...] = (),
     ) -> None:
         """Produce a record when the batch completes."""
-        self.out.append(Output(topic, partition, key, value, headers or [], timestamp))
+        self.out.append(Output(topic, partition, key, value, headers or [], timestamp, sources))
+
+    def fits(self, key: bytes | None, value: bytes | None, headers: h.Headers | None = None) -> int:
+        """0 when such a record fits the output topics' limit, else its size."""
+        size = record_size(key, value, headers)
+        return 0 if size <= self.limit else size
 
     def dead_letter(self, topic: str, letter: DeadLetter) -> None:
         """Produce a DLQ record when the batch completes."""
@@ -115,6 +128,8 @@ class Stage:
     """A consumer group over co-partitioned topics, with a store per partition (one thread)."""
 
     label = "stage"
+    store_format = LEGACY_FORMAT
+    """The key format of the stage's stores: a store written in another one is rebuilt."""
 
     def __init__(
         self,
@@ -208,7 +223,7 @@ class Stage:
         with self._lock:
             for tp in partitions:
                 if tp.partition not in self.stores:
-                    self.stores[tp.partition] = PartitionStore(self.data_dir / f"p{tp.partition}")
+                    self.stores[tp.partition] = self._open(tp.partition)
         consumer.assign(
             [
                 TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
@@ -216,6 +231,20 @@ class Stage:
             ]
         )
         log.info("%s: assigned %s", self.group_id, sorted({tp.partition for tp in partitions}))
+
+    def _open(self, partition: int) -> PartitionStore:
+        """A partition's store, in the stage's key format (another one is rebuilt from offset 0)."""
+        path = self.data_dir / f"p{partition}"
+        store = PartitionStore(path)
+        found = store.format()
+        if found != self.store_format:
+            if found is not None:
+                log.warning("%s p%d: store format %s, not %s: rebuilding it from the log", self.group_id,
+                            partition, found.decode(), self.store_format.decode())  # fmt: skip
+                store.destroy()
+                store = PartitionStore(path)
+            store.set_format(self.store_format)
+        return store
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with self._lock:
@@ -231,40 +260,22 @@ class Stage:
     # --- batches ---------------------------------------------------------------------------
 
     def _batch(self, messages: list[Message]) -> None:
-        assert self._producer is not None and self._consumer is not None
-        batch = Batch(dict(self.stores))
-        for msg in messages:
-            partition = msg.partition()
-            if partition not in batch.stores:
-                continue
-            self.handle(msg, batch)
-            batch.positions.setdefault(partition, {})[msg.topic()] = msg.offset() + 1
-            _, ts = msg.timestamp()
-            if ts > 0:
-                batch.timestamps.append(ts / 1000.0)
-        self.complete(batch)
-        failures: list[Any] = []
-
-        def on_delivery(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(err)
-
-        for out in batch.out:
-            kwargs: dict[str, Any] = {"headers": out.headers}
-            if out.partition is not None:
-                kwargs["partition"] = out.partition
-            if out.timestamp:
-                kwargs["timestamp"] = out.timestamp
-            while True:
-                try:
-                    self._producer.produce(out.topic, out.value, out.key, on_delivery=on_delivery, **kwargs)
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
-        if batch.out and self._producer.flush(60) > 0:
-            raise RuntimeError("output not acknowledged within 60s")
-        if failures:
-            raise RuntimeError(f"output not acknowledged: {failures[0]}")
+        """Fold, produce and commit a batch. An output the broker refuses for what it is (too
+        large, invalid) cannot be retried: the batch is folded again without the inputs it came
+        from, which go to the stage's DLQ (`output_rejected`), so the rest of it goes on."""
+        assert self._consumer is not None
+        refused: dict[tuple[str, int, int], KafkaError] = {}
+        while True:
+            batch = self._fold(messages, refused)
+            failures = self._produce(batch)
+            if not failures:
+                break
+            poisoned = [(err, out) for err, out in failures if is_poison(err) and out.sources]
+            if len(poisoned) < len(failures):
+                raise RuntimeError(f"output not acknowledged: {failures[0][0].str()}")
+            for err, out in poisoned:
+                for source in out.sources:
+                    refused[(source.topic(), source.partition(), source.offset())] = err
         for partition, positions in batch.positions.items():
             batch.stores[partition].write(batch.writes.get(partition, {}), positions)
         offsets = [
@@ -275,6 +286,60 @@ class Stage:
         self._consumer.commit(offsets=offsets, asynchronous=True)
         self.consumed += len(messages)
         self.after_batch(batch)
+
+    def _fold(self, messages: list[Message], refused: dict[tuple[str, int, int], KafkaError]) -> Batch:
+        batch = Batch(dict(self.stores), limit=self.settings.max_message_bytes)
+        for msg in messages:
+            partition = msg.partition()
+            if partition not in batch.stores:
+                continue
+            error = refused.get((msg.topic(), partition, msg.offset())) if refused else None
+            if error is None:
+                self.handle(msg, batch)
+            else:
+                self.reject(msg, batch, "output_rejected", f"the broker refused its output: {error.str()}")
+            batch.positions.setdefault(partition, {})[msg.topic()] = msg.offset() + 1
+            _, ts = msg.timestamp()
+            if ts > 0:
+                batch.timestamps.append(ts / 1000.0)
+        self.complete(batch)
+        return batch
+
+    def _produce(self, batch: Batch) -> list[tuple[KafkaError, Output]]:
+        """Produce a batch's output and wait for it; the failed records (delivery reports come
+        for failures only, matched back to their outputs by topic and key)."""
+        assert self._producer is not None
+        failed: list[tuple[KafkaError, str, bytes | None]] = []
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failed.append((err, msg.topic(), msg.key()))
+
+        refused: list[tuple[KafkaError, Output]] = []
+        for out in batch.out:
+            kwargs: dict[str, Any] = {"headers": out.headers, "on_delivery": on_delivery}
+            if out.partition is not None:
+                kwargs["partition"] = out.partition
+            if out.timestamp:
+                kwargs["timestamp"] = out.timestamp
+            while True:
+                try:
+                    self._producer.produce(out.topic, out.value, out.key, **kwargs)
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+                except KafkaException as exc:  # refused before it left: too large for the client
+                    refused.append((exc.args[0], out))
+                    break
+        if batch.out and self._producer.flush(60) > 0:
+            raise RuntimeError("output not acknowledged within 60s")
+        if failed:
+            outputs = {(out.topic, out.key): out for out in batch.out}
+            refused += [
+                (err, outputs.get((topic, key)) or Output(topic, None, key, None, []))
+                for err, topic, key in failed
+            ]
+        return refused
 
     def _skip_control_records(self) -> None:
         """Move stored positions past transaction markers the consumer has skipped.
@@ -307,6 +372,10 @@ class Stage:
 
     def handle(self, msg: Message, batch: Batch) -> None:
         """Fold one record into the batch (subclasses)."""
+        raise NotImplementedError
+
+    def reject(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
+        """Dead-letter one input record that cannot be handled (subclasses: their DLQ)."""
         raise NotImplementedError
 
     def complete(self, batch: Batch) -> None:

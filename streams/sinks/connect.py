@@ -10,10 +10,13 @@ from typing import Any
 
 import httpx
 import psycopg
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.config import Settings
 from streams.kafka import clients
+from streams.kafka.clients import watermarks
+from streams.kafka.readers import read_partition
+from streams.wire.topics import ContextTopics
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTORS_DIR = ROOT / "connectors"
@@ -143,15 +146,37 @@ def sink_lag(settings: Settings, connector: str, topic: str) -> dict[str, Any]:
         consumer.close()
 
 
+def dead_letters(settings: Settings, context: str) -> dict[str, int]:
+    """Records a context's sinks set aside: in Connect's DLQ (its converter could not read them)
+    and in the context's DLQ from the sink deriver (their rows would have been refused)."""
+    topics = ContextTopics(context, settings.topic_prefix)
+    consumer = clients.reader(settings)
+    try:
+        low, high = watermarks(consumer, TopicPartition(topics.connect_dlq, 0), wait_s=0)
+        connect = max(high - low, 0)
+    except KafkaException:
+        connect = 0  # no such topic yet: nothing was set aside
+    finally:
+        consumer.close()
+    try:
+        records = read_partition(settings, topics.dlq, 0)
+    except KafkaException:
+        records = []
+    deriver = sum(1 for msg in records if (dict(msg.headers() or []).get("dlq_stage") or b"") == b"sink")
+    return {"connect": connect, "deriver": deriver}
+
+
 def status(settings: Settings, contexts: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-    """Per connector: its state, each task's state and error trace, and its sink lag."""
+    """Per connector: its state, each task's state and error trace, its sink lag, and the
+    dead-letter counts of its context."""
     client = ConnectClient(settings.connect_url)
     report = []
     for context in contexts or settings.contexts:
+        dlq = dead_letters(settings, context)
         for spec in connector_specs(settings, context):
             name, topic = spec["name"], spec["config"]["topics"]
             state = client.status(name)
-            entry: dict[str, Any] = {"name": name, "topic": topic}
+            entry: dict[str, Any] = {"name": name, "topic": topic, "dlq": dlq}
             if state is None:
                 entry["state"] = "NOT_DEPLOYED"
             else:

@@ -16,6 +16,12 @@ derived records are acknowledged); the connectors upsert on the key, so a repeat
 It is a plain consumer thread rather than a Faust agent because Faust's consumer reads
 `read_uncommitted` unless the whole app runs Faust's exactly-once mode: an agent would copy the
 events of aborted transactions into the tables.
+
+Nothing reaches the JDBC sink that PostgreSQL would refuse: a refused row fails the Connect task
+for good (the Debezium sink does not report errant records). A record whose row would be refused
+(`rows.sink_problem`: an id past `VARCHAR(255)`, U+0000, a version past `INT`) or that cannot be
+derived goes to `<ctx>.dlq` with `dlq_stage: sink` instead; Connect's own dead-letter queue
+(`<ctx>.connect-dlq`, `errors.tolerance: all`) takes what its converter cannot read.
 """
 
 from __future__ import annotations
@@ -24,17 +30,20 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streams import metrics
 from streams.config import Settings
 from streams.kafka import clients
-from streams.kafka.clients import take
+from streams.kafka.clients import is_poison, take
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
-from streams.sinks.rows import ReadModelKey, event_row, readmodel_row, sink_codec, snapshot_row
+from streams.sinks.rows import ReadModelKey, event_row, readmodel_row, sink_codec, sink_problem, snapshot_row
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
+from streams.wire.dlq import dead_letter, source_of
 from streams.wire.generic import GenericDecoder
+from streams.wire.topics import record_size
 
 log = logging.getLogger(__name__)
 
@@ -88,48 +97,102 @@ class SinkDeriver:
             # commit() below commits the positions of what was consumed
             overrides={"enable.auto.offset.store": True, "topic.metadata.refresh.interval.ms": 10000},
         )
-        producer = clients.producer(self.settings)
+        producer = clients.producer(self.settings, errors_only=True)
         consumer.subscribe(self._subscription())
         who = f"sink deriver for {self.runtime.context.name}"
         try:
             while not self._stop.is_set():
                 batch = clients.records(take(consumer, 500, 0.2), who)
-                for msg in batch:
-                    self._derive(producer, msg)
-                if not batch:
-                    continue
-                if producer.flush(30):
-                    raise RuntimeError("sink records not acknowledged within 30 s")
-                consumer.commit(asynchronous=False)
+                if batch:
+                    self._copy_batch(producer, batch)
+                    consumer.commit(asynchronous=False)
         finally:
             consumer.close()
 
-    def _derive(self, producer: Producer, msg: Any) -> None:
+    def _copy_batch(self, producer: Producer, batch: list[Message]) -> None:
+        """Derive every record's row; a row the broker refuses for what it is sends its source
+        record to the DLQ (`output_rejected`); any other failure restarts the session."""
+        refused: list[tuple[KafkaError, Message]] = []
+        for msg in batch:
+            self._derive(producer, msg, refused)
+        if producer.flush(30):
+            raise RuntimeError("sink records not acknowledged within 30 s")
+        if not refused:
+            return
+        if not all(is_poison(err) for err, _ in refused):
+            raise RuntimeError(f"sink records not acknowledged: {refused[0][0].str()}")
+        for err, msg in refused:
+            self._reject(producer, msg, "output_rejected", f"the broker refused its row: {err.str()}")
+        if producer.flush(30):
+            raise RuntimeError("DLQ records not acknowledged within 30 s")
+
+    def _derive(self, producer: Producer, msg: Message, refused: list[tuple[KafkaError, Message]]) -> None:
+        """Produce the row of one record, or dead-letter the record with the reason it has none
+        (undecodable, or a row PostgreSQL would refuse: see `sink_problem`)."""
+        topics = self.runtime.topics
         topic = msg.topic()
         key = msg.key() or b""
         try:
-            if topic == self.runtime.topics.events:
+            if topic == topics.events:
                 headers = h.as_dict(msg.headers())
                 if h.EVENT_ID not in headers:
-                    return
+                    return self._reject(producer, msg, "unsupported_by_sink", "no event_id header")
                 where = {"topic": topic, "partition": msg.partition(), "offset": msg.offset()}
-                row = event_row(self.runtime, msg.value(), headers, where)
-                producer.produce(
-                    self.runtime.topics.events_sink, self.codec.encode(row), row.EventID.encode()
-                )
-            elif topic == self.runtime.topics.snapshots:
+                row: Any = event_row(self.runtime, msg.value(), headers, where)
+                target, sink_key = topics.events_sink, row.EventID.encode()
+            elif topic == topics.snapshots:
                 row = snapshot_row(self.runtime, msg.value())
-                producer.produce(self.runtime.topics.snapshots_sink, self.codec.encode(row), key)
+                target, sink_key = topics.snapshots_sink, key
             else:
                 entity_type = topic.removeprefix(self.settings.topic_prefix)
-                sink_key = self.codec.encode(ReadModelKey(key.decode(), entity_type))
-                if msg.value() is None:
-                    producer.produce(self.runtime.topics.readmodels_sink, None, sink_key)  # tombstone: delete
-                else:
-                    _, document = self.generic.decode(msg.value())
-                    row = readmodel_row(document)
-                    producer.produce(self.runtime.topics.readmodels_sink, self.codec.encode(row), sink_key)
-        except (DecodeError, ValueError, KeyError, TypeError) as exc:
-            # The write side sends undecodable input to its DLQ; here we only skip and say so.
-            log.warning("sink deriver skips %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
+                target = topics.readmodels_sink
+                read_model_key = ReadModelKey(key.decode(), entity_type)
+                problem = sink_problem(read_model_key)
+                if problem:
+                    return self._reject(producer, msg, "unsupported_by_sink", problem)
+                sink_key = self.codec.encode(read_model_key)
+                if msg.value() is None:  # tombstone: delete the row
+                    return self._produce(producer, msg, target, None, sink_key, refused)
+                row = readmodel_row(self.generic.decode(msg.value())[1])
+        except (DecodeError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            reason = exc.reason if isinstance(exc, DecodeError) else "underivable"
+            return self._reject(producer, msg, reason, f"{type(exc).__name__}: {exc}")
+        problem = sink_problem(row)
+        if problem:
+            return self._reject(producer, msg, "unsupported_by_sink", problem)
+        value = self.codec.encode(row)
+        size = record_size(sink_key, value)
+        if size > self.settings.max_message_bytes:
+            detail = f"its row would take {size} bytes (the topic's limit: {self.settings.max_message_bytes})"
+            return self._reject(producer, msg, "output_too_large", detail)
+        return self._produce(producer, msg, target, value, sink_key, refused)
+
+    def _produce(
+        self,
+        producer: Producer,
+        source: Message,
+        topic: str,
+        value: bytes | None,
+        key: bytes,
+        refused: list[tuple[KafkaError, Message]],
+    ) -> None:
+        def failed(err: KafkaError | None, _record: Message) -> None:
+            if err is not None:
+                refused.append((err, source))
+
+        try:
+            producer.produce(topic, value, key, on_delivery=failed)
+        except KafkaException as exc:  # refused before it left: too large for the client
+            refused.append((exc.args[0], source))
         producer.poll(0)
+
+    def _reject(self, producer: Producer, msg: Message, reason: str, detail: str) -> None:
+        """The source record to the context's DLQ, marked as the sink deriver's."""
+        source = source_of(msg.topic(), msg.partition(), msg.offset())
+        letter = dead_letter(
+            key=msg.key(), value=msg.value(), headers=msg.headers(), reason=reason, detail=detail,
+            source=source, dlq_stage="sink",
+        )  # fmt: skip
+        producer.produce(self.runtime.topics.dlq, letter.value, letter.key, headers=letter.headers)
+        metrics.DLQ.labels(self.runtime.context.name, reason).inc()
+        log.warning("sink deriver: %s to DLQ: %s (%s)", source, reason, detail[:200])

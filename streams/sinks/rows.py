@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,3 +127,35 @@ def readmodel_row(document: dict[str, Any]) -> Any:
         LastEventVersion=int(document.get("last_event_version", 0) or 0),
         LastUpdated=iso_to_millis(document.get("last_updated")) or int(time.time() * 1000),
     )
+
+
+# --- what the tables accept ----------------------------------------------------------------------
+
+VARCHAR_CHARS = 255
+"""The seed's `VARCHAR(255)` identifier columns."""
+_VARCHAR = frozenset({"AggregateID", "AggregateType", "EventType", "EntityID", "EntityType"})
+_JSON = frozenset({"EventData", "Metadata", "State", "SnapshotData"})
+_INT = frozenset({"Version", "LastEventVersion"})
+_INT_MAX = 2**31 - 1
+
+
+def sink_problem(row: Any) -> str:
+    """Why PostgreSQL would refuse a row ("" when it would not): an identifier longer than its
+    `VARCHAR(255)` column or holding U+0000, JSON holding U+0000 (jsonb cannot), a version past
+    `INT`, an event id that is not a UUID. A refused row would stop the sink's task for good."""
+    for name, value in row.__dict__.items():
+        if name in _VARCHAR:
+            if len(value) > VARCHAR_CHARS:
+                return f"{name} has {len(value)} characters; the column holds {VARCHAR_CHARS}"
+            if "\x00" in value:
+                return f"{name} contains U+0000"
+        elif name in _JSON and "\\u0000" in value:
+            return f"{name} contains U+0000, which jsonb cannot hold"
+        elif name in _INT and not -_INT_MAX - 1 <= value <= _INT_MAX:
+            return f"{name} {value} is outside the INT column's range"
+    if isinstance(row, EventStoreRow):
+        try:
+            uuid.UUID(row.EventID)
+        except ValueError:
+            return f"EventID {row.EventID[:64]!r} is not a UUID"
+    return ""

@@ -13,7 +13,10 @@ from streams.client import CommandClient
 from streams.config import Settings
 from streams.core.decider import BoundedContext
 from streams.web.responses import ok, problem
+from streams.wire.identifiers import InvalidIdentifier, check_identifier
 from streams.wire.jsonable import InvalidMessage, message_from_json, to_json
+from streams.wire.limits import FieldTooLong
+from streams.wire.schemas import to_record
 
 STATUS_BY_REASON = {"version_conflict": 409}
 
@@ -47,6 +50,11 @@ class CommandEndpoints:
         context, command_type = request.match_info["context"], request.match_info["command_type"]
         if context not in self.settings.contexts or context not in self.contexts:
             return problem(404, f"unknown context {context!r}")
+        if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+            # a web page can post text/plain to any site without asking; JSON needs CORS, which this
+            # worker never grants: so a page the user visits cannot send commands in their name
+            detail = f"commands are JSON: Content-Type application/json, not {request.content_type or 'none'}"
+            return problem(415, detail, reason="unsupported_media_type")
         try:
             body = json.loads(await request.read() or b"{}")
         except ValueError as exc:
@@ -62,17 +70,26 @@ class CommandEndpoints:
             expected = body.get("expected_version")
             if expected is not None and not isinstance(expected, int):
                 raise InvalidMessage("expected_version must be an integer")
+            ids = {name: body.get(name) or "" for name in ("command_id", "correlation_id", "actor")}
+            for name, value in ids.items():
+                if not isinstance(value, str):
+                    raise InvalidMessage(f"{name} must be a string")
+                check_identifier(name, value, required=False)
+            check_identifier("aggregate_id", aggregate_id)
             command = message_from_json(cls, body.get("data", {}))
+            client.runtime.limits.check(command_type, to_record(command))
             client.runtime.codec.encode(command)  # field types checked before sending
+        except (InvalidIdentifier, FieldTooLong) as exc:
+            return problem(400, str(exc), reason=exc.reason, field=exc.field)
         except (InvalidMessage, ValueError, TypeError) as exc:
             return problem(400, str(exc))
         command_id, future = client.send(
             aggregate_id,
             command,
-            command_id=body.get("command_id"),
+            command_id=ids["command_id"] or None,
             expected_version=expected,
-            correlation_id=str(body.get("correlation_id", "")),
-            actor=str(body.get("actor", "")),
+            correlation_id=ids["correlation_id"],
+            actor=ids["actor"],
         )
         if request.query.get("wait", "true").lower() in ("0", "false", "no"):
             return ok({"command_id": command_id, "status": "submitted"}, status=202)

@@ -6,7 +6,7 @@ definitions, added to the Faust worker's aiohttp application before it starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -22,9 +22,11 @@ class EndpointGroup(Protocol):
         """The group's routes."""
 
 
-def install(faust_app: Any, settings: Settings, groups: Iterable[EndpointGroup]) -> None:
-    """Add the auth middleware and every group's routes to a Faust app's web application."""
+def install(
+    faust_app: Any, settings: Settings, secret: Callable[[], bytes | None], groups: Iterable[EndpointGroup]
+) -> None:
+    """Add the guard middleware and every group's routes to a Faust app's web application."""
     web_app: web.Application = faust_app.web.web_app
-    auth.install(web_app, settings)
+    auth.install(web_app, settings, secret)
     for group in groups:
         web_app.router.add_routes(group.routes())

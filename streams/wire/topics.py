@@ -6,6 +6,24 @@ import zlib
 from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+DLQ_MAX_BYTES = 8 * 1024 * 1024
+"""A DLQ keeps a refused record whole, with the reason's headers, whatever its size."""
+COMPACT = {"cleanup.policy": "compact"}
+_RECORD_OVERHEAD = 100
+"""Bytes a record batch adds to one record (batch header 61, record framing up to ~25)."""
+_HEADER_OVERHEAD = 10
+
+
+def record_size(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+) -> int:
+    """An upper bound of the bytes a record takes in a batch of its own, before compression:
+    what is checked against a topic's `max.message.bytes` before producing."""
+    size = _RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+    for name, header in headers or ():
+        size += _HEADER_OVERHEAD + len(name) + len(header or b"")
+    return size
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -29,6 +47,8 @@ class ContextTopics:
 
     context: str
     prefix: str = ""
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    """The record limit every topic but the DLQs is created with (`max.message.bytes`)."""
 
     def _name(self, suffix: str) -> str:
         return f"{self.prefix}{self.context}.{suffix}"
@@ -99,52 +119,59 @@ class ContextTopics:
         """Every view's documents flattened into rows for the JDBC sink."""
         return self._name("readmodels-sink")
 
+    @property
+    def connect_dlq(self) -> str:
+        """Sink records Kafka Connect could not convert (its own dead-letter queue)."""
+        return self._name("connect-dlq")
+
+    # --- policies: every topic is created with an explicit record limit ----------------------
+
+    def _spec(self, name: str, partitions: int, config: dict[str, str]) -> TopicSpec:
+        return TopicSpec(name, partitions, {**config, "max.message.bytes": str(self.max_message_bytes)})
+
+    def _dlq_spec(self, name: str) -> TopicSpec:
+        policy = {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
+        return TopicSpec(name, 1, {**policy, "max.message.bytes": str(DLQ_MAX_BYTES)})
+
     def sink_specs(self, partitions: int) -> list[TopicSpec]:
         """Derived sink topics: rebuildable from the log, so bounded retention for events."""
         return [
-            TopicSpec(
+            self._spec(
                 self.events_sink, partitions, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
             ),
-            TopicSpec(self.snapshots_sink, partitions, {"cleanup.policy": "compact"}),
-            TopicSpec(self.readmodels_sink, partitions, {"cleanup.policy": "compact"}),
+            self._spec(self.snapshots_sink, partitions, COMPACT),
+            self._spec(self.readmodels_sink, partitions, COMPACT),
+            self._dlq_spec(self.connect_dlq),
         ]
 
     def changelog_spec(self, partitions: int) -> TopicSpec:
         """The state changelog: co-partitioned with the commands, compacted."""
-        return TopicSpec(self.changelog, partitions, {"cleanup.policy": "compact"})
+        return self._spec(self.changelog, partitions, COMPACT)
 
     def control_spec(self) -> TopicSpec:
         """The views' control topic: one partition, compacted."""
-        return TopicSpec(self.views_control, 1, {"cleanup.policy": "compact"})
+        return self._spec(self.views_control, 1, COMPACT)
 
     def view_specs(self, view: str, version: int, partitions: int, *, repartitioned: bool) -> list[TopicSpec]:
         """The topics one version of a view writes."""
         specs = [
-            TopicSpec(self.view_version(view, version), partitions, {"cleanup.policy": "compact"}),
-            TopicSpec(self.view_dlq(view), 1, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}),
+            self._spec(self.view_version(view, version), partitions, COMPACT),
+            self._dlq_spec(self.view_dlq(view)),
         ]
         if repartitioned:
             retention = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
-            specs.append(TopicSpec(self.repartition(view, version), partitions, retention))
+            specs.append(self._spec(self.repartition(view, version), partitions, retention))
         return specs
 
     def specs(self, partitions: int) -> list[TopicSpec]:
         """Every topic the write side needs, with its policy from DESIGN.md."""
         delete_week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
         return [
-            TopicSpec(self.commands, partitions, delete_week),
-            TopicSpec(self.events, partitions, {"cleanup.policy": "delete", "retention.ms": "-1"}),
-            TopicSpec(self.results, partitions, delete_week),
-            TopicSpec(
-                self.dlq,
-                1,
-                {
-                    "cleanup.policy": "delete",
-                    "retention.ms": str(30 * DAY_MS),
-                    "max.message.bytes": str(8 * 1024 * 1024),
-                },
-            ),
-            TopicSpec(self.snapshots, partitions, {"cleanup.policy": "compact"}),
+            self._spec(self.commands, partitions, delete_week),
+            self._spec(self.events, partitions, {"cleanup.policy": "delete", "retention.ms": "-1"}),
+            self._spec(self.results, partitions, delete_week),
+            self._dlq_spec(self.dlq),
+            self._spec(self.snapshots, partitions, COMPACT),
         ]
 
 

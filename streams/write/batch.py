@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from streams.core.commands import Aggregate, AggregateSnapshot, CommandResult
 from streams.kafka.runtime import ContextRuntime
@@ -77,12 +77,14 @@ class DecidedBatch:
 
 @dataclass(frozen=True, slots=True)
 class WrittenBatch:
-    """A batch in flight: its events, the store writes per partition, and the changelog's end
-    offset per partition (filled in as the broker acknowledges)."""
+    """A batch in flight: its events, the store writes per partition, the changelog's end
+    offset per partition (filled in as the broker acknowledges) and, when written carefully,
+    the delivery errors of every record."""
 
     events: EventAppend
     store_writes: dict[int, dict[bytes, bytes]]
     changelog_end: dict[int, int]
+    failures: list[KafkaError] = field(default_factory=list)
 
 
 class BatchWriter:
@@ -91,7 +93,8 @@ class BatchWriter:
     `next_event_offset` is where each events partition's next record will land (kept across
     batches by the caller); `high_watermark(partition)` is asked once per partition it lacks.
     `exactly_once`: inside a transaction only each partition's first and last event and last
-    changelog record report their delivery (a failed record fails the commit anyway).
+    changelog record report their delivery (a failed record fails the commit anyway); a batch
+    written `careful`ly reports every record, to find out which one the broker refused.
     """
 
     def __init__(
@@ -109,11 +112,20 @@ class BatchWriter:
         self.high_watermark = high_watermark
         self.exactly_once = exactly_once
 
-    def write(self, batch: DecidedBatch, wait_for_offsets: Callable[[EventAppend], None]) -> WrittenBatch:
+    def write(
+        self, batch: DecidedBatch, wait_for_offsets: Callable[[EventAppend], None], *, careful: bool = False
+    ) -> WrittenBatch:
         """Produce everything `batch` writes. `wait_for_offsets` runs after the events when the
         offsets cannot be predicted (no transaction to abort on a misprediction)."""
-        producer, topics, codec = self.producer, self.runtime.topics, self.runtime.codec
-        events = self._produce_events(batch)
+        topics, codec = self.runtime.topics, self.runtime.codec
+        failures: list[KafkaError] = []
+
+        def noted(err: KafkaError | None, _record: Message) -> None:
+            if err is not None:
+                failures.append(err)
+
+        producer: Producer | _Reporting = _Reporting(self.producer, noted) if careful else self.producer
+        events = self._produce_events(batch, careful)
         if not self.exactly_once:
             wait_for_offsets(events)
         writes: dict[int, dict[bytes, bytes]] = {}
@@ -154,6 +166,8 @@ class BatchWriter:
             if err is None:
                 p = record.partition()
                 changelog_end[p] = max(changelog_end.get(p, 0), record.offset() + 1)
+            else:
+                failures.append(err)
 
         # The store's changelog position is its last record's offset + 1. In a transaction only
         # that record is reported: a failure of any other fails the commit.
@@ -161,16 +175,16 @@ class BatchWriter:
         for partition, partition_writes in writes.items():
             last = len(partition_writes) - 1
             for i, (key, value) in enumerate(partition_writes.items()):
-                if i == last or not self.exactly_once:
+                if i == last or not self.exactly_once or careful:
                     producer.produce(changelog, value, key, partition=partition, on_delivery=track)
                 else:
                     producer.produce(changelog, value, key, partition=partition)
-        return WrittenBatch(events, writes, changelog_end)
+        return WrittenBatch(events, writes, changelog_end, failures)
 
-    def _produce_events(self, batch: DecidedBatch) -> EventAppend:
+    def _produce_events(self, batch: DecidedBatch, careful: bool) -> EventAppend:
         """Produce the batch's events, numbered from the predicted next offset of each partition."""
         producer = self.producer
-        append = EventAppend(self.next_event_offset, sparse=self.exactly_once)
+        append = EventAppend(self.next_event_offset, sparse=self.exactly_once and not careful)
         last_of = {e.partition: i for i, e in enumerate(batch.events)}
         for partition in last_of.keys() - self.next_event_offset.keys():
             self.next_event_offset[partition] = self.high_watermark(partition)
@@ -188,3 +202,19 @@ class BatchWriter:
                     events_topic, event.value, event.key, partition=partition, headers=event.headers
                 )
         return append
+
+
+class _Reporting:
+    """A producer whose records report their delivery to `report` unless they have a callback of
+    their own (a batch written carefully)."""
+
+    def __init__(
+        self, producer: Producer, report: Callable[[KafkaError | None, Message], None] | None
+    ) -> None:
+        self._producer = producer
+        self._report = report
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, **kw: Any) -> None:
+        if self._report is not None and "on_delivery" not in kw:
+            kw["on_delivery"] = self._report
+        self._producer.produce(topic, value, key, **kw)

@@ -1,12 +1,15 @@
 """Deciding a batch of command records, without Kafka: the write side's intake.
 
-For each record, in order: records with no key, an oversized value, a key that is not UTF-8 or
-a value that cannot be decoded are dead-lettered with their reason; a command id seen before
-returns its first result (flagged `duplicate`) and appends nothing, also within the batch; an
-event type sent as a command and a malformed `expected_version` are rejected; otherwise
-`handle_command` checks the expected version and runs `decide` and `evolve` over the aggregate
-as the batch left it. A command that would grow an aggregate's encoded state past the limit is
-rejected as `aggregate_too_large` (its state's changelog record must fit the broker's limit).
+For each record, in order: records with no key, an oversized value, a key that is not UTF-8,
+an identifier outside the policy (`streams.wire.identifiers`), a value that cannot be decoded
+or a string over its schema's limit (`streams.wire.limits`) are dead-lettered with their
+reason; a command id seen before returns its first result (flagged `duplicate`) and appends
+nothing, also within the batch; an event type sent as a command and a malformed
+`expected_version` are rejected; otherwise `handle_command` checks the expected version and
+runs `decide` and `evolve` over the aggregate as the batch left it. A command whose outcome
+cannot be stored is rejected: `aggregate_too_large` when the aggregate's encoded state would
+pass its limit, `output_too_large` when one of its records would pass its topic's
+`max.message.bytes`.
 
 The committed state comes from a `StateReader`; the outcome is a `DecidedBatch` of typed
 records that the processor produces in one transaction.
@@ -27,6 +30,10 @@ from streams.core.decider import BoundedContext
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.dlq import dead_letter, source_of
+from streams.wire.identifiers import InvalidIdentifier, check_identifier, shorten
+from streams.wire.limits import CommandLimits, FieldTooLong
+from streams.wire.schemas import to_record
+from streams.wire.topics import record_size
 from streams.write.batch import DecidedBatch, PendingEvent, PendingResult, PendingSnapshot
 from streams.write.changelog import encode_aggregate
 
@@ -53,15 +60,37 @@ class IntakeLimits:
     """A command that would grow an aggregate's encoded state past this is rejected."""
     snapshot_every: int
     """A snapshot each time an aggregate's version crosses a multiple of this (0: none)."""
+    max_output_bytes: int = 1024 * 1024
+    """The `max.message.bytes` of the topics a command's events and result go to."""
+
+
+class _NoState:
+    """No committed state (a quarantine batch decides nothing)."""
+
+    def aggregate(self, partition: int, key: bytes) -> Aggregate[Any] | None:
+        return None
+
+    def command_result(self, partition: int, command_id: bytes) -> CommandResult | None:
+        return None
+
+
+_NOTHING = _NoState()
 
 
 class BatchDecider:
     """Decides batches of one context's command records against a `StateReader`."""
 
-    def __init__(self, context: BoundedContext[Any], codec: AvroCodec, limits: IntakeLimits) -> None:
+    def __init__(
+        self,
+        context: BoundedContext[Any],
+        codec: AvroCodec,
+        limits: IntakeLimits,
+        command_limits: CommandLimits | None = None,
+    ) -> None:
         self.context = context
         self.codec = codec
         self.limits = limits
+        self.command_limits = command_limits or CommandLimits(codec.catalog, list(context.command_names))
 
     def decide(
         self,
@@ -86,6 +115,17 @@ class BatchDecider:
         if oversized:
             batch = self._decide(messages, state, owned, processed_at, oversized)
         return batch
+
+    def quarantine(
+        self, msg: Message, reason: str, detail: str, *, answer: bool = True, keep_value: bool = True
+    ) -> DecidedBatch:
+        """A batch that only dead-letters `msg` (a command whose outputs the broker refused),
+        with a `rejected` result when `answer`; without its value when not `keep_value`."""
+        intake = _Intake(self, _NOTHING, DecidedBatch(utc_now()), frozenset())
+        partition = msg.partition()
+        intake.batch.offsets[partition] = msg.offset() + 1
+        intake._dead_letter(msg, partition, reason, detail, answer=answer, keep_value=keep_value)
+        return intake.batch
 
     def _decide(
         self,
@@ -123,6 +163,7 @@ class _Intake:
         self.context = decider.context
         self.codec = decider.codec
         self.limits = decider.limits
+        self.command_limits = decider.command_limits
         self.state = state
         self.batch = batch
         self.watch = watch
@@ -145,6 +186,16 @@ class _Intake:
             aggregate_id = raw_key.decode("utf-8")
         except UnicodeDecodeError:
             return self._dead_letter(msg, partition, "malformed_key", "the key is not UTF-8")
+        try:
+            check_identifier("command_id", meta.get(h.COMMAND_ID, ""), required=False)
+        except InvalidIdentifier as exc:  # no result: it would be keyed by the invalid id
+            return self._dead_letter(msg, partition, exc.reason, str(exc), answer=False)
+        try:
+            check_identifier("aggregate_id", aggregate_id)
+            check_identifier("correlation_id", meta.get(h.CORRELATION_ID, ""), required=False)
+            check_identifier("actor", meta.get(h.ACTOR, ""), required=False)
+        except InvalidIdentifier as exc:
+            return self._dead_letter(msg, partition, exc.reason, str(exc))
         command_id = meta.get(h.COMMAND_ID) or source_of(msg.topic(), partition, msg.offset())
         original = self._seen(partition, command_id.encode())
         if original is not None:
@@ -161,6 +212,10 @@ class _Intake:
             return self._reject(
                 partition, command_id, aggregate_id, command_type, current, "unknown_command_type", detail
             )
+        try:
+            self.command_limits.check(command_type, to_record(decoded.message))
+        except FieldTooLong as exc:
+            return self._dead_letter(msg, partition, exc.reason, str(exc))
         expected_raw = meta.get(h.EXPECTED_VERSION)
         try:
             expected = int(expected_raw) if expected_raw not in (None, "") else None
@@ -186,8 +241,14 @@ class _Intake:
                 return self._reject(
                     partition, command_id, aggregate_id, command_type, current, "aggregate_too_large", detail
                 )
-        self._append(partition, raw_key, envelope, outcome.events)
-        indexes = tuple(range(len(self.batch.events) - len(outcome.events), len(self.batch.events)))
+        events = self._encode_events(partition, raw_key, envelope, outcome.events)
+        too_large = self._too_large(events, command_id, aggregate_id)
+        if too_large:
+            return self._reject(
+                partition, command_id, aggregate_id, command_type, current, "output_too_large", too_large
+            )
+        self.batch.events += events
+        indexes = tuple(range(len(self.batch.events) - len(events), len(self.batch.events)))
         if outcome.events:
             self.batch.aggregates.setdefault(partition, {})[raw_key] = outcome.aggregate
             every = self.limits.snapshot_every
@@ -198,10 +259,23 @@ class _Intake:
         self._result(partition, outcome.result, indexes)
         return None
 
-    def _append(
+    def _too_large(self, events: list[PendingEvent], command_id: str, aggregate_id: str) -> str:
+        """Why the command's events or result would pass their topics' record limit ("": they fit)."""
+        limit = self.limits.max_output_bytes
+        for event in events:
+            size = record_size(event.key, event.value, event.headers)
+            if size > limit:
+                return f"its {event.event_type} event would take {size} bytes (the topic's limit: {limit})"
+        result = 300 + 2 * len(command_id.encode()) + len(aggregate_id.encode()) + 40 * len(events)
+        if result > limit:
+            return f"its result would take about {result} bytes (the topic's limit: {limit})"
+        return ""
+
+    def _encode_events(
         self, partition: int, raw_key: bytes, envelope: CommandEnvelope, events: tuple[tuple[int, Any], ...]
-    ) -> None:
+    ) -> list[PendingEvent]:
         codec, batch = self.codec, self.batch
+        out = []
         for version, event in events:
             event_type = type(event).__name__
             headers = h.event_headers(
@@ -215,7 +289,8 @@ class _Intake:
                 occurred_at=batch.processed_at,
                 actor=envelope.actor,
             )
-            batch.events.append(PendingEvent(partition, raw_key, codec.encode(event), headers, event_type))
+            out.append(PendingEvent(partition, raw_key, codec.encode(event), headers, event_type))
+        return out
 
     def _aggregate(self, partition: int, key: bytes) -> Aggregate[Any]:
         """The aggregate as this batch left it, else as committed."""
@@ -259,30 +334,42 @@ class _Intake:
         )
         self._result(partition, result)
 
-    def _dead_letter(self, msg: Message, partition: int, reason: str, detail: str) -> None:
-        """Keep the record's bytes with the reason. A waiting client gets a `rejected` result,
-        which is not remembered: the same command id sent again, well-formed, is processed."""
+    def _dead_letter(
+        self,
+        msg: Message,
+        partition: int,
+        reason: str,
+        detail: str,
+        *,
+        answer: bool = True,
+        keep_value: bool = True,
+    ) -> None:
+        """Keep the record's bytes with the reason. A waiting client gets a `rejected` result
+        (unless `answer` is False), which is not remembered: the same command id sent again,
+        well-formed, is processed."""
         source = source_of(msg.topic(), partition, msg.offset())
+        extra = {} if keep_value else {"dlq_value_dropped": str(len(msg.value() or b""))}
         letter = dead_letter(
             key=msg.key(),
-            value=msg.value(),
+            value=msg.value() if keep_value else None,
             headers=msg.headers(),
             reason=reason,
             detail=detail,
             source=source,
+            **extra,
         )
         self.batch.dead_letters.append(letter)
         command_id = h.as_dict(msg.headers()).get(h.COMMAND_ID)
-        if command_id:
+        if command_id and answer:
             result = CommandResult(
                 command_id=command_id,
-                aggregate_id=(msg.key() or b"").decode("utf-8", "replace"),
+                aggregate_id=shorten((msg.key() or b"").decode("utf-8", "replace")),
                 command_type="",
                 status="rejected",
                 aggregate_version=-1,
                 reason=reason,
-                detail=detail,
+                detail=detail[:1000],
                 processed_at=self.batch.processed_at,
             )
             self.batch.results.append(PendingResult(partition, result))
-        log.warning("%s: %s to DLQ: %s (%s)", self.context.name, source, reason, detail)
+        log.warning("%s: %s to DLQ: %s (%s)", self.context.name, source, reason, detail[:200])

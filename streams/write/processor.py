@@ -19,16 +19,16 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams import metrics
 from streams.config import Settings
 from streams.kafka import clients
-from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, take, watermarks
+from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, is_poison, take, watermarks
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.wire.codec import RegistryUnavailable
-from streams.write.appends import EventAppend, OffsetsMispredicted, RetryBatch
+from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch, refused
 from streams.write.batch import BatchWriter, DecidedBatch
 from streams.write.intake import BatchDecider, IntakeLimits
 from streams.write.state import CommittedState
@@ -58,8 +58,13 @@ class CommandProcessor:
         self.exactly_once = settings.exactly_once
         data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
         self.state = CommittedState(settings, runtime.codec, runtime.topics.changelog, data_dir, cache_size)
-        limits = IntakeLimits(settings.max_record_bytes, settings.max_state_bytes, settings.snapshot_every)
-        self.decider = BatchDecider(runtime.context, runtime.codec, limits)
+        limits = IntakeLimits(
+            settings.max_record_bytes,
+            settings.max_state_bytes,
+            settings.snapshot_every,
+            settings.max_message_bytes,
+        )
+        self.decider = BatchDecider(runtime.context, runtime.codec, limits, runtime.limits)
         # where each events partition's next record will land: a transaction's events get
         # consecutive offsets and its commit marker one more (checked before every commit)
         self._next_event_offset: dict[int, int] = {}
@@ -146,19 +151,36 @@ class CommandProcessor:
 
     # --- batches ---------------------------------------------------------------------------
 
-    def _process_with_retry(self, messages: list[Message]) -> None:
+    def _process_with_retry(self, messages: list[Message], *, careful: bool = False) -> None:
+        """Process a batch until it commits. A record the broker refuses for what it is (too
+        large, invalid) cannot be retried: the batch is retried carefully (every record reports
+        its delivery) to find it, split in halves around it, and the command dead-lettered, so
+        the rest of the batch commits exactly once."""
         delay = 0.2
         while True:
             try:
-                self._process_batch(messages)
+                self._process_batch(messages, careful=careful)
                 return
             except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
                 fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
                 self._abort(forget_offsets=not isinstance(exc, OffsetsMispredicted))
                 if fatal:
                     raise
+                poison = _poison(exc)
+                if poison is not None and len(messages) == 1:
+                    self._quarantine(messages[0], poison)
+                    return
+                if poison is not None:
+                    metrics.RETRIES.labels(self.name, "bisect").inc()
+                    middle = len(messages) // 2
+                    self._process_with_retry(messages[:middle], careful=True)
+                    self._process_with_retry(messages[middle:], careful=True)
+                    return
                 cause = type(exc).__name__
                 metrics.RETRIES.labels(self.name, cause).inc()
+                if not careful and _abortable(exc):  # which record failed? every one reports now
+                    careful = True
+                    continue
                 log.warning("%s: batch aborted (%s: %s); retrying in %.1fs", self.name, cause, exc, delay)
                 if self._stop.wait(delay):
                     return
@@ -168,6 +190,24 @@ class CommandProcessor:
                 messages = [m for m in messages if m.partition() in assigned]
                 if not messages:
                     return
+
+    def _quarantine(self, msg: Message, error: KafkaError) -> None:
+        """Dead-letter a command the broker refused an output of (`output_rejected`), with a
+        rejected result; without the result, then without the value, if those are refused too."""
+        detail = f"the broker refused one of its records: {error.str()}"
+        attempts = ({"answer": True}, {"answer": False}, {"answer": False, "keep_value": False})
+        for attempt in attempts:
+            batch = self.decider.quarantine(msg, "output_rejected", detail, **attempt)
+            try:
+                self._write(batch, careful=True)
+            except PoisonOutput:
+                self._abort(forget_offsets=True)
+                continue
+            self._count(batch, 1)
+            return
+        raise RetryBatch(
+            f"the DLQ refused {msg.topic()}/{msg.partition()}/{msg.offset()} even without its value"
+        )
 
     def _abort(self, *, forget_offsets: bool) -> None:
         """Abort the open transaction; the caller retries the same records from memory (the
@@ -184,12 +224,17 @@ class CommandProcessor:
                 raise
             log.debug("abort: %s", exc)
 
-    def _process_batch(self, messages: list[Message]) -> None:
-        assert self._producer is not None and self._consumer is not None and self._writer is not None
-        producer = self._producer
+    def _process_batch(self, messages: list[Message], *, careful: bool = False) -> None:
         batch = self.decider.decide(messages, self.state, self.state)
         if not batch.offsets:
             return
+        self._write(batch, careful=careful)
+        self._count(batch, len(messages))
+
+    def _write(self, batch: DecidedBatch, *, careful: bool) -> None:
+        """Produce a decided batch and commit it with its input offsets; then RocksDB follows."""
+        assert self._producer is not None and self._consumer is not None and self._writer is not None
+        producer = self._producer
 
         def wait_for_offsets(events: EventAppend) -> None:
             # no transaction to abort if a prediction were wrong: wait for the real offsets
@@ -198,25 +243,28 @@ class CommandProcessor:
 
         if self.exactly_once:
             producer.begin_transaction()
-        written = self._writer.write(batch, wait_for_offsets)
+        written = self._writer.write(batch, wait_for_offsets, careful=careful)
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in batch.offsets.items()]
         if self.exactly_once:
             metadata = self._consumer.consumer_group_metadata()
             bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
             # every record is acknowledged by then: the commit has nothing left to send
             written.events.wait(producer.poll, CALL_TIMEOUT_S)
+            if careful:
+                producer.flush(CALL_TIMEOUT_S)
+                refused(written.failures)
             written.events.check()
             self._commit()
             written.events.advance(marker=1)
         else:  # at least once: everything acknowledged, then the offsets
             if producer.flush(30):
                 raise RetryBatch("records not acknowledged")
+            refused(written.failures)
             consumer = self._consumer
             bounded("commit offsets", lambda: consumer.commit(offsets=offsets, asynchronous=False))
             written.events.advance(marker=0)
         # committed: now RocksDB and the cache may follow
         self.state.apply(written.store_writes, written.changelog_end, batch.aggregates)
-        self._count(batch, len(messages))
 
     def _commit(self) -> None:
         assert self._producer is not None
@@ -249,3 +297,20 @@ class CommandProcessor:
         metrics.BATCH.labels(name).observe(n)
         if self.on_batch is not None:
             self.on_batch(n)
+
+
+def _poison(exc: Exception) -> KafkaError | None:
+    """The error of a record refused for what it is, if that is what `exc` says."""
+    if isinstance(exc, PoisonOutput):
+        return exc.error
+    if isinstance(exc, KafkaException) and is_poison(exc.args[0]):
+        return exc.args[0]
+    return None
+
+
+def _abortable(exc: Exception) -> bool:
+    """A failure that a refused record may have caused (a failed commit, a failed delivery),
+    rather than a known passing condition (a registry outage, a misprediction, a timeout)."""
+    if isinstance(exc, KafkaException):
+        return not exc.args[0].retriable()
+    return type(exc) is RetryBatch and "within" not in str(exc)

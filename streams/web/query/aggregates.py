@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from streams.config import Settings
+from streams.kafka.readers import read_offsets
 from streams.read.fold import logged_events
-from streams.read.history import read_range, state_at
+from streams.read.history import state_at
 from streams.read.readside import ContextReadSide, WorkerReadSide
 from streams.web.query.params import BadParameter, int_param, timestamp_param
 from streams.web.query.routing import Router
@@ -128,12 +129,11 @@ class AggregateEndpoints:
             if page:
                 records = await asyncio.get_running_loop().run_in_executor(
                     None,
-                    read_range,
+                    read_offsets,
                     self.settings,
                     side.runtime.topics.events,
                     partition,
-                    page[0][1],
-                    page[-1][1],
+                    [e[1] for e in page],
                 )
                 for logged in logged_events(side.runtime, records, only=aggregate_id.encode()):
                     events.append(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from aiohttp import web
 
 from streams.config import Settings
-from streams.read.projector import DOC_PREFIX, ViewProjector, decode_document
+from streams.read.projector import DOC_PREFIX, decode_document
 from streams.read.readside import ContextReadSide, WorkerReadSide, status
+from streams.web.query.paging import LocalPage, local_page, merge
 from streams.web.query.params import BadParameter, document_json, int_param, timeout_param
-from streams.web.query.routing import Router
+from streams.web.query.routing import Router, WorkerUnavailable
 from streams.web.responses import ok, problem
 from streams.wire.topics import partition_for
 
@@ -135,51 +135,41 @@ class DocumentEndpoints:
             return problem(404, str(exc))
         version = side.active(view)
         projector = side.projector(view, version)
+        loop = asyncio.get_running_loop()
+
+        async def scan() -> LocalPage:
+            if projector is None:
+                return LocalPage()
+            return await loop.run_in_executor(None, local_page, projector, view, after, limit, filters)
+
         if query.get("local"):
-            local_items = local_page(projector, view, after, limit, filters) if projector else []
-            owned = sorted(projector.stores) if projector else []
-            return ok({"items": local_items, "partitions": owned})
+            mine = await scan()
+            return ok({"items": mine.items, "partitions": mine.partitions, "horizon": mine.horizon})
         group = side.runtime.groups.view(view, version)
         owners = await self.router.owners(group)
         if len(owners) < self.settings.partitions:
             owners = await self.router.owners(group, refresh=True)
-        items = []
-        covered: set[int] = set()
+        pages: list[LocalPage] = []
         for url in sorted(set(owners.values())):
             if url == self.read_side.url and projector is not None:
-                items += local_page(projector, view, after, limit, filters)
-                covered.update(projector.stores)
+                pages.append(await scan())
                 continue
             remote = {**query, "local": "1", "routed": "1", "limit": str(limit)}
-            _, body = await self.router.get(url, request.url.path, remote)
-            items += body["items"]
-            covered.update(body["partitions"])
-        items.sort(key=lambda item: item["entity_id"])
-        page = items[:limit]
+            try:
+                status_code, body = await self.router.get(url, request.rel_url.raw_path, remote)
+            except WorkerUnavailable as exc:
+                return problem(502, str(exc), reason="worker_unavailable")
+            if status_code != 200:
+                detail = f"worker {url} answered {status_code} for its part of the list"
+                return problem(502, detail, reason="worker_unavailable")
+            pages.append(LocalPage(body["items"], body["horizon"], body["partitions"]))
+        items, cursor = merge(pages, limit)
+        covered = {p for page in pages for p in page.partitions}
         return ok(
             {
-                "items": page,
-                "next": page[-1]["entity_id"] if len(items) > limit else None,
+                "items": items,
+                "next": cursor,
                 "complete": len(covered) >= self.settings.partitions,
                 "version_served": version,
             }
         )
-
-
-def local_page(
-    projector: ViewProjector, view: str, after: str, limit: int, filters: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Up to `limit` documents per owned partition after `after` that match `filters`."""
-    items: list[dict[str, Any]] = []
-    start = DOC_PREFIX + after.encode() + b"\x00" if after else None
-    for store in list(projector.stores.values()):
-        found = 0
-        for key, raw in store.scan(DOC_PREFIX, start):
-            doc = decode_document(key[len(DOC_PREFIX) :].decode(), raw)
-            if doc.state is None or any(str(doc.state.get(k)) != v for k, v in filters.items()):
-                continue
-            items.append(document_json(view, doc))
-            found += 1
-            if found >= limit:
-                break
-    return items

@@ -1,28 +1,47 @@
-"""Which worker owns a key, and asking it: the query API's routing between workers."""
+"""Which worker owns a key, and asking it: the query API's routing between workers.
+
+Owners come from the consumer groups' descriptions, where each worker's stages advertise its URL
+signed with the deployment's secret (`streams.wire.signing.signed_url`): a member whose client id
+carries no valid signature is not a worker of this deployment and is never sent a request. A
+forwarded request goes to the owner's URL with the path as it came (still percent-encoded), the
+query without the caller's `access_token`, no `Authorization`, and a worker signature instead;
+redirects are not followed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from streams.config import Settings
 from streams.kafka import clients
+from streams.web.auth import FORWARDED, forward_signature
 from streams.web.query.params import MAX_TIMEOUT_S
 from streams.web.responses import ok, problem
+from streams.wire.signing import verified_url
+
+log = logging.getLogger(__name__)
+
+
+class WorkerUnavailable(Exception):
+    """Another worker did not answer, or answered with an error; the message says which."""
 
 
 class Router:
     """Which worker owns a partition of a consumer group (cached for a few seconds), and the
     HTTP session used to ask it."""
 
-    def __init__(self, settings: Settings, self_url: str) -> None:
+    def __init__(self, settings: Settings, self_url: str, secret: Callable[[], bytes | None]) -> None:
         self._admin = clients.admin(settings)
         self.self_url = self_url
+        self.secret = secret
         self._cache: dict[str, tuple[float, dict[int, str]]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -37,12 +56,21 @@ class Router:
         return owners
 
     def _describe(self, group: str) -> dict[int, str]:
+        secret = self.secret()
+        if secret is None:
+            return {}
         description = self._admin.describe_consumer_groups([group])[group].result(timeout=10)
         owners: dict[int, str] = {}
         for member in description.members:
+            url = verified_url(secret, member.client_id)
+            if url is None:
+                log.warning(
+                    "group %s: member %s is not a signed worker; not routing to it", group, member.member_id
+                )
+                continue
             assignment = member.assignment.topic_partitions if member.assignment else []
             for tp in assignment:
-                owners.setdefault(tp.partition, member.client_id)
+                owners.setdefault(tp.partition, url)
         return owners
 
     def session(self) -> aiohttp.ClientSession:
@@ -51,10 +79,22 @@ class Router:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=MAX_TIMEOUT_S + 10))
         return self._session
 
-    async def get(self, url: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
-        """GET another worker; (status, JSON body)."""
-        async with self.session().get(f"{url}{path}", params=query) as response:
-            return response.status, await response.json()
+    async def get(self, url: str, raw_path: str, query: Mapping[str, str]) -> tuple[int, Any]:
+        """GET another worker (signed as a worker); (status, JSON body). WorkerUnavailable when it
+        does not answer with JSON."""
+        secret = self.secret()
+        if secret is None:
+            raise WorkerUnavailable("this worker is starting (no deployment secret yet)")
+        params = {k: v for k, v in query.items() if k != "access_token"}
+        target = URL(url).with_path(raw_path, encoded=True).with_query(params)
+        headers = {FORWARDED: forward_signature(secret, "GET", raw_path, params, time.time())}
+        try:
+            async with self.session().get(target, headers=headers, allow_redirects=False) as response:
+                if response.content_type != "application/json":
+                    raise WorkerUnavailable(f"worker {url} answered {response.status} without JSON")
+                return response.status, await response.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WorkerUnavailable(f"worker {url} did not answer: {type(exc).__name__}") from None
 
     async def routed(
         self,
@@ -69,13 +109,18 @@ class Router:
         if answer is not None:
             return answer
         if request.query.get("routed"):
-            return problem(503, f"partition {partition} is not owned here (rebalancing); retry")
+            return problem(
+                503, f"partition {partition} is not owned here (rebalancing); retry", reason="rebalancing"
+            )
         owners = await self.owners(group)
         url = owners.get(partition)
         if url is None or url == self.self_url:
             owners = await self.owners(group, refresh=True)
             url = owners.get(partition)
         if url is None or url == self.self_url:
-            return problem(503, f"no worker owns partition {partition} yet; retry")
-        status, body = await self.get(url, request.url.path, {**request.query, "routed": "1"})
+            return problem(503, f"no worker owns partition {partition} yet; retry", reason="rebalancing")
+        try:
+            status, body = await self.get(url, request.rel_url.raw_path, {**request.query, "routed": "1"})
+        except WorkerUnavailable as exc:
+            return problem(502, str(exc), reason="worker_unavailable")
         return ok(body, status=status)

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,10 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 class RealtimeEndpoints:
     """`/realtime/ws`, `/realtime/sse` and the `/live` page."""
 
-    def __init__(self, settings: Settings, runtimes: Runtimes) -> None:
+    def __init__(self, settings: Settings, runtimes: Runtimes, secret: Callable[[], bytes | None]) -> None:
         self.settings = settings
         self.runtimes = runtimes
+        self.secret = secret
         self._decoder: GenericDecoder | None = None
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -68,11 +70,14 @@ class RealtimeEndpoints:
 
     async def feed(self, subscription: Subscription) -> Feed:
         """An opened Feed (raises SubscriptionError / TokenError)."""
+        secret = self.secret()
+        if secret is None:
+            raise SubscriptionError("the worker is starting; retry in a moment")
         loop = asyncio.get_running_loop()
         runtime = await loop.run_in_executor(None, self.runtimes.get, subscription.context)
         if self._decoder is None:
             self._decoder = GenericDecoder(runtime.codec.registry)
-        feed = Feed(self.settings, runtime, self._decoder, subscription)
+        feed = Feed(self.settings, runtime, self._decoder, subscription, secret)
         await feed.open()
         return feed
 

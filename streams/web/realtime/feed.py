@@ -41,6 +41,7 @@ class Feed:
     runtime: ContextRuntime
     decoder: GenericDecoder
     subscription: Subscription
+    secret: bytes
     positions: dict[str, dict[int, int]] = field(default_factory=dict)
     _consumer: Consumer | None = None
     _thread: ThreadPoolExecutor | None = None
@@ -80,7 +81,7 @@ class Feed:
             ).items()
         }
         if self.subscription.resume:
-            wanted = decode_token(self.subscription.resume)
+            wanted = decode_token(self.subscription.resume, self.secret)
             self._check_token(wanted, partitions, begin, end)
             self.positions = wanted
         else:
@@ -126,7 +127,7 @@ class Feed:
     @property
     def token(self) -> str:
         """The token of the current position."""
-        return encode_token(self.positions)
+        return encode_token(self.positions, self.secret)
 
     async def frames(self) -> AsyncIterator[dict[str, Any]]:
         """Frames of matching records, in partition order, each with the token after it."""

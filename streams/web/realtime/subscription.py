@@ -1,6 +1,7 @@
 """What a real-time client asks for (a subscription) and where it resumes from (a token).
 
-A token is base64url JSON `{topic: {partition: next offset}}` over every subscribed partition.
+A token is base64url JSON `{topic: {partition: next offset}}` over every subscribed partition,
+signed with the deployment's secret (`streams.wire.signing`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+from streams.wire.signing import signature, verify
 
 SUBSCRIPTION_FIELDS = {
     "type",
@@ -84,16 +87,21 @@ def parse_subscription(data: Any, contexts: Collection[str]) -> Subscription:
     return Subscription(context, events, tuple(views), **text)
 
 
-def encode_token(positions: dict[str, dict[int, int]]) -> str:
-    """An opaque resume token: the next offset of every subscribed partition."""
+def encode_token(positions: dict[str, dict[int, int]], secret: bytes) -> str:
+    """An opaque resume token: the next offset of every subscribed partition, signed, so a
+    client can resume only from a position it was given."""
     raw = json.dumps({t: {str(p): o for p, o in ps.items()} for t, ps in positions.items()}, sort_keys=True)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return f"{payload}.{signature(secret, 'resume-token', payload)}"
 
 
-def decode_token(token: str) -> dict[str, dict[int, int]]:
-    """The positions in a token (TokenError(token_invalid) when it is not one of ours)."""
+def decode_token(token: str, secret: bytes) -> dict[str, dict[int, int]]:
+    """The positions in a token (TokenError(token_invalid) when this deployment did not sign it)."""
+    payload, _, given = token.rpartition(".")
+    if not payload or not verify(secret, given, "resume-token", payload):
+        raise TokenError("token_invalid", "resume token is not a token of this server (bad signature)")
     try:
-        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return {str(t): {int(p): int(o) for p, o in ps.items()} for t, ps in raw.items()}
     except (binascii.Error, ValueError, AttributeError, TypeError, UnicodeDecodeError) as exc:
         raise TokenError("token_invalid", f"resume token is not a token of this server: {exc}") from None

@@ -29,9 +29,10 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from streams.cli.main import main as cli
 from streams.client import CommandClient, read_topic
 from streams.config import Settings
-from streams.contexts.orders import AddItem, ConfirmOrder, PlaceOrder
+from streams.contexts.orders import AddItem, ConfirmOrder, OrderPlaced, PlaceOrder
 from streams.kafka.runtime import ensure_topics
 from streams.sinks.connect import ConnectClient, deploy, remove, sink_lag, status
+from streams.sinks.rows import SnapshotRow, sink_codec
 from streams.wire import headers as h
 from streams.wire.topics import TopicSpec
 from tests.conftest import ROOT, StackEndpoints
@@ -434,10 +435,78 @@ def test_sink_lag_under_steady_command_load(settings: Settings, client: CommandC
     )
 
 
-def test_a_failing_task_shows_its_error_in_status(settings: Settings, client: CommandClient) -> None:
-    # bytes that are not Avro in a sink topic make the converter fail the task (errors.tolerance=none)
+def cli_status(settings: Settings) -> Any:
+    env = {
+        "CONNECT_URL": settings.connect_url,
+        "STREAMS_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMS_SINK_SCHEMA": settings.sink_schema,
+        "STREAMS_SINK_VIEWS": "test-view,order-summary",
+    }
+    return CliRunner().invoke(cli, ["connect", "status"], env=env)
+
+
+def test_the_deriver_keeps_rows_postgresql_would_refuse_out_of_the_sink(
+    settings: Settings, client: CommandClient
+) -> None:
+    # an event written straight to the log (not through a worker) with an id the column cannot hold
+    long_id = "x" * 300
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    event = client.runtime.codec.encode(OrderPlaced("c", "EUR"))
+    headers = h.event_headers(
+        event_type="OrderPlaced", schema_version=1, aggregate_type="Order", aggregate_id=long_id,
+        aggregate_version=1, command_id="direct", correlation_id="", occurred_at="2026-12-01T00:00:00Z",
+    )  # fmt: skip
+    producer.produce(client.runtime.topics.events, event, long_id.encode(), headers=headers)
+    assert producer.flush(30) == 0
+    assert client.execute("o-after-long", PlaceOrder("c", "EUR")).accepted
+    rows = wait_for(
+        settings,
+        lambda: query(settings, "SELECT count(*) FROM {s}.eventstore WHERE aggregateid = 'o-after-long'")[0][
+            0
+        ],
+        "the next event's row",
+    )
+    assert rows == 1
+    letters = [
+        m
+        for m in read_topic(settings, client.runtime.topics.dlq, idle_timeout=1.0)
+        if h.as_dict(m.headers()).get("dlq_stage") == "sink"
+    ]
+    assert len(letters) == 1 and letters[0].key() == long_id.encode() and letters[0].value() == event
+    meta = h.as_dict(letters[0].headers())
+    assert (
+        meta[h.DLQ_REASON] == "unsupported_by_sink" and "AggregateID has 300 characters" in meta[h.DLQ_DETAIL]
+    )
+    assert all(t["state"] == "RUNNING" for e in status(settings) for t in e.get("tasks", []))
+    result = cli_status(settings)
+    assert "deriver=1" in result.output, result.output
+
+
+def test_a_record_the_converter_cannot_read_goes_to_connects_dlq_and_the_task_keeps_running(
+    settings: Settings, client: CommandClient
+) -> None:
     producer = Producer({"bootstrap.servers": settings.bootstrap})
     producer.produce(f"{settings.topic_prefix}orders.snapshots-sink", b"not avro", b"o-bad")
+    assert producer.flush(30) == 0
+    name = f"{settings.topic_prefix}orders-snapshots-sink"
+    counted = wait_for(
+        settings,
+        lambda: next(e for e in status(settings) if e["name"] == name)["dlq"]["connect"],
+        "Connect's DLQ",
+    )
+    assert counted == 1
+    entry = next(e for e in status(settings) if e["name"] == name)
+    assert entry["state"] == "RUNNING" and all(t["state"] == "RUNNING" for t in entry["tasks"])
+    assert "dlq: connect=1" in cli_status(settings).output
+
+
+def test_a_failing_task_shows_its_error_in_status(settings: Settings, client: CommandClient) -> None:
+    # a row PostgreSQL refuses, written straight to a sink topic (the deriver would have kept it
+    # out): the JDBC sink's task fails for good, and status says why
+    codec = sink_codec(settings)
+    row = SnapshotRow("y" * 300, "Order", "{}", 1, 0)
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer.produce(f"{settings.topic_prefix}orders.snapshots-sink", codec.encode(row), b"o-refused")
     assert producer.flush(30) == 0
     name = f"{settings.topic_prefix}orders-snapshots-sink"
     deadline = time.monotonic() + 60
@@ -448,13 +517,7 @@ def test_a_failing_task_shows_its_error_in_status(settings: Settings, client: Co
         time.sleep(1)
     else:
         raise AssertionError("the task did not fail")
-    env = {
-        "CONNECT_URL": settings.connect_url,
-        "STREAMS_TOPIC_PREFIX": settings.topic_prefix,
-        "STREAMS_SINK_SCHEMA": settings.sink_schema,
-        "STREAMS_SINK_VIEWS": "test-view,order-summary",
-    }
-    result = CliRunner().invoke(cli, ["connect", "status"], env=env)
+    result = cli_status(settings)
     assert result.exit_code == 1, result.output
     assert re.search(rf"{re.escape(name)}: RUNNING .*\n\s+task 0: FAILED", result.output), result.output
     assert "error:" in result.output and "Exception" in result.output

@@ -15,6 +15,7 @@ from streams.web.realtime.subscription import (
     encode_token,
     parse_subscription,
 )
+from streams.wire.signing import signature
 
 CONTEXTS = ("orders",)
 
@@ -60,21 +61,34 @@ def test_a_bad_subscription_names_what_is_wrong(data: Any, message: str) -> None
         parse_subscription(data, CONTEXTS)
 
 
+SECRET = b"deployment secret"
+
+
 def test_a_token_round_trips_every_partition_position() -> None:
     positions = {"orders.events": {0: 5, 3: 12}, "orders.order-summary": {1: 0}}
-    token = encode_token(positions)
-    assert "=" not in token and decode_token(token) == positions
+    token = encode_token(positions, SECRET)
+    assert "=" not in token and decode_token(token, SECRET) == positions
+
+
+def test_a_token_is_refused_by_another_deployment_and_when_edited() -> None:
+    token = encode_token({"orders.events": {0: 5}}, SECRET)
+    for forged in (
+        token,  # signed with another secret, below
+        encode_token({"orders.events": {0: 0}}, b"guess").split(".")[0] + "." + token.split(".")[1],
+        token.split(".")[0],
+    ):
+        with pytest.raises(TokenError) as info:
+            decode_token(forged, b"another secret" if forged == token else SECRET)
+        assert info.value.code == "token_invalid"
 
 
 @pytest.mark.parametrize(
-    "token",
-    [
-        "%%%",
-        base64.urlsafe_b64encode(b"[1, 2]").decode(),
-        base64.urlsafe_b64encode(b'{"t": {"x": 1}}').decode(),
-    ],
+    "payload",
+    [b"[1, 2]", b'{"t": {"x": 1}}'],
 )
-def test_a_token_that_is_not_ours_is_invalid(token: str) -> None:
+def test_a_signed_token_that_is_not_positions_is_invalid(payload: bytes) -> None:
+    body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    token = f"{body}.{signature(SECRET, 'resume-token', body)}"
     with pytest.raises(TokenError) as info:
-        decode_token(token)
+        decode_token(token, SECRET)
     assert info.value.code == "token_invalid"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from streams.write.appends import EventAppend, OffsetsMispredicted, RetryBatch
+from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch
 
 
 def deliver(append: EventAppend, reports: list[tuple[int, int]]) -> Callable[[float], None]:
@@ -61,7 +61,7 @@ def test_a_failed_delivery_fails_the_batch() -> None:
     def poll(_timeout: float) -> None:
         append.on_delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Message(partition=0, offset=-1))
 
-    with pytest.raises(RetryBatch, match="MSG_SIZE_TOO_LARGE"):
+    with pytest.raises(PoisonOutput, match="Message size too large"):
         append.wait(poll, timeout=1)
 
 

@@ -204,3 +204,68 @@ def test_a_snapshot_is_taken_when_the_version_crosses_a_multiple_of_the_interval
 def test_records_of_partitions_no_longer_owned_are_left_to_their_new_owner() -> None:
     batch = decide([command("o-1", PlaceOrder("c", "EUR"), 0, partition=3)], owned=(0, 1))
     assert batch.results == [] and batch.offsets == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "extra", "detail", "answered"),
+    [
+        (b"o" * 256, [], "aggregate_id has 256 characters; at most 255", True),
+        (b"o\x00x", [], "aggregate_id contains the control character U+0000", True),
+        (b"o-1", [(h.CORRELATION_ID, b"c\nx")], "correlation_id contains the control character U+000A", True),
+        (b"o-1", [(h.ACTOR, b"a" * 300)], "actor has 300 characters", True),
+    ],
+)
+def test_an_identifier_outside_the_policy_is_dead_lettered(
+    key: bytes, extra: list[tuple[str, bytes]], detail: str, answered: bool
+) -> None:
+    batch = decide([record(key, CODEC.encode(PlaceOrder("c", "EUR")), 0, extra=extra)])
+    (letter,) = batch.dead_letters
+    assert letter.reason == "invalid_identifier" and detail in h.as_dict(letter.headers)[h.DLQ_DETAIL]
+    assert [r.reason for r in results(batch)] == (["invalid_identifier"] if answered else [])
+    assert all(len(r.aggregate_id) < 100 for r in results(batch))
+
+
+def test_an_invalid_command_id_gets_no_result_keyed_by_it() -> None:
+    batch = decide([record(b"o-1", CODEC.encode(PlaceOrder("c", "EUR")), 0, command_id="c" * 300)])
+    assert batch.dead_letters[0].reason == "invalid_identifier" and batch.results == []
+
+
+def test_a_string_over_its_schema_limit_is_dead_lettered_before_decide() -> None:
+    too_long = record(
+        b"o-1", CODEC.encode_record("PlaceOrder", 2, {"customer_id": "c" * 256, "currency": "EUR"}), 0
+    )
+    nul = command("o-2", PlaceOrder("c\x00", "EUR"), 1)
+    default = command("o-3", PlaceOrder("c", "EUR"), 2)  # v1 producer fields: read with the latest's limits
+    batch = decide([too_long, nul, default])
+    assert [d.reason for d in batch.dead_letters] == ["invalid_field", "invalid_field"]
+    details = [h.as_dict(d.headers)[h.DLQ_DETAIL] for d in batch.dead_letters]
+    assert details == ["customer_id has 256 characters; at most 255", "customer_id contains U+0000"]
+    assert results(batch)[-1].accepted
+
+
+def test_a_command_whose_event_would_not_fit_its_topic_is_rejected() -> None:
+    limits = IntakeLimits(
+        max_record_bytes=1000, max_state_bytes=100_000, snapshot_every=0, max_output_bytes=600
+    )
+    batch = decide(
+        [command("o-1", PlaceOrder("c" * 250, "EUR"), 0), command("o-2", PlaceOrder("c", "EUR"), 1)],
+        limits=limits,
+    )
+    first, second = results(batch)
+    assert (first.status, first.reason) == (
+        "rejected",
+        "output_too_large",
+    ) and "OrderPlaced event" in first.detail
+    assert second.accepted and len(batch.events) == 1
+
+
+def test_a_quarantine_batch_dead_letters_one_record_with_or_without_its_answer_and_value() -> None:
+    decider = BatchDecider(orders, CODEC, LIMITS)
+    msg = command("o-1", PlaceOrder("c", "EUR"), 9)
+    batch = decider.quarantine(msg, "output_rejected", "the broker refused one of its records")
+    assert batch.offsets == {0: 10} and batch.events == [] and batch.states == {}
+    assert [r.result.reason for r in batch.results] == ["output_rejected"]
+    bare = decider.quarantine(msg, "output_rejected", "x", answer=False, keep_value=False)
+    (letter,) = bare.dead_letters
+    assert bare.results == [] and letter.value is None
+    assert h.as_dict(letter.headers)["dlq_value_dropped"] == str(len(msg.value()))

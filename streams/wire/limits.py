@@ -1,0 +1,101 @@
+"""String limits of commands, declared in their schemas and checked before a decider runs.
+
+A string field of a command schema may declare `"maxLength": N` (an Avro field property, which
+Avro resolution ignores); one that does not gets `DEFAULT_MAX_CHARS`. No command string may
+contain U+0000 (PostgreSQL's text and JSON columns cannot hold it). So a decider never sees a
+megabyte string, and the HTTP API answers 400 for what the worker would dead-letter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.wire.schemas import SchemaCatalog
+
+DEFAULT_MAX_CHARS = 4096
+MAX_LENGTH = "maxLength"
+
+
+class FieldTooLong(ValueError):
+    """A command string over its limit, or holding U+0000; `field` names it."""
+
+    reason = "invalid_field"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    max_chars: int | None
+    """For a string field; None for a nested record or an array of them."""
+    nested: Callable[[Any, str], None] | None = None
+
+
+def _is_string(schema: Any) -> bool:
+    return schema == "string" or (isinstance(schema, list) and "string" in schema)
+
+
+def _record_of(schema: Any) -> dict[str, Any] | None:
+    """The record schema of a field holding one record or an array of records, if any."""
+    if isinstance(schema, dict) and schema.get("type") == "record":
+        return schema
+    if isinstance(schema, dict) and schema.get("type") == "array":
+        return _record_of(schema["items"])
+    if isinstance(schema, list):
+        for branch in schema:
+            found = _record_of(branch)
+            if found is not None:
+                return found
+    return None
+
+
+def _compile(schema: dict[str, Any], default: int) -> Callable[[Any, str], None]:
+    rules: list[_Rule] = []
+    for field in schema.get("fields", []):
+        if _is_string(field["type"]):
+            rules.append(_Rule(field["name"], int(field.get(MAX_LENGTH, default))))
+        else:
+            record = _record_of(field["type"])
+            if record is not None:
+                rules.append(_Rule(field["name"], None, _compile(record, default)))
+
+    def check(record: Any, where: str) -> None:
+        for rule in rules:
+            value = record.get(rule.name) if isinstance(record, dict) else None
+            if value is None:
+                continue
+            path = f"{where}{rule.name}"
+            if rule.nested is not None:
+                for i, item in enumerate(value if isinstance(value, list) else [value]):
+                    rule.nested(item, f"{path}[{i}]." if isinstance(value, list) else f"{path}.")
+                continue
+            if isinstance(value, str):
+                if rule.max_chars is not None and len(value) > rule.max_chars:
+                    raise FieldTooLong(path, f"has {len(value)} characters; at most {rule.max_chars}")
+                if "\x00" in value:
+                    raise FieldTooLong(path, "contains U+0000")
+
+    return check
+
+
+class CommandLimits:
+    """The string limits of every command type of a catalog (the latest version of each)."""
+
+    def __init__(
+        self, catalog: SchemaCatalog, command_names: list[str], default: int = DEFAULT_MAX_CHARS
+    ) -> None:
+        self._checks = {
+            name: _compile(json.loads(catalog.latest(name).text), default) for name in command_names
+        }
+
+    def check(self, type_name: str, record: dict[str, Any]) -> None:
+        """FieldTooLong for the first string over its limit (a command's record form)."""
+        check = self._checks.get(type_name)
+        if check is not None:
+            check(record, "")
