@@ -14,7 +14,7 @@ import faust
 
 from streams.config import Settings
 from streams.contexts.registry import get_context
-from streams.kafka.hosting import Runnable, hosted
+from streams.kafka.hosting import Readiness, Runnable, hosted
 from streams.kafka.runtime import Runtimes
 from streams.kafka.secret import DeploymentSecret
 from streams.read.readside import WorkerReadSide
@@ -87,10 +87,11 @@ def _sink_derivers() -> list[Runnable]:
     return [SinkDeriver(settings, runtimes.get(name)) for name in contexts]
 
 
-app.service(hosted("secret", _secret))
-app.service(hosted("handler", _processors))
+readiness = Readiness("secret", "handler", *(["read-side"] if settings.read_side else []))
+app.service(hosted("secret", _secret, readiness=readiness))
+app.service(hosted("handler", _processors, readiness=readiness))
 if settings.read_side:
-    app.service(hosted("read-side", _read_side))
+    app.service(hosted("read-side", _read_side, readiness=readiness))
 if settings.sinks_enabled:
     app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
 
@@ -100,7 +101,7 @@ server.install(
     settings,
     secret.ready,
     [
-        HealthEndpoints(settings),
+        HealthEndpoints(settings, readiness),
         CommandEndpoints(settings, contexts),
         DocumentEndpoints(settings, read_side, router),
         AggregateEndpoints(settings, read_side, router),

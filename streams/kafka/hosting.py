@@ -59,6 +59,21 @@ class Runnable(Protocol):
         """Ask `run` to return."""
 
 
+class Readiness:
+    """Which parts of a worker have started: it serves once every expected part has."""
+
+    def __init__(self, *parts: str) -> None:
+        self._missing = set(parts)
+
+    def mark(self, part: str) -> None:
+        """`part` has started."""
+        self._missing.discard(part)
+
+    def missing(self) -> list[str]:
+        """The parts not started yet (empty: ready)."""
+        return sorted(self._missing)
+
+
 class ThreadHost(Service):
     """A Faust service running stages in daemon threads, built when the worker starts.
 
@@ -69,6 +84,7 @@ class ThreadHost(Service):
     label: str = "stage"
     join_timeout_s: float = 60.0
     build: Callable[[], list[Runnable]]
+    readiness: Readiness | None = None
 
     def __post_init__(self) -> None:
         self.stages: list[Runnable] = []
@@ -83,6 +99,8 @@ class ThreadHost(Service):
             self.stages.append(stage)
             self.threads.append(thread)
         log.info("%s: %d stage(s) started", self.label, len(self.stages))
+        if self.readiness is not None:
+            self.readiness.mark(self.label)
 
     async def on_stop(self) -> None:
         for stage in self.stages:
@@ -92,11 +110,18 @@ class ThreadHost(Service):
             await loop.run_in_executor(None, thread.join, self.join_timeout_s)
 
 
-def hosted(label: str, build: Callable[[], list[Runnable]], join_timeout_s: float = 60.0) -> type[ThreadHost]:
-    """A `ThreadHost` class for `app.service(...)` (Faust instantiates service classes itself)."""
+def hosted(
+    label: str,
+    build: Callable[[], list[Runnable]],
+    join_timeout_s: float = 60.0,
+    readiness: Readiness | None = None,
+) -> type[ThreadHost]:
+    """A `ThreadHost` class for `app.service(...)` (Faust instantiates service classes itself);
+    it marks `label` in `readiness` once started."""
     attributes: dict[str, Any] = {
         "label": label,
         "build": staticmethod(build),
         "join_timeout_s": join_timeout_s,
+        "readiness": readiness,
     }
     return type(f"{label.title().replace('-', '')}Host", (ThreadHost,), attributes)

@@ -6,21 +6,28 @@ from aiohttp import web
 
 from streams import metrics
 from streams.config import Settings
+from streams.kafka.hosting import Readiness
 from streams.web.responses import ok
 
 
 class HealthEndpoints:
-    """Whether the worker answers, and its metrics."""
+    """Whether the worker serves, and its metrics."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, readiness: Readiness) -> None:
         self.settings = settings
+        self.readiness = readiness
 
     def routes(self) -> list[web.AbstractRouteDef]:
         """This group's routes."""
         return [web.get("/health", self.health), web.get("/metrics", self.metrics)]
 
     async def health(self, request: web.Request) -> web.Response:
-        """The worker is up, with the contexts it runs."""
+        """200 once every part of the worker has started (its write side, read side and secret),
+        503 with the missing parts and `Retry-After` before: a readiness probe."""
+        missing = self.readiness.missing()
+        if missing:
+            body = {"status": "starting", "starting": missing, "contexts": list(self.settings.contexts)}
+            return web.json_response(body, status=503, headers={"Retry-After": "1"})
         return ok({"status": "ok", "contexts": list(self.settings.contexts)})
 
     async def metrics(self, request: web.Request) -> web.Response:

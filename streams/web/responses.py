@@ -7,9 +7,13 @@ from typing import Any
 from aiohttp import web
 
 
-def problem(status: int, detail: str, **extra: Any) -> web.Response:
+class Starting(Exception):
+    """What was asked for exists, but this worker has not started serving it yet (503)."""
+
+
+def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
     """An error answer: `{"error": detail, ...}` with `status`."""
-    return web.json_response({"error": detail, **extra}, status=status)
+    return web.json_response({"error": detail, **extra}, status=status, headers=headers)
 
 
 def ok(body: Any, status: int = 200) -> web.Response:

@@ -15,7 +15,7 @@ from streams.read.history import state_at
 from streams.read.readside import ContextReadSide, WorkerReadSide
 from streams.web.query.params import BadParameter, int_param, timestamp_param
 from streams.web.query.routing import Router
-from streams.web.responses import ok, problem
+from streams.web.responses import Starting, ok, problem
 from streams.wire.headers import as_dict
 from streams.wire.jsonable import to_json
 from streams.wire.topics import partition_for
@@ -39,6 +39,8 @@ class AggregateEndpoints:
     def _side(self, context: str) -> ContextReadSide:
         side = self.read_side.sides.get(context)
         if side is None:
+            if context in self.settings.contexts and self.settings.read_side:
+                raise Starting(f"the read side of {context} is starting; retry in a moment")
             raise LookupError(f"unknown context {context!r}")
         return side
 
@@ -63,6 +65,8 @@ class AggregateEndpoints:
                 raise BadParameter("at_version and as_of: give one of them")
         except BadParameter as exc:
             return problem(400, str(exc))
+        except Starting as exc:
+            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
             return problem(404, str(exc))
         partition = partition_for(aggregate_id.encode(), self.settings.partitions)
@@ -116,6 +120,8 @@ class AggregateEndpoints:
             limit = int_param(request.query, "limit", 100, low=1, high=1000)
         except BadParameter as exc:
             return problem(400, str(exc))
+        except Starting as exc:
+            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
             return problem(404, str(exc))
         partition = partition_for(aggregate_id.encode(), self.settings.partitions)

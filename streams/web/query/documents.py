@@ -13,7 +13,7 @@ from streams.read.readside import ContextReadSide, WorkerReadSide, status
 from streams.web.query.paging import LocalPage, local_page, merge
 from streams.web.query.params import BadParameter, document_json, int_param, timeout_param
 from streams.web.query.routing import Router, WorkerUnavailable
-from streams.web.responses import ok, problem
+from streams.web.responses import Starting, ok, problem
 from streams.wire.topics import partition_for
 
 RESERVED = frozenset({"limit", "after", "routed", "local", "access_token"})
@@ -39,6 +39,8 @@ class DocumentEndpoints:
     def _side(self, context: str) -> ContextReadSide:
         side = self.read_side.sides.get(context)
         if side is None:
+            if context in self.settings.contexts and self.settings.read_side:
+                raise Starting(f"the read side of {context} is starting; retry in a moment")
             raise LookupError(f"unknown context {context!r}")
         return side
 
@@ -51,6 +53,8 @@ class DocumentEndpoints:
         context = request.match_info["context"]
         try:
             side = self._side(context)
+        except Starting as exc:
+            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
             return problem(404, str(exc))
         return ok({"context": context, "worker": self.read_side.url, "views": status(side)})
@@ -73,6 +77,8 @@ class DocumentEndpoints:
                 raise BadParameter(f"aggregate_id is required with min_version on {view}")
         except BadParameter as exc:
             return problem(400, str(exc))
+        except Starting as exc:
+            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
             return problem(404, str(exc))
         version = side.active(view)
@@ -131,6 +137,8 @@ class DocumentEndpoints:
                 filters[name] = value
         except BadParameter as exc:
             return problem(400, str(exc))
+        except Starting as exc:
+            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
             return problem(404, str(exc))
         version = side.active(view)

@@ -40,7 +40,13 @@ from streams import metrics
 from streams.config import Settings
 from streams.kafka.runtime import Runtimes
 from streams.web.realtime.feed import Feed, Outbox, SlowClient
-from streams.web.realtime.subscription import Subscription, SubscriptionError, TokenError, parse_subscription
+from streams.web.realtime.subscription import (
+    NotReady,
+    Subscription,
+    SubscriptionError,
+    TokenError,
+    parse_subscription,
+)
 from streams.wire.generic import GenericDecoder
 
 log = logging.getLogger(__name__)
@@ -69,10 +75,10 @@ class RealtimeEndpoints:
         ]
 
     async def feed(self, subscription: Subscription) -> Feed:
-        """An opened Feed (raises SubscriptionError / TokenError)."""
+        """An opened Feed (raises SubscriptionError / TokenError / NotReady)."""
         secret = self.secret()
         if secret is None:
-            raise SubscriptionError("the worker is starting; retry in a moment")
+            raise NotReady("the worker is starting; retry in a moment")
         loop = asyncio.get_running_loop()
         runtime = await loop.run_in_executor(None, self.runtimes.get, subscription.context)
         if self._decoder is None:
@@ -107,6 +113,9 @@ class RealtimeEndpoints:
                 return
             except SubscriptionError as exc:
                 await outbox.put({"type": "error", "code": "bad_subscription", "error": str(exc)})
+                return
+            except NotReady as exc:
+                await outbox.put({"type": "error", "code": "starting", "error": str(exc)})
                 return
             await outbox.put({"type": "subscribed", "token": feed.token, "topics": feed.topics()})
             try:
@@ -172,6 +181,10 @@ class RealtimeEndpoints:
             feed = await self.feed(subscription)
         except SubscriptionError as exc:
             return web.json_response({"error": str(exc), "code": "bad_subscription"}, status=400)
+        except NotReady as exc:
+            return web.json_response(
+                {"error": str(exc), "code": "starting"}, status=503, headers={"Retry-After": "1"}
+            )
         except TokenError as exc:
             return web.json_response({"error": str(exc), "code": exc.code}, status=410)
         response = web.StreamResponse(

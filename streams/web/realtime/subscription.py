@@ -27,6 +27,10 @@ SUBSCRIPTION_FIELDS = {
 }
 
 
+class NotReady(Exception):
+    """The worker cannot serve subscriptions yet (it is starting)."""
+
+
 class SubscriptionError(ValueError):
     """A subscription request that cannot be served; the message names the problem."""
 

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
+from streams.kafka.secret import deployment_secret
 from streams.web.realtime.subscription import encode_token
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
@@ -126,7 +127,7 @@ def test_websocket_bad_input_keeps_the_socket_usable_and_bad_tokens_are_refused(
     cut = TopicPartition(events, placed.event_partition, placed.event_offsets[0] + 1)
     for future in admin.delete_records([cut]).values():
         future.result(timeout=30)
-    expired = encode_token({events: {p: 0 for p in range(settings.partitions)}})
+    expired = encode_token({events: {p: 0 for p in range(settings.partitions)}}, deployment_secret(settings))
 
     async def scenario() -> None:
         async with aiohttp.ClientSession(headers=AUTH) as http:
@@ -352,10 +353,10 @@ def test_a_client_that_does_not_read_is_disconnected_with_4008(
     sock = raw_websocket(deployment.ports["w1"], {"context": "orders", "event_type": "OrderPlaced"})
     try:
         time.sleep(2)  # the subscription opens ("from now")
-        # ~150 kB events (one per aggregate: a state record must stay below the broker's 1 MB limit):
-        # the socket buffers fill, then the 50-frame queue, then the grace runs out
-        big = "x" * 150_000
-        for i in range(150):
+        # ~1 kB frames (customer ids at their 255-character limit), 3,000 of them: the socket
+        # buffers fill, then the 50-frame queue, then the grace runs out
+        big = "x" * 250
+        for i in range(3000):
             client.send(f"{agg}-{i}", PlaceOrder(f"{big}{i}"))
         client.flush()
         deadline = time.monotonic() + 90

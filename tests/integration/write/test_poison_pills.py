@@ -152,8 +152,10 @@ def test_a_record_the_broker_refuses_is_dead_lettered_and_the_rest_of_its_batch_
             futures: list[tuple[str, Any]] = []
             for order in ["big", *others]:
                 futures.append((order, client.send(order, PlaceOrder("c", "EUR"))[1]))
-            for i in range(100):  # 100 lines of 255-character skus: ~27 kB of state for "big"
-                futures.append(("big", client.send("big", AddItem(f"{i:03d}" + "s" * 252, 1, 1))[1]))
+            for i in range(100):  # 100 lines of 255-character skus that lz4 cannot shrink: ~27 kB
+                futures.append(
+                    ("big", client.send("big", AddItem(f"{i:03d}" + uncompressible(252), 1, 1))[1])
+                )
                 other = others[i % len(others)]
                 futures.append((other, client.send(other, AddItem(f"sku-{i}", 1, 1))[1]))
             client.flush()
