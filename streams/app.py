@@ -22,6 +22,7 @@ from streams.sinks.deriver import SinkDeriver
 from streams.web import server
 from streams.web.auth import check_advertised_url
 from streams.web.commands import CommandEndpoints
+from streams.web.docs import DocsEndpoints
 from streams.web.health import HealthEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
@@ -102,6 +103,7 @@ server.install(
     secret.ready,
     [
         HealthEndpoints(settings, readiness),
+        DocsEndpoints(settings, contexts),
         CommandEndpoints(settings, contexts),
         DocumentEndpoints(settings, read_side, router),
         AggregateEndpoints(settings, read_side, router),

@@ -9,7 +9,7 @@ own signed forwards.
   Requests without an `Origin` header (non-browser clients) pass.
 - **Bearer token**: with `STREAMS_AUTH_TOKEN` set, a request must carry `Authorization: Bearer
   <token>` (or, for WebSocket and EventSource, which cannot set headers, `?access_token=`).
-  `/health` stays open for probes. Tokens are compared in constant time, before any WebSocket
+  `/health`, `/openapi.json` and `/docs` stay open. Tokens are compared in constant time, before any WebSocket
   upgrade.
 - **Workers**: a request forwarded by another worker carries `X-Streams-Forwarded`, a signature
   with the deployment's secret over the method, path and query and a timestamp (valid for a
@@ -30,7 +30,7 @@ from streams.config import Settings
 from streams.web.responses import problem
 from streams.wire.signing import signature, verify
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
 FORWARDED = "X-Streams-Forwarded"
 FORWARD_VALID_S = 60.0
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

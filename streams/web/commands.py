@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -12,11 +12,12 @@ from aiohttp import web
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.core.decider import BoundedContext
+from streams.web.envelope import BadEnvelope, data_problem, parse_envelope
+from streams.web.query.params import BadParameter, flag, seconds
 from streams.web.responses import ok, problem
-from streams.wire.identifiers import InvalidIdentifier, check_identifier
-from streams.wire.jsonable import InvalidMessage, message_from_json, to_json
-from streams.wire.limits import FieldTooLong
-from streams.wire.schemas import to_record
+from streams.wire.jsonable import to_json
+from streams.wire.schemas import catalog_for, from_record
+from streams.wire.validation import JsonInvalid, compile_validator
 
 STATUS_BY_REASON = {"version_conflict": 409}
 
@@ -28,6 +29,7 @@ class CommandEndpoints:
         self.settings = settings
         self.contexts = contexts
         self._clients: dict[str, CommandClient] = {}
+        self._validators: dict[tuple[str, str], Callable[[Any], None]] = {}
         self._lock = asyncio.Lock()
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -45,55 +47,59 @@ class CommandEndpoints:
                 )
             return self._clients[context]
 
+    def validator(self, context: str, command_type: str) -> Callable[[Any], None]:
+        """The check of a command type's `data` (compiled once)."""
+        key = (context, command_type)
+        if key not in self._validators:
+            catalog = catalog_for(self.contexts[context])
+            self._validators[key] = compile_validator(json.loads(catalog.latest(command_type).text))
+        return self._validators[key]
+
     async def post(self, request: web.Request) -> web.Response:
         """Send one command; wait for its result unless `wait=false` (202 when none in time)."""
         context, command_type = request.match_info["context"], request.match_info["command_type"]
-        if context not in self.settings.contexts or context not in self.contexts:
+        bounded_context = self.contexts.get(context)
+        if context not in self.settings.contexts or bounded_context is None:
             return problem(404, f"unknown context {context!r}")
+        cls = bounded_context.command_names.get(command_type)
+        if cls is None:
+            known = ", ".join(bounded_context.command_names)
+            detail = f"unknown command type {command_type!r}; known: {known}"
+            return problem(400, detail, reason="unknown_command_type")
         if request.content_type != "application/json" and not request.content_type.endswith("+json"):
             # a web page can post text/plain to any site without asking; JSON needs CORS, which this
             # worker never grants: so a page the user visits cannot send commands in their name
             detail = f"commands are JSON: Content-Type application/json, not {request.content_type or 'none'}"
             return problem(415, detail, reason="unsupported_media_type")
         try:
-            body = json.loads(await request.read() or b"{}")
-        except ValueError as exc:
-            return problem(400, f"body is not JSON: {exc}")
-        if not isinstance(body, dict):
-            return problem(400, "body must be a JSON object")
-        client = await self.client(context)
+            wait = flag(request.query, "wait", True)
+            timeout = seconds(request.query, "timeout", 10.0)
+        except BadParameter as exc:
+            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
+        body = await read_body(request, self.settings.max_body_bytes)
+        if body is None:
+            detail = f"the body is over {self.settings.max_body_bytes} bytes (STREAMS_MAX_BODY_BYTES)"
+            return problem(413, detail, reason="body_too_large")
         try:
-            cls = client.command_type(command_type)
-            aggregate_id = body.get("aggregate_id")
-            if not isinstance(aggregate_id, str) or not aggregate_id:
-                raise InvalidMessage("aggregate_id (non-empty string) is required")
-            expected = body.get("expected_version")
-            if expected is not None and not isinstance(expected, int):
-                raise InvalidMessage("expected_version must be an integer")
-            ids = {name: body.get(name) or "" for name in ("command_id", "correlation_id", "actor")}
-            for name, value in ids.items():
-                if not isinstance(value, str):
-                    raise InvalidMessage(f"{name} must be a string")
-                check_identifier(name, value, required=False)
-            check_identifier("aggregate_id", aggregate_id)
-            command = message_from_json(cls, body.get("data", {}))
-            client.runtime.limits.check(command_type, to_record(command))
-            client.runtime.codec.encode(command)  # field types checked before sending
-        except (InvalidIdentifier, FieldTooLong) as exc:
+            envelope = parse_envelope(body)
+            try:
+                self.validator(context, command_type)(envelope.data)
+            except JsonInvalid as exc:
+                raise data_problem(exc) from None
+            command = from_record(cls, envelope.data)
+        except BadEnvelope as exc:
             return problem(400, str(exc), reason=exc.reason, field=exc.field)
-        except (InvalidMessage, ValueError, TypeError) as exc:
-            return problem(400, str(exc))
+        client = await self.client(context)
         command_id, future = client.send(
-            aggregate_id,
+            envelope.aggregate_id,
             command,
-            command_id=ids["command_id"] or None,
-            expected_version=expected,
-            correlation_id=ids["correlation_id"],
-            actor=ids["actor"],
+            command_id=envelope.command_id or None,
+            expected_version=envelope.expected_version,
+            correlation_id=envelope.correlation_id,
+            actor=envelope.actor,
         )
-        if request.query.get("wait", "true").lower() in ("0", "false", "no"):
+        if not wait:
             return ok({"command_id": command_id, "status": "submitted"}, status=202)
-        timeout = float(request.query.get("timeout", "10"))
         assert future is not None
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
@@ -102,3 +108,11 @@ class CommandEndpoints:
             return ok({"command_id": command_id, "status": "submitted", "detail": detail}, status=202)
         status = 200 if result.accepted else STATUS_BY_REASON.get(result.reason, 422)
         return ok(to_json(result), status=status)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None when it is over `limit` bytes (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = await request.content.read(limit + 1)
+    return None if len(body) > limit else body

@@ -1,4 +1,9 @@
-"""The JSON answers every endpoint shares."""
+"""The answers every endpoint shares: JSON, and errors as RFC 9457 problem details.
+
+A problem is `application/problem+json` with `type` (`/problems/<reason>`), `title`, `status`,
+`detail`, the machine-readable `reason` (stable across releases), the offending `field` when
+there is one, and `error` (the same text as `detail`, as the API answered before).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,68 @@ from typing import Any
 
 from aiohttp import web
 
+PROBLEM_TYPES: dict[str, str] = {
+    "bad_request": "The request is malformed",
+    "invalid_json": "The body is not valid JSON",
+    "invalid_envelope": "The command envelope is invalid",
+    "invalid_field": "A field of the message is invalid",
+    "invalid_identifier": "An identifier is outside the policy",
+    "invalid_parameter": "A query parameter is invalid",
+    "unknown_command_type": "No such command type",
+    "unauthorized": "Missing or wrong bearer token",
+    "host_not_allowed": "This worker does not answer to that host name",
+    "origin_not_allowed": "Requests from that origin are not allowed",
+    "bad_forward": "The forwarding signature is not valid",
+    "not_found": "Not found",
+    "unsupported_media_type": "The body is not JSON",
+    "body_too_large": "The body is over the size limit",
+    "rate_limited": "Too many requests",
+    "starting": "The worker is starting",
+    "rebalancing": "The partition is moving between workers",
+    "worker_unavailable": "The worker owning the key did not answer",
+    "timeout": "Not reached in time",
+    "version_conflict": "The aggregate is at another version",
+    "rule_broken": "A business rule was broken",
+}
+"""Every `reason` a problem can carry, with its title."""
+
+_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    502: "worker_unavailable",
+    503: "starting",
+    504: "timeout",
+}
+
 
 class Starting(Exception):
     """What was asked for exists, but this worker has not started serving it yet (503)."""
 
 
-def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
-    """An error answer: `{"error": detail, ...}` with `status`."""
-    return web.json_response({"error": detail, **extra}, status=status, headers=headers)
+def problem(
+    status: int,
+    detail: str,
+    *,
+    reason: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    """An error answer as RFC 9457 problem details."""
+    reason = reason or _BY_STATUS.get(status, "bad_request")
+    body = {
+        "type": f"/problems/{reason}",
+        "title": PROBLEM_TYPES.get(reason, reason),
+        "status": status,
+        "detail": detail,
+        "reason": reason,
+        "error": detail,
+        **extra,
+    }
+    return web.json_response(body, status=status, headers=headers, content_type="application/problem+json")
 
 
 def ok(body: Any, status: int = 200) -> web.Response:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from streams.config import Settings
 from streams.web import auth
+from streams.web.ratelimit import rate_limit
 
 
 class EndpointGroup(Protocol):
@@ -28,5 +29,7 @@ def install(
     """Add the guard middleware and every group's routes to a Faust app's web application."""
     web_app: web.Application = faust_app.web.web_app
     auth.install(web_app, settings, secret)
+    if settings.rate_limit > 0:
+        web_app.middlewares.append(rate_limit(settings.rate_limit))
     for group in groups:
         web_app.router.add_routes(group.routes())

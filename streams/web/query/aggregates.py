@@ -64,7 +64,7 @@ class AggregateEndpoints:
             if at_version is not None and as_of is not None:
                 raise BadParameter("at_version and as_of: give one of them")
         except BadParameter as exc:
-            return problem(400, str(exc))
+            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
         except Starting as exc:
             return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
@@ -119,7 +119,7 @@ class AggregateEndpoints:
             from_version = int_param(request.query, "from_version", 1, low=1)
             limit = int_param(request.query, "limit", 100, low=1, high=1000)
         except BadParameter as exc:
-            return problem(400, str(exc))
+            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
         except Starting as exc:
             return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:

@@ -76,7 +76,7 @@ class DocumentEndpoints:
             if repartitioned and min_version is not None and "aggregate_id" not in query:
                 raise BadParameter(f"aggregate_id is required with min_version on {view}")
         except BadParameter as exc:
-            return problem(400, str(exc))
+            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
         except Starting as exc:
             return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:
@@ -136,7 +136,7 @@ class DocumentEndpoints:
                     raise BadParameter(f"{name} is not a filter of {view} (filters: {allowed})")
                 filters[name] = value
         except BadParameter as exc:
-            return problem(400, str(exc))
+            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
         except Starting as exc:
             return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
         except LookupError as exc:

@@ -12,7 +12,38 @@ MAX_TIMEOUT_S = 60.0
 
 
 class BadParameter(Exception):
-    """A malformed query parameter; the message names it."""
+    """A malformed query parameter; the message names it, `field` is its name."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field or message.split(" ", 1)[0].rstrip(":")
+
+
+def flag(query: Mapping[str, str], name: str, default: bool) -> bool:
+    """A boolean query parameter: true/false, 1/0, yes/no."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadParameter(f"{name} must be true or false, got {raw!r}", name)
+
+
+def seconds(query: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds between 0 and MAX_TIMEOUT_S."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadParameter(f"{name} must be a number of seconds, got {raw!r}", name) from None
+    if not 0 <= value <= MAX_TIMEOUT_S:  # also refuses nan and inf
+        raise BadParameter(f"{name} must be between 0 and {MAX_TIMEOUT_S}", name)
+    return value
 
 
 def int_param(
@@ -33,14 +64,7 @@ def int_param(
 
 def timeout_param(query: Mapping[str, str]) -> float:
     """`timeout` in seconds (default 5, at most 60)."""
-    raw = query.get("timeout", "5")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadParameter(f"timeout must be a number of seconds, got {raw!r}") from None
-    if not 0 <= value <= MAX_TIMEOUT_S:
-        raise BadParameter(f"timeout must be between 0 and {MAX_TIMEOUT_S}")
-    return value
+    return seconds(query, "timeout", 5.0)
 
 
 def timestamp_param(query: Mapping[str, str], name: str) -> int | None:

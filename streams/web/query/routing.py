@@ -90,9 +90,9 @@ class Router:
         headers = {FORWARDED: forward_signature(secret, "GET", raw_path, params, time.time())}
         try:
             async with self.session().get(target, headers=headers, allow_redirects=False) as response:
-                if response.content_type != "application/json":
+                if response.content_type not in ("application/json", "application/problem+json"):
                     raise WorkerUnavailable(f"worker {url} answered {response.status} without JSON")
-                return response.status, await response.json()
+                return response.status, await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerUnavailable(f"worker {url} did not answer: {type(exc).__name__}") from None
 

@@ -111,7 +111,7 @@ def test_a_nul_or_a_text_plain_body_is_refused_by_http(deployment: Deployment) -
     status, body = post(deployment, {"aggregate_id": "o\x00x", "data": {"customer_id": "c"}})
     assert status == 400 and body["reason"] == "invalid_identifier"
     status, body = post(deployment, {"aggregate_id": "o-1", "data": {"customer_id": "c" * 256}})
-    assert status == 400 and body["reason"] == "invalid_field" and body["field"] == "customer_id"
+    assert status == 400 and body["reason"] == "invalid_field" and body["field"] == "data.customer_id"
     status, body = post(deployment, {"aggregate_id": "o-csrf", "data": {"customer_id": "c"}}, "text/plain")
     assert status == 415 and body["reason"] == "unsupported_media_type"
 
