@@ -56,14 +56,15 @@ class PartitionReader:
         who = f"{self.tp.topic}[{self.tp.partition}]"
         deadline = time.monotonic() + self.idle_timeout_s
         while True:
-            eof: set[tuple[str, int]] = set()
-            batch = records(take(self._consumer, size, min(self.idle_timeout_s, 1.0)), who, eof=eof)
+            # an end-of-partition event before `stop` means a transaction just committed is not
+            # readable yet (its markers are on their way): keep reading until `stop`
+            batch = records(take(self._consumer, size, min(self.idle_timeout_s, 0.2)), who)
             inside = [m for m in batch if m.offset() < self.stop]
             if inside:
                 self.position = inside[-1].offset() + 1
                 deadline = time.monotonic() + self.idle_timeout_s
                 yield inside
-            if eof or len(inside) < len(batch) or self._reached_stop():
+            if len(inside) < len(batch) or self._reached_stop():
                 return
             if not batch and time.monotonic() > deadline:
                 raise TimeoutError(f"{who}: offsets {self.position}..{self.stop - 1} not readable")

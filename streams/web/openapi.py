@@ -36,14 +36,13 @@ def _problems(*statuses: int) -> dict[str, Any]:
         401: "missing or wrong bearer token",
         403: "host, origin or forwarding signature not allowed",
         404: "no such context, view, document or aggregate",
-        409: "version conflict (commands)",
+        409: "a version conflict (commands), or the view has not reached the version asked for (reads)",
         413: "the body is over the size limit",
         415: "the body is not JSON",
         422: "a business rule was broken",
         429: "over the per-client rate; see Retry-After",
         502: "the worker owning the key did not answer",
         503: "starting or rebalancing; see Retry-After",
-        504: "the view did not reach the version asked for in time",
     }
     return {
         str(s): {"description": descriptions[s], "content": {"application/problem+json": {"schema": PROBLEM}}}
@@ -181,7 +180,7 @@ def _view_paths(context: str, view: Any) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _ok("the document", {"$ref": "#/components/schemas/Document"}),
-                    **_problems(400, 401, 403, 404, 429, 502, 503, 504),
+                    **_problems(400, 401, 403, 404, 409, 429, 502, 503),
                 },
             }
         },

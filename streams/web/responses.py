@@ -31,6 +31,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "rebalancing": "The partition is moving between workers",
     "worker_unavailable": "The worker owning the key did not answer",
     "timeout": "Not reached in time",
+    "not_reached": "The view has not reached the version asked for yet",
     "version_conflict": "The aggregate is at another version",
     "rule_broken": "A business rule was broken",
 }

@@ -105,9 +105,11 @@ class DocumentEndpoints:
                 if time.monotonic() >= deadline:
                     at = doc.seen(aggregate_id) if doc is not None else 0
                     return problem(
-                        504,
+                        409,
                         f"{view} has not reached version {min_version} of {aggregate_id} "
                         f"(or offset {min_offset}) within {timeout}s; it is at version {at}",
+                        reason="not_reached",
+                        headers={"Retry-After": "1"},
                     )
                 await asyncio.sleep(0.02)
             if doc is None or doc.state is None:

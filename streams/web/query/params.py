@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,19 +47,23 @@ def seconds(query: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+LONG_MAX = 2**63 - 1
+"""Versions and offsets are Avro/Kafka longs."""
+
+
 def int_param(
-    query: Mapping[str, str], name: str, default: int | None, low: int = 0, high: int | None = None
+    query: Mapping[str, str], name: str, default: int | None, low: int = 0, high: int = LONG_MAX
 ) -> Any:
     """An integer query parameter within bounds, or BadParameter naming it."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        raise BadParameter(f"{name} must be between {low} and {high if high is not None else 'inf'}")
+    if not _INTEGER.fullmatch(raw):
+        raise BadParameter(f"{name} must be an integer, got {raw!r}", name)
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadParameter(f"{name} must be between {low} and {high}", name)
     return value
 
 

@@ -158,7 +158,9 @@ def test_read_your_writes_never_returns_an_older_version(
         )
         assert status == 200 and body["last_event_version"] >= result.aggregate_version, i
     status, body = get(deployment, "/orders/views/order-summary/ryw-1", min_version=999, timeout=0.5)
-    assert status == 504 and "has not reached version 999" in body["error"]
+    assert (
+        status == 409 and body["reason"] == "not_reached" and "has not reached version 999" in body["error"]
+    )
 
 
 def test_bad_queries_get_404_or_400_naming_the_parameter(

@@ -472,12 +472,17 @@ def test_the_deriver_keeps_rows_postgresql_would_refuse_out_of_the_sink(
         for m in read_topic(settings, client.runtime.topics.dlq, idle_timeout=1.0)
         if h.as_dict(m.headers()).get("dlq_stage") == "sink"
     ]
-    assert len(letters) == 1, [h.as_dict(m.headers()) for m in letters]
-    assert letters[0].key() == long_id.encode() and letters[0].value() == event
-    meta = h.as_dict(letters[0].headers())
-    assert (
-        meta[h.DLQ_REASON] == "unsupported_by_sink" and "AggregateID has 300 characters" in meta[h.DLQ_DETAIL]
-    )
+    # the event, and the order-summary document the read side made of it
+    by_source = {h.as_dict(m.headers())[h.DLQ_SOURCE].rsplit("/", 2)[0]: m for m in letters}
+    topics = client.runtime.topics
+    assert len(letters) == 2 and set(by_source) == {topics.events, topics.view("order-summary")}
+    from_log = by_source[topics.events]
+    assert from_log.key() == long_id.encode() and from_log.value() == event
+    meta = h.as_dict(from_log.headers())
+    assert meta[h.DLQ_REASON] == "unsupported_by_sink"
+    assert "AggregateID has 300 characters" in meta[h.DLQ_DETAIL]
+    document = h.as_dict(by_source[topics.view("order-summary")].headers())
+    assert "EntityID has 300 characters" in document[h.DLQ_DETAIL]
     assert all(t["state"] == "RUNNING" for e in status(settings) for t in e.get("tasks", []))
     result = cli_status(settings)
     assert "deriver=2" in result.output, result.output
