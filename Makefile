@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PY VENV
 
-.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean
+.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean \
+	images compose-up compose-down compose-test testcontainers-test
 
 install:
 	bash ops/prereqs.sh lint
@@ -30,7 +31,7 @@ unit: install
 
 test:
 	@bash ops/prereqs.sh test
-	@$(BIN)/pytest -q tests; rc=$$?; bash ops/summary.sh test $$rc; exit $$rc
+	@$(BIN)/pytest -q tests --ignore=tests/compose; rc=$$?; bash ops/summary.sh test $$rc; exit $$rc
 
 lint: install
 	$(BIN)/ruff check streams tests
@@ -43,6 +44,28 @@ bench: stack-up
 
 bench-read: stack-up
 	$(BIN)/python -m streams.bench_read
+
+# The container stack under Podman (docker-compose.yml, ops/images/Containerfile); see ops/README.md.
+images:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh build
+
+compose-up:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh up
+
+compose-down:
+	bash ops/containers.sh down
+
+# compose stack up, write-side, read-side and sink tests + the compose workers' own tests, down
+compose-test:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh compose-test
+
+# a subset of the integration tests on containers started through testcontainers
+testcontainers-test:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh tc-test
 
 clean:
 	rm -rf $(VENV) .stack bench-results

@@ -284,6 +284,18 @@ start_connect() {
   need_java
   ensure_kafka_artifacts
   ensure_connect_plugins
+  write_connect_conf
+  local props="$CONF/connect-distributed.properties"
+  # shellcheck disable=SC2086
+  spawn connect java $CONNECT_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
+    -Dlog4j2.configurationFile="$CONF/log4j2.properties" -Djava.awt.headless=true -XX:+UseG1GC \
+    -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed "$props"
+  wait_healthy connect
+}
+
+# The Connect worker's config (also written by `prepare connect`, for tests that run a Connect
+# worker of their own against another stack, e.g. the compose stack).
+write_connect_conf() {
   local props="$CONF/connect-distributed.properties" reg="http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2"
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
@@ -314,11 +326,6 @@ value.converter.apicurio.registry.as-confluent=true
 value.converter.apicurio.registry.use-id=contentId
 value.converter.apicurio.registry.headers.enabled=false
 EOF
-  # shellcheck disable=SC2086
-  spawn connect java $CONNECT_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
-    -Dlog4j2.configurationFile="$CONF/log4j2.properties" -Djava.awt.headless=true -XX:+UseG1GC \
-    -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed "$props"
-  wait_healthy connect
 }
 
 # ---------------------------------------------------------------- commands
@@ -459,5 +466,9 @@ case "${1:-}" in
   status) shift; check_services "$@"; cmd_status "$@" ;;
   logs) shift; cmd_logs "${1:-}" ;;
   env) print_endpoints ;;
-  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env" >&2; exit 2 ;;
+  prepare) # resolve a service's artifacts and write its config without starting it (connect only)
+    shift; [ "${1:-}" = connect ] || die "usage: $0 prepare connect"
+    ensure_kafka_artifacts; ensure_connect_plugins; write_connect_conf
+    log "prepared connect: $CONF/connect-distributed.properties (registry port $REGISTRY_PORT)" ;;
+  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env | prepare connect" >&2; exit 2 ;;
 esac
