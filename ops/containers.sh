@@ -25,6 +25,9 @@ PROJECT=streams
 SOCKET="${STREAMS_PODMAN_SOCKET:-/run/streams-podman/podman.sock}"
 BIN="$ROOT/.venv/bin"
 START_TIMEOUT="${COMPOSE_START_TIMEOUT:-600}"
+# one build / one container operation at a time (podman-compose builds every service at once
+# otherwise: on 2 cores that is slower, and the shared stages are built several times)
+export COMPOSE_PARALLEL_LIMIT="${COMPOSE_PARALLEL_LIMIT:-1}"
 
 log() { printf '[containers] %s\n' "$*" >&2; }
 die() { printf '[containers] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -63,7 +66,29 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc/* "$dir"/usr/share/man/*
+  # the apt and dpkg settings of Docker Hub's slim images: no apt caches, no docs, man pages or locales
+  cat > "$dir/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+  echo 'Acquire::Languages "none";' > "$dir/etc/apt/apt.conf.d/docker-no-languages"
+  echo 'Acquire::GzipIndexes "true";' > "$dir/etc/apt/apt.conf.d/docker-gzip-indexes"
+  cat > "$dir/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+  find "$dir/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+  rm -rf "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* \
+    "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/usr/share/locale/* "$dir"/var/log/*.log
   tar -C "$dir" -c . | podman import --change 'CMD ["bash"]' - "$BASE" >/dev/null
   rm -rf "$dir" "$dir.log"
   log "$BASE imported ($(( SECONDS - t0 ))s, $(podman image inspect "$BASE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'))"
@@ -72,6 +97,11 @@ EOF
 cmd_build() {
   cmd_base
   local t0=$SECONDS
+  # the host's locally trusted CAs go into the images' trust store (ops/images/local-ca/README.md)
+  find ops/images/local-ca -name '*.crt' -delete
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt ops/images/local-ca/
+  fi
   log "building the images of docker-compose.yml"
   compose build >&2
   log "images built in $(( SECONDS - t0 ))s"
@@ -111,6 +141,13 @@ cmd_up() {
         log "---- last lines of $c"; podman logs --tail 25 "$c" >&2 2>&1 || true
       done
       die "the compose stack did not serve within ${START_TIMEOUT}s"
+    fi
+    local dead
+    dead="$(podman ps -a --filter "label=com.docker.compose.project=$PROJECT" --filter status=exited \
+            --format '{{.Names}} {{.Labels}}' | grep -v 'com.docker.compose.service:connectors' | cut -d' ' -f1 || true)"
+    if [ -n "$dead" ]; then
+      for c in $dead; do log "---- $c exited; its last lines:"; podman logs --tail 40 "$c" >&2 2>&1 || true; done
+      die "the compose stack did not come up"
     fi
     case "$(connectors_state || true)" in
       "exited 0"|"") ;;

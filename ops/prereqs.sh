@@ -58,6 +58,8 @@ if [ "$TARGET" = compose ]; then
   want podman command -v podman
   want runc command -v runc
   want debootstrap command -v debootstrap
+  # container DNS names on Podman's default (CNI) networks
+  want golang-github-containernetworking-plugin-dnsname test -x /usr/lib/cni/dnsname
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

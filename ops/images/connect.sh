@@ -2,7 +2,7 @@
 # Kafka Connect (distributed) + the Debezium JDBC sink + the Apicurio converter: the worker
 # config of ops/stack.sh, with the addresses of the container network.
 set -euo pipefail
-: "${CONNECT_BOOTSTRAP:=kafka:29092}"
+: "${CONNECT_BOOTSTRAP:=kafka:9092}"
 : "${CONNECT_PORT:=8083}"
 : "${CONNECT_ADVERTISED_HOST:=connect}"
 : "${CONNECT_REGISTRY_URL:=http://registry:8080/apis/registry/v2}"

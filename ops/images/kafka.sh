@@ -1,12 +1,12 @@
 #!/bin/bash
 # Kafka 4 in KRaft mode, one combined broker+controller, the settings of ops/stack.sh.
-# Defaults fit docker-compose.yml (containers reach kafka:29092, the host 127.0.0.1:$KAFKA_EXTERNAL_PORT);
-# tests/containers.py overrides the listeners.
+# Defaults fit docker-compose.yml: containers reach kafka:9092; the host reaches 127.0.0.1:$KAFKA_EXTERNAL_PORT,
+# which compose publishes on the container's port 19092. tests/containers.py overrides the listeners.
 set -euo pipefail
 : "${KAFKA_EXTERNAL_PORT:=9092}"
 : "${KAFKA_CONTROLLER_PORT:=9093}"
-: "${KAFKA_LISTENERS:=INTERNAL://0.0.0.0:29092,EXTERNAL://0.0.0.0:$KAFKA_EXTERNAL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT}"
-: "${KAFKA_ADVERTISED_LISTENERS:=INTERNAL://kafka:29092,EXTERNAL://127.0.0.1:$KAFKA_EXTERNAL_PORT}"
+: "${KAFKA_LISTENERS:=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT}"
+: "${KAFKA_ADVERTISED_LISTENERS:=INTERNAL://kafka:9092,EXTERNAL://127.0.0.1:$KAFKA_EXTERNAL_PORT}"
 : "${KAFKA_INTER_BROKER_LISTENER:=INTERNAL}"
 : "${KAFKA_HEAP_OPTS:=-Xms256m -Xmx1g}"
 data=/var/lib/kafka/data props=/var/lib/kafka/server.properties

