@@ -351,6 +351,8 @@ cmd_up() {
   for svc in $(selected "$@"); do
     if healthy "$svc"; then
       log "$svc: already healthy on port $(port_of "$svc")"
+      # tests read this stack's Connect config (`prepare connect` may have written another's)
+      [ "$svc" != connect ] || write_connect_conf
       continue
     fi
     if [ "$svc" != postgres ] && pid_of "$svc" >/dev/null; then

@@ -2,8 +2,8 @@
 
 The images are the project's own (ops/images/Containerfile, tagged `localhost/streams-<service>:dev`
 by `bash ops/containers.sh build`), the same ones docker-compose.yml runs. The four services share
-one network namespace, like the containers of a pod: each listens on 127.0.0.1 at a free port that
-the first container (Kafka) publishes on the host's 127.0.0.1 under the same number. So every
+one network namespace, like the containers of a pod: each listens at a free port that the first
+container (Kafka) publishes on the host's 127.0.0.1 under the same number. So every
 address is the same inside the containers and on the host, as with the process stack: Kafka
 advertises 127.0.0.1:<port>, and a JDBC sink that the tests configure with the host's PostgreSQL
 address reaches it from the Connect container too.
@@ -53,6 +53,22 @@ def _docker_host() -> None:
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
+def _podman_kwargs() -> dict[str, Any]:
+    """Podman's API service does not apply containers.conf's default ulimits, and this VM refuses
+    the host's: the limits of ops/containers/containers.conf, given per container."""
+    import docker
+
+    version = docker.from_env().version()
+    if not any("podman" in str(c.get("Name", "")).lower() for c in version.get("Components", [])):
+        return {}
+    return {
+        "ulimits": [
+            docker.types.Ulimit(name="nofile", soft=1024, hard=4096),
+            docker.types.Ulimit(name="nproc", soft=1024, hard=4096),
+        ]
+    }
+
+
 def _wait(what: str, check: Callable[[], bool], logs: Callable[[], str], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,23 +96,27 @@ def container_stack() -> Iterator[StackEndpoints]:
     from confluent_kafka.admin import AdminClient
     from testcontainers.core.container import DockerContainer
 
+    engine = _podman_kwargs()
     port = {name: _free_port() for name in ("kafka", "controller", "registry", "mgmt", "connect", "postgres")}
     with ExitStack() as stack:
-        # the owner of the shared network namespace publishes every port
+        # the owner of the shared network namespace publishes every port. The services listen on
+        # 0.0.0.0 of that namespace: published ports arrive on its network interface, not on lo
         kafka = (
             DockerContainer(IMAGES["kafka"])
             .with_env(
                 "KAFKA_LISTENERS",
-                f"PLAINTEXT://127.0.0.1:{port['kafka']},CONTROLLER://127.0.0.1:{port['controller']}",
+                f"PLAINTEXT://0.0.0.0:{port['kafka']},CONTROLLER://127.0.0.1:{port['controller']}",
             )
             .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port['kafka']}")
             .with_env("KAFKA_INTER_BROKER_LISTENER", "PLAINTEXT")
             .with_env("KAFKA_CONTROLLER_PORT", str(port["controller"]))
+            .with_kwargs(**engine)
         )
         for name in ("kafka", "registry", "mgmt", "connect", "postgres"):
-            kafka.with_bind_ports(port[name], ("127.0.0.1", port[name]))
+            # on the host's 127.0.0.1 only (docker-py's (ip, port) form; with_bind_ports takes no ip)
+            kafka.ports[str(port[name])] = ("127.0.0.1", port[name])  # type: ignore[assignment]
         stack.enter_context(kafka)
-        netns = {"network_mode": f"container:{kafka.get_wrapped_container().id}"}
+        netns = {"network_mode": f"container:{kafka.get_wrapped_container().id}", **engine}
         postgres = stack.enter_context(
             DockerContainer(IMAGES["postgres"])
             .with_env("PG_PORT", str(port["postgres"]))
