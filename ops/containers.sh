@@ -20,6 +20,7 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/ops/containers/containers.conf}
 export COMPOSE_KAFKA_PORT="${COMPOSE_KAFKA_PORT:-29092}" COMPOSE_REGISTRY_PORT="${COMPOSE_REGISTRY_PORT:-28081}"
 export COMPOSE_CONNECT_PORT="${COMPOSE_CONNECT_PORT:-28083}" COMPOSE_PG_PORT="${COMPOSE_PG_PORT:-25432}"
 export COMPOSE_WORKER1_PORT="${COMPOSE_WORKER1_PORT:-26066}" COMPOSE_WORKER2_PORT="${COMPOSE_WORKER2_PORT:-26067}"
+export COMPOSE_PROMETHEUS_PORT="${COMPOSE_PROMETHEUS_PORT:-29090}"
 BASE=docker.io/library/debian:bookworm-slim
 PROJECT=streams
 SOCKET="${STREAMS_PODMAN_SOCKET:-/run/streams-podman/podman.sock}"
@@ -118,6 +119,7 @@ ready() {
     && port_open "$COMPOSE_PG_PORT" \
     && http_ok "http://127.0.0.1:$COMPOSE_WORKER1_PORT/health" \
     && http_ok "http://127.0.0.1:$COMPOSE_WORKER2_PORT/health" \
+    && http_ok "http://127.0.0.1:$COMPOSE_PROMETHEUS_PORT/-/ready" \
     && [ "$(connectors_state)" = "exited 0" ]
 }
 
@@ -155,7 +157,7 @@ cmd_up() {
     esac
     sleep 2
   done
-  log "compose stack serving in $(( SECONDS - t0 ))s: kafka 127.0.0.1:$COMPOSE_KAFKA_PORT, registry :$COMPOSE_REGISTRY_PORT, connect :$COMPOSE_CONNECT_PORT, postgres :$COMPOSE_PG_PORT, workers :$COMPOSE_WORKER1_PORT :$COMPOSE_WORKER2_PORT"
+  log "compose stack serving in $(( SECONDS - t0 ))s: kafka 127.0.0.1:$COMPOSE_KAFKA_PORT, registry :$COMPOSE_REGISTRY_PORT, connect :$COMPOSE_CONNECT_PORT, postgres :$COMPOSE_PG_PORT, workers :$COMPOSE_WORKER1_PORT :$COMPOSE_WORKER2_PORT, prometheus :$COMPOSE_PROMETHEUS_PORT"
 }
 
 cmd_down() {
@@ -205,6 +207,7 @@ cmd_compose_test() {
   STREAMS_TEST_STACK=external KAFKA_PORT=$COMPOSE_KAFKA_PORT REGISTRY_PORT=$COMPOSE_REGISTRY_PORT \
     CONNECT_PORT=$COMPOSE_CONNECT_PORT PG_PORT=$COMPOSE_PG_PORT \
     STREAMS_COMPOSE_WORKERS="http://127.0.0.1:$COMPOSE_WORKER1_PORT,http://127.0.0.1:$COMPOSE_WORKER2_PORT" \
+    STREAMS_COMPOSE_PROMETHEUS="http://127.0.0.1:$COMPOSE_PROMETHEUS_PORT" \
     "$BIN/pytest" -q -p no:cacheprovider "${COMPOSE_TESTS[@]}" || rc=$?
   cmd_down
   return $rc

@@ -118,3 +118,24 @@ def test_the_deployed_connectors_copy_the_workers_events_into_postgres(
             ).fetchall()
 
     assert wait_for(summary, "the order-summary row at version 2") == [(2, 250)]
+
+
+def test_prometheus_scrapes_both_workers(workers: list[str]) -> None:
+    prometheus = os.environ.get("STREAMS_COMPOSE_PROMETHEUS", "")
+    if not prometheus:
+        pytest.fail("needs the compose stack: run `make compose-test` (sets STREAMS_COMPOSE_PROMETHEUS)")
+
+    def workers_up() -> list[str]:
+        targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        up = sorted(
+            t["labels"]["instance"]
+            for t in targets
+            if t["labels"]["job"] == "streams-worker" and t["health"] == "up"
+        )
+        return up if len(up) == 2 else []
+
+    assert wait_for(workers_up, "both workers scraped") == ["worker1:6066", "worker1:6067"]
+    series = httpx.get(
+        f"{prometheus}/api/v1/query", params={"query": "streams_commands_total"}, timeout=10
+    ).json()["data"]["result"]
+    assert {s["metric"]["instance"] for s in series} == {"worker1:6066", "worker1:6067"}, series
