@@ -135,7 +135,19 @@ def test_prometheus_scrapes_both_workers(workers: list[str]) -> None:
         return up if len(up) == 2 else []
 
     assert wait_for(workers_up, "both workers scraped") == ["worker1:6066", "worker1:6067"]
-    series = httpx.get(
-        f"{prometheus}/api/v1/query", params={"query": "streams_commands_total"}, timeout=10
-    ).json()["data"]["result"]
-    assert {s["metric"]["instance"] for s in series} == {"worker1:6066", "worker1:6067"}, series
+    run = uuid.uuid4().hex[:6]
+    for i in range(16):  # over every partition, so both workers count commands
+        post(workers[0], "PlaceOrder", f"cmp-m-{run}-{i}", {"customer_id": "c", "currency": "EUR"})
+
+    def instances_with_commands() -> set[str]:
+        # a worker's series appear once it has handled a command and been scraped since (every 5 s)
+        series = httpx.get(
+            f"{prometheus}/api/v1/query", params={"query": "streams_commands_total"}, timeout=10
+        ).json()["data"]["result"]
+        found = {s["metric"]["instance"] for s in series}
+        return found if len(found) == 2 else set()
+
+    assert wait_for(instances_with_commands, "both workers' command counters", timeout=60) == {
+        "worker1:6066",
+        "worker1:6067",
+    }
