@@ -164,7 +164,7 @@ cmd_down() {
   compose down -v >&2 || true
   local left
   left="$(podman ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}')"
-  [ -z "$left" ] || { log "removing leftover containers: $left"; podman rm -f $left >/dev/null; }
+  [ -z "$left" ] || { log "removing leftover containers: $left"; podman rm -f -v $left >/dev/null; }
   left="$(podman volume ls --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Name}}')"
   [ -z "$left" ] || podman volume rm -f $left >/dev/null
   [ -z "$(podman ps -a --filter "label=com.docker.compose.project=$PROJECT" -q)" ] || die "containers left running"
@@ -222,7 +222,7 @@ cmd_tc_test() {
   cmd_socket_stop
   left="$(podman ps -a --filter label=org.testcontainers=true -q)"
   if [ -n "$left" ]; then
-    log "testcontainers left containers behind: $left"; podman rm -f $left >/dev/null
+    log "testcontainers left containers behind: $left"; podman rm -f -v $left >/dev/null
     [ $rc != 0 ] || rc=1
   fi
   return $rc
