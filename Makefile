@@ -1,20 +1,18 @@
-# One entry point per job. `make demo` and `make test` are the README's two commands.
+# One entry point per job. `make demo` and `make test` are the README's two commands; each installs
+# what it needs first (ops/prereqs.sh: Debian packages as root, .venv, npm packages, the registry's JDK).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+export PY VENV
 
-.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean
+.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean \
+	images compose-up compose-down compose-test testcontainers-test
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]'
-	touch $(STAMP)
+install:
+	bash ops/prereqs.sh lint
 
-install: $(STAMP)
-
-stack-up: install
+stack-up:
+	bash ops/prereqs.sh demo
 	bash ops/stack.sh up
 
 stack-down:
@@ -23,14 +21,17 @@ stack-down:
 stack-status:
 	bash ops/stack.sh status
 
-demo: stack-up
-	$(BIN)/streams demo
+demo:
+	@bash ops/prereqs.sh demo
+	@bash ops/stack.sh up >/dev/null
+	@$(BIN)/streams demo; rc=$$?; bash ops/summary.sh demo $$rc; exit $$rc
 
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-test: stack-up
-	$(BIN)/pytest -q tests
+test:
+	@bash ops/prereqs.sh test
+	@$(BIN)/pytest -q tests --ignore=tests/compose; rc=$$?; bash ops/summary.sh test $$rc; exit $$rc
 
 lint: install
 	$(BIN)/ruff check streams bench tests
@@ -44,6 +45,28 @@ bench: stack-up
 
 bench-read: stack-up
 	$(BIN)/python -m bench.read
+
+# The container stack under Podman (docker-compose.yml, ops/images/Containerfile); see ops/README.md.
+images:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh build
+
+compose-up:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh up
+
+compose-down:
+	bash ops/containers.sh down
+
+# compose stack up, write-side, read-side and sink tests + the compose workers' own tests, down
+compose-test:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh compose-test
+
+# a subset of the integration tests on containers started through testcontainers
+testcontainers-test:
+	@bash ops/prereqs.sh compose
+	bash ops/containers.sh tc-test
 
 clean:
 	rm -rf $(VENV) .stack bench-results

@@ -12,14 +12,14 @@ OPS="$STREAMS_STACK_REPO/ops"
 # shellcheck source=ops/stack.env
 source "$OPS/stack.env"
 export STREAMS_STACK_HOME STREAMS_STACK_DATA
+# shellcheck source=ops/artifacts.sh
+source "$OPS/artifacts.sh"   # ensure_kafka_artifacts, ensure_connect_plugins, ensure_registry_*
 
 SERVICES=(postgres kafka registry connect)
 LOGS="$STREAMS_STACK_DATA/logs"
 RUN="$STREAMS_STACK_DATA/run"
 CONF="$STREAMS_STACK_DATA/conf"
 PG_BIN="${PG_BIN:-}"
-MVN_DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -46,29 +46,10 @@ port_of() {
   esac
 }
 
-java_major() { # $1 = java binary
-  "$1" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2; exit}' | cut -d. -f1
-}
-
 need_java() {
   command -v java >/dev/null 2>&1 || die "java not found on PATH (need Java 17+; apt-get install openjdk-17-jdk-headless)"
   local m; m="$(java_major java)"
   [ "${m:-0}" -ge 17 ] || die "java on PATH is Java ${m:-?}; Kafka 4 needs Java 17+"
-}
-
-need_mvn() {
-  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch artifacts from Maven Central; apt-get install maven)"
-}
-
-# A JDK >= 21 for Apicurio Registry 3.2+: $JAVA21_HOME, else JAVA_HOME, java on PATH, /usr/lib/jvm/*.
-find_java21() {
-  local c
-  for c in "${JAVA21_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
-    [ -n "$c" ] && [ -x "$c/bin/java" ] || continue
-    if [ "$(java_major "$c/bin/java")" -ge 21 ] 2>/dev/null; then echo "$c/bin/java"; return 0; fi
-  done
-  if command -v java >/dev/null && [ "$(java_major java)" -ge 21 ] 2>/dev/null; then command -v java; return 0; fi
-  return 1
 }
 
 find_pg_bin() {
@@ -105,76 +86,6 @@ pg_data_dir() {
     fi
   fi
   echo "$d"
-}
-
-# ---------------------------------------------------------------- artifacts (cached, marker files)
-KAFKA_LIB="$STREAMS_STACK_HOME/kafka-$KAFKA_VERSION/lib"
-PLUGINS="$STREAMS_STACK_HOME/connect-plugins-dbz$DEBEZIUM_JDBC_VERSION-apicurio$APICURIO_CONVERTER_VERSION"
-
-# mvn, quiet, batch mode, output to stderr without ANSI escapes
-run_mvn() {
-  mvn -B -q -Dstyle.color=never "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2
-  return "${PIPESTATUS[0]}"
-}
-
-pom_stamp() { cksum < "$1" | cut -d' ' -f1; }
-
-ensure_kafka_artifacts() {
-  local marker="$KAFKA_LIB/.resolved" stamp
-  stamp="$(pom_stamp "$OPS/kafka/pom.xml")"
-  [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ] && return 0
-  need_mvn
-  grep -q "<kafka.version>$KAFKA_VERSION</kafka.version>" "$OPS/kafka/pom.xml" \
-    || die "KAFKA_VERSION=$KAFKA_VERSION differs from ops/kafka/pom.xml; edit the pom"
-  log "resolving Kafka $KAFKA_VERSION + Connect runtime from Maven Central (ops/kafka/pom.xml)"
-  rm -rf "$KAFKA_LIB"; mkdir -p "$KAFKA_LIB"
-  run_mvn -f "$OPS/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$KAFKA_LIB" -DincludeScope=runtime || die "Maven resolution of Kafka failed"
-  echo "$stamp" > "$marker"
-}
-
-mvn_copy() { # $1 = g:a:v:type[:classifier]  $2 = output dir
-  need_mvn
-  run_mvn "$MVN_DEP_PLUGIN:copy" -Dartifact="$1" -DoutputDirectory="$2" || die "Maven could not fetch $1"
-}
-
-ensure_connect_plugins() {
-  local marker="$PLUGINS/.resolved" stamp tmp
-  stamp="$(pom_stamp "$OPS/connect/pom.xml")"
-  [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ] && return 0
-  log "fetching Debezium JDBC sink $DEBEZIUM_JDBC_VERSION and Apicurio converter $APICURIO_CONVERTER_VERSION"
-  rm -rf "$PLUGINS"; mkdir -p "$PLUGINS"
-  tmp="$(mktemp -d)"
-  mvn_copy "io.debezium:debezium-connector-jdbc:$DEBEZIUM_JDBC_VERSION:tar.gz:plugin" "$tmp"
-  tar xzf "$tmp"/debezium-connector-jdbc-*-plugin.tar.gz -C "$PLUGINS"
-  rm -rf "$tmp"
-  mkdir -p "$PLUGINS/apicurio-converter"
-  run_mvn -f "$OPS/connect/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$PLUGINS/apicurio-converter" -DincludeScope=runtime \
-    || die "Maven resolution of the Apicurio converter failed"
-  echo "$stamp" > "$marker"
-}
-
-REGISTRY_JAVA=""
-REGISTRY_HOME=""
-ensure_registry_artifacts() {
-  local v="$APICURIO_VERSION" tmp
-  if [ -n "${REGISTRY_JAVA_HOME:-}" ]; then REGISTRY_JAVA="$REGISTRY_JAVA_HOME/bin/java"
-  elif REGISTRY_JAVA="$(find_java21)"; then :
-  else REGISTRY_JAVA="$(command -v java)"; fi
-  if ! [ "$(java_major "$REGISTRY_JAVA")" -ge 21 ] 2>/dev/null; then
-    die "Apicurio Registry $v needs Java 21+; none found (looked at REGISTRY_JAVA_HOME, JAVA21_HOME, JAVA_HOME, /usr/lib/jvm/*). Install one (e.g. Temurin 21/25) and set REGISTRY_JAVA_HOME. (Registry 3.0.x would run on Java 17, but its parent POM is not served by Maven Central here.)"
-  fi
-  REGISTRY_HOME="$STREAMS_STACK_HOME/apicurio-registry-$v"
-  [ -f "$REGISTRY_HOME/.resolved" ] && return 0
-  log "fetching Apicurio Registry $v (io.apicurio:apicurio-registry-app:$v:tar.gz:all)"
-  rm -rf "$REGISTRY_HOME"; mkdir -p "$REGISTRY_HOME"
-  tmp="$(mktemp -d)"
-  mvn_copy "io.apicurio:apicurio-registry-app:$v:tar.gz:all" "$tmp"
-  tar xzf "$tmp"/apicurio-registry-app-*-all.tar.gz -C "$REGISTRY_HOME"
-  rm -rf "$tmp"
-  [ -f "$REGISTRY_HOME/quarkus-run.jar" ] || die "unexpected layout of the Apicurio tarball in $REGISTRY_HOME"
-  touch "$REGISTRY_HOME/.resolved"
 }
 
 # ---------------------------------------------------------------- health checks
@@ -341,9 +252,11 @@ EOF
 
 # ---------------------------------------------------------------- registry
 start_registry() {
-  need_java
+  ensure_registry_java
+  log "registry: Java $(java_major "$REGISTRY_JAVA") at $REGISTRY_JAVA"
   ensure_registry_artifacts
-  mkdir -p "$STREAMS_STACK_DATA/registry"
+  mkdir -p "$STREAMS_STACK_DATA/registry" "$RUN"
+  echo "$REGISTRY_JAVA" > "$RUN/registry.java"
   # kafkasql storage: the registry's journal lives in our Kafka (topic kafkasql-journal), so
   # schemas and their ids survive restarts of the registry.
   # ccompat: legacy-id-mode=false => ids returned by /apis/ccompat/v7 are contentIds, which the
@@ -371,6 +284,18 @@ start_connect() {
   need_java
   ensure_kafka_artifacts
   ensure_connect_plugins
+  write_connect_conf
+  local props="$CONF/connect-distributed.properties"
+  # shellcheck disable=SC2086
+  spawn connect java $CONNECT_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
+    -Dlog4j2.configurationFile="$CONF/log4j2.properties" -Djava.awt.headless=true -XX:+UseG1GC \
+    -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed "$props"
+  wait_healthy connect
+}
+
+# The Connect worker's config (also written by `prepare connect`, for tests that run a Connect
+# worker of their own against another stack, e.g. the compose stack).
+write_connect_conf() {
   local props="$CONF/connect-distributed.properties" reg="http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2"
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
@@ -401,11 +326,6 @@ value.converter.apicurio.registry.as-confluent=true
 value.converter.apicurio.registry.use-id=contentId
 value.converter.apicurio.registry.headers.enabled=false
 EOF
-  # shellcheck disable=SC2086
-  spawn connect java $CONNECT_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
-    -Dlog4j2.configurationFile="$CONF/log4j2.properties" -Djava.awt.headless=true -XX:+UseG1GC \
-    -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed "$props"
-  wait_healthy connect
 }
 
 # ---------------------------------------------------------------- commands
@@ -431,6 +351,8 @@ cmd_up() {
   for svc in $(selected "$@"); do
     if healthy "$svc"; then
       log "$svc: already healthy on port $(port_of "$svc")"
+      # tests read this stack's Connect config (`prepare connect` may have written another's)
+      [ "$svc" != connect ] || write_connect_conf
       continue
     fi
     if [ "$svc" != postgres ] && pid_of "$svc" >/dev/null; then
@@ -546,5 +468,9 @@ case "${1:-}" in
   status) shift; check_services "$@"; cmd_status "$@" ;;
   logs) shift; cmd_logs "${1:-}" ;;
   env) print_endpoints ;;
-  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env" >&2; exit 2 ;;
+  prepare) # resolve a service's artifacts and write its config without starting it (connect only)
+    shift; [ "${1:-}" = connect ] || die "usage: $0 prepare connect"
+    ensure_kafka_artifacts; ensure_connect_plugins; write_connect_conf
+    log "prepared connect: $CONF/connect-distributed.properties (registry port $REGISTRY_PORT)" ;;
+  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env | prepare connect" >&2; exit 2 ;;
 esac

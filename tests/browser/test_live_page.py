@@ -28,10 +28,15 @@ TOKEN = "browser-token"
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    if not Path("/usr/bin/chromium").exists() or shutil.which("node") is None:
-        pytest.fail("needs /usr/bin/chromium and node (.ci/run installs them)")
-    if not (HERE / "node_modules" / "playwright-core").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
+    if (
+        not Path("/usr/bin/chromium").exists()
+        or shutil.which("node") is None
+        or not (HERE / "node_modules" / "playwright-core").exists()
+    ):
+        pytest.fail(
+            "needs /usr/bin/chromium, node and tests/browser/node_modules: `make test` installs them "
+            "(bash ops/prereqs.sh test)"
+        )
     dep = Deployment(
         prefix=f"b{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("worker"),
