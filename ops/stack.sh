@@ -155,6 +155,30 @@ spawn() {
 }
 
 # ---------------------------------------------------------------- postgres
+# The superuser's password: generated once per data dir, kept in a file only its owner reads.
+pg_superuser_password() {
+  local f="$STREAMS_STACK_DATA/postgres.superuser"
+  if [ ! -s "$f" ]; then
+    mkdir -p "$STREAMS_STACK_DATA"
+    (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$f")
+  fi
+  cat "$f"
+}
+
+sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
+
+# Data dirs made before password authentication trusted every local connection: give the
+# superuser its password and switch pg_hba.conf to scram-sha-256 (while trust still lets us in).
+pg_require_passwords() { # $1 pgdata, $2… psql command
+  local pgdata="$1"; shift
+  as_pg grep -Eq '^[^#]*[[:space:]]trust[[:space:]]*$' "$pgdata/pg_hba.conf" || return 0
+  log "postgres: switching $pgdata from trust to scram-sha-256 authentication"
+  printf "set password_encryption = 'scram-sha-256'; alter role postgres password %s;\n" \
+    "$(sql_literal "$(pg_superuser_password)")" | "$@" -d postgres
+  as_pg sed -Ei 's/^([^#]*[[:space:]])trust[[:space:]]*$/\1scram-sha-256/' "$pgdata/pg_hba.conf"
+  as_pg "$PG_BIN/pg_ctl" -D "$pgdata" reload >/dev/null
+}
+
 start_postgres() {
   find_pg_bin
   local pgdata; pgdata="$(pg_data_dir)"
@@ -164,8 +188,13 @@ start_postgres() {
     mkdir -p "$pgdata"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$pgdata"
     chmod 700 "$pgdata"
-    as_pg "$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 \
-      || { tail -n 40 "$LOGS/postgres-initdb.log" >&2; die "initdb failed"; }
+    # password authentication from the start (scram-sha-256): the superuser's password goes to
+    # initdb through a file only the postgres user can read, never through a command line
+    local pwfile; pwfile="$(as_pg mktemp)"
+    pg_superuser_password | as_pg tee "$pwfile" >/dev/null
+    as_pg "$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=scram-sha-256 --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 \
+      || { rm -f "$pwfile"; tail -n 40 "$LOGS/postgres-initdb.log" >&2; die "initdb failed"; }
+    rm -f "$pwfile"
   fi
   touch "$LOGS/postgres.log"
   [ "$(id -u)" = 0 ] && chown postgres "$LOGS/postgres.log"
@@ -175,10 +204,13 @@ start_postgres() {
     start >/dev/null || true
   wait_healthy postgres
   head -1 "$pgdata/postmaster.pid" > "$RUN/postgres.pid" 2>/dev/null || true
-  # role + database (idempotent)
+  # role + database (idempotent). Passwords reach psql through its environment and stdin, which
+  # other users cannot read, rather than through argv, which `ps` shows to everyone.
+  local -x PGPASSWORD; PGPASSWORD="$(pg_superuser_password)"
   local psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1)
+  pg_require_passwords "$pgdata" "${psql[@]}"
   if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_roles where rolname='$PG_USER'")" != 1 ]; then
-    "${psql[@]}" -d postgres -c "create role \"$PG_USER\" login password '$PG_PASSWORD'"
+    printf 'create role "%s" login password %s;\n' "$PG_USER" "$(sql_literal "$PG_PASSWORD")" | "${psql[@]}" -d postgres
   fi
   if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname='$PG_DB'")" != 1 ]; then
     "${psql[@]}" -d postgres -c "create database \"$PG_DB\" owner \"$PG_USER\""
@@ -211,6 +243,7 @@ start_kafka() {
   ensure_kafka_artifacts
   local dir="$STREAMS_STACK_DATA/kafka" props="$CONF/kafka-server.properties"
   mkdir -p "$dir" "$CONF"
+  chmod 700 "$dir"   # the event log: readable by its owner only
   write_log4j2 "$CONF/log4j2.properties"
   cat > "$props" <<EOF
 process.roles=broker,controller

@@ -1,8 +1,9 @@
 """Test infrastructure: the real local stack (started once, reused when already up).
 
 `STREAMS_TEST_STACK=process` (default) starts `ops/stack.sh up` (a no-op when it is running);
-`external` uses services already running at the configured ports; `testcontainers` starts the
-same services in Docker containers (needs a Docker engine; see README).
+`external` uses services already running at the configured ports; `testcontainers` starts
+the project's own images in containers through testcontainers (a Docker engine, or Podman's
+Docker-compatible socket as `make testcontainers-test` uses; see tests/containers.py and README).
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
@@ -31,31 +32,70 @@ from streams.wire.jsonable import to_json
 from streams.write.changelog import aggregate_from_changelog
 
 
-def _healthy(port: int) -> bool:
+class WorkerHealth(NamedTuple):
+    """What answered on the worker port: nothing, another deployment, or ours (ready or not)."""
+
+    answered: bool
+    ours: bool
+    ready: bool
+    detail: str
+
+
+def _health(settings: Settings) -> WorkerHealth:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-            return bool(r.status == 200)
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/health", timeout=2) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
     except OSError:
-        return False
+        return WorkerHealth(False, False, False, "nothing listening")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "status" not in body:
+        return WorkerHealth(True, False, False, f"HTTP {status}, not a streams worker")
+    ours = (
+        body.get("app") == settings.app_id
+        and body.get("topic_prefix", "") == settings.topic_prefix
+        and "orders" in body.get("contexts", [])
+    )
+    detail = (
+        f"app {body.get('app')!r}, topic prefix {body.get('topic_prefix')!r}, contexts {body.get('contexts')}"
+    )
+    return WorkerHealth(True, ours, status == 200, detail)
+
+
+def _demo_log() -> Path:
+    return Path(os.environ.get("STREAMS_STACK_DATA", ".stack")) / "logs" / "demo-worker.log"
 
 
 def _start_worker(settings: Settings, console: Console) -> subprocess.Popen[bytes] | None:
-    if _healthy(settings.web_port):
-        console.print(f"[green]worker already running on port {settings.web_port}[/]")
-        return None
-    log_path = Path(".stack/logs/demo-worker.log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    console.print(f"starting a worker (log: {log_path})")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", "info"],
-        stdout=open(log_path, "ab"),  # noqa: SIM115 - owned by the child
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    found = _health(settings)
+    if found.answered and not found.ours:
+        console.print(
+            f"[red]port {settings.web_port} is taken by something else ({found.detail}); "
+            "stop it or set STREAMS_WEB_PORT to a free port[/]"
+        )
+        raise SystemExit(2)
+    if found.ours:
+        console.print(f"[green]using the worker already running on port {settings.web_port}[/]")
+        proc = None
+    else:
+        log_path = _demo_log()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        console.print(f"starting a worker (log: {log_path})")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", "info"],
+            stdout=open(log_path, "ab"),  # noqa: SIM115 - owned by the child
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 120
-    while not _healthy(settings.web_port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            console.print(f"[red]worker did not start; see {log_path}[/]")
+    while not (found := _health(settings)).ready:
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            where = f"see {_demo_log()}" if proc is not None else found.detail
+            console.print(f"[red]worker did not become ready; {where}[/]")
             raise SystemExit(1)
         time.sleep(0.5)
     return proc

@@ -39,7 +39,7 @@ def main() -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("action", type=click.Choice(["up", "down", "status", "logs"]))
+@click.argument("action", type=click.Choice(["up", "down", "status", "logs", "env", "prepare"]))
 @click.argument("args", nargs=-1)
 def stack(action: str, args: tuple[str, ...]) -> None:
     """Start, stop or inspect the local stack (Kafka, registry, Connect, PostgreSQL)."""

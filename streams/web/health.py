@@ -26,9 +26,17 @@ class HealthEndpoints:
         503 with the missing parts and `Retry-After` before: a readiness probe."""
         missing = self.readiness.missing()
         if missing:
-            body = {"status": "starting", "starting": missing, "contexts": list(self.settings.contexts)}
+            body = {"status": "starting", "starting": missing, **self._identity()}
             return web.json_response(body, status=503, headers={"Retry-After": "1"})
-        return ok({"status": "ok", "contexts": list(self.settings.contexts)})
+        return ok({"status": "ok", **self._identity()})
+
+    def _identity(self) -> dict[str, object]:
+        """Which deployment answers: lets a client tell this worker from another app's."""
+        return {
+            "app": self.settings.app_id,
+            "topic_prefix": self.settings.topic_prefix,
+            "contexts": list(self.settings.contexts),
+        }
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Every metric of this process."""
