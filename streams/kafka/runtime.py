@@ -17,6 +17,7 @@ from streams.kafka.clients import admin
 from streams.wire.codec import AvroCodec, RegistryUnavailable
 from streams.wire.limits import CommandLimits
 from streams.wire.schemas import catalog_for
+from streams.wire.state import StateFormat
 from streams.wire.topics import ContextTopics, GroupNames, TopicSpec
 
 
@@ -30,6 +31,8 @@ class ContextRuntime:
     codec: AvroCodec
     limits: CommandLimits
     """The string limits of the context's commands (from their schemas)."""
+    states: StateFormat
+    """The internal format of the context's aggregates (changelog, RocksDB)."""
 
     @classmethod
     def connect(
@@ -50,7 +53,8 @@ class ContextRuntime:
                 delay = min(delay * 2, 10.0)
         topics = ContextTopics(context.name, settings.topic_prefix, settings.max_message_bytes)
         groups = GroupNames(settings.app_id, settings.topic_prefix, context.name)
-        return cls(context, topics, groups, codec, CommandLimits(catalog, list(context.command_names)))
+        limits = CommandLimits(catalog, list(context.command_names))
+        return cls(context, topics, groups, codec, limits, StateFormat(context.state_type, codec))
 
     @classmethod
     def offline(
@@ -60,9 +64,9 @@ class ContextRuntime:
         catalog = catalog_for(context)
         topics = ContextTopics(context.name, prefix)
         limits = CommandLimits(catalog, list(context.command_names))
-        return cls(
-            context, topics, GroupNames(app_id, prefix, context.name), AvroCodec.offline(catalog), limits
-        )
+        codec = AvroCodec.offline(catalog)
+        groups = GroupNames(app_id, prefix, context.name)
+        return cls(context, topics, groups, codec, limits, StateFormat(context.state_type, codec))
 
     def ensure_topics(self, settings: Settings) -> None:
         """Create the context's topics when missing (existing ones are left as they are)."""

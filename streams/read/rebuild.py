@@ -84,7 +84,7 @@ def rebuild(settings: Settings, runtime: ContextRuntime) -> RebuildReport:
     for partition in range(settings.partitions):
         folded = fold_partition(settings, runtime, partition)
         for aggregate_id, aggregate in folded.aggregates.items():
-            value = encode_aggregate(runtime.codec, aggregate)
+            value = encode_aggregate(runtime.states, aggregate)
             producer.produce(topic, value, AGGREGATE_PREFIX + aggregate_id.encode(), partition=partition)
             producer.poll(0)
         for command_id, result in folded.commands.items():

@@ -1,7 +1,8 @@
 """The write side's state changelog: its record format, restoring a partition from it, reading it.
 
-Keys are `a:<aggregate id>` (value: version as 8 bytes + the state in Avro) and
-`c:<command id>` (value: the command's first `CommandResult` in Avro, for dedupe). The topic
+Keys are `a:<aggregate id>` (value: the aggregate in the internal state format,
+`streams.wire.state`) and `c:<command id>` (value: the command's first `CommandResult` in Avro,
+for dedupe). The topic
 is compacted; RocksDB mirrors it and restores from it. Tools read it through this module's
 functions only (the read side never reaches into the write loop).
 """
@@ -17,7 +18,7 @@ from streams.core.commands import Aggregate
 from streams.kafka.readers import PartitionReader, read_partition
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.wire.codec import AvroCodec
+from streams.wire.state import StateFormat
 from streams.wire.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -28,15 +29,14 @@ _VERSION = struct.Struct(">q")
 _RESTORE_BATCH = 10000
 
 
-def encode_aggregate(codec: AvroCodec, aggregate: Aggregate[Any]) -> bytes:
-    """Version (8 bytes) followed by the state in Avro."""
-    return _VERSION.pack(aggregate.version) + codec.encode(aggregate.state)
+def encode_aggregate(states: StateFormat, aggregate: Aggregate[Any]) -> bytes:
+    """An aggregate's changelog value (`streams.wire.state`)."""
+    return states.encode(aggregate)
 
 
-def decode_aggregate(codec: AvroCodec, raw: bytes) -> Aggregate[Any]:
-    """Inverse of `encode_aggregate`."""
-    (version,) = _VERSION.unpack_from(raw)
-    return Aggregate(version, codec.decode(raw[_VERSION.size :]).message)
+def decode_aggregate(states: StateFormat, raw: bytes) -> Aggregate[Any]:
+    """Inverse of `encode_aggregate`; also reads the older version + Avro format."""
+    return states.decode(raw)
 
 
 def restore(settings: Settings, store: PartitionStore, topic: str, partition: int) -> None:
@@ -68,7 +68,7 @@ def changelog_aggregates(
             if msg.value() is None:
                 table.pop(aggregate_id, None)
             else:
-                table[aggregate_id] = decode_aggregate(runtime.codec, msg.value())
+                table[aggregate_id] = decode_aggregate(runtime.states, msg.value())
     return table
 
 
@@ -82,4 +82,4 @@ def aggregate_from_changelog(
     for msg in read_partition(settings, runtime.topics.changelog, partition):
         if msg.key() == key:
             latest = msg.value()
-    return None if latest is None else decode_aggregate(runtime.codec, latest)
+    return None if latest is None else decode_aggregate(runtime.states, latest)

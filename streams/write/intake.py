@@ -33,6 +33,7 @@ from streams.wire.dlq import dead_letter, source_of
 from streams.wire.identifiers import InvalidIdentifier, check_identifier, shorten
 from streams.wire.limits import CommandLimits, FieldTooLong
 from streams.wire.schemas import to_record
+from streams.wire.state import StateFormat
 from streams.wire.topics import record_size
 from streams.write.batch import DecidedBatch, PendingEvent, PendingResult, PendingSnapshot
 from streams.write.changelog import encode_aggregate
@@ -86,11 +87,13 @@ class BatchDecider:
         codec: AvroCodec,
         limits: IntakeLimits,
         command_limits: CommandLimits | None = None,
+        states: StateFormat | None = None,
     ) -> None:
         self.context = context
         self.codec = codec
         self.limits = limits
         self.command_limits = command_limits or CommandLimits(codec.catalog, list(context.command_names))
+        self.states = states or StateFormat(context.state_type, codec)
 
     def decide(
         self,
@@ -142,9 +145,9 @@ class BatchDecider:
                 continue  # revoked meanwhile: its new owner processes it
             intake.batch.offsets[partition] = msg.offset() + 1
             intake.handle(msg, partition)
-        encode = self.codec
+        states = self.states
         intake.batch.states = {
-            partition: {key: encode_aggregate(encode, a) for key, a in aggregates.items()}
+            partition: {key: encode_aggregate(states, a) for key, a in aggregates.items()}
             for partition, aggregates in intake.batch.aggregates.items()
         }
         return intake.batch
@@ -164,6 +167,7 @@ class _Intake:
         self.codec = decider.codec
         self.limits = decider.limits
         self.command_limits = decider.command_limits
+        self.states = decider.states
         self.state = state
         self.batch = batch
         self.watch = watch
@@ -234,7 +238,7 @@ class _Intake:
         )
         outcome = handle_command(self.context, current, envelope, self.batch.processed_at)
         if outcome.events and (partition, raw_key) in self.watch:
-            size = len(encode_aggregate(self.codec, outcome.aggregate))
+            size = len(encode_aggregate(self.states, outcome.aggregate))
             if size > self.limits.max_state_bytes:
                 limit = self.limits.max_state_bytes
                 detail = f"the state would reach {size} bytes (limit {limit}, STREAMS_MAX_STATE_BYTES)"

@@ -57,14 +57,16 @@ class CommandProcessor:
         self.transactional_id = runtime.groups.transactional_id(worker_id)
         self.exactly_once = settings.exactly_once
         data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
-        self.state = CommittedState(settings, runtime.codec, runtime.topics.changelog, data_dir, cache_size)
+        self.state = CommittedState(
+            settings, runtime.codec, runtime.states, runtime.topics.changelog, data_dir, cache_size
+        )
         limits = IntakeLimits(
             settings.max_record_bytes,
             settings.max_state_bytes,
             settings.snapshot_every,
             settings.max_message_bytes,
         )
-        self.decider = BatchDecider(runtime.context, runtime.codec, limits, runtime.limits)
+        self.decider = BatchDecider(runtime.context, runtime.codec, limits, runtime.limits, runtime.states)
         # where each events partition's next record will land: a transaction's events get
         # consecutive offsets and its commit marker one more (checked before every commit)
         self._next_event_offset: dict[int, int] = {}

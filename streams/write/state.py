@@ -13,6 +13,7 @@ from streams.config import Settings
 from streams.core.commands import Aggregate, CommandResult
 from streams.kafka.store import PartitionStore
 from streams.wire.codec import AvroCodec
+from streams.wire.state import StateFormat
 from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, decode_aggregate, restore
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,17 @@ class CommittedState:
     """
 
     def __init__(
-        self, settings: Settings, codec: AvroCodec, changelog: str, data_dir: Path, cache_size: int
+        self,
+        settings: Settings,
+        codec: AvroCodec,
+        states: StateFormat,
+        changelog: str,
+        data_dir: Path,
+        cache_size: int,
     ) -> None:
         self.settings = settings
         self.codec = codec
+        self.states = states
         self.changelog = changelog
         self.data_dir = data_dir
         self.stores: dict[int, PartitionStore] = {}
@@ -75,7 +83,7 @@ class CommittedState:
         if cached is not None:
             return cached
         stored = self.stores[partition].get(AGGREGATE_PREFIX + key)
-        return None if stored is None else decode_aggregate(self.codec, stored)
+        return None if stored is None else decode_aggregate(self.states, stored)
 
     def command_result(self, partition: int, command_id: bytes) -> CommandResult | None:
         """The first result of a command id, when it was remembered."""

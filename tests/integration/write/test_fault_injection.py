@@ -122,7 +122,7 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
         context = client.runtime.context
         mismatched = []
         for key, history in by_aggregate.items():
-            stored = decode_aggregate(client.runtime.codec, table[key])
+            stored = decode_aggregate(client.runtime.states, table[key])
             if stored.version != len(history) or stored.state != context.fold(history):
                 mismatched.append(key)
         assert not mismatched, f"table differs from the fold of the log for {mismatched[:5]}"
