@@ -29,6 +29,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
+from streams.wire.avro_compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 
 _HEADER = struct.Struct(">bI")
@@ -96,6 +97,10 @@ class _Writer:
     schema_id: int
     header: bytes
     version: SchemaVersion
+    of_object: Encoder | None = None
+    """Generated encoder of a message object (None: the schema is not compiled)."""
+    of_record: Encoder | None = None
+    """Generated encoder of the record dict form."""
 
 
 Step = Callable[[dict[str, Any]], dict[str, Any]]
@@ -114,6 +119,8 @@ class _Reader:
     """The latest schema when the last step is an upcaster (its output is validated)."""
     target: int = 0
     """The version the first read resolves to."""
+    direct: Decoder | None = None
+    """Generated decoder, when the writer's schema is the latest (no resolution, no steps)."""
 
 
 class _Hop:
@@ -214,12 +221,21 @@ class AvroCodec:
         self._ids[(sv.type_name, sv.version)] = schema_id
         if sv is self.catalog.latest(sv.type_name):
             cls_ = self.catalog.types[sv.type_name]
-            self._writers[cls_] = _Writer(schema_id, _HEADER.pack(MAGIC_BYTE, schema_id), sv)
+            header = _HEADER.pack(MAGIC_BYTE, schema_id)
+            raw = json.loads(sv.text)
+            self._writers[cls_] = _Writer(
+                schema_id, header, sv, _compiled(compile_encoder, raw, cls_, header),
+                _compiled(compile_encoder, raw, None, header),
+            )  # fmt: skip
 
     def _reader_for(self, type_name: str, version: int, writer: Any) -> _Reader:
         """The read plan for one writer schema (compiled once per schema id)."""
         latest = self.catalog.latest(type_name)
         ups = [v for v in self.catalog.upcaster_versions(type_name) if v >= version]
+        if version == latest.version:  # the writer's schema is the latest: read it directly
+            cls_ = self.catalog.types[type_name]
+            direct = _compiled(compile_decoder, json.loads(latest.text), cls_)
+            return _Reader(type_name, version, writer, latest.parsed, target=version, direct=direct)
         if version == 0 or not ups:  # unknown writer version, or nothing to upcast: resolve
             return _Reader(type_name, version, writer, latest.parsed, target=latest.version)
         first = ups[0]
@@ -261,12 +277,26 @@ class AvroCodec:
 
     def encode(self, message: Any) -> bytes:
         """Serialize a message with the latest schema of its type."""
-        return self.encode_as(type(message), to_record(message))
+        writer = self._writers[type(message)]
+        if writer.of_object is not None:
+            try:
+                return writer.of_object(message)
+            except Exception:  # fastavro's path below decides and explains
+                pass
+        return self._write(writer, to_record(message))
 
     def encode_as(self, cls: type, record: dict[str, Any]) -> bytes:
         """Serialize `cls`'s record form (what `to_record` gives) with its latest schema: for a
         caller that completes a record without building a second message object."""
         writer = self._writers[cls]
+        if writer.of_record is not None:
+            try:
+                return writer.of_record(record)
+            except Exception:  # fastavro's path below decides and explains
+                pass
+        return self._write(writer, record)
+
+    def _write(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         out = io.BytesIO(writer.header)
         out.seek(len(writer.header))
         fastavro.schemaless_writer(out, writer.version.parsed, record)
@@ -278,6 +308,11 @@ class AvroCodec:
             raise MalformedRecord("not Confluent Avro wire format (magic byte 0 + schema id)")
         _, schema_id = _HEADER.unpack_from(data)
         reader = self._readers.get(schema_id) or self._resolve(schema_id)
+        if reader.direct is not None:
+            try:
+                return Decoded(reader.type_name, reader.version, reader.direct(data, _HEADER.size))
+            except Exception:  # fastavro's path below decides and explains
+                pass
         try:
             record: Any = fastavro.schemaless_reader(
                 io.BytesIO(data[_HEADER.size :]), reader.writer, reader.reader
@@ -348,6 +383,14 @@ class AvroCodec:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+def _compiled(compile: Callable[..., Any], *args: Any) -> Any:
+    """A generated encoder/decoder, or None where the generator does not cover the schema."""
+    try:
+        return compile(*args)
+    except Unsupported:
+        return None
 
 
 def _validate(reader: _Reader, record: dict[str, Any]) -> None:
