@@ -1,13 +1,17 @@
 """Handling one command against one aggregate: pure, so it is tested without Kafka.
 
+The records built once or more per command are frozen msgspec Structs: ten times cheaper to
+build than frozen dataclasses, and as immutable.
+
 The agent owns the I/O (reading the state table, producing records); this module decides what
 the outcome is: expected-version check, `decide`, `evolve`, versions and the result record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+import msgspec
 
 from streams.core.clock import utc_now
 from streams.core.decider import BoundedContext, Message, Rejected
@@ -18,16 +22,14 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 
 
-@dataclass(frozen=True)
-class Aggregate(Generic[S]):
+class Aggregate(msgspec.Struct, Generic[S], frozen=True):
     """An aggregate's state and the version of the last event folded into it (0: none)."""
 
     version: int
     state: S
 
 
-@dataclass(frozen=True)
-class CommandEnvelope:
+class CommandEnvelope(msgspec.Struct, frozen=True):
     """A decoded command with its metadata (from the record key and headers)."""
 
     command_id: str
@@ -38,8 +40,7 @@ class CommandEnvelope:
     actor: str = ""
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(msgspec.Struct, frozen=True):
     """The outcome published on `<ctx>.command-results` (schema `streams.CommandResult`)."""
 
     command_id: str
@@ -61,8 +62,7 @@ class CommandResult:
         return self.status == ACCEPTED
 
 
-@dataclass(frozen=True)
-class AggregateSnapshot:
+class AggregateSnapshot(msgspec.Struct, frozen=True):
     """An aggregate's state at `version` (schema `streams.AggregateSnapshot`).
 
     `state` holds the context's state record as Avro bytes; the tail of the log after
@@ -78,8 +78,7 @@ class AggregateSnapshot:
     taken_at: str
 
 
-@dataclass(frozen=True)
-class Outcome(Generic[S]):
+class Outcome(msgspec.Struct, Generic[S], frozen=True):
     """What one command produced: its result, the new events (with versions) and state."""
 
     result: CommandResult

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import Settings
 from streams.core.commands import ACCEPTED, Aggregate, AggregateSnapshot, CommandResult
+from streams.core.records import replace_record
 from streams.kafka import clients
 from streams.kafka.readers import read_partition
 from streams.kafka.runtime import ContextRuntime, ensure_topics
@@ -51,7 +52,7 @@ def fold_partition(settings: Settings, runtime: ContextRuntime, partition: int) 
                 event_partition=partition,
                 processed_at=meta.get(h.OCCURRED_AT, ""),
             )
-            commands[command_id] = replace(
+            commands[command_id] = replace_record(
                 result,
                 aggregate_version=logged.version,
                 event_types=(*result.event_types, meta.get(h.EVENT_TYPE, "")),

@@ -15,11 +15,12 @@ same messages. Schemas with logical types or unions other than `["null", T]` are
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import typing
 from collections.abc import Callable
 from typing import Any
+
+from streams.core.records import is_record_class
 
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes, int], Any]
@@ -77,7 +78,7 @@ def _bad(value: Any) -> bytes:
 
 
 def _fields_of(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+    return typing.get_type_hints(cls) if is_record_class(cls) else {}
 
 
 class _Generator:
@@ -236,7 +237,7 @@ class _Generator:
         return fn
 
     def _record_class(self, hint: Any) -> type | None:
-        if hint is not None and dataclasses.is_dataclass(hint):
+        if is_record_class(hint):
             return typing.cast(type, hint)
         if self.by_object:
             raise Unsupported(f"nested record without a dataclass ({hint!r})")

@@ -3,12 +3,12 @@ name the field, and the one compact JSON encoder of the hot paths."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import orjson
 
+from streams.core.records import is_record, record_fields
 from streams.wire.schemas import from_record
 
 
@@ -20,24 +20,20 @@ def message_from_json(cls: type, data: Any) -> Any:
     """`cls(**data)` with checks: an object, no unknown fields, no missing required fields."""
     if not isinstance(data, dict):
         raise InvalidMessage(f"{cls.__name__}: data must be a JSON object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in record_fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise InvalidMessage(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-    missing = sorted(
-        n
-        for n, f in fields.items()
-        if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    )
+    missing = sorted(n for n, f in fields.items() if n not in data and f.required)
     if missing:
         raise InvalidMessage(f"{cls.__name__}: missing field(s) {', '.join(missing)}")
     return from_record(cls, data)
 
 
 def to_json(obj: Any) -> Any:
-    """A dataclass (or tuple of them) as plain JSON-ready data."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """A record (or tuple of them) as plain JSON-ready data."""
+    if is_record(obj):
+        return {f.name: to_json(getattr(obj, f.name)) for f in record_fields(type(obj))}
     if isinstance(obj, list | tuple):
         return [to_json(v) for v in obj]
     return obj

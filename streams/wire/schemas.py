@@ -1,4 +1,4 @@
-"""Avro schema files and the mapping between frozen dataclasses and Avro records.
+"""Avro schema files and the mapping between record classes (dataclasses, msgspec Structs) and Avro records.
 
 A message class `X` of context `ctx` is backed by `schemas/<ctx>/X.v<N>.avsc`; the highest N is
 the version written. Conversions are compiled once per class (no `dataclasses.asdict` deep copy
@@ -7,7 +7,6 @@ on the hot path).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import typing
@@ -20,6 +19,7 @@ import fastavro
 
 from streams.core.commands import AggregateSnapshot, CommandResult
 from streams.core.decider import BoundedContext
+from streams.core.records import is_record_class, record_fields
 from streams.core.views import ReadModelDocument, ViewVersions
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -149,15 +149,15 @@ def _nested_item(hint: Any) -> type | None:
     """The dataclass in `tuple[X, ...]`, if the field holds nested records."""
     if typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
-        if args and dataclasses.is_dataclass(args[0]):
+        if args and is_record_class(args[0]):
             return typing.cast(type, args[0])
     return None
 
 
 def _nested_one(hint: Any) -> type | None:
     """The dataclass of a field that holds one nested record (`X`), if it does."""
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return hint
+    if is_record_class(hint):
+        return typing.cast(type, hint)
     return None
 
 
@@ -193,7 +193,7 @@ def _compile_to(cls: type) -> ToRecord:
     hints = typing.get_type_hints(cls)
     scope: dict[str, Any] = {}
     items: list[str] = []
-    for i, f in enumerate(dataclasses.fields(cls)):
+    for i, f in enumerate(record_fields(cls)):
         name = f.name
         many, one = _nested_item(hints[name]), _nested_one(hints[name])
         if many is not None:
@@ -210,7 +210,7 @@ def _compile_to(cls: type) -> ToRecord:
 
 def _compile_from(cls: type) -> FromRecord:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in record_fields(cls)]
     nested = {n: _nested_item(hints[n]) for n in names}
     single = {n: one for n in names if (one := _nested_one(hints[n])) is not None}
     tuples = {n for n in names if typing.get_origin(hints[n]) is tuple}

@@ -16,7 +16,6 @@ reorders or removes fields needs `streams rebuild` (the changelog is the fold of
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import typing
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 import msgspec
 
 from streams.core.commands import Aggregate
+from streams.core.records import RecordField, is_record_class, record_fields
 from streams.wire.codec import AvroCodec
 
 ROWS = b"\xff"
@@ -40,11 +40,11 @@ def _dataclass_of(hint: Any) -> tuple[type | None, bool]:
     """(the dataclass a field holds, whether it holds a tuple of them)."""
     if typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
-        if args and dataclasses.is_dataclass(args[0]):
+        if args and is_record_class(args[0]):
             return typing.cast(type, args[0]), True
         return None, False
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return hint, False
+    if is_record_class(hint):
+        return typing.cast(type, hint), False
     return None, False
 
 
@@ -52,7 +52,7 @@ def _compile_to_row(cls: type) -> ToRow:
     hints = typing.get_type_hints(cls)
     scope: dict[str, Any] = {}
     items = []
-    for i, f in enumerate(dataclasses.fields(cls)):
+    for i, f in enumerate(record_fields(cls)):
         nested, many = _dataclass_of(hints[f.name])
         if nested is None:
             items.append(f"o.{f.name}")
@@ -65,7 +65,7 @@ def _compile_to_row(cls: type) -> ToRow:
 
 def _compile_from_row(cls: type) -> FromRow:
     hints = typing.get_type_hints(cls)
-    fields = dataclasses.fields(cls)
+    fields = record_fields(cls)
     scope: dict[str, Any] = {"cls": cls}
     args = []
     for i, f in enumerate(fields):
@@ -87,7 +87,7 @@ def _compile_from_row(cls: type) -> FromRow:
     return typing.cast(FromRow, scope["from_row"])
 
 
-def _field(fields: tuple[dataclasses.Field[Any], ...], hints: dict[str, Any], i: int, value: Any) -> Any:
+def _field(fields: tuple[RecordField, ...], hints: dict[str, Any], i: int, value: Any) -> Any:
     nested, many = _dataclass_of(hints[fields[i].name])
     if nested is not None:
         build = _compile_from_row(nested)

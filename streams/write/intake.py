@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import Message
@@ -27,6 +27,7 @@ from confluent_kafka import Message
 from streams.core.clock import utc_now
 from streams.core.commands import Aggregate, CommandEnvelope, CommandResult, handle_command
 from streams.core.decider import BoundedContext
+from streams.core.records import replace_record
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.dlq import dead_letter, source_of
@@ -203,7 +204,7 @@ class _Intake:
         command_id = meta.get(h.COMMAND_ID) or source_of(msg.topic(), partition, msg.offset())
         original = self._seen(partition, command_id.encode())
         if original is not None:
-            self.batch.results.append(PendingResult(partition, replace(original, duplicate=True)))
+            self.batch.results.append(PendingResult(partition, replace_record(original, duplicate=True)))
             return None
         try:
             decoded = self.codec.decode(raw_value)

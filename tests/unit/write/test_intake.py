@@ -14,6 +14,7 @@ from confluent_kafka import Message
 from streams.contexts.orders import AddItem, ItemAdded, OrderPlaced, PlaceOrder
 from streams.contexts.orders import context as orders
 from streams.core.commands import Aggregate, CommandResult
+from streams.core.records import replace_record
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
 from streams.write.batch import DecidedBatch
@@ -116,9 +117,7 @@ def test_a_command_id_seen_in_an_earlier_batch_is_answered_from_the_committed_st
     original = CommandResult("same", "o-1", "PlaceOrder", "accepted", 1, processed_at=NOW)
     state = DictState(results={(0, b"same"): original})
     batch = decide([command("o-1", PlaceOrder("c-1", "EUR"), 5, command_id="same")], state)
-    assert batch.events == [] and results(batch) == [
-        CommandResult(**{**original.__dict__, "duplicate": True})
-    ]
+    assert batch.events == [] and results(batch) == [replace_record(original, duplicate=True)]
 
 
 def test_an_expected_version_that_is_not_the_current_one_is_a_version_conflict() -> None:
