@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
+from streams.wire.topics import HEADER_OVERHEAD
+
 Headers = list[tuple[str, bytes]]
 
 # command headers (set by clients)
@@ -68,6 +70,50 @@ def event_headers(
     if actor:
         headers.append((ACTOR, actor.encode()))
     return headers
+
+
+class EventHeaders:
+    """`event_headers` for one event type of one context, with the values that never change
+    (type, schema version, aggregate type) encoded once: the hot path's form.
+
+    `size` is what the headers add to `streams.wire.topics.record_size` of the event.
+    """
+
+    __slots__ = ("_aggregate_type", "_type", "_version", "event_type", "fixed_size")
+
+    def __init__(self, event_type: str, schema_version: int, aggregate_type: str) -> None:
+        self.event_type = event_type
+        self._type = (EVENT_TYPE, event_type.encode())
+        self._version = (SCHEMA_VERSION, str(schema_version).encode())
+        self._aggregate_type = (AGGREGATE_TYPE, aggregate_type.encode())
+        names = [EVENT_ID, EVENT_TYPE, SCHEMA_VERSION, AGGREGATE_TYPE, AGGREGATE_ID]
+        names += [AGGREGATE_VERSION, COMMAND_ID, CORRELATION_ID, OCCURRED_AT]
+        self.fixed_size = sum(HEADER_OVERHEAD + len(n) for n in names) + 36  # + the event id
+        self.fixed_size += len(self._type[1]) + len(self._version[1]) + len(self._aggregate_type[1])
+
+    def build(
+        self,
+        aggregate_id: bytes,
+        version: int,
+        command_id: bytes,
+        correlation_id: bytes,
+        occurred_at: bytes,
+        actor: bytes,
+    ) -> tuple[Headers, int]:
+        """The headers of one event (an empty correlation id: the command id), and their size."""
+        aggregate_version = str(version).encode()
+        correlation_id = correlation_id or command_id
+        headers = [
+            (EVENT_ID, new_event_id()), self._type, self._version, self._aggregate_type,
+            (AGGREGATE_ID, aggregate_id), (AGGREGATE_VERSION, aggregate_version),
+            (COMMAND_ID, command_id), (CORRELATION_ID, correlation_id), (OCCURRED_AT, occurred_at),
+        ]  # fmt: skip
+        size = self.fixed_size + len(aggregate_id) + len(aggregate_version) + len(command_id)
+        size += len(correlation_id) + len(occurred_at)
+        if actor:
+            headers.append((ACTOR, actor))
+            size += HEADER_OVERHEAD + len(ACTOR) + len(actor)
+        return headers, size
 
 
 _VARIANT = "89ab" * 4

@@ -9,11 +9,12 @@ megabyte string, and the HTTP API answers 400 for what the worker would dead-let
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.wire.schemas import SchemaCatalog
+from streams.wire.schemas import SchemaCatalog, to_record
 
 DEFAULT_MAX_CHARS = 4096
 MAX_LENGTH = "maxLength"
@@ -84,15 +85,41 @@ def _compile(schema: dict[str, Any], default: int) -> Callable[[Any, str], None]
     return check
 
 
+def _compile_fits(schema: dict[str, Any], default: int) -> Callable[[Any], bool] | None:
+    """A predicate of a message object: every string field within its limit and free of U+0000.
+    None for schemas with nested records (the record walk checks those)."""
+    tests = []
+    for field in schema.get("fields", []):
+        if _record_of(field["type"]) is not None:
+            return None
+        if _is_string(field["type"]):
+            name, limit = field["name"], int(field.get(MAX_LENGTH, default))
+            tests.append(f"((v := o.{name}) is None or (len(v) <= {limit} and '\\x00' not in v))")
+    scope: dict[str, Any] = {}
+    exec(f"def fits(o):\n    return {' and '.join(tests) or 'True'}\n", scope)  # our own source
+    return typing.cast(Callable[[Any], bool], scope["fits"])
+
+
 class CommandLimits:
     """The string limits of every command type of a catalog (the latest version of each)."""
 
     def __init__(
         self, catalog: SchemaCatalog, command_names: list[str], default: int = DEFAULT_MAX_CHARS
     ) -> None:
-        self._checks = {
-            name: _compile(json.loads(catalog.latest(name).text), default) for name in command_names
-        }
+        schemas = {name: json.loads(catalog.latest(name).text) for name in command_names}
+        self._checks = {name: _compile(schema, default) for name, schema in schemas.items()}
+        self._fits = {name: _compile_fits(schema, default) for name, schema in schemas.items()}
+
+    def check_message(self, type_name: str, message: Any) -> None:
+        """`check` of a message object: a generated test of its fields first, the record walk
+        (which names the field) only for a message that fails it."""
+        fits = self._fits.get(type_name)
+        try:
+            if fits is not None and fits(message):
+                return
+        except (AttributeError, TypeError):  # a class whose fields differ from its schema's
+            pass
+        self.check(type_name, to_record(message))
 
     def check(self, type_name: str, record: dict[str, Any]) -> None:
         """FieldTooLong for the first string over its limit (a command's record form)."""

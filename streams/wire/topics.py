@@ -10,9 +10,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 DLQ_MAX_BYTES = 8 * 1024 * 1024
 """A DLQ keeps a refused record whole, with the reason's headers, whatever its size."""
 COMPACT = {"cleanup.policy": "compact"}
-_RECORD_OVERHEAD = 100
+RECORD_OVERHEAD = 100
 """Bytes a record batch adds to one record (batch header 61, record framing up to ~25)."""
-_HEADER_OVERHEAD = 10
+HEADER_OVERHEAD = 10
+"""Bytes a record header adds besides its name and value (an upper bound)."""
 
 
 def record_size(
@@ -20,9 +21,9 @@ def record_size(
 ) -> int:
     """An upper bound of the bytes a record takes in a batch of its own, before compression:
     what is checked against a topic's `max.message.bytes` before producing."""
-    size = _RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+    size = RECORD_OVERHEAD + len(key or b"") + len(value or b"")
     for name, header in headers or ():
-        size += _HEADER_OVERHEAD + len(name) + len(header or b"")
+        size += HEADER_OVERHEAD + len(name) + len(header or b"")
     return size
 
 

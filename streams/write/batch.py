@@ -14,10 +14,10 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.core.commands import Aggregate, AggregateSnapshot, CommandResult
+from streams.core.records import replace_record
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
 from streams.wire.dlq import DeadLetter
-from streams.wire.schemas import to_record
 from streams.write.appends import EventAppend
 from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX
 
@@ -138,11 +138,10 @@ class BatchWriter:
         event_offsets = events.offsets
         for pending in batch.results:
             result = pending.result
-            record = to_record(result)
             if pending.event_indexes:
-                record["event_offsets"] = [event_offsets[i] for i in pending.event_indexes]
-                record["event_partition"] = pending.partition
-            value = codec.encode_as(CommandResult, record)
+                offsets = tuple([event_offsets[i] for i in pending.event_indexes])
+                result = replace_record(result, event_offsets=offsets, event_partition=pending.partition)
+            value = codec.encode(result)
             command_id = result.command_id.encode()
             producer.produce(topics.results, value, command_id, partition=pending.partition)
             if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept

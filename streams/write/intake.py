@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import Message
 
@@ -31,11 +31,10 @@ from streams.core.records import replace_record
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.dlq import dead_letter, source_of
-from streams.wire.identifiers import InvalidIdentifier, check_identifier, shorten
+from streams.wire.identifiers import InvalidIdentifier, check_identifier, identifiers_fit, shorten
 from streams.wire.limits import CommandLimits, FieldTooLong
-from streams.wire.schemas import to_record
 from streams.wire.state import StateFormat
-from streams.wire.topics import record_size
+from streams.wire.topics import RECORD_OVERHEAD
 from streams.write.batch import DecidedBatch, PendingEvent, PendingResult, PendingSnapshot
 from streams.write.changelog import encode_aggregate
 
@@ -64,6 +63,14 @@ class IntakeLimits:
     """A snapshot each time an aggregate's version crosses a multiple of this (0: none)."""
     max_output_bytes: int = 1024 * 1024
     """The `max.message.bytes` of the topics a command's events and result go to."""
+
+
+class _Ids(NamedTuple):
+    """A command's identifiers as the bytes its events' headers carry."""
+
+    command_id: bytes
+    correlation_id: bytes
+    actor: bytes
 
 
 class _NoState:
@@ -95,6 +102,8 @@ class BatchDecider:
         self.limits = limits
         self.command_limits = command_limits or CommandLimits(codec.catalog, list(context.command_names))
         self.states = states or StateFormat(context.state_type, codec)
+        self.templates: dict[type, h.EventHeaders] = {}
+        """The header template of each event class (built on first use)."""
 
     def decide(
         self,
@@ -174,6 +183,8 @@ class _Intake:
         self.watch = watch
         """Aggregates whose state is checked against the size limit after each command."""
         self.seen: dict[int, dict[bytes, CommandResult]] = {}
+        self.templates = decider.templates
+        self.occurred_at = batch.processed_at.encode()
 
     def handle(self, msg: Message, partition: int) -> None:
         raw_key, raw_value = msg.key(), msg.value()
@@ -191,18 +202,22 @@ class _Intake:
             aggregate_id = raw_key.decode("utf-8")
         except UnicodeDecodeError:
             return self._dead_letter(msg, partition, "malformed_key", "the key is not UTF-8")
-        try:
-            check_identifier("command_id", meta.get(h.COMMAND_ID, ""), required=False)
-        except InvalidIdentifier as exc:  # no result: it would be keyed by the invalid id
-            return self._dead_letter(msg, partition, exc.reason, str(exc), answer=False)
-        try:
-            check_identifier("aggregate_id", aggregate_id)
-            check_identifier("correlation_id", meta.get(h.CORRELATION_ID, ""), required=False)
-            check_identifier("actor", meta.get(h.ACTOR, ""), required=False)
-        except InvalidIdentifier as exc:
-            return self._dead_letter(msg, partition, exc.reason, str(exc))
-        command_id = meta.get(h.COMMAND_ID) or source_of(msg.topic(), partition, msg.offset())
-        original = self._seen(partition, command_id.encode())
+        given_id = meta.get(h.COMMAND_ID, "")
+        correlation_id, actor = meta.get(h.CORRELATION_ID, ""), meta.get(h.ACTOR, "")
+        if not identifiers_fit(given_id, aggregate_id, correlation_id, actor):
+            try:
+                check_identifier("command_id", given_id, required=False)
+            except InvalidIdentifier as exc:  # no result: it would be keyed by the invalid id
+                return self._dead_letter(msg, partition, exc.reason, str(exc), answer=False)
+            try:
+                check_identifier("aggregate_id", aggregate_id)
+                check_identifier("correlation_id", correlation_id, required=False)
+                check_identifier("actor", actor, required=False)
+            except InvalidIdentifier as exc:
+                return self._dead_letter(msg, partition, exc.reason, str(exc))
+        command_id = given_id or source_of(msg.topic(), partition, msg.offset())
+        id_bytes = command_id.encode()
+        original = self._seen(partition, id_bytes)
         if original is not None:
             self.batch.results.append(PendingResult(partition, replace_record(original, duplicate=True)))
             return None
@@ -218,7 +233,7 @@ class _Intake:
                 partition, command_id, aggregate_id, command_type, current, "unknown_command_type", detail
             )
         try:
-            self.command_limits.check(command_type, to_record(decoded.message))
+            self.command_limits.check_message(command_type, decoded.message)
         except FieldTooLong as exc:
             return self._dead_letter(msg, partition, exc.reason, str(exc))
         expected_raw = meta.get(h.EXPECTED_VERSION)
@@ -230,13 +245,8 @@ class _Intake:
                 partition, command_id, aggregate_id, command_type, current, "invalid_expected_version", detail
             )
         envelope = CommandEnvelope(
-            command_id=command_id,
-            aggregate_id=aggregate_id,
-            command=decoded.message,
-            expected_version=expected,
-            correlation_id=meta.get(h.CORRELATION_ID, ""),
-            actor=meta.get(h.ACTOR, ""),
-        )
+            command_id, aggregate_id, decoded.message, expected, correlation_id, actor
+        )  # fmt: skip
         outcome = handle_command(self.context, current, envelope, self.batch.processed_at)
         if outcome.events and (partition, raw_key) in self.watch:
             size = len(encode_aggregate(self.states, outcome.aggregate))
@@ -246,14 +256,16 @@ class _Intake:
                 return self._reject(
                     partition, command_id, aggregate_id, command_type, current, "aggregate_too_large", detail
                 )
-        events = self._encode_events(partition, raw_key, envelope, outcome.events)
-        too_large = self._too_large(events, command_id, aggregate_id)
+        ids = _Ids(id_bytes, correlation_id.encode(), actor.encode())
+        events, too_large = self._encode_events(partition, raw_key, ids, outcome.events)
+        too_large = too_large or self._result_too_large(command_id, aggregate_id, len(events))
         if too_large:
             return self._reject(
                 partition, command_id, aggregate_id, command_type, current, "output_too_large", too_large
             )
+        first = len(self.batch.events)
         self.batch.events += events
-        indexes = tuple(range(len(self.batch.events) - len(events), len(self.batch.events)))
+        indexes = tuple(range(first, first + len(events)))
         if outcome.events:
             self.batch.aggregates.setdefault(partition, {})[raw_key] = outcome.aggregate
             every = self.limits.snapshot_every
@@ -261,41 +273,45 @@ class _Intake:
                 self.batch.snapshots.append(
                     PendingSnapshot(partition, aggregate_id, outcome.aggregate, indexes[-1])
                 )
-        self._result(partition, outcome.result, indexes)
+        self._result(partition, outcome.result, indexes, id_bytes)
         return None
 
-    def _too_large(self, events: list[PendingEvent], command_id: str, aggregate_id: str) -> str:
-        """Why the command's events or result would pass their topics' record limit ("": they fit)."""
+    def _result_too_large(self, command_id: str, aggregate_id: str, events: int) -> str:
+        """Why the command's result would pass its topic's record limit ("": it fits)."""
         limit = self.limits.max_output_bytes
-        for event in events:
-            size = record_size(event.key, event.value, event.headers)
-            if size > limit:
-                return f"its {event.event_type} event would take {size} bytes (the topic's limit: {limit})"
-        result = 300 + 2 * len(command_id.encode()) + len(aggregate_id.encode()) + 40 * len(events)
+        result = 300 + 2 * len(command_id.encode()) + len(aggregate_id.encode()) + 40 * events
         if result > limit:
             return f"its result would take about {result} bytes (the topic's limit: {limit})"
         return ""
 
     def _encode_events(
-        self, partition: int, raw_key: bytes, envelope: CommandEnvelope, events: tuple[tuple[int, Any], ...]
-    ) -> list[PendingEvent]:
-        codec, batch = self.codec, self.batch
+        self, partition: int, raw_key: bytes, ids: _Ids, events: tuple[tuple[int, Any], ...]
+    ) -> tuple[list[PendingEvent], str]:
+        """The command's events as records, and why one would pass its topic's record limit
+        ("": they fit; the size is `record_size`'s, computed from the header templates)."""
+        codec, templates, occurred_at = self.codec, self.templates, self.occurred_at
+        limit, too_large = self.limits.max_output_bytes, ""
         out = []
         for version, event in events:
-            event_type = type(event).__name__
-            headers = h.event_headers(
-                event_type=event_type,
-                schema_version=codec.version_of(type(event)),
-                aggregate_type=self.context.aggregate_type,
-                aggregate_id=envelope.aggregate_id,
-                aggregate_version=version,
-                command_id=envelope.command_id,
-                correlation_id=envelope.correlation_id,
-                occurred_at=batch.processed_at,
-                actor=envelope.actor,
+            template = templates.get(type(event)) or self._template(type(event))
+            value = codec.encode(event)
+            headers, headers_size = template.build(
+                raw_key, version, ids.command_id, ids.correlation_id, occurred_at, ids.actor
             )
-            out.append(PendingEvent(partition, raw_key, codec.encode(event), headers, event_type))
-        return out
+            size = RECORD_OVERHEAD + len(raw_key) + len(value) + headers_size
+            if size > limit and not too_large:
+                too_large = (
+                    f"its {template.event_type} event would take {size} bytes (the topic's limit: {limit})"
+                )
+            out.append(PendingEvent(partition, raw_key, value, headers, template.event_type))
+        return out, too_large
+
+    def _template(self, event_class: type) -> h.EventHeaders:
+        template = h.EventHeaders(
+            event_class.__name__, self.codec.version_of(event_class), self.context.aggregate_type
+        )
+        self.templates[event_class] = template
+        return template
 
     def _aggregate(self, partition: int, key: bytes) -> Aggregate[Any]:
         """The aggregate as this batch left it, else as committed."""
@@ -312,10 +328,12 @@ class _Intake:
             return in_batch
         return self.state.command_result(partition, command_id)
 
-    def _result(self, partition: int, result: CommandResult, indexes: tuple[int, ...] = ()) -> None:
+    def _result(
+        self, partition: int, result: CommandResult, indexes: tuple[int, ...] = (), id_bytes: bytes = b""
+    ) -> None:
         """Publish a command's first result and remember it for repeated command ids."""
         self.batch.results.append(PendingResult(partition, result, indexes))
-        self.seen.setdefault(partition, {})[result.command_id.encode()] = result
+        self.seen.setdefault(partition, {})[id_bytes or result.command_id.encode()] = result
 
     def _reject(
         self,

@@ -94,3 +94,18 @@ def test_the_json_schema_says_what_the_validator_enforces() -> None:
         "format": "int64",
     }
     assert schema["properties"]["currency"]["anyOf"][0] == {"type": "null"}
+
+
+def test_identifiers_fit_agrees_with_check_identifier() -> None:
+    from streams.wire.identifiers import InvalidIdentifier, check_identifier, identifiers_fit
+
+    samples = ["", "o-1", "x" * 255, "x" * 256, "a\x00b", "tab\there", "\x9f", "\ud800", "ünïcödé 🚀"]
+    for a in samples:
+        for b in ("ok", a):
+            try:
+                check_identifier("a", a, required=False)
+                check_identifier("b", b, required=False)
+                valid = True
+            except InvalidIdentifier:
+                valid = False
+            assert identifiers_fit(a, b) is valid, (a, b)
