@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlparse
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -24,6 +23,7 @@ from eventsourcing.domain import Aggregate
 
 from streams.contexts.orders import context
 from streams.core.decider import Rejected
+from streams.wire.schemas import to_record
 
 SCHEMA = "bench_es"
 
@@ -52,7 +52,7 @@ class Order(Aggregate):
     def handle(self, command: Any) -> None:
         """Our decide; each resulting event is triggered (and so applied with our evolve)."""
         for event in context.decide(self.state, command):
-            self.trigger_event(self.Decided, event_type=type(event).__name__, data=asdict(event))
+            self.trigger_event(self.Decided, event_type=type(event).__name__, data=to_record(event))
 
 
 class Orders(Application):

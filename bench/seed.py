@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import psycopg
@@ -28,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from streams.contexts.orders import context
 from streams.core.decider import Rejected
+from streams.wire.schemas import to_record
 
 SCHEMA = "bench_seed"
 
@@ -91,7 +91,7 @@ class SeedEventStore:
                             aggregate_id,
                             context.aggregate_type,
                             type(event).__name__,
-                            Jsonb(asdict(event)),
+                            Jsonb(to_record(event)),
                             meta,
                             version + i,
                         ),

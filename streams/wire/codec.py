@@ -25,6 +25,7 @@ from typing import Any
 import fastavro
 import fastavro.validation
 import httpx
+import msgspec
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
@@ -83,8 +84,7 @@ class RegistryUnavailable(Exception):
     """The registry could not be reached; the caller should retry, not drop the record."""
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True):
     """A decoded message with the type name and the writer's schema version."""
 
     type_name: str

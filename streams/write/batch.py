@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.core.commands import Aggregate, AggregateSnapshot, CommandResult
@@ -22,8 +23,7 @@ from streams.write.appends import EventAppend
 from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
+class PendingEvent(msgspec.Struct, frozen=True):
     """An event to append: the partition of its command, its key, Avro value and headers."""
 
     partition: int
@@ -33,8 +33,7 @@ class PendingEvent:
     event_type: str
 
 
-@dataclass(frozen=True, slots=True)
-class PendingResult:
+class PendingResult(msgspec.Struct, frozen=True):
     """A command's result, and the positions (in the batch's events) of the events it caused."""
 
     partition: int
@@ -42,8 +41,7 @@ class PendingResult:
     event_indexes: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class PendingSnapshot:
+class PendingSnapshot(msgspec.Struct, frozen=True):
     """A snapshot of an aggregate at the version of the batch's event number `last_event`."""
 
     partition: int
