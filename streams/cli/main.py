@@ -51,12 +51,27 @@ def stack(action: str, args: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--loglevel", "-l", default="info")
-def worker(loglevel: str) -> None:
-    """Run a Faust worker (command handlers + web API). Same as `faust -A streams.app worker`."""
-    os.execvp(
-        sys.executable,
-        [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", loglevel],
-    )
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes on this host (one per core): ports STREAMS_WEB_PORT, +1, …",
+)
+def worker(loglevel: str, processes: int) -> None:
+    """Run workers (command handlers + web API). With one process, the same as
+    `faust -A streams.app worker`; with more, a launcher that supervises them."""
+    from streams.cli import processes as launcher
+
+    command = launcher.worker_command(loglevel)
+    if processes == 1:
+        os.execvp(command[0], command)
+    try:
+        specs = launcher.process_specs(Settings(), processes, launcher.environ())
+    except launcher.LauncherError as exc:
+        raise click.UsageError(str(exc)) from None
+    sys.exit(launcher.supervise(specs, command, lambda line: console.print(f"[launcher] {line}")))
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def handle_command(
             command_type=command_type,
             status=ACCEPTED,
             aggregate_version=version,
-            event_types=tuple(type(e).__name__ for e in events),
+            event_types=tuple([type(e).__name__ for e in events]),
             processed_at=processed_at,
         ),
         events=tuple(numbered),

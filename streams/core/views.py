@@ -9,16 +9,17 @@ nothing: that is what makes at-least-once projection exact.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from streams.core.decider import Message
 
 State = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class EventMeta:
+class EventMeta(msgspec.Struct, frozen=True):
     """What a view handler may know about an event besides its body (from the headers)."""
 
     aggregate_id: str
@@ -50,8 +51,7 @@ class View:
         return self.key_by is not None
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(msgspec.Struct, frozen=True):
     """A read-model document with its bookkeeping.
 
     `versions` holds the last aggregate version folded in per source aggregate (the
@@ -60,7 +60,7 @@ class Document:
 
     entity_id: str
     state: State | None
-    versions: Mapping[str, int] = field(default_factory=dict)
+    versions: Mapping[str, int] = msgspec.field(default_factory=dict)
     last_event_version: int = 0
     last_updated: str = ""
 
@@ -103,8 +103,7 @@ def fold_view(view: View, events: list[tuple[Message, EventMeta]]) -> dict[str, 
     return documents
 
 
-@dataclass(frozen=True)
-class ReadModelDocument:
+class ReadModelDocument(msgspec.Struct, frozen=True):
     """A document as published on `<ctx>.<view>` (schema `streams.ReadModelDocument`).
 
     `state` is JSON text, so the JDBC sink can write it to a jsonb column unchanged.
@@ -117,8 +116,7 @@ class ReadModelDocument:
     last_updated: str
 
 
-@dataclass(frozen=True)
-class ViewVersions:
+class ViewVersions(msgspec.Struct, frozen=True):
     """Which version of a view the query API serves, and which one a replay is building
     (schema `streams.ViewVersions`, compacted `<ctx>.views-control`, key = view name)."""
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.config import Settings
@@ -59,8 +60,7 @@ class HaltProjection(Exception):
     """A handler failed and the view is configured to halt rather than dead-letter."""
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(msgspec.Struct, frozen=True):
     """A record a batch produces once it is complete (`partition` None: the partitioner's), and
     the input records it comes from."""
 

@@ -116,20 +116,26 @@ class EventHeaders:
         return headers, size
 
 
-_VARIANT = "89ab" * 4
-_random_hex: list[str] = []
+_event_ids: list[bytes] = []
+_POOL = 1024
 
 
 def new_event_id() -> bytes:
     """A random (version 4) UUID as text, the same as `str(uuid.uuid4()).encode()`.
 
-    Random bytes are drawn 1,024 ids at a time: one system call per id was half the cost of an
-    event's headers.
+    Ids are made 1,024 at a time, from one read of random bytes, with the version and variant
+    bits set on the pool and one hex conversion for all of it: a system call and the
+    formatting per id were half the cost of an event's headers.
     """
     try:
-        h = _random_hex.pop()
+        return _event_ids.pop()
     except IndexError:
-        pool = os.urandom(16 * 1024).hex()
-        _random_hex.extend(pool[i : i + 32] for i in range(0, len(pool), 32))
-        h = _random_hex.pop()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}".encode()
+        raw = bytearray(os.urandom(16 * _POOL))
+        raw[6::16] = bytes([(b & 0x0F) | 0x40 for b in raw[6::16]])
+        raw[8::16] = bytes([(b & 0x3F) | 0x80 for b in raw[8::16]])
+        h = raw.hex().encode()
+        _event_ids.extend([
+            b"-".join((h[i : i + 8], h[i + 8 : i + 12], h[i + 12 : i + 16], h[i + 16 : i + 20], h[i + 20 : i + 32]))  # noqa: E501
+            for i in range(0, 32 * _POOL, 32)
+        ])  # fmt: skip
+        return _event_ids.pop()
