@@ -25,7 +25,6 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,9 @@ from rich.table import Table
 from bench import read as bench_read
 from bench.harness import drop, isolated, preload, run_write_path
 from bench.memory import measure
+from bench.offline import measure as measure_offline
+from bench.report import table, targets
+from bench.scaleout import scale_out
 from bench.seed import seed_design
 from bench.traffic import AGGREGATES, N, commands
 from streams.client import CommandClient
@@ -62,7 +64,7 @@ MEMORY_AGGREGATES = [
 ]
 FANOUT = int(os.environ.get("BENCH_FANOUT", "4"))
 """Output records per input of the second bare loop: as many as the write path produces."""
-ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(","))
+ONLY = set(os.environ.get("BENCH_ONLY", "offline,a,b,c,latency,scale,d,e,f,memory").split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
@@ -134,8 +136,8 @@ def _timer(samples: list[float], sent_at: float) -> Any:
     return lambda _future: samples.append(time.perf_counter() - sent_at)
 
 
-def latency(settings: Settings, prefix: str = "") -> tuple[float, float]:
-    """p50, p99 seconds from send to result receipt at a steady offered load."""
+def latency(settings: Settings, prefix: str = "", rate: int = LATENCY_RATE) -> tuple[float, float]:
+    """p50, p99 seconds from send to result receipt at a steady offered load of `rate`/s."""
     s = isolated(settings, prefix or f"bench-lat-{uuid.uuid4().hex[:8]}.")
     runtime = ContextRuntime.connect(s, orders)
     processor = CommandProcessor(s, runtime, worker_id="bench-lat")
@@ -145,7 +147,7 @@ def latency(settings: Settings, prefix: str = "") -> tuple[float, float]:
     samples: list[float] = []
     with CommandClient(s, "orders") as client:
         client.execute("warm", PlaceOrder("w", "EUR"), timeout=120)
-        interval = 1.0 / LATENCY_RATE
+        interval = 1.0 / rate
         pending = []
         start = time.perf_counter()
         # the first LATENCY_WARMUP commands (fresh topics, a cold broker code path) are not counted
@@ -209,75 +211,13 @@ def _ratio(results: dict[str, Any], name: str, top: str, bottom: str) -> None:
         results[name] = results[top] / results[bottom]
 
 
-def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
-    """(target, where we stand, figure, met?) for each target of issue 7."""
-    rows: list[tuple[str, str, str, bool | None]] = []
-
-    def add(target: str, key: str, fmt: str, ok: Callable[[float], bool]) -> None:
-        value = results.get(key)
-        rows.append(
-            (target, key, "-" if value is None else fmt.format(value), None if value is None else ok(value))
-        )
-
-    add("b/a ≥ 0.5", "ratio_b_over_a", "{:.2f}", lambda v: v >= 0.5)
-    add("b/e ≥ 10", "ratio_b_over_e", "{:.1f}", lambda v: v >= 10)
-    add("b/f ≥ 10", "ratio_b_over_f", "{:.1f}", lambda v: v >= 10)
-    add("exactly-once costs ≤ 10% (1 - b/c)", "exactly_once_cost", "{:.0%}", lambda v: v <= 0.10)
-    add("replay ≥ 0.5 x raw consume", "ratio_d_replay_over_raw", "{:.2f}", lambda v: v >= 0.5)
-    limit = results["commit_interval_ms"] + 50
-    add(f"p99 command→result ≤ {limit:.0f} ms", "latency_p99_ms", "{:.0f} ms", lambda v: v <= limit)
-    return rows
-
-
-def table(results: dict[str, Any]) -> Table:
-    """The printed table (also the one pasted into BENCHMARKS.md)."""
-    t = Table(
-        title=f"{results['commands']:,} commands over {results['aggregates']:,} aggregates "
-        f"({results['record_bytes']:.0f} B), {results['partitions']} partitions"
-    )
-    t.add_column("measure")
-    t.add_column("value", justify="right")
-    rows = [
-        ("a. ceiling: bare consume→transactional produce", "a_ceiling_rps", "{:,.0f} rec/s"),
-        (f"   the same loop, {FANOUT} output records per input", "a_fanout_rps", "{:,.0f} rec/s"),
-        ("b. write path, exactly once", "b_write_path_cps", "{:,.0f} cmd/s"),
-        ("   per command", "b_us_per_command", "{:,.0f} µs"),
-        ("c. write path, at least once", "c_write_path_cps", "{:,.0f} cmd/s"),
-        (f"latency p50 at {LATENCY_RATE}/s (exactly once)", "latency_p50_ms", "{:.1f} ms"),
-        (f"latency p99 at {LATENCY_RATE}/s (exactly once)", "latency_p99_ms", "{:.1f} ms"),
-        ("d. live view, events into the view topic", "d_live_view_events_per_s", "{:,.0f} ev/s"),
-        ("   replay (streams replay, end to end)", "d_replay_events_per_s", "{:,.0f} ev/s"),
-        ("   replay's projector, first to last batch", "d_projector_steady_events_per_s", "{:,.0f} ev/s"),
-        ("   raw read_committed consume, same topic", "d_raw_events_per_s", "{:,.0f} ev/s"),
-        ("e. seed design: PostgreSQL EventStore", "e_seed_cps", "{:,.0f} cmd/s"),
-        ("f. eventsourcing library, PostgreSQL", "f_eventsourcing_cps", "{:,.0f} cmd/s"),
-        ("b / a", "ratio_b_over_a", "{:.2f}"),
-        (f"b / (a, {FANOUT} records per input)", "ratio_b_over_a_fanout", "{:.2f}"),
-        ("c / b", "ratio_c_over_b", "{:.2f}"),
-        ("d replay / raw", "ratio_d_replay_over_raw", "{:.2f}"),
-        ("d projector steady / raw", "ratio_d_steady_over_raw", "{:.2f}"),
-        ("b / e", "ratio_b_over_e", "{:.1f}"),
-        ("b / f", "ratio_b_over_f", "{:.1f}"),
-    ]
-    for label, key, fmt in rows:
-        if key in results:
-            t.add_row(label, fmt.format(results[key]))
-    for sample in results.get("memory_samples", []):
-        if sample["at"]:
-            t.add_row(
-                f"worker peak RSS, {sample['at']:,} aggregates",
-                f"{sample['VmHWM'] / 2**20:,.0f} MiB (RocksDB {sample['rocksdb_bytes'] / 2**20:,.0f} MiB)",
-            )
-    return t
-
-
 def main() -> None:
     """Run every scenario and print the table (JSON under bench-results/)."""
     from bench.eventsourcing_lib import eventsourcing_library  # the `bench` extra: only here
 
     settings = Settings()
     run = uuid.uuid4().hex[:8]
-    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat")}
+    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat", "lat5k")}
     traffic = commands()
     runtime = ContextRuntime.connect(settings, orders)
     records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
@@ -288,6 +228,7 @@ def main() -> None:
         "record_bytes": size,
         "partitions": settings.partitions,
         "commit_interval_ms": settings.commit_interval_s * 1000,
+        "latency_rate": LATENCY_RATE,
         "cpus": os.cpu_count(),
         "load_avg_at_start": os.getloadavg()[0],
         "pg_synchronous_commit": PG_SYNC_COMMIT,
@@ -296,7 +237,7 @@ def main() -> None:
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    steps = [s for s in ("a", "b", "c", "latency", "d", "e", "f", "memory") if s in ONLY]
+    steps = [s for s in ("offline", "a", "b", "c", "latency", "scale", "d", "e", "f", "memory") if s in ONLY]
     memory_prefix: list[str] = []
     b_deployment: tuple[Settings, ContextRuntime] | None = None
     try:
@@ -308,6 +249,12 @@ def main() -> None:
                 console.log(label)
 
             task = progress.add_task("", total=None)
+            if "offline" in steps:
+                step(task, "offline: the write path's and the projector's CPU, no Kafka")
+                offline = measure_offline()
+                results["offline_write_us_per_command"] = offline["write_us_per_command"]
+                results["offline_read_us_per_event"] = offline["read_us_per_event"]
+                progress.advance(overall)
             if "a" in steps:
                 step(task, "a. bare consume→transactional produce loop")
                 results["a_ceiling_rps"] = ceiling(settings, records, prefixes["a"])
@@ -331,6 +278,14 @@ def main() -> None:
                 step(task, f"command→result latency at {LATENCY_RATE}/s")
                 p50, p99 = latency(settings, prefixes["lat"])
                 results["latency_p50_ms"], results["latency_p99_ms"] = p50 * 1000, p99 * 1000
+                step(task, "command→result latency at 5,000/s")
+                p50, p99 = latency(settings, prefixes["lat5k"], rate=5000)
+                results["latency_5000_p50_ms"], results["latency_5000_p99_ms"] = p50 * 1000, p99 * 1000
+                progress.advance(overall)
+            if "scale" in steps:
+                for processes in (1, 2):
+                    step(task, f"scale-out: the write path in {processes} worker process(es)")
+                    results[f"scale_{processes}_cps"] = scale_out(settings, traffic, processes)
                 progress.advance(overall)
             if "d" in steps:
                 step(task, "d. read side over b's events: live view, replay, raw consume")
@@ -381,6 +336,7 @@ def main() -> None:
         _ratio(results, "ratio_d_steady_over_raw", "d_projector_steady_events_per_s", "d_raw_events_per_s")
         _ratio(results, "ratio_b_over_e", "b_write_path_cps", "e_seed_cps")
         _ratio(results, "ratio_b_over_f", "b_write_path_cps", "f_eventsourcing_cps")
+        _ratio(results, "ratio_scale_2_over_1", "scale_2_cps", "scale_1_cps")
         if "ratio_c_over_b" in results:
             results["exactly_once_cost"] = 1 - 1 / results["ratio_c_over_b"]
         results["targets"] = [
@@ -391,7 +347,7 @@ def main() -> None:
         results["load_avg_at_end"] = os.getloadavg()[0]
         path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
         if not KEEP:
-            drop(settings, [*prefixes.values(), *memory_prefix])
+            drop(settings, [*prefixes.values(), *memory_prefix, "bench-scale"])
     console.print(table(results))
     verdicts = Table(title="targets")
     verdicts.add_column("target")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.main import targets
+from bench.report import targets
 from bench.traffic import commands
 from streams.contexts.orders import context
 
@@ -19,7 +19,10 @@ def test_every_benchmark_command_is_accepted_with_one_event() -> None:
 
 
 def test_targets_report_missing_figures_and_verdicts() -> None:
-    rows = {t: (v, met) for t, _, v, met in targets({"commit_interval_ms": 100.0, "ratio_b_over_a": 0.6})}
-    assert rows["b/a ≥ 0.5"] == ("0.60", True)
+    figures = {"ratio_b_over_a_fanout": 0.6, "offline_write_us_per_command": 25.0, "ratio_scale_2_over_1": 1.4}
+    rows = {t: (v, met) for t, _, v, met in targets(figures)}
+    assert rows["b ≥ 0.5 x a' (bare loop, as many records)"] == ("0.60", True)
+    assert rows["offline: ≤ 20 µs of CPU per command"] == ("25.0 µs", False)
     assert rows["b/e ≥ 10"] == ("-", None)
-    assert "p99 command→result ≤ 150 ms" in rows
+    assert rows["2 processes / 1 process (reported)"] == ("1.40", None)
+    assert "p99 command→result ≤ 150 ms at 1,000/s" in rows

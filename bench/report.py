@@ -1,0 +1,90 @@
+"""The bench's verdicts and its printed table (also the one pasted into BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.table import Table
+
+Verdict = tuple[str, str, str, bool | None]
+
+
+def targets(results: dict[str, Any]) -> list[Verdict]:
+    """(target, key, figure, met?) for each target of issues 7 and 15."""
+    rows: list[Verdict] = []
+
+    def add(target: str, key: str, fmt: str, ok: Callable[[float], bool] | None) -> None:
+        value = results.get(key)
+        met = None if value is None or ok is None else ok(value)
+        rows.append((target, key, "-" if value is None else fmt.format(value), met))
+
+    us = "{:.1f} µs"
+    add("offline: ≤ 20 µs of CPU per command", "offline_write_us_per_command", us, lambda v: v <= 20)
+    add(
+        "offline: projector ≤ 6 µs of CPU per event",
+        "offline_read_us_per_event",
+        "{:.1f} µs",
+        lambda v: v <= 6,
+    )
+    add("b/e ≥ 10", "ratio_b_over_e", "{:.1f}", lambda v: v >= 10)
+    add("b ≥ 0.5 x a' (bare loop, as many records)", "ratio_b_over_a_fanout", "{:.2f}", lambda v: v >= 0.5)
+    add("b/f ≥ 10", "ratio_b_over_f", "{:.1f}", lambda v: v >= 10)
+    add("exactly-once costs ≤ 10% (1 - b/c)", "exactly_once_cost", "{:.0%}", lambda v: v <= 0.10)
+    add("replay ≥ 0.25 x raw consume", "ratio_d_replay_over_raw", "{:.2f}", lambda v: v >= 0.25)
+    add("p99 command→result ≤ 150 ms at 1,000/s", "latency_p99_ms", "{:.0f} ms", lambda v: v <= 150)
+    add("p50/p99 at 5,000/s (reported)", "latency_5000_p99_ms", "{:.0f} ms", None)
+    add("2 processes / 1 process (reported)", "ratio_scale_2_over_1", "{:.2f}", None)
+    return rows
+
+
+_ROWS = [
+    ("offline: write path, CPU per command (no Kafka)", "offline_write_us_per_command", "{:.1f} µs"),
+    ("offline: projector, CPU per event (no Kafka)", "offline_read_us_per_event", "{:.1f} µs"),
+    ("a. ceiling: bare consume→transactional produce", "a_ceiling_rps", "{:,.0f} rec/s"),
+    ("   the same loop, {fanout} output records per input (a')", "a_fanout_rps", "{:,.0f} rec/s"),
+    ("b. write path, exactly once", "b_write_path_cps", "{:,.0f} cmd/s"),
+    ("   per command", "b_us_per_command", "{:,.0f} µs"),
+    ("c. write path, at least once", "c_write_path_cps", "{:,.0f} cmd/s"),
+    ("latency p50 at {rate}/s (exactly once)", "latency_p50_ms", "{:.1f} ms"),
+    ("latency p99 at {rate}/s (exactly once)", "latency_p99_ms", "{:.1f} ms"),
+    ("latency p50 at 5,000/s (exactly once)", "latency_5000_p50_ms", "{:.1f} ms"),
+    ("latency p99 at 5,000/s (exactly once)", "latency_5000_p99_ms", "{:.1f} ms"),
+    ("scale-out: 1 worker process", "scale_1_cps", "{:,.0f} cmd/s"),
+    ("scale-out: 2 worker processes", "scale_2_cps", "{:,.0f} cmd/s"),
+    ("d. live view, events into the view topic", "d_live_view_events_per_s", "{:,.0f} ev/s"),
+    ("   replay (streams replay, end to end)", "d_replay_events_per_s", "{:,.0f} ev/s"),
+    ("   replay's projector, first to last batch", "d_projector_steady_events_per_s", "{:,.0f} ev/s"),
+    ("   raw read_committed consume, same topic", "d_raw_events_per_s", "{:,.0f} ev/s"),
+    ("e. seed design: PostgreSQL EventStore", "e_seed_cps", "{:,.0f} cmd/s"),
+    ("f. eventsourcing library, PostgreSQL", "f_eventsourcing_cps", "{:,.0f} cmd/s"),
+    ("b / a", "ratio_b_over_a", "{:.2f}"),
+    ("b / a'", "ratio_b_over_a_fanout", "{:.2f}"),
+    ("c / b", "ratio_c_over_b", "{:.2f}"),
+    ("d replay / raw", "ratio_d_replay_over_raw", "{:.2f}"),
+    ("d projector steady / raw", "ratio_d_steady_over_raw", "{:.2f}"),
+    ("b / e", "ratio_b_over_e", "{:.1f}"),
+    ("b / f", "ratio_b_over_f", "{:.1f}"),
+    ("2 processes / 1", "ratio_scale_2_over_1", "{:.2f}"),
+]
+
+
+def table(results: dict[str, Any]) -> Table:
+    """Every figure of a run that has one."""
+    t = Table(
+        title=f"{results['commands']:,} commands over {results['aggregates']:,} aggregates "
+        f"({results['record_bytes']:.0f} B), {results['partitions']} partitions"
+    )
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for label, key, fmt in _ROWS:
+        if key in results:
+            shown = label.format(fanout=results.get("a_fanout", "?"), rate=results.get("latency_rate", "?"))
+            t.add_row(shown, fmt.format(results[key]))
+    for sample in results.get("memory_samples", []):
+        if sample["at"]:
+            t.add_row(
+                f"worker peak RSS, {sample['at']:,} aggregates",
+                f"{sample['VmHWM'] / 2**20:,.0f} MiB (RocksDB {sample['rocksdb_bytes'] / 2**20:,.0f} MiB)",
+            )
+    return t
