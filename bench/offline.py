@@ -170,6 +170,7 @@ def read_path(runtime: ContextRuntime, events: list[Message]) -> float:
             projector.complete(batch)
             for partition, writes in batch.writes.items():
                 batch.stores[partition].write(writes, {})
+            projector.after_batch(batch)
         seconds = time.process_time() - started
         for store in projector.stores.values():
             store.close()

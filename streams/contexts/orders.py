@@ -265,10 +265,14 @@ def summarize(state: State | None, event: Message, meta: EventMeta) -> State | N
             for i, line in enumerate(items):
                 if line["sku"] == sku:
                     items[i] = {**line, "quantity": line["quantity"] + quantity}
+                    price = line["unit_price_cents"]
                     break
             else:
                 items.append({"sku": sku, "quantity": quantity, "unit_price_cents": price})
-            doc.update(_lines_json(items))
+            # totals move by the added units (a sum over every line per event was most of the cost)
+            doc["items"] = items
+            doc["total_cents"] = doc.get("total_cents", 0) + quantity * price
+            doc["item_count"] = doc.get("item_count", 0) + quantity
         case ItemRemoved(sku=sku):
             doc.update(_lines_json([ln for ln in doc["items"] if ln["sku"] != sku]))
         case OrderConfirmed():

@@ -34,6 +34,37 @@ def decode_document(entity_id: str, raw: bytes) -> Document:
     return Document(entity_id, data["s"], data["v"], data["l"], data["u"])
 
 
+DOCUMENT_CACHE_SIZE = 20_000
+
+
+class DocumentCache:
+    """The latest committed documents, decoded, per partition: a document the next batch changes
+    again is not read back from RocksDB and parsed. A partition's entries belong to the store
+    object they were read from, so a partition revoked and assigned again (a new store, which
+    another worker may have moved on meanwhile) starts empty. Past `size` entries in a
+    partition, the oldest go first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._partitions: dict[int, tuple[object, dict[bytes, Document]]] = {}
+
+    def get(self, partition: int, store: object, key: bytes) -> Document | None:
+        """The cached document of `key`, if `store` is still the partition's store."""
+        found = self._partitions.get(partition)
+        return found[1].get(key) if found is not None and found[0] is store else None
+
+    def put(self, partition: int, store: object, key: bytes, doc: Document) -> None:
+        """Remember `doc` as committed in `store`."""
+        found = self._partitions.get(partition)
+        if found is None or found[0] is not store:
+            found = self._partitions[partition] = (store, {})
+        entries = found[1]
+        entries.pop(key, None)
+        entries[key] = doc
+        if len(entries) > self.size:
+            del entries[next(iter(entries))]
+
+
 class ViewProjector(Stage):
     """Folds events (or re-keyed events) into a view's documents and publishes each change."""
 
@@ -50,6 +81,9 @@ class ViewProjector(Stage):
         self.entity_type = f"{runtime.context.name}.{view.name}"
         self.policy = ErrorPolicy.parse(settings.view_errors)
         self._labels = (runtime.context.name, view.name, str(version))
+        self._cache = DocumentCache(DOCUMENT_CACHE_SIZE)
+        self._stored: dict[tuple[int, bytes], Document] = {}
+        """The documents the batch being completed stores (cached once it is committed)."""
 
     def document(self, partition: int, entity_id: str) -> Document | None:
         """The document as this worker's store holds it (None: absent or not owned here)."""
@@ -65,6 +99,8 @@ class ViewProjector(Stage):
             meta = event_meta(msg.headers(), entity_id)
             decoded = self.runtime.codec.decode(msg.value())
             current = batch.documents.get((partition, key))
+            if current is None:
+                current = self._cache.get(partition, batch.stores.get(partition), key)
             if current is None:
                 raw = batch.get(partition, DOC_PREFIX + key)
                 current = None if raw is None else decode_document(entity_id, raw)
@@ -86,10 +122,12 @@ class ViewProjector(Stage):
         not every intermediate one (the events topic keeps those). A document that would pass
         the view topic's record limit keeps its last state that fits, and each event that would
         grow it past the limit goes to the view's DLQ (`document_too_large`)."""
+        self._stored = {}
         for (partition, key), doc in batch.documents.items():
             value = self._published(doc)
             if batch.fits(key, value) == 0:
                 sources = tuple(msg for msg, _, _ in batch.applied.get((partition, key), ()))
+                self._stored[(partition, key)] = doc
                 batch.put(partition, DOC_PREFIX + key, encode_document(doc))
                 batch.produce(self.output, partition, key, value, sources=sources)
             else:
@@ -129,6 +167,7 @@ class ViewProjector(Stage):
             doc = changed = candidate
             sources.append(msg)
         if changed is not None:
+            self._stored[(partition, key)] = changed
             batch.put(partition, DOC_PREFIX + key, encode_document(changed))
             batch.produce(self.output, partition, key, self._published(changed), sources=tuple(sources))
 
@@ -145,6 +184,9 @@ class ViewProjector(Stage):
         log.warning("%s v%d: %s to DLQ: %s (%s)", self.entity_type, self.version, source, reason, detail)
 
     def after_batch(self, batch: Batch) -> None:
+        for (partition, key), doc in self._stored.items():  # committed: the cache may follow
+            self._cache.put(partition, batch.stores.get(partition), key, doc)
+        self._stored = {}
         now = time.time()
         latency = metrics.VIEW_LATENCY.labels(*self._labels)
         for ts in batch.timestamps:

@@ -41,19 +41,21 @@ def failure_reason(exc: Exception) -> str:
     return exc.reason if isinstance(exc, DecodeError) else type(exc).__name__
 
 
-_META_HEADERS = frozenset({h.AGGREGATE_ID, h.AGGREGATE_VERSION, h.EVENT_TYPE, h.OCCURRED_AT})
-
-
 def event_meta(headers: list[tuple[str, bytes]] | None, key: str) -> EventMeta:
     """The event metadata a view handler sees, from the record headers (only the four it
     needs are decoded: this runs for every event of every view)."""
-    found = h.pick(headers, _META_HEADERS)
+    found = dict(headers or ())  # one C-level pass; only the four values used are decoded
+    aggregate_id = found.get(h.AGGREGATE_ID)
     return EventMeta(
-        aggregate_id=found.get(h.AGGREGATE_ID, key),
+        aggregate_id=key if aggregate_id is None else _text(aggregate_id),
         aggregate_version=int(found[h.AGGREGATE_VERSION]),
-        event_type=found.get(h.EVENT_TYPE, ""),
-        occurred_at=found.get(h.OCCURRED_AT, ""),
+        event_type=_text(found.get(h.EVENT_TYPE)),
+        occurred_at=_text(found.get(h.OCCURRED_AT)),
     )
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8", "replace")
 
 
 class HaltProjection(Exception):
