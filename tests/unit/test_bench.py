@@ -19,7 +19,11 @@ def test_every_benchmark_command_is_accepted_with_one_event() -> None:
 
 
 def test_targets_report_missing_figures_and_verdicts() -> None:
-    figures = {"ratio_b_over_a_fanout": 0.6, "offline_write_us_per_command": 25.0, "ratio_scale_2_over_1": 1.4}
+    figures = {
+        "ratio_b_over_a_fanout": 0.6,
+        "offline_write_us_per_command": 25.0,
+        "ratio_scale_2_over_1": 1.4,
+    }
     rows = {t: (v, met) for t, _, v, met in targets(figures)}
     assert rows["b ≥ 0.5 x a' (bare loop, as many records)"] == ("0.60", True)
     assert rows["offline: ≤ 20 µs of CPU per command"] == ("25.0 µs", False)
