@@ -20,7 +20,7 @@ from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
 from streams.wire.dlq import DeadLetter
 from streams.write.appends import EventAppend
-from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX
+from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, encode_results, results_key
 
 
 class PendingEvent(msgspec.Struct, frozen=True):
@@ -134,6 +134,7 @@ class BatchWriter:
         for letter in batch.dead_letters:
             producer.produce(topics.dlq, letter.value, letter.key, headers=letter.headers)
         event_offsets = events.offsets
+        remembered: dict[int, dict[bytes, bytes]] = {}
         for pending in batch.results:
             result = pending.result
             if pending.event_indexes:
@@ -143,7 +144,7 @@ class BatchWriter:
             command_id = result.command_id.encode()
             producer.produce(topics.results, value, command_id, partition=pending.partition)
             if not result.duplicate and result.aggregate_version >= 0:  # DLQ results are not kept
-                writes.setdefault(pending.partition, {})[COMMAND_PREFIX + command_id] = value
+                remembered.setdefault(pending.partition, {})[command_id] = value
         for snap in batch.snapshots:
             snapshot = AggregateSnapshot(
                 aggregate_id=snap.aggregate_id,
@@ -166,12 +167,20 @@ class BatchWriter:
             else:
                 failures.append(err)
 
+        # The changelog gets the aggregates and one record per partition holding the batch's
+        # command results; the store gets each result under its own key (for the look-up).
+        records = {partition: dict(partition_writes) for partition, partition_writes in writes.items()}
+        for partition, results in remembered.items():
+            records.setdefault(partition, {})[results_key(batch.offsets[partition])] = encode_results(results)
+            target = writes.setdefault(partition, {})
+            for command_id, value in results.items():
+                target[COMMAND_PREFIX + command_id] = value
         # The store's changelog position is its last record's offset + 1. In a transaction only
         # that record is reported: a failure of any other fails the commit.
         changelog = topics.changelog
-        for partition, partition_writes in writes.items():
-            last = len(partition_writes) - 1
-            for i, (key, value) in enumerate(partition_writes.items()):
+        for partition, partition_records in records.items():
+            last = len(partition_records) - 1
+            for i, (key, value) in enumerate(partition_records.items()):
                 if i == last or not self.exactly_once or careful:
                     producer.produce(changelog, value, key, partition=partition, on_delivery=track)
                 else:

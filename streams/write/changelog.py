@@ -1,10 +1,12 @@
 """The write side's state changelog: its record format, restoring a partition from it, reading it.
 
 Keys are `a:<aggregate id>` (value: the aggregate in the internal state format,
-`streams.wire.state`) and `c:<command id>` (value: the command's first `CommandResult` in Avro,
-for dedupe). The topic
-is compacted; RocksDB mirrors it and restores from it. Tools read it through this module's
-functions only (the read side never reaches into the write loop).
+`streams.wire.state`) and `r:<next command offset>` (value: MessagePack of the `[command id,
+first CommandResult in Avro]` pairs of one batch of one partition, for dedupe: one record per
+batch rather than one per command). Changelogs written before hold `c:<command id>` records with
+one result each (`streams rebuild` still writes those); both restore into the store's
+`c:<command id>` keys. The topic is compacted; RocksDB mirrors it and restores from it. Tools
+read it through this module's functions only (the read side never reaches into the write loop).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import logging
 import struct
 from typing import Any
+
+import msgspec
 
 from streams.config import Settings
 from streams.core.commands import Aggregate
@@ -25,7 +29,31 @@ log = logging.getLogger(__name__)
 
 AGGREGATE_PREFIX = b"a:"
 COMMAND_PREFIX = b"c:"
+RESULTS_PREFIX = b"r:"
 _VERSION = struct.Struct(">q")
+_RESULTS_ENCODER = msgspec.msgpack.Encoder()
+_RESULTS_DECODER = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]])
+
+
+def results_key(next_offset: int) -> bytes:
+    """The changelog key of a batch's results: unique per partition, as offsets only grow."""
+    return RESULTS_PREFIX + _VERSION.pack(next_offset)
+
+
+def encode_results(results: dict[bytes, bytes]) -> bytes:
+    """A batch's first results by command id, as one changelog value."""
+    return _RESULTS_ENCODER.encode(list(results.items()))
+
+
+def store_writes(key: bytes, value: bytes | None) -> list[tuple[bytes, bytes | None]]:
+    """What one changelog record becomes in the store (a batch's results: one key each)."""
+    if key.startswith(RESULTS_PREFIX) and value is not None:
+        return [
+            (COMMAND_PREFIX + command_id, result) for command_id, result in _RESULTS_DECODER.decode(value)
+        ]
+    return [(key, value)]
+
+
 _RESTORE_BATCH = 10000
 
 
@@ -47,7 +75,7 @@ def restore(settings: Settings, store: PartitionStore, topic: str, partition: in
         writes: dict[bytes, bytes | None] = {}
         for batch in reader.batches(_RESTORE_BATCH):
             for msg in batch:
-                writes[msg.key()] = msg.value()
+                writes.update(store_writes(msg.key(), msg.value()))
             if len(writes) >= _RESTORE_BATCH:
                 store.write(writes, {topic: reader.position})
                 writes = {}
