@@ -63,7 +63,7 @@ MEMORY_AGGREGATES = [
     int(n) for n in os.environ.get("BENCH_MEMORY_AGGREGATES", "100000,1000000").split(",") if n
 ]
 FANOUT = int(os.environ.get("BENCH_FANOUT", "3"))
-"""Output records per input of the second bare loop (a′): as many as the write path produces per
+"""Output records per input of the second bare loop (a'): as many as the write path produces per
 command (its event, its result, its aggregate's state; the results record is one per batch)."""
 ONLY = set(os.environ.get("BENCH_ONLY", "offline,a,b,c,latency,scale,d,e,f,memory").split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
