@@ -11,11 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
 from streams.contexts.orders import context as orders
+from streams.kafka import clients
 from streams.kafka.runtime import ContextRuntime
 from streams.write.processor import CommandProcessor
 
@@ -25,7 +26,7 @@ def preload(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) 
     for key, value in records:
         while True:
             try:
-                producer.produce(topic, value, key, headers=[("command_id", uuid.uuid4().bytes)])
+                producer.produce(topic, value, key, headers=[("command_id", uuid.uuid4().hex.encode())])
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -77,7 +78,32 @@ def drive_processor(
     elapsed = time.perf_counter() - first
     processor.stop()
     thread.join(60)
+    require_no_dead_letters(settings, runtime)
     return done / elapsed, runtime
+
+
+def dead_lettered(settings: Settings, runtime: ContextRuntime) -> int:
+    """Records in the context's DLQ. The bench traffic is all valid, so anything here means the
+    scenario measured the dead-letter path (as b did while the preloaded command ids were
+    random bytes, which the identifier policy refuses), not the write path."""
+    consumer = clients.reader(settings)
+    try:
+        total = 0
+        for partition in range(settings.partitions):
+            low, high = clients.watermarks(consumer, TopicPartition(runtime.topics.dlq, partition))
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def require_no_dead_letters(settings: Settings, runtime: ContextRuntime) -> None:
+    """Fail the scenario when any of its commands was dead-lettered."""
+    found = dead_lettered(settings, runtime)
+    if found:
+        raise RuntimeError(
+            f"{found} bench commands went to {runtime.topics.dlq}: the figure would be the DLQ's"
+        )
 
 
 def drop(settings: Settings, prefixes: list[str]) -> None:

@@ -71,7 +71,7 @@ def measure(
         while True:
             try:
                 producer.produce(
-                    runtime.topics.commands, value, key, headers=[("command_id", uuid.uuid4().bytes)]
+                    runtime.topics.commands, value, key, headers=[("command_id", uuid.uuid4().hex.encode())]
                 )
                 break
             except BufferError:

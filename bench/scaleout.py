@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.harness import isolated, preload
+from bench.harness import isolated, preload, require_no_dead_letters
 from streams.config import Settings
 from streams.contexts.orders import context as orders
 from streams.kafka.runtime import ContextRuntime
@@ -72,7 +72,9 @@ def scale_out(settings: Settings, commands: list[tuple[str, Any]], processes: in
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{done} of {len(commands)} commands handled")
             time.sleep(POLL_S)
-        return len(commands) / (time.perf_counter() - (first or time.perf_counter()))
+        rate = len(commands) / (time.perf_counter() - (first or time.perf_counter()))
+        require_no_dead_letters(s, runtime)
+        return rate
     finally:
         watcher.close()
         for child in children:
