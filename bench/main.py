@@ -10,6 +10,8 @@ d. read side, over b's events topic (bench/read.py): live view events/s, replay 
 e. the seed's design: PostgreSQL EventStore table, per-event INSERT, optimistic concurrency on the
    version, state folded from the aggregate's events per command (bench/seed.py)
 f. the `eventsourcing` library with its PostgreSQL backend, same decide/evolve (bench/eventsourcing_lib.py)
+g. Quix Streams: our decide/evolve in a stateful StreamingDataFrame on RocksDB, exactly once (bench/peers/)
+h. Kafka Streams (Java): the same two rules in a processor over a RocksDB store, exactly_once_v2 (bench/peers)
 memory: peak RSS of a write-path worker process with 100,000 and 1,000,000 aggregates in its state
    table (bench/memory.py)
 
@@ -38,6 +40,7 @@ from rich.table import Table
 from bench import read as bench_read
 from bench.harness import drop, isolated, preload, run_write_path
 from bench.memory import measure
+from bench.peers.run import kafka_streams_peer, quix_streams
 from bench.seed import seed_design
 from bench.traffic import AGGREGATES, N, commands
 from streams.client import CommandClient
@@ -62,7 +65,7 @@ MEMORY_AGGREGATES = [
 ]
 FANOUT = int(os.environ.get("BENCH_FANOUT", "4"))
 """Output records per input of the second bare loop: as many as the write path produces."""
-ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(","))
+ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,g,h,latency,d,e,f,memory").split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
@@ -222,6 +225,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     add("b/a ≥ 0.5", "ratio_b_over_a", "{:.2f}", lambda v: v >= 0.5)
     add("b/e ≥ 10", "ratio_b_over_e", "{:.1f}", lambda v: v >= 10)
     add("b/f ≥ 10", "ratio_b_over_f", "{:.1f}", lambda v: v >= 10)
+    add("b ≥ 2 x g (Quix Streams)", "ratio_b_over_g", "{:.2f}", lambda v: v >= 2)
+    add("b/h reported (Kafka Streams, the JVM's figure)", "ratio_b_over_h", "{:.2f}", lambda v: True)
     add("exactly-once costs ≤ 10% (1 - b/c)", "exactly_once_cost", "{:.0%}", lambda v: v <= 0.10)
     add("replay ≥ 0.5 x raw consume", "ratio_d_replay_over_raw", "{:.2f}", lambda v: v >= 0.5)
     limit = results["commit_interval_ms"] + 50
@@ -251,6 +256,8 @@ def table(results: dict[str, Any]) -> Table:
         ("   raw read_committed consume, same topic", "d_raw_events_per_s", "{:,.0f} ev/s"),
         ("e. seed design: PostgreSQL EventStore", "e_seed_cps", "{:,.0f} cmd/s"),
         ("f. eventsourcing library, PostgreSQL", "f_eventsourcing_cps", "{:,.0f} cmd/s"),
+        ("g. Quix Streams, exactly once", "g_quix_cps", "{:,.0f} cmd/s"),
+        ("h. Kafka Streams (Java), exactly once", "h_kstreams_cps", "{:,.0f} cmd/s"),
         ("b / a", "ratio_b_over_a", "{:.2f}"),
         (f"b / (a, {FANOUT} records per input)", "ratio_b_over_a_fanout", "{:.2f}"),
         ("c / b", "ratio_c_over_b", "{:.2f}"),
@@ -258,6 +265,8 @@ def table(results: dict[str, Any]) -> Table:
         ("d projector steady / raw", "ratio_d_steady_over_raw", "{:.2f}"),
         ("b / e", "ratio_b_over_e", "{:.1f}"),
         ("b / f", "ratio_b_over_f", "{:.1f}"),
+        ("b / g", "ratio_b_over_g", "{:.2f}"),
+        ("b / h", "ratio_b_over_h", "{:.2f}"),
     ]
     for label, key, fmt in rows:
         if key in results:
@@ -277,7 +286,7 @@ def main() -> None:
 
     settings = Settings()
     run = uuid.uuid4().hex[:8]
-    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat")}
+    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "g", "h", "lat")}
     traffic = commands()
     runtime = ContextRuntime.connect(settings, orders)
     records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
@@ -296,7 +305,7 @@ def main() -> None:
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    steps = [s for s in ("a", "b", "c", "latency", "d", "e", "f", "memory") if s in ONLY]
+    steps = [s for s in ("a", "b", "c", "g", "h", "latency", "d", "e", "f", "memory") if s in ONLY]
     memory_prefix: list[str] = []
     b_deployment: tuple[Settings, ContextRuntime] | None = None
     try:
@@ -326,6 +335,16 @@ def main() -> None:
                 step(task, "c. our write path, at least once")
                 at_least_once = replace(settings, exactly_once=False)
                 results["c_write_path_cps"] = run_write_path(at_least_once, traffic, prefixes["c"])[0]
+                progress.advance(overall)
+            if "g" in steps:
+                step(task, "g. Quix Streams, exactly once")
+                results["g_quix"] = quix_streams(settings, traffic, prefixes["g"])
+                results["g_quix_cps"] = results["g_quix"]["commands_per_s"]
+                progress.advance(overall)
+            if "h" in steps:
+                step(task, "h. Kafka Streams (Java), exactly once")
+                results["h_kstreams"] = kafka_streams_peer(settings, traffic, prefixes["h"])
+                results["h_kstreams_cps"] = results["h_kstreams"]["commands_per_s"]
                 progress.advance(overall)
             if "latency" in steps:
                 step(task, f"command→result latency at {LATENCY_RATE}/s")
@@ -381,6 +400,8 @@ def main() -> None:
         _ratio(results, "ratio_d_steady_over_raw", "d_projector_steady_events_per_s", "d_raw_events_per_s")
         _ratio(results, "ratio_b_over_e", "b_write_path_cps", "e_seed_cps")
         _ratio(results, "ratio_b_over_f", "b_write_path_cps", "f_eventsourcing_cps")
+        _ratio(results, "ratio_b_over_g", "b_write_path_cps", "g_quix_cps")
+        _ratio(results, "ratio_b_over_h", "b_write_path_cps", "h_kstreams_cps")
         if "ratio_c_over_b" in results:
             results["exactly_once_cost"] = 1 - 1 / results["ratio_c_over_b"]
         results["targets"] = [
