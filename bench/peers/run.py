@@ -2,10 +2,11 @@
 
 Per peer: an input and an output topic of its own (`<prefix>commands`, `<prefix>events`, the
 partitions of our topics), the traffic pre-loaded as JSON commands before the clock starts, then
-the peer started in a child process. A `read_committed` consumer of the output topic (in this
-process, no consumer group) stamps the first output record it sees and the one that makes the
-count reach the number of commands: commands/s = commands / (last - first), from the first
-committed transaction to the one holding the last command, as b's figure is. Every topic whose
+the peer started in a child process. The peer reports when it processed its first command; a
+`read_committed` consumer of the output topic (in this process, no consumer group) stamps the
+moment the count of output records reaches the number of commands, i.e. the transaction holding
+the last command is committed. commands/s = commands / (last output - first processed), on the
+machine's wall clock (both processes read the same clock). Every topic whose
 name holds the peer's application id (input, output, the peer's changelog) and its state directory
 are deleted afterwards unless BENCH_KEEP_TOPICS=1.
 """
@@ -110,7 +111,7 @@ def measure(
             with out.open("wb") as stdout, err.open("wb") as stderr:
                 child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
                 try:
-                    seen, first, last = _watch(observer, n, child)
+                    seen, first_seen, last = _watch(observer, n, child)
                     code = child.wait(timeout=120)
                 finally:
                     observer.close()
@@ -118,17 +119,20 @@ def measure(
                         child.kill()
                         child.wait()
             report = out.read_text().strip().splitlines()
-            if code != 0 or seen < n:
+            if code != 0 or seen < n or not report:
                 tail = err.read_text()[-3000:]
                 raise RuntimeError(f"peer exited {code} after {seen} of {n} outputs: {report}\n{tail}")
+        peer = json.loads(report[-1])
+        first = peer["first_processed_at"]
         return {
             "commands": n,
             "outputs": seen,
             "seconds": last - first,
             "commands_per_s": n / (last - first),
+            "first_output_after_s": first_seen - first,
             "peer_cpu_s": _children_cpu() - cpu_before,
             "commit_interval_s": commit_interval(settings),
-            "peer": json.loads(report[-1]) if report else {},
+            "peer": peer,
         }
     finally:
         if not KEEP:
@@ -150,13 +154,14 @@ def _observer(settings: Settings, sink: str) -> Consumer:
 
 
 def _watch(observer: Consumer, expected: int, child: subprocess.Popen[bytes]) -> tuple[int, float, float]:
-    """(outputs seen, when the first was seen, when the count reached `expected`)."""
+    """(outputs seen, when the first was seen, when the count reached `expected`), in seconds
+    since the epoch."""
     seen, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + TIMEOUT_S
     quiet_since: float | None = None
     while seen < expected:
         batch = observer.consume(1000, 0.05)
-        now = time.perf_counter()
+        now = time.time()
         got = sum(1 for m in batch if m.error() is None)
         if got:
             first = first or now

@@ -1,5 +1,6 @@
 package streamsbench;
 
+import java.time.Instant;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
@@ -28,6 +29,8 @@ final class DecideTopology {
     static final class Counts {
         final AtomicLong accepted = new AtomicLong();
         final AtomicLong rejected = new AtomicLong();
+        /** When the first command was processed: microseconds since the epoch (0 before). */
+        final AtomicLong firstAtMicros = new AtomicLong();
         final CountDownLatch done;
 
         Counts(long expected) {
@@ -75,6 +78,10 @@ final class DecideTopology {
 
         @Override
         public void process(Record<String, byte[]> record) {
+            if (counts.firstAtMicros.get() == 0) {
+                Instant now = Instant.now();
+                counts.firstAtMicros.set(now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000);
+            }
             Orders.Command command = Wire.command(record.value());
             Orders.Order state = orders.get(record.key());
             if (state == null) {

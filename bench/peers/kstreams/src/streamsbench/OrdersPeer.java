@@ -12,8 +12,9 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 /**
  * Scenario h: the orders rules on Kafka Streams against a broker, exactly once (v2), until the
  * expected number of commands has been processed; then a clean close (which commits) and one JSON
- * line on stdout with the outcome counts. The benchmark measures the rate from outside, on the
- * output topic (bench/peers/run.py).
+ * line on stdout with the outcome counts and when the first command was processed (seconds since
+ * the epoch). The benchmark measures the rate up to the last output on the output topic
+ * (bench/peers/run.py).
  *
  * <p>Arguments: bootstrap input-topic output-topic application-id state-dir expected-commands
  * commit-interval-ms timeout-s
@@ -52,8 +53,14 @@ public final class OrdersPeer {
         long accepted = counts.accepted.get();
         long rejected = counts.rejected.get();
         System.out.printf(
-                "{\"processed\": %d, \"accepted\": %d, \"rejected\": %d, \"complete\": %b}%n",
-                accepted + rejected, accepted, rejected, done && failure.get() == null);
+                "{\"processed\": %d, \"accepted\": %d, \"rejected\": %d, \"complete\": %b,"
+                        + " \"first_processed_at\": %d.%06d}%n",
+                accepted + rejected,
+                accepted,
+                rejected,
+                done && failure.get() == null,
+                counts.firstAtMicros.get() / 1_000_000L,
+                counts.firstAtMicros.get() % 1_000_000L);
         if (failure.get() != null) {
             failure.get().printStackTrace();
         }
