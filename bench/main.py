@@ -10,6 +10,8 @@ d. read side, over b's events topic (bench/read.py): live view events/s, replay 
 e. the seed's design: PostgreSQL EventStore table, per-event INSERT, optimistic concurrency on the
    version, state folded from the aggregate's events per command (bench/seed.py)
 f. the `eventsourcing` library with its PostgreSQL backend, same decide/evolve (bench/eventsourcing_lib.py)
+g. Quix Streams: our decide/evolve in a stateful StreamingDataFrame on RocksDB, exactly once (bench/peers/)
+h. Kafka Streams (Java): the same two rules in a processor over a RocksDB store, exactly_once_v2 (bench/peers)
 memory: peak RSS of a write-path worker process with 100,000 and 1,000,000 aggregates in its state
    table (bench/memory.py)
 
@@ -38,6 +40,7 @@ from bench import read as bench_read
 from bench.harness import drop, isolated, preload, run_write_path
 from bench.memory import measure
 from bench.offline import measure as measure_offline
+from bench.peers.run import kafka_streams_peer, quix_streams
 from bench.report import table, targets
 from bench.scaleout import scale_out
 from bench.seed import seed_design
@@ -65,7 +68,8 @@ MEMORY_AGGREGATES = [
 FANOUT = int(os.environ.get("BENCH_FANOUT", "3"))
 """Output records per input of the second bare loop (a'): as many as the write path produces per
 command (its event, its result, its aggregate's state; the results record is one per batch)."""
-ONLY = set(os.environ.get("BENCH_ONLY", "offline,a,b,c,latency,scale,d,e,f,memory").split(","))
+SCENARIOS = ("offline", "a", "b", "c", "g", "h", "latency", "scale", "d", "e", "f", "memory")
+ONLY = set(os.environ.get("BENCH_ONLY", ",".join(SCENARIOS)).split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
@@ -218,7 +222,7 @@ def main() -> None:
 
     settings = Settings()
     run = uuid.uuid4().hex[:8]
-    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat", "lat5k")}
+    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "g", "h", "lat", "lat5k")}
     traffic = commands()
     runtime = ContextRuntime.connect(settings, orders)
     records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
@@ -238,7 +242,11 @@ def main() -> None:
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    steps = [s for s in ("offline", "a", "b", "c", "latency", "scale", "d", "e", "f", "memory") if s in ONLY]
+    steps = [
+        s
+        for s in ("offline", "a", "b", "c", "g", "h", "latency", "scale", "d", "e", "f", "memory")
+        if s in ONLY
+    ]
     memory_prefix: list[str] = []
     b_deployment: tuple[Settings, ContextRuntime] | None = None
     try:
@@ -274,6 +282,16 @@ def main() -> None:
                 step(task, "c. our write path, at least once")
                 at_least_once = replace(settings, exactly_once=False)
                 results["c_write_path_cps"] = run_write_path(at_least_once, traffic, prefixes["c"])[0]
+                progress.advance(overall)
+            if "g" in steps:
+                step(task, "g. Quix Streams, exactly once")
+                results["g_quix"] = quix_streams(settings, traffic, prefixes["g"])
+                results["g_quix_cps"] = results["g_quix"]["commands_per_s"]
+                progress.advance(overall)
+            if "h" in steps:
+                step(task, "h. Kafka Streams (Java), exactly once")
+                results["h_kstreams"] = kafka_streams_peer(settings, traffic, prefixes["h"])
+                results["h_kstreams_cps"] = results["h_kstreams"]["commands_per_s"]
                 progress.advance(overall)
             if "latency" in steps:
                 step(task, f"command→result latency at {LATENCY_RATE}/s")
@@ -338,6 +356,8 @@ def main() -> None:
         _ratio(results, "ratio_b_over_e", "b_write_path_cps", "e_seed_cps")
         _ratio(results, "ratio_b_over_f", "b_write_path_cps", "f_eventsourcing_cps")
         _ratio(results, "ratio_scale_2_over_1", "scale_2_cps", "scale_1_cps")
+        _ratio(results, "ratio_b_over_g", "b_write_path_cps", "g_quix_cps")
+        _ratio(results, "ratio_b_over_h", "b_write_path_cps", "h_kstreams_cps")
         if "ratio_c_over_b" in results:
             results["exactly_once_cost"] = 1 - 1 / results["ratio_c_over_b"]
         results["targets"] = [
