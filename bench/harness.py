@@ -89,6 +89,8 @@ def dead_lettered(settings: Settings, runtime: ContextRuntime) -> int:
     consumer = clients.reader(settings)
     try:
         total = 0
+        if runtime.topics.dlq not in consumer.list_topics(timeout=10).topics:
+            return 0  # never created: nothing was dead-lettered
         for partition in range(settings.partitions):
             low, high = clients.watermarks(consumer, TopicPartition(runtime.topics.dlq, partition))
             total += high - low
