@@ -89,9 +89,10 @@ def dead_lettered(settings: Settings, runtime: ContextRuntime) -> int:
     consumer = clients.reader(settings)
     try:
         total = 0
-        if runtime.topics.dlq not in consumer.list_topics(timeout=10).topics:
+        topic = consumer.list_topics(timeout=10).topics.get(runtime.topics.dlq)
+        if topic is None:
             return 0  # never created: nothing was dead-lettered
-        for partition in range(settings.partitions):
+        for partition in topic.partitions:
             low, high = clients.watermarks(consumer, TopicPartition(runtime.topics.dlq, partition))
             total += high - low
         return total
