@@ -81,6 +81,9 @@ class Settings:
     """Consumers shared by the real-time clients that catch up from Kafka."""
     view_errors: str = field(default_factory=lambda: _env("STREAMS_VIEW_ERRORS", "dlq"))
     """What a view does with an event its handler cannot fold: `dlq` (and go on) or `halt`."""
+    view_restore: bool = field(default_factory=lambda: _env("STREAMS_VIEW_RESTORE", "1") == "1")
+    """A view partition new to this worker is restored from its compacted topic, then folds only
+    the events after (0: it folds the log from offset 0, as before)."""
     read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")
     max_body_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_BODY_BYTES", str(1024 * 1024))))
     """The largest command request body the HTTP API reads (413 above)."""
