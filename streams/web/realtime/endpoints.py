@@ -66,6 +66,27 @@ DISCONNECTED = (ConnectionError, RuntimeError)
 RuntimeError for a closing transport)."""
 
 
+DIRECT_WRITE_LIMIT = 64 * 1024
+"""Bytes a connection may have waiting in its transport for a frame to be written directly."""
+
+
+def _direct_writer(request: web.Request, response: web.StreamResponse) -> Callable[[Any], bool]:
+    """Write an SSE frame to the connection at once (as aiohttp would: one chunk), when its
+    transport is open and not backed up; False otherwise, and the frame is queued instead."""
+    chunked = response.headers.get("Transfer-Encoding", "") == "chunked"  # set by prepare()
+
+    def direct(item: Any) -> bool:
+        transport = request.transport
+        if not isinstance(item, bytes) or transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(item), item) if chunked else item)
+        return True
+
+    return direct
+
+
 def _refusal(exc: Refused) -> web.Response:
     reason = "too_many_streams" if exc.status == 429 else "starting"
     return problem(exc.status, str(exc), reason=reason, headers={"Retry-After": "5"})
@@ -226,6 +247,7 @@ class RealtimeEndpoints:
                 }
             )
             await response.prepare(request)
+            sub.mailbox.direct = _direct_writer(request, response)
             await self._send_sse(response, sub)
         finally:
             self.hub.release(sub)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
 import queue
 import threading
@@ -49,6 +51,14 @@ CATCH_UP_BATCH = 1000
 """Records one catch-up read takes from Kafka."""
 ABORT_AFTER_S = 2.0
 """Seconds a closed client's handler has to finish before its connection is aborted."""
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim` (None elsewhere)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 class Refused(Exception):
@@ -287,6 +297,7 @@ class Hub:
         self._admin: AdminClient | None = None
         self._decoder: GenericDecoder | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._peak = 0
 
     # --- connections -------------------------------------------------------------------------
 
@@ -414,6 +425,7 @@ class Hub:
             keepalive = now - beat >= self.settings.realtime_keepalive_s
             if keepalive:
                 beat = now
+            self._give_back_memory()
             for sub in list(self.subscribers):
                 if sub.closed is None:
                     if sub.gone():
@@ -423,6 +435,19 @@ class Hub:
                 elif now - sub.closed_at > ABORT_AFTER_S:
                     sub.abort()
             self._publish_counts()
+
+    def _give_back_memory(self) -> None:
+        """After a wave of disconnects (at most a tenth of the peak left, a peak of a thousand
+        or more), collect and hand the freed heap back to the system: CPython and glibc keep
+        freed memory for reuse otherwise, and the worker's RSS would stay at its peak."""
+        count = len(self.subscribers)
+        self._peak = max(self._peak, count)
+        if self._peak >= 1000 and count <= self._peak // 10:
+            self._peak = count
+            gc.collect()
+            trim = _malloc_trim()
+            if trim is not None:
+                trim(0)
 
     def _publish_counts(self) -> None:
         for feed in self.feeds.values():

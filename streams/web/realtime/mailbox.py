@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
+from collections.abc import Callable
 
 GRACE_S = 2.0
 """Seconds a full buffer may stay full before the client is dropped as too slow."""
@@ -34,7 +35,7 @@ class SlowClient(Exception):
 class Mailbox:
     """A bounded FIFO of rendered frames with one reader (the client's handler)."""
 
-    __slots__ = ("_items", "_room", "_waiter", "closed", "size")
+    __slots__ = ("_items", "_room", "_waiter", "closed", "direct", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -42,6 +43,10 @@ class Mailbox:
         self._waiter: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
         self.closed = False
+        self.direct: Callable[[Item], bool] | None = None
+        """Hands a frame straight to the connection, if it can take it now (True). Used only
+        while nothing is queued and the reader is waiting, so the order stays; it saves waking
+        the client's handler for every frame of a live feed."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -57,6 +62,8 @@ class Mailbox:
             return True
         if len(self._items) >= self.size and not isinstance(item, Signal):
             return False
+        if self.direct is not None and not self._items and self._waiter is not None and self.direct(item):
+            return True
         self._items.append(item)
         self._wake()
         return True

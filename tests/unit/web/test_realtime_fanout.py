@@ -222,3 +222,20 @@ def test_closing_a_subscriber_drops_its_frames() -> None:
     sub.mailbox.offer("x")
     sub.close(Closed.SLOW)
     assert sub.closed is Closed.SLOW and list(sub.mailbox._items) == [Signal.CLOSE]
+
+
+def test_a_waiting_reader_gets_frames_written_directly_and_a_busy_one_queued() -> None:
+    written: list[object] = []
+
+    async def scenario() -> None:
+        box = Mailbox(10)
+        box.direct = lambda item: written.append(item) or True
+        assert box.offer("a") and written == [] and len(box) == 1  # nobody waiting: queued
+        assert await box.get() == "a"
+        reader = asyncio.ensure_future(box.get())
+        await asyncio.sleep(0)  # the reader waits now
+        assert box.offer("b") and written == ["b"] and len(box) == 0  # straight to the connection
+        box.direct = lambda item: False  # the connection is backed up: queued, reader woken
+        assert box.offer("c") and await reader == "c"
+
+    asyncio.run(scenario())
