@@ -133,8 +133,8 @@ class ViewProjector(Stage):
         keys = records = 0
         for chunk in latest_values(self.settings, self.output, partition):
             writes: dict[bytes, bytes | None] = {}
-            for key, value in chunk.items():
-                records += 1
+            records += chunk.records
+            for key, value in chunk.values.items():
                 if value is None:
                     writes[DOC_PREFIX + key] = None
                     continue

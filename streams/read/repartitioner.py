@@ -113,10 +113,10 @@ class Repartitioner(Stage):
             return None
         keys = records = 0
         for chunk in latest_values(self.settings, self.keys, partition):
-            chunk.pop(POSITION_KEY, None)
-            records += len(chunk)
-            store.write({KEY_PREFIX + aggregate: value for aggregate, value in chunk.items()}, {})
-            keys += len(chunk)
+            chunk.values.pop(POSITION_KEY, None)
+            records += chunk.records
+            store.write({KEY_PREFIX + aggregate: value for aggregate, value in chunk.values.items()}, {})
+            keys += len(chunk.values)
         store.write({}, {self.inputs[0]: position})
         return Restored(keys, records, position)
 

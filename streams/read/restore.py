@@ -11,6 +11,7 @@ restores a store from its changelog the same way; here the view topic is the cha
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from streams.config import Settings
 from streams.kafka.readers import PartitionReader, read_partition
@@ -34,15 +35,21 @@ def last_position(settings: Settings, topic: str, partition: int) -> int | None:
     return int(found) if found else None
 
 
-def latest_values(
-    settings: Settings, topic: str, partition: int, stop: int | None = None
-) -> Iterator[dict[bytes, bytes | None]]:
-    """The partition up to `stop` (default: its end) in chunks of at most CHUNK records, each
-    holding the latest value of every key it saw (None: a tombstone). A later chunk overrides an
+@dataclass(frozen=True)
+class Chunk:
+    """Up to CHUNK records of a partition: the latest value of each key among them (None: a
+    tombstone), and how many records they were."""
+
+    values: dict[bytes, bytes | None]
+    records: int
+
+
+def latest_values(settings: Settings, topic: str, partition: int, stop: int | None = None) -> Iterator[Chunk]:
+    """The partition up to `stop` (default: its end) in chunks. A later chunk overrides an
     earlier one, so applying them in order leaves the latest value of every key."""
     with PartitionReader(settings, topic, partition, 0, stop) as reader:
         for batch in reader.batches(CHUNK):
-            chunk: dict[bytes, bytes | None] = {}
+            values: dict[bytes, bytes | None] = {}
             for msg in batch:
-                chunk[msg.key() or b""] = msg.value()
-            yield chunk
+                values[msg.key() or b""] = msg.value()
+            yield Chunk(values, len(batch))

@@ -82,6 +82,8 @@ class Stage:
         self.client_id = client_id
         self.stores: dict[int, PartitionStore] = {}
         self.restored: dict[int, Restored] = {}
+        self.assigned_at = 0.0
+        """When partitions were last assigned (monotonic clock)."""
         """Partitions this stage restored from its compacted output (for tests and benches)."""
         self.error: str = ""
         self.consumed = 0
@@ -155,6 +157,7 @@ class Stage:
     # --- rebalance -------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned_at = time.monotonic()
         with self._lock:
             for tp in partitions:
                 if tp.partition not in self.stores:
@@ -359,9 +362,11 @@ class Stage:
                 try:
                     _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
                 except KafkaException:
-                    continue
-                if high >= 0:
-                    total += max(high - store.position(topic), 0)
+                    high = -1
+                if high < 0:  # no fetch answered for it yet: a lag of 0 now would be a guess
+                    self._lag = -1
+                    return
+                total += max(high - store.position(topic), 0)
         self._lag = total
         self.on_lag(total)
 

@@ -112,7 +112,7 @@ def stale_rows(
     alive: set[str] = set()
     for partition in wanted:
         for chunk in latest_values(settings, source.topic, partition):
-            for key, value in chunk.items():
+            for key, value in chunk.values.items():
                 entity = key.decode("utf-8", "replace")
                 (alive.add if value is not None else alive.discard)(entity)
     rows: dict[str, bytes] = {}
@@ -120,7 +120,7 @@ def stale_rows(
     count = len(clients.admin(settings).list_topics(sink, timeout=10).topics[sink].partitions)
     for partition in range(count):
         for chunk in latest_values(settings, sink, partition):
-            for raw_key, value in chunk.items():
+            for raw_key, value in chunk.values.items():
                 row_key: ReadModelKey = codec.decode(raw_key).message
                 if row_key.EntityType != source.entity_type:
                     continue
