@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean
+.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read bench-realtime bench-failover clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,14 @@ lint: install
 bench: stack-up
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.realtime
+	$(BIN)/python -m bench.failover
+
+bench-realtime: stack-up
+	$(BIN)/python -m bench.realtime
+
+bench-failover: stack-up
+	$(BIN)/python -m bench.failover
 
 bench-read: stack-up
 	$(BIN)/python -m bench.read

@@ -14,7 +14,7 @@ from streams.config import Settings
 from streams.core.views import Document, ReadModelDocument, View, apply_event, apply_retraction
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.read.restore import last_position, latest_values
+from streams.read.restore import last_position, restore_partition
 from streams.read.stage import Batch, HaltProjection, Restored, Stage, event_meta, failure_reason
 from streams.wire import headers as h
 from streams.wire.codec import RegistryUnavailable
@@ -130,22 +130,16 @@ class ViewProjector(Stage):
         position = last_position(self.settings, self.output, partition)
         if position is None:
             return None
-        keys = records = 0
-        for chunk in latest_values(self.settings, self.output, partition):
-            writes: dict[bytes, bytes | None] = {}
-            records += chunk.records
-            for key, value in chunk.values.items():
-                if value is None:
-                    writes[DOC_PREFIX + key] = None
-                    continue
-                published: ReadModelDocument = self.runtime.codec.decode(value).message
-                doc = Document(
-                    key.decode("utf-8", "replace"), orjson.loads(published.state), published.versions,
-                    published.last_event_version, published.last_updated,
-                )  # fmt: skip
-                writes[DOC_PREFIX + key] = encode_document(doc)
-            store.write(writes, {})
-            keys += len(writes)
+
+        def convert(key: bytes, value: bytes) -> tuple[bytes, bytes]:
+            published: ReadModelDocument = self.runtime.codec.decode(value).message
+            doc = Document(
+                key.decode("utf-8", "replace"), orjson.loads(published.state), published.versions,
+                published.last_event_version, published.last_updated,
+            )  # fmt: skip
+            return DOC_PREFIX + key, encode_document(doc)
+
+        keys, records = restore_partition(self.settings, self.output, partition, store, convert)
         store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
         return Restored(keys, records, position)
 

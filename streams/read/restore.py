@@ -10,11 +10,13 @@ restores a store from its changelog the same way; here the view topic is the cha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from streams.config import Settings
 from streams.kafka.readers import PartitionReader, read_partition
+from streams.kafka.store import PartitionStore
 from streams.wire import headers as h
 
 CHUNK = 10_000
@@ -53,3 +55,43 @@ def latest_values(settings: Settings, topic: str, partition: int, stop: int | No
             for msg in batch:
                 values[msg.key() or b""] = msg.value()
             yield Chunk(values, len(batch))
+
+
+STAGING = b"r:"
+"""Where a restore puts the raw records before converting them (no reader looks there)."""
+
+
+def restore_partition(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    store: PartitionStore,
+    convert: Callable[[bytes, bytes], tuple[bytes, bytes]],
+) -> tuple[int, int]:
+    """Copy the latest value of every key of a compacted partition into `store`, converted by
+    `convert(key, value) -> (store key, store value)`; (keys written, records read).
+
+    Two passes, so that each key is converted once however many records it has in the topic
+    (before the log cleaner has compacted them): the raw values are staged in the store first,
+    a tombstone deleting its key's, then every staged value is converted and the staging key
+    removed, 10,000 at a time."""
+    while leftover := list(islice(store.scan(STAGING), CHUNK)):  # of a restore cut short
+        store.write(dict.fromkeys((key for key, _ in leftover), None), {})
+    records = 0
+    for chunk in latest_values(settings, topic, partition):
+        records += chunk.records
+        store.write({STAGING + key: value for key, value in chunk.values.items()}, {})
+    keys = 0
+    start: bytes | None = None
+    while True:
+        staged = list(islice(store.scan(STAGING, start), CHUNK))
+        if not staged:
+            return keys, records
+        writes: dict[bytes, bytes | None] = {}
+        for staged_key, value in staged:
+            target, converted = convert(staged_key[len(STAGING) :], value)
+            writes[target] = converted
+            writes[staged_key] = None
+        store.write(writes, {})
+        keys += len(staged)
+        start = staged[-1][0] + b"\x00"

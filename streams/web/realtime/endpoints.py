@@ -95,9 +95,15 @@ def _refusal(exc: Refused) -> web.Response:
 class RealtimeEndpoints:
     """`/realtime/ws`, `/realtime/sse` and the `/live` page."""
 
-    def __init__(self, settings: Settings, runtimes: Runtimes, secret: Callable[[], bytes | None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtimes: Runtimes,
+        secret: Callable[[], bytes | None],
+        served: Callable[[str, str], int] = lambda _context, _view: 1,
+    ) -> None:
         self.settings = settings
-        self.hub = Hub(settings, runtimes, secret)
+        self.hub = Hub(settings, runtimes, secret, served)
 
     def routes(self) -> list[web.AbstractRouteDef]:
         """This group's routes."""
