@@ -5,8 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PY VENV
 
-.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read clean \
-	images compose-up compose-down compose-test testcontainers-test
+.PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read bench-realtime \
+	bench-failover clean images compose-up compose-down compose-test testcontainers-test
 
 install:
 	bash ops/prereqs.sh lint
@@ -42,6 +42,14 @@ lint: install
 bench: stack-up
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.realtime
+	$(BIN)/python -m bench.failover
+
+bench-realtime: stack-up
+	$(BIN)/python -m bench.realtime
+
+bench-failover: stack-up
+	$(BIN)/python -m bench.failover
 
 bench-read: stack-up
 	$(BIN)/python -m bench.read

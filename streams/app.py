@@ -96,6 +96,13 @@ if settings.read_side:
 if settings.sinks_enabled:
     app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
 
+
+def served_version(context: str, view: str) -> int:
+    """The version of a view this worker serves (1 without a read side)."""
+    side = read_side.sides.get(context)
+    return side.active(view) if side is not None else 1
+
+
 router = Router(settings, read_side.url, secret.ready)
 server.install(
     app,
@@ -107,7 +114,7 @@ server.install(
         CommandEndpoints(settings, contexts),
         DocumentEndpoints(settings, read_side, router),
         AggregateEndpoints(settings, read_side, router),
-        RealtimeEndpoints(settings, runtimes, secret.ready),
+        RealtimeEndpoints(settings, runtimes, secret.ready, served_version),
     ],
 )
 

@@ -62,8 +62,28 @@ class Settings:
     sink_schema: str = field(default_factory=lambda: _env("STREAMS_SINK_SCHEMA", "public"))
     auth_token: str = field(default_factory=lambda: _env("STREAMS_AUTH_TOKEN", ""))
     realtime_buffer: int = field(default_factory=lambda: int(_env("STREAMS_REALTIME_BUFFER", "1000")))
+    """Frames buffered per real-time client; a client whose buffer stays full for 2 s is dropped."""
+    realtime_ring: int = field(default_factory=lambda: int(_env("STREAMS_REALTIME_RING", "4096")))
+    """Recent records per context kept in memory for clients that resume or fall behind."""
+    realtime_keepalive_s: float = field(
+        default_factory=lambda: float(_env("STREAMS_REALTIME_KEEPALIVE", "10"))
+    )
+    """Seconds between SSE keep-alive comments and WebSocket pings on an idle stream."""
+    realtime_max_per_address: int = field(
+        default_factory=lambda: int(_env("STREAMS_REALTIME_MAX_PER_ADDRESS", "64"))
+    )
+    """Real-time streams one client address may hold open at once (429 beyond)."""
+    realtime_max_clients: int = field(
+        default_factory=lambda: int(_env("STREAMS_REALTIME_MAX_CLIENTS", "20000"))
+    )
+    """Real-time streams a worker holds open at once (503 beyond)."""
+    realtime_readers: int = field(default_factory=lambda: int(_env("STREAMS_REALTIME_READERS", "2")))
+    """Consumers shared by the real-time clients that catch up from Kafka."""
     view_errors: str = field(default_factory=lambda: _env("STREAMS_VIEW_ERRORS", "dlq"))
     """What a view does with an event its handler cannot fold: `dlq` (and go on) or `halt`."""
+    view_restore: bool = field(default_factory=lambda: _env("STREAMS_VIEW_RESTORE", "1") == "1")
+    """A view partition new to this worker is restored from its compacted topic, then folds only
+    the events after (0: it folds the log from offset 0, as before)."""
     read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")
     max_body_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_BODY_BYTES", str(1024 * 1024))))
     """The largest command request body the HTTP API reads (413 above)."""

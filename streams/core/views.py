@@ -38,12 +38,20 @@ class View:
     called for every event of an aggregate with the key it gave last time (None at first), so
     a key that only the first event carries sticks to the later ones. Such a view is fed
     through a repartition topic. `list_fields` are the state fields a list query may filter on.
+
+    The key may also **change** over an aggregate's life (a view keyed by order status): when
+    `key_by` gives another key than last time (or None), the aggregate is retracted from the
+    document of the old key before its event goes to the new one. `retract(state, meta)` gives
+    that document's state without the aggregate (None deletes it); without `retract` the old
+    document is deleted, which suits documents that hold one aggregate each. A view whose
+    documents gather several aggregates and whose key can move must give `retract`.
     """
 
     name: str
     evolve: Callable[[State | None, Message, EventMeta], State | None]
     key_by: Callable[[Message, str | None], str | None] | None = None
     list_fields: tuple[str, ...] = ()
+    retract: Callable[[State, EventMeta], State | None] | None = None
 
     @property
     def repartitioned(self) -> bool:
@@ -86,6 +94,24 @@ def apply_event(
     )
 
 
+def apply_retraction(view: View, document: Document | None, meta: EventMeta) -> Document | None:
+    """The document after the aggregate of `meta` moved to another key with the event of
+    `meta`, or None when there is nothing to change (no such document, or a retraction seen
+    already). The aggregate's version is kept, so a repeated retraction changes nothing."""
+    if document is None or meta.aggregate_version <= document.seen(meta.aggregate_id):
+        return None
+    state = None
+    if document.state is not None and view.retract is not None:
+        state = view.retract(document.state, meta)
+    return Document(
+        entity_id=document.entity_id,
+        state=state,
+        versions={**document.versions, meta.aggregate_id: meta.aggregate_version},
+        last_event_version=meta.aggregate_version,
+        last_updated=meta.occurred_at,
+    )
+
+
 def fold_view(view: View, events: list[tuple[Message, EventMeta]]) -> dict[str, Document]:
     """Every document of a view from events in log order (the reference for tests and audits)."""
     documents: dict[str, Document] = {}
@@ -94,7 +120,12 @@ def fold_view(view: View, events: list[tuple[Message, EventMeta]]) -> dict[str, 
         if view.key_by is None:
             key: str | None = meta.aggregate_id
         else:
-            key = keys[meta.aggregate_id] = view.key_by(event, keys.get(meta.aggregate_id))
+            previous = keys.get(meta.aggregate_id)
+            key = keys[meta.aggregate_id] = view.key_by(event, previous)
+            if previous is not None and key != previous:
+                retracted = apply_retraction(view, documents.get(previous), meta)
+                if retracted is not None:
+                    documents[previous] = retracted
         if key is None:
             continue
         updated = apply_event(view, documents.get(key), key, event, meta)
@@ -114,6 +145,9 @@ class ReadModelDocument(msgspec.Struct, frozen=True):
     state: str
     last_event_version: int
     last_updated: str
+    versions: dict[str, int] = msgspec.field(default_factory=dict)
+    """v2: the last version folded in per source aggregate, so a new owner of the partition can
+    restore the document from the view topic and still skip events it has seen."""
 
 
 class ViewVersions(msgspec.Struct, frozen=True):

@@ -6,11 +6,14 @@ topic: changelog restore, time travel and history pages, rebuilds, the view cont
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from streams.config import Settings
 from streams.kafka.clients import reader, records, take, watermarks
@@ -35,13 +38,19 @@ class PartitionReader:
         stop: int | None = None,
         *,
         idle_timeout_s: float = 5.0,
+        consumer: Consumer | None = None,
     ) -> None:
         self.tp = TopicPartition(topic, partition)
         self.idle_timeout_s = idle_timeout_s
-        self._consumer = reader(settings, eof=True)
-        low, high = watermarks(self._consumer, self.tp)
-        self.start = max(start, low)
-        self.stop = high if stop is None else stop
+        self._owned = consumer is None
+        """A consumer lent by a `ReaderPool` stays open when the reader closes."""
+        self._consumer = reader(settings, eof=True) if consumer is None else consumer
+        if stop is None or start <= 0:
+            low, high = watermarks(self._consumer, self.tp)
+            start = max(start, low)
+            stop = high if stop is None else stop
+        self.start = start
+        self.stop = stop
         self.position = self.start
 
     def reposition(self, start: int, stop: int) -> None:
@@ -63,6 +72,11 @@ class PartitionReader:
             if inside:
                 self.position = inside[-1].offset() + 1
                 deadline = time.monotonic() + self.idle_timeout_s
+            if len(inside) < len(batch):
+                # a record at or past `stop`: nothing below it is left (markers, or records a
+                # compaction removed, may have been all there was)
+                self.position = max(self.position, self.stop)
+            if inside:
                 yield inside
             if len(inside) < len(batch) or self._reached_stop():
                 return
@@ -77,8 +91,9 @@ class PartitionReader:
         return self.position >= self.stop
 
     def close(self) -> None:
-        """Release the consumer."""
-        self._consumer.close()
+        """Release the consumer (a lent one goes back to its pool open)."""
+        if self._owned:
+            self._consumer.close()
 
     def __enter__(self) -> PartitionReader:
         return self
@@ -119,3 +134,63 @@ def read_offsets(
             for batch in reader.batches(min(10000, run[-1] - run[0] + 1)):
                 out += [m for m in batch if m.offset() in keep]
     return out
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """What a `ReaderPool` read: records in offset order, and the next offset to read (past any
+    transaction marker when the stretch reached its stop)."""
+
+    records: list[Message]
+    position: int
+
+
+class ReaderPool:
+    """A fixed number of reusable consumers for reading stretches of partitions on demand.
+
+    The real-time catch-up asks for many short stretches (a client resuming from its token);
+    a consumer per request would cost a few librdkafka threads each. The pool holds at most
+    `size` consumers, created on first use and reused: callers beyond `size` wait for one.
+    `read` blocks, so callers run it in their own executor threads.
+    """
+
+    def __init__(self, settings: Settings, size: int = 2) -> None:
+        self.settings = settings
+        self.size = size
+        self._free: queue.Queue[Consumer] = queue.Queue()
+        self._created = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _borrow(self) -> Consumer:
+        with self._lock:
+            if self._free.empty() and self._created < self.size:
+                self._created += 1
+                return reader(self.settings, eof=True)
+        return self._free.get()
+
+    def read(self, topic: str, partition: int, start: int, stop: int, max_records: int) -> Stretch:
+        """Up to `max_records` committed records of `topic`[`partition`] with
+        `start <= offset < stop` (fewer when the stretch ends first)."""
+        consumer = self._borrow()
+        try:
+            with PartitionReader(
+                self.settings, topic, partition, start, stop, consumer=consumer
+            ) as partition_reader:
+                out: list[Message] = []
+                for batch in partition_reader.batches(min(max_records, 10000)):
+                    out += batch
+                    if len(out) >= max_records:
+                        break
+                return Stretch(out, partition_reader.position)
+        finally:
+            if self._closed:
+                consumer.close()
+            else:
+                self._free.put(consumer)
+
+    def close(self) -> None:
+        """Close the idle consumers (those lent out are closed when they come back)."""
+        self._closed = True
+        while not self._free.empty():
+            self._free.get_nowait().close()

@@ -11,9 +11,12 @@ from confluent_kafka import Message
 
 from streams import metrics
 from streams.config import Settings
-from streams.core.views import Document, ReadModelDocument, View, apply_event
+from streams.core.views import Document, ReadModelDocument, View, apply_event, apply_retraction
 from streams.kafka.runtime import ContextRuntime
-from streams.read.stage import Batch, HaltProjection, Stage, event_meta, failure_reason
+from streams.kafka.store import PartitionStore
+from streams.read.restore import last_position, restore_partition
+from streams.read.stage import Batch, HaltProjection, Restored, Stage, event_meta, failure_reason
+from streams.wire import headers as h
 from streams.wire.codec import RegistryUnavailable
 from streams.wire.dlq import ErrorPolicy, dead_letter, source_of
 from streams.wire.jsonable import json_bytes
@@ -97,14 +100,18 @@ class ViewProjector(Stage):
         entity_id = key.decode("utf-8", "replace")
         try:
             meta = event_meta(msg.headers(), entity_id)
-            decoded = self.runtime.codec.decode(msg.value())
             current = batch.documents.get((partition, key))
             if current is None:
                 current = self._cache.get(partition, batch.stores.get(partition), key)
             if current is None:
                 raw = batch.get(partition, DOC_PREFIX + key)
                 current = None if raw is None else decode_document(entity_id, raw)
-            updated = apply_event(self.view, current, entity_id, decoded.message, meta)
+            event = None
+            if msg.value() is None:  # a retraction: the aggregate's key moved away from this one
+                updated = apply_retraction(self.view, current, meta)
+            else:
+                event = self.runtime.codec.decode(msg.value()).message
+                updated = apply_event(self.view, current, entity_id, event, meta)
         except RegistryUnavailable:
             raise  # not the event's fault: the session restarts with back-off and reads it again
         except Exception as exc:  # a bad event or a handler bug must not stop the other documents
@@ -114,7 +121,7 @@ class ViewProjector(Stage):
             metrics.VIEW_SKIPPED.labels(*self._labels).inc()
             return
         batch.documents[(partition, key)] = updated
-        batch.applied.setdefault((partition, key), []).append((msg, decoded.message, meta))
+        batch.applied.setdefault((partition, key), []).append((msg, event, meta))
 
     def complete(self, batch: Batch) -> None:
         """Store and publish each document the batch changed, once, in its last state: like a
@@ -129,9 +136,16 @@ class ViewProjector(Stage):
                 sources = tuple(msg for msg, _, _ in batch.applied.get((partition, key), ()))
                 self._stored[(partition, key)] = doc
                 batch.put(partition, DOC_PREFIX + key, encode_document(doc))
-                batch.produce(self.output, partition, key, value, sources=sources)
+                batch.produce(
+                    self.output, partition, key, value, self._position(batch, partition), sources=sources
+                )
             else:
                 self._without_too_large(batch, partition, key)
+
+    def _position(self, batch: Batch, partition: int) -> h.Headers:
+        """The header saying up to where the batch has folded the partition's input."""
+        position = batch.positions.get(partition, {}).get(self.inputs[0])
+        return [] if position is None else [(h.VIEW_POSITION, str(position).encode())]
 
     def _published(self, doc: Document) -> bytes | None:
         """The view topic's record of a document (None: a tombstone)."""
@@ -144,8 +158,28 @@ class ViewProjector(Stage):
                 state=json_bytes(doc.state, sort_keys=True).decode(),
                 last_event_version=doc.last_event_version,
                 last_updated=doc.last_updated,
+                versions=dict(doc.versions),
             )
         )
+
+    def restore(self, partition: int, store: PartitionStore) -> Restored | None:
+        """Fill an empty store from the view topic: every document's latest state with its
+        versions, and the input position of the partition's last record."""
+        position = last_position(self.settings, self.output, partition)
+        if position is None:
+            return None
+
+        def convert(key: bytes, value: bytes) -> tuple[bytes, bytes]:
+            published: ReadModelDocument = self.runtime.codec.decode(value).message
+            doc = Document(
+                key.decode("utf-8", "replace"), orjson.loads(published.state), published.versions,
+                published.last_event_version, published.last_updated,
+            )  # fmt: skip
+            return DOC_PREFIX + key, encode_document(doc)
+
+        keys, records = restore_partition(self.settings, self.output, partition, store, convert)
+        store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
+        return Restored(keys, records, position)
 
     def _without_too_large(self, batch: Batch, partition: int, key: bytes) -> None:
         """Fold the batch's events of one document again, one at a time, dead-lettering each
@@ -156,7 +190,10 @@ class ViewProjector(Stage):
         changed: Document | None = None
         sources = []
         for msg, event, meta in batch.applied.get((partition, key), ()):
-            candidate = apply_event(self.view, doc, entity_id, event, meta)
+            if event is None:
+                candidate = apply_retraction(self.view, doc, meta)
+            else:
+                candidate = apply_event(self.view, doc, entity_id, event, meta)
             if candidate is None:
                 continue
             size = batch.fits(key, self._published(candidate))
@@ -169,7 +206,10 @@ class ViewProjector(Stage):
         if changed is not None:
             self._stored[(partition, key)] = changed
             batch.put(partition, DOC_PREFIX + key, encode_document(changed))
-            batch.produce(self.output, partition, key, self._published(changed), sources=tuple(sources))
+            value = self._published(changed)
+            batch.produce(
+                self.output, partition, key, value, self._position(batch, partition), sources=tuple(sources)
+            )
 
     def reject(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
         source = source_of(msg.topic(), msg.partition(), msg.offset())

@@ -190,6 +190,11 @@ def status(side: ContextReadSide) -> list[dict[str, Any]]:
                 "partitions": sorted(projector.stores),
                 "lag": -1 if -1 in lags else sum(lags),  # -1: not measured yet
                 "error": projector.error or (repartitioner.error if repartitioner else ""),
+                "consumed": projector.consumed,
+                "restored": {
+                    str(p): {"documents": r.keys, "position": r.position}
+                    for p, r in sorted(projector.restored.items())
+                },
             }
         )
     return out

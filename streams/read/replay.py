@@ -147,7 +147,10 @@ def drop_version(
     topics = [runtime.topics.view_version(view_name, version)]
     groups = [runtime.groups.view(view_name, version)]
     if repartitioned:
-        topics.append(runtime.topics.repartition(view_name, version))
+        topics += [
+            runtime.topics.repartition(view_name, version),
+            runtime.topics.repartition_keys(view_name, version),
+        ]
         groups.append(runtime.groups.repartition(view_name, version))
     for future in admin.delete_topics(topics, operation_timeout=30).values():
         with contextlib.suppress(Exception):  # already gone

@@ -13,11 +13,9 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.config import Settings
@@ -27,10 +25,9 @@ from streams.kafka.clients import is_poison, take
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import LEGACY_FORMAT, PartitionStore
+from streams.read.batch import Batch, Output, Restored
 from streams.wire import headers as h
 from streams.wire.codec import DecodeError
-from streams.wire.dlq import DeadLetter
-from streams.wire.topics import DEFAULT_MAX_MESSAGE_BYTES, record_size
 
 log = logging.getLogger(__name__)
 
@@ -62,70 +59,6 @@ class HaltProjection(Exception):
     """A handler failed and the view is configured to halt rather than dead-letter."""
 
 
-class Output(msgspec.Struct, frozen=True):
-    """A record a batch produces once it is complete (`partition` None: the partitioner's), and
-    the input records it comes from."""
-
-    topic: str
-    partition: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: h.Headers
-    timestamp: int = 0
-    sources: tuple[Message, ...] = ()
-
-
-@dataclass
-class Batch:
-    """What one batch writes: store keys per partition, records to produce, positions."""
-
-    stores: dict[int, PartitionStore]
-    limit: int = DEFAULT_MAX_MESSAGE_BYTES
-    """The record limit of the stage's output topics."""
-    writes: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
-    positions: dict[int, dict[str, int]] = field(default_factory=dict)
-    out: list[Output] = field(default_factory=list)
-    timestamps: list[float] = field(default_factory=list)
-    documents: dict[tuple[int, bytes], Any] = field(default_factory=dict)
-    """A view's documents as this batch left them, by (partition, key): written and published
-    once per batch however many of its events touch them."""
-    applied: dict[tuple[int, bytes], list[tuple[Message, Any, EventMeta]]] = field(default_factory=dict)
-    """The events folded into each of those documents in this batch (record, event, metadata)."""
-
-    def get(self, partition: int, key: bytes) -> bytes | None:
-        """A store value as this batch left it."""
-        pending = self.writes.get(partition, {})
-        if key in pending:
-            return pending[key]
-        return self.stores[partition].get(key)
-
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Write (None: delete) a store key when the batch completes."""
-        self.writes.setdefault(partition, {})[key] = value
-
-    def produce(
-        self,
-        topic: str,
-        partition: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: h.Headers | None = None,
-        timestamp: int = 0,
-        sources: tuple[Message, ...] = (),
-    ) -> None:
-        """Produce a record when the batch completes."""
-        self.out.append(Output(topic, partition, key, value, headers or [], timestamp, sources))
-
-    def fits(self, key: bytes | None, value: bytes | None, headers: h.Headers | None = None) -> int:
-        """0 when such a record fits the output topics' limit, else its size."""
-        size = record_size(key, value, headers)
-        return 0 if size <= self.limit else size
-
-    def dead_letter(self, topic: str, letter: DeadLetter) -> None:
-        """Produce a DLQ record when the batch completes."""
-        self.produce(topic, None, letter.key, letter.value, letter.headers)
-
-
 class Stage:
     """A consumer group over co-partitioned topics, with a store per partition (one thread)."""
 
@@ -150,6 +83,10 @@ class Stage:
         self.data_dir = data_dir
         self.client_id = client_id
         self.stores: dict[int, PartitionStore] = {}
+        self.restored: dict[int, Restored] = {}
+        self.assigned_at = 0.0
+        """When partitions were last assigned (monotonic clock)."""
+        """Partitions this stage restored from its compacted output (for tests and benches)."""
         self.error: str = ""
         self.consumed = 0
         self._stop = threading.Event()
@@ -222,10 +159,15 @@ class Stage:
     # --- rebalance -------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned_at = time.monotonic()
         with self._lock:
             for tp in partitions:
                 if tp.partition not in self.stores:
                     self.stores[tp.partition] = self._open(tp.partition)
+        for partition in sorted({tp.partition for tp in partitions}):
+            store = self.stores[partition]
+            if self.settings.view_restore and all(store.position(t) == 0 for t in self.inputs):
+                self._restore(partition, store)
         consumer.assign(
             [
                 TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
@@ -247,6 +189,26 @@ class Stage:
                 store = PartitionStore(path)
             store.set_format(self.store_format)
         return store
+
+    def _restore(self, partition: int, store: PartitionStore) -> None:
+        """Restore a partition new to this worker from the stage's compacted output, if it has
+        one; a failure leaves the store as it is (the stage then folds from its position)."""
+        started = time.monotonic()
+        try:
+            restored = self.restore(partition, store)
+        except Exception:
+            log.exception("%s p%d: restore failed; folding from the log", self.group_id, partition)
+            return
+        if restored is not None:
+            self.restored[partition] = restored
+            log.info(
+                "%s p%d: restored %d keys up to offset %s in %.2fs", self.group_id, partition,
+                restored.keys, restored.position, time.monotonic() - started,
+            )  # fmt: skip
+
+    def restore(self, partition: int, store: PartitionStore) -> Restored | None:
+        """Fill an empty store from the stage's compacted output (subclasses; None: nothing)."""
+        return None
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with self._lock:
@@ -402,9 +364,11 @@ class Stage:
                 try:
                     _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
                 except KafkaException:
-                    continue
-                if high >= 0:
-                    total += max(high - store.position(topic), 0)
+                    high = -1
+                if high < 0:  # no fetch answered for it yet: a lag of 0 now would be a guess
+                    self._lag = -1
+                    return
+                total += max(high - store.position(topic), 0)
         self._lag = total
         self.on_lag(total)
 

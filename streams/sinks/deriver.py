@@ -30,7 +30,7 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams import metrics
 from streams.config import Settings
@@ -39,6 +39,7 @@ from streams.kafka.clients import is_poison, take
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.sinks.rows import ReadModelKey, event_row, readmodel_row, sink_codec, sink_problem, snapshot_row
+from streams.sinks.views import ViewSources, stale_rows
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.dlq import dead_letter, source_of
@@ -46,13 +47,6 @@ from streams.wire.generic import GenericDecoder
 from streams.wire.topics import record_size
 
 log = logging.getLogger(__name__)
-
-
-def view_topics(settings: Settings, runtime: ContextRuntime) -> list[str]:
-    """The read-model topics to copy: the context's declared views (version 1 topics), or the
-    view names in `STREAMS_SINK_VIEWS` when set."""
-    names = settings.sink_views or tuple(view.name for view in runtime.context.views)
-    return [runtime.topics.view(name) for name in names]
 
 
 class SinkDeriver:
@@ -65,7 +59,8 @@ class SinkDeriver:
         self._codec: AvroCodec | None = None
         self.generic = GenericDecoder(runtime.codec.registry)
         self._stop = threading.Event()
-        self._views: list[str] = []
+        self.views = ViewSources(settings, runtime)
+        self._producer: Producer | None = None
 
     @property
     def codec(self) -> AvroCodec:
@@ -78,8 +73,8 @@ class SinkDeriver:
         self._stop.set()
 
     def _subscription(self) -> list[str]:
-        self._views = view_topics(self.settings, self.runtime)
-        return [self.runtime.topics.events, self.runtime.topics.snapshots, *self._views]
+        views = [source.topic for source in self.views.sources()]
+        return [self.runtime.topics.events, self.runtime.topics.snapshots, *views]
 
     def run(self) -> None:
         """Run the copy loop until stopped; a failure restarts it with back-off."""
@@ -87,7 +82,8 @@ class SinkDeriver:
 
     def _copy(self) -> None:
         """Consume, derive, produce, flush, commit (view topics created later are picked up by
-        librdkafka's metadata refresh)."""
+        librdkafka's metadata refresh). A view switched to another version by `streams replay`
+        is copied from its new topic on (see `streams.sinks.views`)."""
         if self._codec is None:
             self._codec = sink_codec(self.settings)
         ensure_topics(self.settings, self.runtime.topics.sink_specs(self.settings.partitions))
@@ -97,17 +93,50 @@ class SinkDeriver:
             # commit() below commits the positions of what was consumed
             overrides={"enable.auto.offset.store": True, "topic.metadata.refresh.interval.ms": 10000},
         )
-        producer = clients.producer(self.settings, errors_only=True)
-        consumer.subscribe(self._subscription())
+        producer = self._producer = clients.producer(self.settings, errors_only=True)
+        self.views.load()
+        consumer.subscribe(self._subscription(), on_assign=self._on_assign)
         who = f"sink deriver for {self.runtime.context.name}"
         try:
             while not self._stop.is_set():
+                if self.views.poll():
+                    consumer.subscribe(self._subscription(), on_assign=self._on_assign)
                 batch = clients.records(take(consumer, 500, 0.2), who)
                 if batch:
                     self._copy_batch(producer, batch)
                     consumer.commit(asynchronous=False)
         finally:
             consumer.close()
+            self.views.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Before copying a view version's partitions for the first time (the group has no
+        offset for them), delete the rows of their documents that this version does not hold."""
+        fresh: dict[str, list[int]] = {}
+        view_topics = {source.topic for source in self.views.sources()}
+        candidates = [tp for tp in partitions if tp.topic in view_topics]
+        if not candidates:
+            return
+        for tp in consumer.committed(candidates, timeout=30):
+            if tp.offset < 0:
+                fresh.setdefault(tp.topic, []).append(tp.partition)
+        for topic, numbers in fresh.items():
+            source = self.views.by_topic(topic)
+            if source is None:
+                continue
+            stale = stale_rows(self.settings, self.runtime, self.codec, source, numbers)
+            assert self._producer is not None
+            for key in stale:
+                self._producer.produce(self.runtime.topics.readmodels_sink, None, key)
+            if self._producer.flush(30):
+                raise RuntimeError("stale read-model rows not deleted within 30 s")
+            if stale:
+                log.info(
+                    "sink deriver: deleted %d rows %s v%d does not hold",
+                    len(stale),
+                    source.name,
+                    source.version,
+                )
 
     def _copy_batch(self, producer: Producer, batch: list[Message]) -> None:
         """Derive every record's row; a row the broker refuses for what it is sends its source
@@ -144,9 +173,11 @@ class SinkDeriver:
                 row = snapshot_row(self.runtime, msg.value())
                 target, sink_key = topics.snapshots_sink, key
             else:
-                entity_type = topic.removeprefix(self.settings.topic_prefix)
+                source = self.views.by_topic(topic)
+                if source is None:
+                    return None  # a view version no longer served (a replay switched it)
                 target = topics.readmodels_sink
-                read_model_key = ReadModelKey(key.decode(), entity_type)
+                read_model_key = ReadModelKey(key.decode(), source.entity_type)
                 problem = sink_problem(read_model_key)
                 if problem:
                     return self._reject(producer, msg, "unsupported_by_sink", problem)

@@ -1,7 +1,8 @@
 """The worker's HTTP surface assembled: auth first, then every endpoint group's routes.
 
 One routing style: each endpoint group is a class with a `routes()` list of aiohttp route
-definitions, added to the Faust worker's aiohttp application before it starts.
+definitions, added to the Faust worker's aiohttp application before it starts; a group with an
+`on_shutdown(app)` coroutine has it called when the server begins to stop.
 """
 
 from __future__ import annotations
@@ -33,3 +34,6 @@ def install(
         web_app.middlewares.append(rate_limit(settings.rate_limit))
     for group in groups:
         web_app.router.add_routes(group.routes())
+        on_shutdown = getattr(group, "on_shutdown", None)
+        if on_shutdown is not None:  # e.g. close the real-time streams before the server waits on them
+            web_app.on_shutdown.append(on_shutdown)

@@ -22,6 +22,13 @@ AGGREGATE_TYPE = "aggregate_type"
 AGGREGATE_ID = "aggregate_id"
 AGGREGATE_VERSION = "aggregate_version"
 OCCURRED_AT = "occurred_at"
+# read-side headers
+RETRACT = "view_retract"
+"""On a re-keyed record without a value: the aggregate of its headers moved away from this
+document's key (a view whose key changes); its version is the event that moved it."""
+VIEW_POSITION = "view_position"
+"""On a view (or key changelog) record: the next input offset of its partition once the batch
+that wrote it was folded in. A new owner of the partition restores from there."""
 # dead-letter headers
 DLQ_REASON = "dlq_reason"
 DLQ_DETAIL = "dlq_detail"

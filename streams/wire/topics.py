@@ -96,6 +96,11 @@ class ContextTopics:
         """Events re-keyed by a view's document id (views not keyed by aggregate id)."""
         return self._name(f"{view}.v{version}-repartition")
 
+    def repartition_keys(self, view: str, version: int) -> str:
+        """The repartitioner's changelog of a re-keyed view: aggregate id -> its document key,
+        plus each partition's position (compacted; a new owner restores from it)."""
+        return self._name(f"{view}.v{version}-keys")
+
     def view_dlq(self, view: str) -> str:
         """Events a view's handler could not fold, with the reason in headers."""
         return self._name(f"{view}.dlq")
@@ -162,6 +167,7 @@ class ContextTopics:
         if repartitioned:
             retention = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
             specs.append(self._spec(self.repartition(view, version), partitions, retention))
+            specs.append(self._spec(self.repartition_keys(view, version), partitions, COMPACT))
         return specs
 
     def specs(self, partitions: int) -> list[TopicSpec]:

@@ -16,7 +16,7 @@ from streams.web.query.routing import Router, WorkerUnavailable
 from streams.web.responses import Starting, ok, problem
 from streams.wire.topics import partition_for
 
-RESERVED = frozenset({"limit", "after", "routed", "local", "access_token"})
+RESERVED = frozenset({"limit", "after", "routed", "local", "partitions", "access_token"})
 """Query parameters of a list request that are not filters."""
 
 
@@ -147,24 +147,48 @@ class DocumentEndpoints:
         projector = side.projector(view, version)
         loop = asyncio.get_running_loop()
 
-        async def scan() -> LocalPage:
+        async def scan(partitions: list[int] | None) -> LocalPage:
             if projector is None:
-                return LocalPage()
-            return await loop.run_in_executor(None, local_page, projector, view, after, limit, filters)
+                return LocalPage(missing=list(partitions or ()))
+            return await loop.run_in_executor(
+                None, lambda: local_page(projector, view, after, limit, filters, partitions=partitions)
+            )
 
         if query.get("local"):
-            mine = await scan()
-            return ok({"items": mine.items, "partitions": mine.partitions, "horizon": mine.horizon})
+            try:
+                asked = (
+                    [int(p) for p in query["partitions"].split(",") if p] if "partitions" in query else None
+                )
+            except ValueError:
+                return problem(400, "partitions must be partition numbers", reason="invalid_parameter")
+            mine = await scan(asked)
+            return ok(
+                {
+                    "items": mine.items,
+                    "partitions": mine.partitions,
+                    "horizon": mine.horizon,
+                    "missing": mine.missing,
+                }
+            )
         group = side.runtime.groups.view(view, version)
         owners = await self.router.owners(group)
         if len(owners) < self.settings.partitions:
             owners = await self.router.owners(group, refresh=True)
+        if len(owners) < self.settings.partitions:
+            unowned = sorted(set(range(self.settings.partitions)) - set(owners))
+            return self._rebalancing(f"no worker owns partition(s) {unowned} of {view} yet")
+        by_worker: dict[str, list[int]] = {}
+        for partition, url in sorted(owners.items()):
+            by_worker.setdefault(url, []).append(partition)
         pages: list[LocalPage] = []
-        for url in sorted(set(owners.values())):
-            if url == self.read_side.url and projector is not None:
-                pages.append(await scan())
+        for url, partitions in sorted(by_worker.items()):
+            if url == self.read_side.url:
+                pages.append(await scan(partitions))
                 continue
-            remote = {**query, "local": "1", "routed": "1", "limit": str(limit)}
+            remote = {
+                **query, "local": "1", "routed": "1", "limit": str(limit),
+                "partitions": ",".join(map(str, partitions)),
+            }  # fmt: skip
             try:
                 status_code, body = await self.router.get(url, request.rel_url.raw_path, remote)
             except WorkerUnavailable as exc:
@@ -172,14 +196,16 @@ class DocumentEndpoints:
             if status_code != 200:
                 detail = f"worker {url} answered {status_code} for its part of the list"
                 return problem(502, detail, reason="worker_unavailable")
-            pages.append(LocalPage(body["items"], body["horizon"], body["partitions"]))
+            pages.append(
+                LocalPage(body["items"], body["horizon"], body["partitions"], body.get("missing", []))
+            )
+        missing = sorted(p for page in pages for p in page.missing)
+        if missing:  # moved between workers since the group was described: a page would have a hole
+            self.router.forget(group)
+            return self._rebalancing(f"partition(s) {missing} of {view} are moving between workers")
         items, cursor = merge(pages, limit)
-        covered = {p for page in pages for p in page.partitions}
-        return ok(
-            {
-                "items": items,
-                "next": cursor,
-                "complete": len(covered) >= self.settings.partitions,
-                "version_served": version,
-            }
-        )
+        return ok({"items": items, "next": cursor, "complete": True, "version_served": version})
+
+    @staticmethod
+    def _rebalancing(detail: str) -> web.Response:
+        return problem(503, f"{detail}; retry", reason="rebalancing", headers={"Retry-After": "1"})

@@ -5,16 +5,23 @@ matches, runs out of documents, or the scan's budget (documents examined, time) 
 partition that stopped early reports how far it looked (`horizon`): a document past it may still
 match. So a merged page holds only documents up to the smallest horizon, and its cursor (`next`)
 resumes exactly there: concatenated pages are the full result, in order, without duplicates.
-Scans run off the event loop.
+
+Each partition is scanned by one worker, the one the view's consumer group assigns it to (the
+caller names the partitions it wants, so a partition that two workers hold for a moment during
+a rebalance is not read twice). A worker that no longer holds a partition asked of it says so
+(`missing`), and the caller answers 503 rather than a page with a hole. Scans run off the event
+loop.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from streams.read.projector import DOC_PREFIX, ViewProjector, decode_document
+from streams.kafka.store import PartitionStore
+from streams.read.projector import DOC_PREFIX, decode_document
 from streams.web.query.params import document_json
 
 MAX_SCANNED = 20_000
@@ -23,34 +30,58 @@ BUDGET_S = 0.5
 """Seconds one request may scan on one worker before it answers with what it has."""
 
 
+class DocumentStores(Protocol):
+    """What holds a view's documents on one worker (a `ViewProjector`)."""
+
+    @property
+    def stores(self) -> Mapping[int, PartitionStore]:
+        """The partitions this worker holds."""
+
+    def store(self, partition: int) -> PartitionStore | None:
+        """A partition's store, None when it is not held here (any more)."""
+
+
 @dataclass
 class LocalPage:
-    """What one worker found: matches in id order, and how far it looked (None: to the end)."""
+    """What one worker found: matches in id order, how far it looked (None: to the end), the
+    partitions it scanned and those it was asked for but does not hold."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
     horizon: str | None = None
     partitions: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+
+    def stopped_at(self, key: str) -> None:
+        """A partition stopped early at `key`: nothing past it is known."""
+        self.horizon = key if self.horizon is None else min(self.horizon, key)
+
+
+def _matches(state: dict[str, Any] | None, filters: Mapping[str, str]) -> bool:
+    return state is not None and all(str(state.get(k)) == v for k, v in filters.items())
 
 
 def local_page(
-    projector: ViewProjector,
+    source: DocumentStores,
     view: str,
     after: str,
     limit: int,
-    filters: dict[str, str],
+    filters: Mapping[str, str],
     *,
+    partitions: Iterable[int] | None = None,
     max_scanned: int = MAX_SCANNED,
     budget_s: float = BUDGET_S,
 ) -> LocalPage:
-    """Scan this worker's partitions of a view (blocking: run it in an executor)."""
-    page = LocalPage(partitions=sorted(projector.stores))
+    """Scan the named partitions of a view on this worker (default: all it holds; blocking:
+    run it in an executor)."""
+    wanted = sorted(source.stores) if partitions is None else sorted(set(partitions))
+    page = LocalPage()
     deadline = time.monotonic() + budget_s
     start = DOC_PREFIX + after.encode() + b"\x00" if after else None
     scanned = 0
-    for partition in page.partitions:
-        store = projector.store(partition)
-        if store is None:  # revoked meanwhile: its documents are the new owner's
-            page.partitions.remove(partition)
+    for partition in wanted:
+        store = source.store(partition)
+        if store is None:  # not held here (revoked meanwhile): its documents are another's
+            page.missing.append(partition)
             continue
         found = 0
         last = after
@@ -59,19 +90,21 @@ def local_page(
                 last = key[len(DOC_PREFIX) :].decode()
                 scanned += 1
                 doc = decode_document(last, raw)
-                if doc.state is not None and all(str(doc.state.get(k)) == v for k, v in filters.items()):
+                if _matches(doc.state, filters):
                     page.items.append(document_json(view, doc))
                     found += 1
                 if found >= limit or scanned >= max_scanned or time.monotonic() > deadline:
-                    page.horizon = last if page.horizon is None else min(page.horizon, last)
+                    page.stopped_at(last)
                     break
         except Exception:  # the store was closed under the scan (a rebalance): looked up to `last`
-            page.horizon = last if page.horizon is None else min(page.horizon, last)
+            page.stopped_at(last)
+        page.partitions.append(partition)
     return page
 
 
-def merge(pages: list[LocalPage], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def merge(pages: Iterable[LocalPage], limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """One page of at most `limit` documents out of the workers' pages, and its cursor."""
+    pages = list(pages)
     horizons = [p.horizon for p in pages if p.horizon is not None]
     horizon = min(horizons) if horizons else None
     candidates = sorted(

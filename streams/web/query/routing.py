@@ -55,6 +55,10 @@ class Router:
         self._cache[group] = (time.monotonic() + 5.0, owners)
         return owners
 
+    def forget(self, group: str) -> None:
+        """Drop a group's cached owners (they were found out of date)."""
+        self._cache.pop(group, None)
+
     def _describe(self, group: str) -> dict[int, str]:
         secret = self.secret()
         if secret is None:

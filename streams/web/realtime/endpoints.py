@@ -14,14 +14,18 @@ Endpoints (on the worker's web server):
   Events with the same frames (`event:` = type, `id:` = token, `data:` = JSON). The resume token is
   `Last-Event-ID` (EventSource sends it on reconnect) or `?resume=`. A bad token answers 410.
 
-Each subscription has its own confluent-kafka consumer (`read_committed`, partitions assigned,
-no group, no commits) polled in its own thread: a catching-up client pauses only its own
-consumer, and the event loop never blocks. (aiokafka in the loop was the first choice, but it
-cannot read our lz4-compressed event batches without an extra codec library.) Frames go through
-a bounded per-client queue; a client that lets it stay full for `GRACE_S` seconds is
-disconnected with close code 4008 (SSE: an `error` event, then the stream ends). A token is
-base64url JSON `{topic: {partition: next offset}}` over every subscribed partition; order is
-Kafka's (per partition, so per aggregate).
+One reader per context on each worker feeds every subscriber (`streams.web.realtime.hub`): a
+record is read and decoded once and offered to the subscribers whose filter matches, so the
+number of threads does not depend on the number of clients. A client resuming from a token
+catches up from a ring of recent records or, further back, through a few shared consumers, then
+joins the live feed without a gap or a repeat. Frames go through a bounded per-client buffer; a
+client that lets it stay full for `GRACE_S` seconds is disconnected with close code 4008 (SSE: an
+`error` event, then the stream ends). Clients that have gone are noticed within a second or two
+(a closed connection; SSE keep-alive comments and WebSocket pings for the silent ones). One
+address may hold `STREAMS_REALTIME_MAX_PER_ADDRESS` streams (429 beyond). On shutdown every
+stream is closed (WebSocket code 1001) within a few seconds. A token is base64url JSON
+`{topic: {partition: next offset}}` over every subscribed partition, signed; order is Kafka's
+(per partition, so per aggregate).
 """
 
 from __future__ import annotations
@@ -36,34 +40,70 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from streams import metrics
 from streams.config import Settings
 from streams.kafka.runtime import Runtimes
-from streams.web.realtime.feed import Feed, Outbox, SlowClient
+from streams.web.realtime.fanout import Closed, Subscriber
+from streams.web.realtime.hub import Hub, Refused
+from streams.web.realtime.mailbox import Signal
+from streams.web.realtime.records import KEEPALIVE_SSE, control_frame
 from streams.web.realtime.subscription import (
     NotReady,
-    Subscription,
     SubscriptionError,
     TokenError,
     parse_subscription,
 )
-from streams.wire.generic import GenericDecoder
+from streams.web.responses import problem
 
 log = logging.getLogger(__name__)
 
 CLOSE_SLOW_CLIENT = 4008
 """WebSocket close code: the client did not read fast enough (its buffer stayed full)."""
+CLOSE_GOING_AWAY = 1001
+"""WebSocket close code: the worker is shutting down."""
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+DISCONNECTED = (ConnectionError, RuntimeError)
+"""What writing to a connection that has gone raises (aiohttp: ClientConnectionResetError, or
+RuntimeError for a closing transport)."""
+
+
+DIRECT_WRITE_LIMIT = 64 * 1024
+"""Bytes a connection may have waiting in its transport for a frame to be written directly."""
+
+
+def _direct_writer(request: web.Request, response: web.StreamResponse) -> Callable[[Any], bool]:
+    """Write an SSE frame to the connection at once (as aiohttp would: one chunk), when its
+    transport is open and not backed up; False otherwise, and the frame is queued instead."""
+    chunked = response.headers.get("Transfer-Encoding", "") == "chunked"  # set by prepare()
+
+    def direct(item: Any) -> bool:
+        transport = request.transport
+        if not isinstance(item, bytes) or transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(item), item) if chunked else item)
+        return True
+
+    return direct
+
+
+def _refusal(exc: Refused) -> web.Response:
+    reason = "too_many_streams" if exc.status == 429 else "starting"
+    return problem(exc.status, str(exc), reason=reason, headers={"Retry-After": "5"})
 
 
 class RealtimeEndpoints:
     """`/realtime/ws`, `/realtime/sse` and the `/live` page."""
 
-    def __init__(self, settings: Settings, runtimes: Runtimes, secret: Callable[[], bytes | None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtimes: Runtimes,
+        secret: Callable[[], bytes | None],
+        served: Callable[[str, str], int] = lambda _context, _view: 1,
+    ) -> None:
         self.settings = settings
-        self.runtimes = runtimes
-        self.secret = secret
-        self._decoder: GenericDecoder | None = None
+        self.hub = Hub(settings, runtimes, secret, served)
 
     def routes(self) -> list[web.AbstractRouteDef]:
         """This group's routes."""
@@ -74,155 +114,173 @@ class RealtimeEndpoints:
             web.static("/static/", STATIC_DIR),
         ]
 
-    async def feed(self, subscription: Subscription) -> Feed:
-        """An opened Feed (raises SubscriptionError / TokenError / NotReady)."""
-        secret = self.secret()
-        if secret is None:
-            raise NotReady("the worker is starting; retry in a moment")
-        loop = asyncio.get_running_loop()
-        runtime = await loop.run_in_executor(None, self.runtimes.get, subscription.context)
-        if self._decoder is None:
-            self._decoder = GenericDecoder(runtime.codec.registry)
-        feed = Feed(self.settings, runtime, self._decoder, subscription, secret)
-        await feed.open()
-        return feed
-
-    async def pump(self, feed: Feed, outbox: Outbox) -> None:
-        """Move a feed's frames into an outbox (raises SlowClient)."""
-        async for frame in feed.frames():
-            await outbox.put(frame)
+    async def on_shutdown(self, _app: web.Application) -> None:
+        """Close every stream, so the web server can stop within seconds."""
+        await self.hub.shutdown()
 
     # --- WebSocket -------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         """`GET /realtime/ws`."""
-        ws = web.WebSocketResponse(heartbeat=30)
-        await ws.prepare(request)
-        outbox = Outbox(self.settings.realtime_buffer, lambda f: ws.send_str(json.dumps(f)), "websocket")
-        sender = asyncio.create_task(outbox.run())
-        pump: asyncio.Task[None] | None = None
-        feed: Feed | None = None
-        metrics.REALTIME_CLIENTS.labels("websocket").inc()
+        address = request.remote or "?"
+        try:
+            self.hub.connect(address)
+        except Refused as exc:
+            return _refusal(exc)
+        try:
+            return await self._websocket(request)
+        finally:
+            self.hub.disconnect(address)
 
-        async def subscribe(subscription: Subscription) -> None:
-            nonlocal feed
-            try:
-                feed = await self.feed(subscription)
-            except TokenError as exc:
-                await outbox.put({"type": "error", "code": exc.code, "error": str(exc)})
-                return
-            except SubscriptionError as exc:
-                await outbox.put({"type": "error", "code": "bad_subscription", "error": str(exc)})
-                return
-            except NotReady as exc:
-                await outbox.put({"type": "error", "code": "starting", "error": str(exc)})
-                return
-            await outbox.put({"type": "subscribed", "token": feed.token, "topics": feed.topics()})
-            try:
-                await self.pump(feed, outbox)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, SlowClient):
-                    log.exception("real-time subscription failed")
-                    await outbox.put(
-                        {"type": "error", "code": "internal", "error": f"{type(exc).__name__}: {exc}"}
-                    )
-                    return
-                metrics.REALTIME_DROPPED.labels("websocket", "slow_client").inc()
-                log.info("dropping slow websocket client: %s", exc)
-                sender.cancel()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.close(code=CLOSE_SLOW_CLIENT, message=str(exc).encode()), 2)
-                if request.transport is not None:
-                    request.transport.close()
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=self.settings.realtime_keepalive_s, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        sub: Subscriber | None = None
+        sender: asyncio.Task[None] | None = None
+
+        async def error(code: str, message: str) -> None:
+            with contextlib.suppress(*DISCONNECTED):
+                await ws.send_str(json.dumps({"type": "error", "code": code, "error": message}))
+
+        def abort() -> None:
+            if request.transport is not None:
+                request.transport.abort()
 
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     if msg.type == WSMsgType.BINARY:
-                        await outbox.put(
-                            {"type": "error", "code": "bad_subscription", "error": "send JSON text"}
-                        )
+                        await error("bad_subscription", "send JSON text")
                     continue
                 try:
                     subscription = parse_subscription(json.loads(msg.data), self.settings.contexts)
                 except ValueError as exc:  # JSONDecodeError and SubscriptionError
-                    await outbox.put({"type": "error", "code": "bad_subscription", "error": str(exc)})
+                    await error("bad_subscription", str(exc))
                     continue
-                if pump is not None:
-                    pump.cancel()
-                    with contextlib.suppress(BaseException):
-                        await pump
-                    if feed is not None:
-                        await feed.close()
-                pump = asyncio.create_task(subscribe(subscription))
-        except SlowClient:
-            metrics.REALTIME_DROPPED.labels("websocket", "slow_client").inc()
+                if sub is not None:  # a new subscription replaces the current one
+                    sub.close(Closed.REPLACED)
+                    self.hub.release(sub)
+                    sub = None
+                if sender is not None:
+                    sender.cancel()
+                    sender = None
+                try:
+                    sub = await self.hub.subscribe(
+                        subscription, "websocket", gone=lambda: ws.closed or request.transport is None,
+                        abort=abort,
+                    )  # fmt: skip
+                except TokenError as exc:
+                    await error(exc.code, str(exc))
+                    continue
+                except SubscriptionError as exc:
+                    await error("bad_subscription", str(exc))
+                    continue
+                except NotReady as exc:
+                    await error("starting", str(exc))
+                    continue
+                sender = asyncio.ensure_future(self._send_ws(ws, sub))
         finally:
-            metrics.REALTIME_CLIENTS.labels("websocket").dec()
-            for task in (pump, sender):
-                if task is not None:
-                    task.cancel()
-            if feed is not None:
-                await feed.close()
+            if sender is not None:
+                sender.cancel()
+            if sub is not None:
+                self.hub.release(sub)
         return ws
+
+    async def _send_ws(self, ws: web.WebSocketResponse, sub: Subscriber) -> None:
+        """Send a subscriber's frames until it is closed."""
+        try:
+            while True:
+                item = await sub.mailbox.get()
+                if isinstance(item, str):
+                    await ws.send_str(item)
+                elif item is Signal.CLOSE:
+                    break
+        except DISCONNECTED:
+            return
+        if sub.closed is Closed.SLOW:
+            message = f"client buffer of {sub.mailbox.size} messages full; reconnect with the last token"
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=CLOSE_SLOW_CLIENT, message=message.encode()), 2)
+            sub.abort()
+        elif sub.closed is Closed.SHUTDOWN:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=CLOSE_GOING_AWAY, message=b"worker shutting down"), 1)
+        elif sub.closed is Closed.FAILED:
+            with contextlib.suppress(Exception):
+                await ws.send_str(json.dumps({"type": "error", "code": "internal", "error": "feed failed"}))
 
     # --- SSE -------------------------------------------------------------------------------
 
     async def sse(self, request: web.Request) -> web.StreamResponse:
         """`GET /realtime/sse`."""
+        address = request.remote or "?"
+        try:
+            self.hub.connect(address)
+        except Refused as exc:
+            return _refusal(exc)
+        try:
+            return await self._sse(request)
+        finally:
+            self.hub.disconnect(address)
+
+    async def _sse(self, request: web.Request) -> web.StreamResponse:
         params: dict[str, Any] = {k: v for k, v in request.query.items() if k != "access_token"}
         last_event_id = request.headers.get("Last-Event-ID", "")
         if last_event_id:
             params["resume"] = last_event_id
+
+        def abort() -> None:
+            if request.transport is not None:
+                request.transport.abort()
+
         try:
             subscription = parse_subscription(params, self.settings.contexts)
-            feed = await self.feed(subscription)
-        except SubscriptionError as exc:
-            return web.json_response({"error": str(exc), "code": "bad_subscription"}, status=400)
-        except NotReady as exc:
-            return web.json_response(
-                {"error": str(exc), "code": "starting"}, status=503, headers={"Retry-After": "1"}
+            sub = await self.hub.subscribe(
+                subscription, "sse", gone=lambda: request.transport is None, abort=abort
             )
+        except SubscriptionError as exc:
+            return problem(400, str(exc), reason="bad_subscription", code="bad_subscription")
+        except NotReady as exc:
+            return problem(503, str(exc), reason="starting", code="starting", headers={"Retry-After": "1"})
         except TokenError as exc:
-            return web.json_response({"error": str(exc), "code": exc.code}, status=410)
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await response.prepare(request)
-
-        async def send(frame: dict[str, Any]) -> None:
-            token = frame.get("token", "")
-            head = f"id: {token}\n" if token else ""
-            await response.write(f"{head}event: {frame['type']}\ndata: {json.dumps(frame)}\n\n".encode())
-
-        outbox = Outbox(self.settings.realtime_buffer, send, "sse")
-        sender = asyncio.create_task(outbox.run())
-        pump = asyncio.create_task(self.pump(feed, outbox))
-        metrics.REALTIME_CLIENTS.labels("sse").inc()
+            return problem(410, str(exc), reason=exc.code, code=exc.code)
         try:
-            await outbox.put({"type": "subscribed", "token": feed.token, "topics": feed.topics()})
-            # ends when the client goes away (the sender's write fails) or the pump gives up
-            await asyncio.wait({pump, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if pump.done() and not pump.cancelled() and pump.exception() is not None:
-                log.info("sse subscription ended: %r", pump.exception())
-            if pump.done() and not pump.cancelled() and isinstance(pump.exception(), SlowClient):
-                metrics.REALTIME_DROPPED.labels("sse", "slow_client").inc()
-                sender.cancel()
-                error = {"type": "error", "code": CLOSE_SLOW_CLIENT, "error": str(pump.exception())}
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(send(error), 1)
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-cache",
+                    "X-Accel-Buffering": "no",
+                }
+            )
+            await response.prepare(request)
+            sub.mailbox.direct = _direct_writer(request, response)
+            await self._send_sse(response, sub)
         finally:
-            metrics.REALTIME_CLIENTS.labels("sse").dec()
-            for task in (pump, sender):
-                task.cancel()
-            await feed.close()
+            self.hub.release(sub)
         return response
+
+    async def _send_sse(self, response: web.StreamResponse, sub: Subscriber) -> None:
+        """Write a subscriber's frames until it is closed or the client goes."""
+        try:
+            while True:
+                item = await sub.mailbox.get()
+                if isinstance(item, bytes):
+                    await response.write(item)
+                elif item is Signal.KEEPALIVE:
+                    await response.write(KEEPALIVE_SSE)
+                elif item is Signal.CLOSE:
+                    break
+            if sub.closed is Closed.SLOW:
+                frame = {
+                    "type": "error",
+                    "code": CLOSE_SLOW_CLIENT,
+                    "error": f"client buffer of {sub.mailbox.size} messages full; reconnect with the last id",
+                }
+                data = control_frame(frame, "sse")
+                assert isinstance(data, bytes)
+                await asyncio.wait_for(response.write(data), 1)
+        except (*DISCONNECTED, TimeoutError):
+            return
 
     async def live_page(self, request: web.Request) -> web.StreamResponse:
         """`GET /live`: the page that shows events and a read model as they commit."""

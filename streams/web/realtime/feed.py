@@ -1,239 +1,254 @@
-"""One subscription's records: a consumer over the subscribed partitions, filtered and decoded
-into frames, and the bounded outbox in front of the client."""
+"""One context's live feed on a worker: the reader thread, token checks and the catch-up path.
+
+`ContextFeed` runs one `read_committed` consumer (one thread) over a context's events topic and
+the view topics its clients ask for (each view's served version), decodes each record once
+(`records.FrameDecoder`) and hands batches to its `Fanout` on the event loop. A client resuming
+from a token, or one that fell behind, catches up through `catch_up`: from the ring of recent
+records when its position is there, else from Kafka through a `ReaderPool` of a few consumers
+shared by all clients; then it joins the live feed (see `fanout`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from confluent_kafka import Consumer, IsolationLevel, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka import IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams import metrics
 from streams.config import Settings
 from streams.kafka import clients
-from streams.kafka.clients import take
+from streams.kafka.hosting import restart_loop
+from streams.kafka.readers import ReaderPool
 from streams.kafka.runtime import ContextRuntime
-from streams.web.realtime.subscription import (
-    Subscription,
-    SubscriptionError,
-    TokenError,
-    decode_token,
-    encode_token,
-)
-from streams.wire import headers as h
-from streams.wire.codec import DecodeError
+from streams.web.realtime.fanout import Fanout, Subscriber
+from streams.web.realtime.records import FeedRecord, FrameDecoder, control_frame
+from streams.web.realtime.subscription import Subscription, SubscriptionError, TokenError, decode_token
 from streams.wire.generic import GenericDecoder
-from streams.wire.jsonable import to_json
 
-GRACE_S = 2.0
+log = logging.getLogger(__name__)
+
+CATCH_UP_BATCH = 1000
+"""Records one catch-up read takes from Kafka."""
 
 
-@dataclass
-class Feed:
-    """One subscription's consumer: assigned partitions, positions, filtered and decoded frames."""
+class ContextFeed:
+    """One context's live feed on this worker: the reader thread and the fanout."""
 
-    settings: Settings
-    runtime: ContextRuntime
-    decoder: GenericDecoder
-    subscription: Subscription
-    secret: bytes
-    positions: dict[str, dict[int, int]] = field(default_factory=dict)
-    _consumer: Consumer | None = None
-    _thread: ThreadPoolExecutor | None = None
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: ContextRuntime,
+        decoder: GenericDecoder,
+        secret: bytes,
+        admin: AdminClient,
+        pool: ReaderPool,
+        executor: ThreadPoolExecutor,
+        served: Callable[[str, str], int] = lambda _context, _view: 1,
+    ) -> None:
+        self.settings = settings
+        self.served = served
+        """The version of a view the worker serves (its topic is the one followed)."""
+        self.runtime = runtime
+        self.secret = secret
+        self.fanout = Fanout(runtime.topics.events, secret, settings.realtime_ring)
+        self.frames = FrameDecoder(runtime, decoder, settings.topic_prefix)
+        self._admin = admin
+        self._pool = pool
+        self._executor = executor
+        self._loop = asyncio.get_running_loop()
+        self.partitions: dict[str, int] = {}
+        """Followed topics and their partition counts."""
+        self._follow_lock = asyncio.Lock()
+        self._lows: dict[tuple[str, int], int] = {}
+        self._lows_at = 0.0
+        self._requests: queue.Queue[tuple[list[TopicPartition], Future[None]]] = queue.Queue()
+        self._inflight = threading.Semaphore(4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"realtime-{runtime.context.name}", daemon=True
+        )
+        self._thread.start()
 
-    def topics(self) -> list[str]:
-        """The subscribed topics (events first, then views)."""
-        topics = [self.runtime.topics.events] if self.subscription.events else []
-        return topics + [self.runtime.topics.view(v) for v in self.subscription.views]
+    # --- following topics --------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Assign every partition at the token's offsets or at the current committed end."""
-        # One thread per subscription: librdkafka polls block, and the event loop must not.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime")
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
-        except BaseException:
-            await self.close()
-            raise
+    async def follow(self, topics: list[str]) -> None:
+        """Follow topics from their last stable offset (SubscriptionError: no such topic)."""
+        async with self._follow_lock:
+            missing = [t for t in topics if t not in self.partitions]
+            if not missing:
+                return
+            counts, starts = await self._loop.run_in_executor(self._executor, self._ends, missing)
+            self.fanout.add_partitions(starts)  # before the reader can deliver their records
+            done: Future[None] = Future()
+            self._requests.put(([TopicPartition(t, p, o) for (t, p), o in starts.items()], done))
+            await asyncio.wrap_future(done)
+            self.partitions.update(counts)
 
-    def _open(self) -> None:
-        admin = clients.admin(self.settings)
-        metadata = admin.list_topics(timeout=10).topics
-        partitions: list[TopicPartition] = []
-        for topic in self.topics():
+    def _ends(self, topics: list[str]) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        metadata = self._admin.list_topics(timeout=10).topics
+        counts = {}
+        for topic in topics:
             if topic not in metadata or metadata[topic].error is not None:
                 raise SubscriptionError(f"topic {topic} does not exist (unknown view?)")
-            partitions += [TopicPartition(topic, p) for p in sorted(metadata[topic].partitions)]
-        committed = IsolationLevel.READ_COMMITTED
-        begin = {
-            (tp.topic, tp.partition): f.result().offset
-            for tp, f in admin.list_offsets({tp: OffsetSpec.earliest() for tp in partitions}).items()
-        }
-        end = {  # the last stable offset: nothing of an open transaction is skipped
-            (tp.topic, tp.partition): f.result().offset
-            for tp, f in admin.list_offsets(
-                {tp: OffsetSpec.latest() for tp in partitions}, isolation_level=committed
-            ).items()
-        }
-        if self.subscription.resume:
-            wanted = decode_token(self.subscription.resume, self.secret)
-            self._check_token(wanted, partitions, begin, end)
-            self.positions = wanted
-        else:
-            self.positions = {}
-            for tp in partitions:
-                self.positions.setdefault(tp.topic, {})[tp.partition] = end[(tp.topic, tp.partition)]
-        self._consumer = clients.reader(self.settings)
-        self._consumer.assign(
-            [
-                TopicPartition(tp.topic, tp.partition, self.positions[tp.topic][tp.partition])
-                for tp in partitions
-            ]
-        )
+            counts[topic] = len(metadata[topic].partitions)
+        tps = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
+        return counts, self._offsets(tps, OffsetSpec.latest())
 
-    def _check_token(
-        self,
-        wanted: dict[str, dict[int, int]],
-        partitions: list[TopicPartition],
-        begin: dict[tuple[str, int], int],
-        end: dict[tuple[str, int], int],
-    ) -> None:
-        have = {(tp.topic, tp.partition) for tp in partitions}
+    def _offsets(self, tps: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        """Earliest offsets, or last stable offsets (nothing of an open transaction is skipped)."""
+        committed = IsolationLevel.READ_COMMITTED
+        futures = self._admin.list_offsets({tp: spec for tp in tps}, isolation_level=committed)
+        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+    # --- the reader thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        restart_loop(f"real-time feed of {self.runtime.context.name}", self._session, self._stop)
+
+    def _session(self) -> None:
+        consumer = clients.reader(self.settings)
+        who = f"real-time feed of {self.runtime.context.name}"
+        try:
+            # from the head: a restarted session re-reads nothing the fanout has not dispatched
+            # (and the fanout ignores what it has)
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in list(self.fanout.head.items())])
+            assigned = {(t, p) for t, p in list(self.fanout.head)}
+            while not self._stop.is_set():
+                while not self._requests.empty():
+                    tps, done = self._requests.get_nowait()
+                    new = [tp for tp in tps if (tp.topic, tp.partition) not in assigned]
+                    if new:
+                        consumer.incremental_assign(new)
+                        assigned |= {(tp.topic, tp.partition) for tp in new}
+                    done.set_result(None)
+                batch = clients.records(clients.take(consumer, 500, 0.1), who)
+                if not batch:
+                    continue
+                decoded = [self.frames.record(m) for m in batch]
+                while not self._inflight.acquire(timeout=0.5):
+                    if self._stop.is_set():
+                        return
+                self._loop.call_soon_threadsafe(self._deliver, decoded)
+        finally:
+            consumer.close()
+
+    def _deliver(self, records: list[FeedRecord]) -> None:
+        try:
+            self.fanout.dispatch(records)
+        except Exception:
+            log.exception("real-time dispatch failed")
+        finally:
+            self._inflight.release()
+
+    def stop(self) -> None:
+        """Stop the reader (blocking, at most a few seconds)."""
+        self._stop.set()
+        self._thread.join(5)
+
+    # --- subscribing -------------------------------------------------------------------------
+
+    def topics(self, subscription: Subscription) -> list[str]:
+        """The topics of a subscription (events first, then each view's served version)."""
+        topics = [self.runtime.topics.events] if subscription.events else []
+        context = subscription.context
+        return topics + [
+            self.runtime.topics.view_version(v, self.served(context, v)) for v in subscription.views
+        ]
+
+    async def subscribe(self, subscriber: Subscriber, start_catch_up: Callable[[Subscriber], None]) -> None:
+        """Place a new subscriber: live at the head, or catching up from its token (TokenError)."""
+        subscription = subscriber.subscription
+        frame = {"type": "subscribed", "token": "", "topics": list(subscriber.topics)}
+        if not subscription.resume:
+            self.fanout.join_now(subscriber)
+            frame["token"] = subscriber.token(self.fanout.head)
+            subscriber.mailbox.offer(control_frame(frame, subscriber.transport))
+            return
+        subscriber.pos = await self._check_token(subscription.resume, subscriber)
+        frame["token"] = subscriber.token(subscriber.pos)
+        subscriber.mailbox.offer(control_frame(frame, subscriber.transport))
+        start_catch_up(subscriber)
+
+    async def _check_token(self, token: str, sub: Subscriber) -> dict[tuple[str, int], int]:
+        wanted = decode_token(token, self.secret)
         given = {(t, p) for t, ps in wanted.items() for p in ps}
-        if have != given:
+        if given != set(sub.tps):
             raise TokenError(
                 "token_invalid", "resume token is for another subscription (topics or partitions differ)"
             )
-        for tp in partitions:
-            offset = wanted[tp.topic][tp.partition]
-            low, high = begin[(tp.topic, tp.partition)], end[(tp.topic, tp.partition)]
-            if offset < low:
+        pos = {(t, p): wanted[t][p] for t, p in sub.tps}
+        fanout = self.fanout
+        ahead = [TopicPartition(*tp) for tp in sub.tps if pos[tp] > fanout.head[tp]]
+        loop = self._loop
+        # the log start is always checked (records may be deleted that the ring still holds),
+        # from a copy at most a second old: a wave of reconnecting clients asks once
+        low = await loop.run_in_executor(self._executor, self._log_starts, sub.tps)
+        for (topic, partition), first in low.items():
+            if pos[(topic, partition)] < first:
                 raise TokenError(
                     "token_expired",
-                    f"resume token expired: {tp.topic}[{tp.partition}] offset {offset} was deleted "
-                    f"(log starts at {low}); resubscribe without a token",
+                    f"resume token expired: {topic}[{partition}] offset {pos[(topic, partition)]} was "
+                    f"deleted (log starts at {first}); resubscribe without a token",
                 )
-            if offset > high:
-                raise TokenError(
-                    "token_invalid",
-                    f"resume token is ahead of {tp.topic}[{tp.partition}] ({offset} > {high})",
+        if ahead:
+            high = await loop.run_in_executor(self._executor, self._offsets, ahead, OffsetSpec.latest())
+            for (topic, partition), end in high.items():
+                if pos[(topic, partition)] > end:
+                    raise TokenError(
+                        "token_invalid",
+                        f"resume token is ahead of {topic}[{partition}] ({pos[(topic, partition)]} > {end})",
+                    )
+        return pos
+
+    def _log_starts(self, tps: tuple[tuple[str, int], ...]) -> dict[tuple[str, int], int]:
+        """The earliest offset of each partition, as known at most a second ago."""
+        now = time.monotonic()
+        if now - self._lows_at > 1.0 or not all(tp in self._lows for tp in tps):
+            everything = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
+            self._lows = self._offsets(everything, OffsetSpec.earliest())
+            self._lows_at = now
+        return {tp: self._lows[tp] for tp in tps}
+
+    # --- catching up -------------------------------------------------------------------------
+
+    async def catch_up(self, sub: Subscriber) -> None:
+        """Feed a subscriber from its position until it joins the live feed (SlowClient when
+        its buffer stays full)."""
+        while sub.closed is None:
+            await sub.mailbox.wait_room()
+            step = self.fanout.join(sub)
+            if step.joined:
+                return
+            if step.wait:
+                await asyncio.sleep(0.05)
+            elif step.records:
+                await self._deliver_to(sub, step.records)
+            for (topic, partition), stop in step.from_kafka.items():
+                start = sub.pos[(topic, partition)]
+                stretch, records = await self._loop.run_in_executor(
+                    self._executor, self._read, topic, partition, start, stop
                 )
+                await self._deliver_to(sub, records)
+                if stretch >= stop or not records:  # the rest of the stretch holds no records
+                    sub.pos[(topic, partition)] = max(sub.pos[(topic, partition)], min(stretch, stop))
 
-    @property
-    def token(self) -> str:
-        """The token of the current position."""
-        return encode_token(self.positions, self.secret)
+    def _read(self, topic: str, partition: int, start: int, stop: int) -> tuple[int, list[FeedRecord]]:
+        stretch = self._pool.read(topic, partition, start, stop, CATCH_UP_BATCH)
+        return stretch.position, [self.frames.record(m) for m in stretch.records]
 
-    async def frames(self) -> AsyncIterator[dict[str, Any]]:
-        """Frames of matching records, in partition order, each with the token after it."""
-        assert self._consumer is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = await loop.run_in_executor(self._thread, take, self._consumer, 500, 0.5)
-            for record in clients.records(batch, "real-time feed"):
-                self.positions[record.topic()][record.partition()] = record.offset() + 1
-                frame = self._frame(record)
-                if frame is not None:
-                    frame["token"] = self.token
-                    yield frame
-
-    def _frame(self, record: Any) -> dict[str, Any] | None:
-        sub = self.subscription
-        where = {"topic": record.topic(), "partition": record.partition(), "offset": record.offset()}
-        key = (record.key() or b"").decode("utf-8", "replace")
-        if record.topic() == self.runtime.topics.events:
-            hdrs = h.as_dict(record.headers())
-            if sub.aggregate_id and hdrs.get(h.AGGREGATE_ID, key) != sub.aggregate_id:
-                return None
-            if sub.aggregate_type and hdrs.get(h.AGGREGATE_TYPE) != sub.aggregate_type:
-                return None
-            if sub.event_type and hdrs.get(h.EVENT_TYPE) != sub.event_type:
-                return None
-            try:
-                decoded = self.runtime.codec.decode(record.value())
-                data: Any = to_json(decoded.message)
-            except DecodeError as exc:
-                data = {"undecodable": str(exc)}
-            return {
-                "type": "event",
-                "context": sub.context,
-                **where,
-                "key": key,
-                "event_id": hdrs.get(h.EVENT_ID, ""),
-                "event_type": hdrs.get(h.EVENT_TYPE, ""),
-                "aggregate_id": hdrs.get(h.AGGREGATE_ID, key),
-                "aggregate_type": hdrs.get(h.AGGREGATE_TYPE, ""),
-                "aggregate_version": int(hdrs.get(h.AGGREGATE_VERSION, "0") or 0),
-                "occurred_at": hdrs.get(h.OCCURRED_AT, ""),
-                "headers": hdrs,
-                "data": data,
-                "committed_ms": record.timestamp()[1],
-            }
-        if sub.aggregate_id and key != sub.aggregate_id:
-            return None
-        view = record.topic().removeprefix(f"{self.settings.topic_prefix}{sub.context}.")
-        document: Any = None
-        if record.value() is not None:
-            try:
-                _, document = self.decoder.decode(record.value())
-                if isinstance(document.get("state"), str):
-                    document["state"] = json.loads(document["state"])
-            except (DecodeError, ValueError) as exc:
-                document = {"undecodable": str(exc)}
-        return {
-            "type": "view",
-            "context": sub.context,
-            "view": view,
-            **where,
-            "key": key,
-            "deleted": record.value() is None,
-            "document": document,
-            "committed_ms": record.timestamp()[1],
-        }
-
-    async def close(self) -> None:
-        """Close the consumer (in its thread) and the thread."""
-        consumer, self._consumer = self._consumer, None
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        if consumer is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, consumer.close)
-        thread.shutdown(wait=False)
-
-
-class SlowClient(Exception):
-    """The client's buffer stayed full for GRACE_S seconds."""
-
-
-class Outbox:
-    """A bounded queue of frames in front of one client, drained by a sender task."""
-
-    def __init__(self, size: int, send: Callable[[dict[str, Any]], Awaitable[None]], transport: str) -> None:
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=size)
-        self._send = send
-        self.transport = transport
-
-    async def put(self, frame: dict[str, Any]) -> None:
-        """Queue a frame; raise SlowClient when no room frees up within GRACE_S seconds."""
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            try:
-                await asyncio.wait_for(self.queue.put(frame), GRACE_S)
-            except TimeoutError:
-                raise SlowClient(
-                    f"client buffer of {self.queue.maxsize} messages full for {GRACE_S}s"
-                ) from None
-
-    async def run(self) -> None:
-        """Send frames in order until cancelled."""
-        while True:
-            frame = await self.queue.get()
-            await self._send(frame)
-            metrics.REALTIME_PUSHED.labels(self.transport, frame.get("type", "?")).inc()
+    async def _deliver_to(self, sub: Subscriber, records: list[FeedRecord]) -> None:
+        for record in records:
+            if sub.closed is not None:
+                return
+            if record.offset < sub.pos[record.tp]:
+                continue
+            sub.pos[record.tp] = record.offset + 1
+            if sub.accepts(record):
+                await sub.mailbox.put(sub.render(record, sub.token(sub.pos)))
+                self.fanout.count(sub, record)

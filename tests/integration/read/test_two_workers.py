@@ -9,6 +9,7 @@ registered with STREAMS_CONTEXT_MODULES) whose handler raises for customers name
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.client import CommandClient, read_topic
-from streams.contexts.orders import AddItem, ItemAdded, PlaceOrder
+from streams.contexts.orders import AddItem, CancelOrder, ItemAdded, PlaceOrder
 from streams.core.clock import utc_now
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
@@ -40,7 +41,7 @@ FUSSY_ENV = {
 
 
 def get(dep: Deployment, worker: str, path: str, **query: Any) -> tuple[int, Any]:
-    url = f"http://127.0.0.1:{dep.ports[worker]}{path}"
+    url = f"http://127.0.0.1:{dep.ports[worker]}{urllib.parse.quote(path)}"
     if query:
         url += "?" + urllib.parse.urlencode(query)
     try:
@@ -192,28 +193,50 @@ def test_a_key_owned_by_the_other_worker_is_routed_and_answered_on_both_ports(
 
 
 def test_a_list_merges_the_pages_of_both_workers(pair: Deployment, client: CommandClient) -> None:
+    """Random ids (some multi-byte), filters and limits: paging on either worker, following
+    `next`, returns exactly the full result, in order, without duplicates."""
+    seed = int(time.time())
+    print(f"\npaging seed {seed}")
+    rng = random.Random(seed)
     ids = keys_per_partition("lst", per=3)
-    expected = sorted(order for keys in ids.values() for order in keys)
-    for order in expected:
-        result = client.execute(order, PlaceOrder("lst-cust", "GBP"))
-    for order in expected:
-        get(pair, "w1", f"/orders/views/order-summary/{order}", min_version=1, timeout=30)
-    assert result.accepted
-    for worker in ("w1", "w2"):
-        status, body = get(pair, worker, "/orders/views/order-summary", currency="GBP", limit=1000)
-        assert status == 200 and body["complete"], body
-        assert [item["entity_id"] for item in body["items"]] == expected
-        seen, after = [], ""
-        while True:
-            status, body = get(
-                pair, worker, "/orders/views/order-summary", currency="GBP", limit=5, after=after
-            )
-            assert status == 200 and len(body["items"]) <= 5
-            seen += [item["entity_id"] for item in body["items"]]
-            if body["next"] is None:
-                break
-            after = body["next"]
-        assert seen == expected, worker
+    orders = sorted(
+        [order for keys in ids.values() for order in keys]
+        + [f"lst-{rng.choice('aé日z')}{uuid.uuid4().hex[: rng.randint(1, 6)]}" for _ in range(14)]
+    )
+    currency = {order: rng.choice(["GBP", "GBP", "CHF"]) for order in orders}
+    cancelled = {order for order in orders if rng.random() < 0.3}
+    for order in orders:
+        result = client.execute(order, PlaceOrder("lst-cust", currency[order]))
+        assert result.accepted
+        if order in cancelled:
+            assert client.execute(order, CancelOrder("paging test")).accepted
+    for order in orders:
+        version = 2 if order in cancelled else 1
+        get(pair, "w1", f"/orders/views/order-summary/{order}", min_version=version, timeout=30)
+    cases = [
+        ({"currency": "GBP"}, lambda o: currency[o] == "GBP"),
+        ({"currency": "GBP", "status": "placed"}, lambda o: currency[o] == "GBP" and o not in cancelled),
+        ({"status": "cancelled", "customer_id": "lst-cust"}, lambda o: o in cancelled),
+    ]
+    for filters, keep in cases:
+        expected = [order for order in orders if keep(order)]
+        for worker in ("w1", "w2"):
+            status, body = get(pair, worker, "/orders/views/order-summary", **filters, limit=1000)
+            assert status == 200 and body["complete"], body
+            assert [item["entity_id"] for item in body["items"] if item["entity_id"] in currency] == expected
+            limit = rng.randint(1, 7)
+            seen, after = [], ""
+            while True:
+                status, body = get(
+                    pair, worker, "/orders/views/order-summary", **filters, limit=limit, after=after
+                )
+                assert status == 200 and len(body["items"]) <= limit, body
+                seen += [item["entity_id"] for item in body["items"]]
+                if body["next"] is None:
+                    break
+                after = body["next"]
+            assert [order for order in seen if order in currency] == expected, (worker, filters, limit)
+            assert len(seen) == len(set(seen))
 
 
 def metric_samples(pair: Deployment, worker: str) -> dict[str, list[Any]]:

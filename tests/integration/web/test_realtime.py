@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PER_ADDRESS = 120
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         STREAMS_SINKS="0",
         STREAMS_READ_SIDE="0",
         STREAMS_REALTIME_BUFFER="50",
+        STREAMS_REALTIME_MAX_PER_ADDRESS=str(PER_ADDRESS),
     ) as dep:
         yield dep
 

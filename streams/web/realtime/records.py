@@ -1,0 +1,152 @@
+"""Committed records as the real-time feed shares them: decoded once, rendered per token.
+
+A record of a context's events topic or of one of its view topics becomes a `FeedRecord`: the
+fields the subscription filters look at, and the frame's JSON without its token. Every
+subscriber that receives it gets the same text with the token of its own position spliced in,
+so a record is decoded once however many subscribers it reaches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from confluent_kafka import Message
+
+from streams.kafka.runtime import ContextRuntime
+from streams.wire import headers as h
+from streams.wire.generic import GenericDecoder
+from streams.wire.jsonable import to_json
+
+TopicPartition = tuple[str, int]
+"""(topic, partition): where a record is and what a position is for."""
+
+KEEPALIVE_SSE = b": keep-alive\n\n"
+"""An SSE comment: clients ignore it, and writing it finds a connection that has gone."""
+
+
+@dataclass(slots=True)
+class FeedRecord:
+    """One committed record, with what the filters need and its frame without a token."""
+
+    topic: str
+    partition: int
+    offset: int
+    kind: str
+    """`event` or `view`."""
+    key: str
+    aggregate_id: str
+    aggregate_type: str
+    event_type: str
+    body: str
+    """The frame as JSON text, ending in `}`, without its `token` field."""
+    seq: int = 0
+    """Arrival order in the live feed (set when it is dispatched)."""
+
+    @property
+    def tp(self) -> TopicPartition:
+        """Its (topic, partition)."""
+        return (self.topic, self.partition)
+
+    def text(self, token: str) -> str:
+        """The frame's JSON with `token` (tokens are base64url, nothing to escape)."""
+        return f'{self.body[:-1]},"token":"{token}"}}'
+
+    def sse(self, token: str) -> bytes:
+        """The frame as one Server-Sent Event: the type as `event:`, the token as `id:`."""
+        return f"id: {token}\nevent: {self.kind}\ndata: {self.text(token)}\n\n".encode()
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    """JSON text of a frame (orjson; the standard library for what orjson refuses)."""
+    try:
+        return orjson.dumps(frame).decode()
+    except TypeError:
+        return json.dumps(frame, default=str)
+
+
+def control_frame(frame: dict[str, Any], transport: str) -> str | bytes:
+    """A frame that is not a record (`subscribed`, `error`) rendered for a transport."""
+    text = dumps(frame)
+    if transport != "sse":
+        return text
+    token = frame.get("token", "")
+    head = f"id: {token}\n" if token else ""
+    return f"{head}event: {frame['type']}\ndata: {text}\n\n".encode()
+
+
+class FrameDecoder:
+    """Turns consumed messages into `FeedRecord`s (blocking: it may ask the registry)."""
+
+    def __init__(self, runtime: ContextRuntime, decoder: GenericDecoder, prefix: str) -> None:
+        self.runtime = runtime
+        self.decoder = decoder
+        self.context = runtime.context.name
+        self.events_topic = runtime.topics.events
+        self._view_prefix = f"{prefix}{self.context}."
+
+    def record(self, msg: Message) -> FeedRecord:
+        """The feed's form of one message of the events topic or a view topic."""
+        key = (msg.key() or b"").decode("utf-8", "replace")
+        where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
+        if msg.topic() == self.events_topic:
+            return self._event(msg, key, where)
+        return self._view(msg, key, where)
+
+    def _event(self, msg: Message, key: str, where: dict[str, Any]) -> FeedRecord:
+        hdrs = h.as_dict(msg.headers())
+        try:
+            data: Any = to_json(self.runtime.codec.decode(msg.value()).message)
+        except Exception as exc:  # an undecodable event is still shown, with the reason
+            data = {"undecodable": str(exc)}
+        aggregate_id = hdrs.get(h.AGGREGATE_ID, key)
+        frame = {
+            "type": "event",
+            "context": self.context,
+            **where,
+            "key": key,
+            "event_id": hdrs.get(h.EVENT_ID, ""),
+            "event_type": hdrs.get(h.EVENT_TYPE, ""),
+            "aggregate_id": aggregate_id,
+            "aggregate_type": hdrs.get(h.AGGREGATE_TYPE, ""),
+            "aggregate_version": _int(hdrs.get(h.AGGREGATE_VERSION, "0")),
+            "occurred_at": hdrs.get(h.OCCURRED_AT, ""),
+            "headers": hdrs,
+            "data": data,
+            "committed_ms": msg.timestamp()[1],
+        }
+        return FeedRecord(
+            msg.topic(), msg.partition(), msg.offset(), "event", key, aggregate_id,
+            frame["aggregate_type"], frame["event_type"], dumps(frame),
+        )  # fmt: skip
+
+    def _view(self, msg: Message, key: str, where: dict[str, Any]) -> FeedRecord:
+        document: Any = None
+        if msg.value() is not None:
+            try:
+                _, document = self.decoder.decode(msg.value())
+                if isinstance(document.get("state"), str):
+                    document["state"] = json.loads(document["state"])
+                document.pop("versions", None)  # bookkeeping for failover, not for clients
+            except Exception as exc:  # shown with the reason, like an undecodable event
+                document = {"undecodable": str(exc)}
+        frame = {
+            "type": "view",
+            "context": self.context,
+            "view": msg.topic().removeprefix(self._view_prefix),
+            **where,
+            "key": key,
+            "deleted": msg.value() is None,
+            "document": document,
+            "committed_ms": msg.timestamp()[1],
+        }
+        return FeedRecord(msg.topic(), msg.partition(), msg.offset(), "view", key, key, "", "", dumps(frame))
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
