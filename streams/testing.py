@@ -72,8 +72,10 @@ def given(context: BoundedContext[Any], *history: Any) -> Scenario:
 
 
 def governed(context: BoundedContext[Any]) -> list[str]:
-    """The type names whose history is kept: commands, events and the state (snapshots)."""
-    return [t.__name__ for t in (*context.commands, *context.events, context.state_type)]
+    """The type names whose history is kept: commands, events, the state (snapshots) and the raw
+    records of windowed aggregations."""
+    records = tuple(w.record_type for w in context.windows)
+    return [t.__name__ for t in (*context.commands, *context.events, context.state_type, *records)]
 
 
 def sample_path(samples_dir: Path, sv: SchemaVersion) -> Path:
