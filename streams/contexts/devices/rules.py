@@ -179,7 +179,9 @@ def evolve(state: DeviceState, event: Message) -> DeviceState:
         case AlertRaised(metric=metric, alert_id=raised):
             m = state.metric(metric) or MetricState(metric)
             return state.with_metric(
-                MetricState(metric, m.last_window_start, m.high, m.clear_below, m.for_windows, 0, raised, False)
+                MetricState(
+                    metric, m.last_window_start, m.high, m.clear_below, m.for_windows, 0, raised, False
+                )
             )
         case AlertAcknowledged(metric=metric):
             m = state.metric(metric) or MetricState(metric)
@@ -201,7 +203,13 @@ def evolve(state: DeviceState, event: Message) -> DeviceState:
                     for m in metrics
                 )  # fmt: skip
             return DeviceState(
-                status, state.site, state.name, state.silence_after_s, state.silent, state.last_seen_ms, metrics
+                status,
+                state.site,
+                state.name,
+                state.silence_after_s,
+                state.silent,
+                state.last_seen_ms,
+                metrics,
             )
         case DeviceWentSilent():
             return DeviceState(

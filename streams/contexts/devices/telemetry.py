@@ -58,7 +58,9 @@ def check(reading: TelemetryReading) -> None:
 def join(reading: TelemetryReading, row: Row | None) -> None:
     """Unknown and decommissioned devices' readings are refused."""
     if row is None:
-        raise BadRecord("unknown_device", "no registered device has this id (or its registration is not read yet)")
+        raise BadRecord(
+            "unknown_device", "no registered device has this id (or its registration is not read yet)"
+        )
     if row.get("decommissioned"):
         raise BadRecord("decommissioned_device", "the device was decommissioned")
 

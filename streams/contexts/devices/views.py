@@ -44,7 +44,12 @@ def device_status(state: State | None, event: Message, meta: EventMeta) -> State
             doc["status"] = "decommissioned"
         case ThresholdsConfigured(metric=metric, high=high, clear_below=clear, for_windows=n):
             metrics = dict(doc["metrics"])
-            metrics[metric] = {**metrics.get(metric, {}), "high": high, "clear_below": clear, "for_windows": n}
+            metrics[metric] = {
+                **metrics.get(metric, {}),
+                "high": high,
+                "clear_below": clear,
+                "for_windows": n,
+            }
             doc["metrics"] = metrics
         case TelemetryWindowRecorded(metric=metric):
             metrics = dict(doc["metrics"])
@@ -143,10 +148,13 @@ def alerts(state: State | None, event: Message, meta: EventMeta) -> State | None
         case AlertAcknowledged(alert_id=aid, by=by, note=note):
             doc["alerts"] = _update(doc["alerts"], aid, status="acknowledged", acknowledged_by=by, note=note)
         case AlertCleared(alert_id=aid, window_start=start, value=value):
-            doc["alerts"] = _update(doc["alerts"], aid, status="cleared", cleared_window=start, cleared_value=value)
+            doc["alerts"] = _update(
+                doc["alerts"], aid, status="cleared", cleared_window=start, cleared_value=value
+            )
         case DeviceDecommissioned():
             doc["alerts"] = [
-                {**a, "status": "closed"} if a["status"] in ("open", "acknowledged") else a for a in doc["alerts"]
+                {**a, "status": "closed"} if a["status"] in ("open", "acknowledged") else a
+                for a in doc["alerts"]
             ]
         case _:
             if state is not None:

@@ -35,7 +35,9 @@ THRESHOLDS = ThresholdsConfigured(metric="temp", high=80.0, clear_below=70.0, fo
 def window(i: int, peak: float, metric: str = "temp") -> RecordTelemetryWindow:
     """The command for window number `i` (10 s windows from T0) peaking at `peak`."""
     start = T0 + i * 10_000
-    return RecordTelemetryWindow("dev-1", metric, start, start + 10_000, 5, peak * 5, peak, peak, start + 9_000)
+    return RecordTelemetryWindow(
+        "dev-1", metric, start, start + 10_000, 5, peak * 5, peak, peak, start + 9_000
+    )
 
 
 def recorded(i: int, peak: float, metric: str = "temp") -> TelemetryWindowRecorded:
@@ -70,7 +72,9 @@ def test_unknown_and_decommissioned_devices_are_rejected() -> None:
 
 def test_thresholds_need_hysteresis_and_a_window_count() -> None:
     given(context, REGISTERED).when(ConfigureThresholds("temp", 80.0, 70.0, 2)).then(THRESHOLDS)
-    given(context, REGISTERED).when(ConfigureThresholds("temp", 80.0, 90.0)).then_rejected("invalid_threshold")
+    given(context, REGISTERED).when(ConfigureThresholds("temp", 80.0, 90.0)).then_rejected(
+        "invalid_threshold"
+    )
     given(context, REGISTERED).when(ConfigureThresholds("temp", float("nan"), 1.0)).then_rejected(
         "invalid_threshold"
     )
@@ -169,7 +173,13 @@ def _meta(i: int, event: object) -> EventMeta:
 
 def test_views_follow_an_alert_from_raise_to_clear() -> None:
     raised = AlertRaised("temp", f"temp@{T0}", T0, 86.0, 80.0, 2)
-    history = [REGISTERED, THRESHOLDS, recorded(0, 86.0), raised, AlertAcknowledged("temp", raised.alert_id, "op", "")]
+    history = [
+        REGISTERED,
+        THRESHOLDS,
+        recorded(0, 86.0),
+        raised,
+        AlertAcknowledged("temp", raised.alert_id, "op", ""),
+    ]
     history += [recorded(1, 60.0), AlertCleared("temp", raised.alert_id, T0 + 10_000, 60.0)]
     events = [(e, _meta(i + 1, e)) for i, e in enumerate(history)]
     views = {v.name: v for v in context.views}
@@ -197,7 +207,9 @@ def test_site_summary_counts_silent_offline_and_decommissioned_devices() -> None
         events.append((recorded(0, 1.0), EventMeta(device, 2, "TelemetryWindowRecorded", "")))
         del i
     events.append((DeviceWentSilent(T0), EventMeta("a", 3, "DeviceWentSilent", "")))
-    events.append((DeviceStatusChanged("offline", "online", ""), EventMeta("b", 3, "DeviceStatusChanged", "")))
+    events.append(
+        (DeviceStatusChanged("offline", "online", ""), EventMeta("b", 3, "DeviceStatusChanged", ""))
+    )
     events.append((DeviceDecommissioned(""), EventMeta("c", 3, "DeviceDecommissioned", "")))
     doc = fold_view(view, events)["plant-1"].state
     assert doc is not None
