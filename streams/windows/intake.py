@@ -19,9 +19,7 @@ command id) and its state deleted; then the heartbeat timers due fire.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Container, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -35,27 +33,23 @@ from streams.core.windows import (
     heartbeat_command_id,
     window_command_id,
 )
+from streams.windows.batch import PendingCommand, Rerouted, WindowBatch
 from streams.windows.records import RecordDecoder
 from streams.windows.state import (
     BEAT,
-    NO_TIME,
     ROW,
     STREAM_TIME,
     TIMER,
     WINDOW,
-    Writes,
-    encode_long,
-    encode_row,
-    encode_window,
+    encode_value,
     split_timer_key,
     split_window_key,
-    time_of,
     timer_key,
     window_key,
 )
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError, RegistryUnavailable
-from streams.wire.dlq import DeadLetter, dead_letter, source_of
+from streams.wire.dlq import dead_letter, source_of
 from streams.wire.identifiers import InvalidIdentifier, check_identifier
 from streams.wire.topics import ContextTopics, partition_for
 
@@ -63,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _TABLE_HEADERS = frozenset({h.EVENT_TYPE, h.AGGREGATE_VERSION})
 _MISSING = object()
+_KNOWN_KEYS = 200_000
 
 
 class WindowReader(Protocol):
@@ -76,56 +71,6 @@ class WindowReader(Protocol):
 
     def stream_time(self, partition: int) -> int:
         """The partition's committed stream time."""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCommand:
-    """A system command for the context's command topic."""
-
-    partition: int
-    key: bytes
-    value: bytes
-    headers: h.Headers
-    command_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rerouted:
-    """A raw record produced again to the partition its key belongs to."""
-
-    partition: int
-    key: bytes
-    value: bytes | None
-    headers: h.Headers
-    timestamp: int
-
-
-@dataclass(slots=True)
-class WindowBatch:
-    """What one batch of a window stage writes, kept apart from RocksDB until it commits."""
-
-    commands: list[PendingCommand] = field(default_factory=list)
-    letters: list[tuple[str, DeadLetter]] = field(default_factory=list)
-    """(topic, dead letter): the aggregation's DLQ or its late DLQ."""
-    reroutes: list[Rerouted] = field(default_factory=list)
-    writes: dict[int, Writes] = field(default_factory=dict)
-    """Store (and changelog) writes per partition; None deletes."""
-    decoded: dict[tuple[int, bytes], Any] = field(default_factory=dict)
-    """The same writes, decoded, for the committed cache."""
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    """The next offset of each input (topic, partition) once the batch commits."""
-    outcomes: Counter[str] = field(default_factory=Counter)
-    """Raw records by outcome: folded, late, rerouted, or the DLQ reason."""
-    closed: Counter[str] = field(default_factory=Counter)
-    """Windows closed, by trigger (stream_time, idle)."""
-    fired: int = 0
-    """Heartbeat timers fired."""
-    timestamps: list[float] = field(default_factory=list)
-    """Record timestamps (s) of the raw records folded, for the latency metric."""
-
-    def empty(self) -> bool:
-        """True when there is nothing to produce or commit."""
-        return not (self.offsets or self.commands or self.writes)
 
 
 class WindowIntake:
@@ -154,6 +99,10 @@ class WindowIntake:
         table = aggregation.table
         self.table_events = table.event_names if table is not None else frozenset()
         self.actor = f"windows:{aggregation.name}"
+        self.keys: dict[bytes, str] = {}
+        """Record keys already found valid, decoded (bounded): most keys come again and again."""
+        self.groups: set[str] = set()
+        """Groups already found valid (bounded)."""
 
     def decide(
         self, messages: Sequence[Message], state: WindowReader, owned: Container[int], now_ms: int
@@ -162,7 +111,9 @@ class WindowIntake:
         what the stream time reached."""
         run = _Pass(self, state, now_ms)
         events = self.topics.events
-        for msg in sorted(messages, key=lambda m: m.topic() != events):  # stable: table first
+        table = [m for m in messages if m.topic() == events]
+        ordered = [*table, *(m for m in messages if m.topic() != events)] if table else messages
+        for msg in ordered:  # the table's events first
             partition = msg.partition()
             if partition not in owned:
                 continue  # revoked meanwhile: its new owner reads it
@@ -197,6 +148,9 @@ class _Pass:
         self.pending: dict[tuple[int, bytes], Any] = {}
         self.moved: dict[int, int] = {}
         """Partitions whose stream time this pass moved, and to what."""
+        self.committed_times: dict[int, int] = {}
+        self.timed: dict[tuple[int, bytes], dict[bytes, int]] = {}
+        """Window and timer keys this pass set, by (partition, prefix), with their time."""
 
     # --- pending values over committed ones --------------------------------------------------
 
@@ -207,9 +161,19 @@ class _Pass:
     def set(self, partition: int, key: bytes, value: Any) -> None:
         self.pending[(partition, key)] = value
 
+    def set_timed(self, partition: int, prefix: bytes, key: bytes, value: Any, at: int) -> None:
+        """Set a window or timer key (`at`: its end or bucket), remembered for closing."""
+        self.pending[(partition, key)] = value
+        self.timed.setdefault((partition, prefix), {})[key] = at
+
     def stream_time(self, partition: int) -> int:
         moved = self.moved.get(partition)
-        return moved if moved is not None else self.state.stream_time(partition)
+        if moved is not None:
+            return moved
+        committed = self.committed_times.get(partition)
+        if committed is None:
+            committed = self.committed_times[partition] = self.state.stream_time(partition)
+        return committed
 
     # --- table events ------------------------------------------------------------------------
 
@@ -250,13 +214,17 @@ class _Pass:
             return self.letter(
                 msg, "oversized_record", f"{len(value or b'')} bytes > {intake.max_record_bytes}"
             )
-        try:
-            key = raw_key.decode("utf-8")
-            check_identifier("key", key)
-        except UnicodeDecodeError:
-            return self.letter(msg, "malformed_key", "the key is not UTF-8")
-        except InvalidIdentifier as exc:
-            return self.letter(msg, exc.reason, str(exc))
+        if raw_key not in intake.keys:
+            try:
+                key = raw_key.decode("utf-8")
+                check_identifier("key", key)
+            except UnicodeDecodeError:
+                return self.letter(msg, "malformed_key", "the key is not UTF-8")
+            except InvalidIdentifier as exc:
+                return self.letter(msg, exc.reason, str(exc))
+            if len(intake.keys) >= _KNOWN_KEYS:
+                intake.keys.clear()
+            intake.keys[raw_key] = key
         home = partition_for(raw_key, intake.partitions)
         if home != partition:
             _, ts = msg.timestamp()
@@ -268,7 +236,11 @@ class _Pass:
             record = intake.decoder.decode(value)
             agg.check(record)
             group = agg.group_by(record)
-            check_identifier("group", group, required=False)
+            if group not in intake.groups:
+                check_identifier("group", group, required=False)
+                if len(intake.groups) >= _KNOWN_KEYS:
+                    intake.groups.clear()
+                intake.groups.add(group)
             ts = int(agg.timestamp(record))
             _, record_ts = msg.timestamp()
             reference = record_ts if record_ts > 0 else self.now_ms
@@ -299,31 +271,26 @@ class _Pass:
     def fold(
         self, msg: Message, partition: int, raw_key: bytes, group: bytes, record: Any, ts: int, row: Any
     ) -> None:
-        spec = self.agg.spec
+        spec, fold = self.agg.spec, self.agg.fold
         stream_time = self.stream_time(partition)
+        windows = spec.windows_of(ts)
         missed = []
         folded = []
-        for start, end in spec.windows_of(ts):
-            if spec.is_closed(end, stream_time):
+        for start, end in windows:
+            if stream_time >= end + spec.grace_ms:
                 missed.append((start, end))
                 continue
             wkey = window_key(end, raw_key, group)
             current = self.value(partition, wkey)
             if current is None:
-                folded.append((wkey, (self.agg.fold(None, record), ts)))
+                folded.append((wkey, end, (fold(None, record), ts)))
             else:
-                folded.append((wkey, (self.agg.fold(current[0], record), max(current[1], ts))))
-        for wkey, value in folded:  # only once every fold succeeded
-            self.set(partition, wkey, value)
+                folded.append((wkey, end, (fold(current[0], record), max(current[1], ts))))
+        for wkey, end, value in folded:  # only once every fold succeeded
+            self.set_timed(partition, WINDOW, wkey, value, end)
         if missed:
-            self.batch.outcomes["late"] += 1
-            windows = ",".join(f"{s}-{e}" for s, e in missed)
-            detail = (
-                f"event time {ts}: window(s) {windows} closed at stream time {stream_time} "
-                f"(grace {spec.grace_ms} ms)"
-            )
-            self.letter(msg, "late_record", detail, topic=self.intake.late, late_windows=windows)
-            if len(missed) == len(spec.windows_of(ts)):
+            self.late(msg, ts, stream_time, missed)
+            if not folded:
                 return
         self.batch.outcomes["folded"] += 1
         _, record_ts = msg.timestamp()
@@ -331,7 +298,18 @@ class _Pass:
             self.batch.timestamps.append(record_ts / 1000.0)
         if ts > stream_time:
             self.moved[partition] = ts
-        self.beat(partition, raw_key, ts, row)
+        if self.agg.heartbeat is not None:
+            self.beat(partition, raw_key, ts, row)
+
+    def late(self, msg: Message, ts: int, stream_time: int, missed: list[tuple[int, int]]) -> None:
+        """A record for closed windows: the late DLQ, and the late count."""
+        self.batch.outcomes["late"] += 1
+        windows = ",".join(f"{s}-{e}" for s, e in missed)
+        detail = (
+            f"event time {ts}: window(s) {windows} closed at stream time {stream_time} "
+            f"(grace {self.agg.spec.grace_ms} ms)"
+        )
+        self.letter(msg, "late_record", detail, topic=self.intake.late, late_windows=windows)
 
     def beat(self, partition: int, raw_key: bytes, ts: int, row: Any) -> None:
         """Move the key's heartbeat timer to the bucket of `ts + after` (writes only when the
@@ -349,7 +327,7 @@ class _Pass:
             return
         if current is not None:
             self.set(partition, timer_key(current, raw_key), None)
-        self.set(partition, timer_key(bucket, raw_key), bucket - after)
+        self.set_timed(partition, TIMER, timer_key(bucket, raw_key), bucket - after, bucket)
         self.set(partition, BEAT + raw_key, bucket)
 
     # --- closing -----------------------------------------------------------------------------
@@ -393,9 +371,7 @@ class _Pass:
     def _due(self, partition: int, prefix: bytes, upper: int) -> list[bytes]:
         """Committed and pending keys of `prefix` whose time is <= `upper`, in time order."""
         keys = set(self.state.scan_until(partition, prefix, upper))
-        keys.update(
-            k for (p, k) in self.pending if p == partition and k[:2] == prefix and time_of(k, 2) <= upper
-        )
+        keys.update(k for k, at in self.timed.get((partition, prefix), {}).items() if at <= upper)
         return sorted(keys)
 
     def command(self, partition: int, raw_key: bytes, command: Any, command_id: str) -> None:
@@ -456,18 +432,6 @@ class _Pass:
         for partition, stream_time in self.moved.items():
             self.set(partition, STREAM_TIME, stream_time)
         for (partition, key), value in self.pending.items():
-            batch.writes.setdefault(partition, {})[key] = None if value is None else _encode(key, value)
+            batch.writes.setdefault(partition, {})[key] = None if value is None else encode_value(key, value)
             batch.decoded[(partition, key)] = value
         return batch
-
-
-def _encode(key: bytes, value: Any) -> bytes:
-    prefix = key[:2]
-    if prefix == WINDOW:
-        return encode_window(value[0], value[1])
-    if prefix == ROW:
-        return encode_row(value[0], value[1])
-    return encode_long(value)
-
-
-__all__ = ["NO_TIME", "PendingCommand", "Rerouted", "WindowBatch", "WindowIntake", "WindowReader"]

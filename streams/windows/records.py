@@ -17,7 +17,7 @@ import orjson
 
 from streams.core.windows import BadRecord
 from streams.wire.codec import AvroCodec, DecodeError, MalformedRecord
-from streams.wire.limits import CommandLimits, FieldTooLong
+from streams.wire.limits import DEFAULT_MAX_CHARS, MAX_LENGTH, CommandLimits, FieldTooLong
 from streams.wire.schemas import from_record, to_record
 
 _NUMBERS = {"double": float, "float": float, "long": int, "int": int}
@@ -34,7 +34,14 @@ class RecordDecoder:
         self._fields: list[tuple[str, Any, bool, Any]] = [
             (f["name"], f["type"], "default" in f, f.get("default")) for f in schema["fields"]
         ]
-        self._limits = CommandLimits(codec.catalog, [self.type_name])
+        # flat string fields are checked here directly (the hot path); anything nested by the limits
+        self._strings = [
+            (f["name"], int(f.get(MAX_LENGTH, DEFAULT_MAX_CHARS)))
+            for f in schema["fields"]
+            if f["type"] == "string" or (isinstance(f["type"], list) and "string" in f["type"])
+        ]
+        flat = all(_flat(f["type"]) for f in schema["fields"])
+        self._limits = None if flat else CommandLimits(codec.catalog, [self.type_name])
 
     def decode(self, value: bytes | None) -> Any:
         """The record, or BadRecord (RegistryUnavailable passes through: not the record's fault)."""
@@ -52,10 +59,16 @@ class RecordDecoder:
             record = self._from_json(value)
         else:
             raise BadRecord("malformed_record", "neither Confluent Avro (magic byte 0) nor a JSON object")
-        try:
-            self._limits.check(self.type_name, to_record(record))
-        except FieldTooLong as exc:
-            raise BadRecord(exc.reason, str(exc)) from None
+        for name, limit in self._strings:
+            text = getattr(record, name, None)
+            if isinstance(text, str) and (len(text) > limit or "\x00" in text):
+                detail = f"{name} has {len(text)} characters; at most {limit}" if len(text) > limit else ""
+                raise BadRecord(FieldTooLong.reason, detail or f"{name} contains U+0000")
+        if self._limits is not None:
+            try:
+                self._limits.check(self.type_name, to_record(record))
+            except FieldTooLong as exc:
+                raise BadRecord(exc.reason, str(exc)) from None
         return record
 
     def _from_json(self, value: bytes) -> Any:
@@ -77,6 +90,11 @@ class RecordDecoder:
             return from_record(self.record_type, record)
         except Exception as exc:
             raise BadRecord(MalformedRecord.reason, f"{type(exc).__name__}: {exc}") from None
+
+
+def _flat(kind: Any) -> bool:
+    """A primitive type, or a union of primitives."""
+    return isinstance(kind, str) or (isinstance(kind, list) and all(isinstance(b, str) for b in kind))
 
 
 def _checked(name: str, kind: Any, value: Any) -> Any:

@@ -58,7 +58,7 @@ class WindowStage:
         aggregation: WindowedAggregation,
         *,
         worker_id: str,
-        max_batch: int = 5000,
+        max_batch: int = 20000,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -118,7 +118,8 @@ class WindowStage:
         self._producer.init_transactions(30)
         self._consumer = clients.group_consumer(
             self.settings, self.group_id, instance_id=self.transactional_id, max_poll_interval_ms=120000,
-            overrides={"enable.partition.eof": True},
+            # a backlog is read in batches of max_batch: 16 MiB of prefetched records is plenty
+            overrides={"enable.partition.eof": True, "queued.max.messages.kbytes": 16384},
         )  # fmt: skip
         self._consumer.subscribe(
             [self.input, self.topics.events], on_assign=self._on_assign, on_revoke=self._on_revoke

@@ -18,8 +18,8 @@ never ahead of the log; a restarted worker replays the changelog from its checkp
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ SEPARATOR = b"\x00"
 _TIME = struct.Struct(">Q")
 _SIGNED = struct.Struct(">q")
 _BIAS = 1 << 63
+_ABSENT = object()
 NO_TIME = -(1 << 62)
 """The stream time of a partition that has accepted nothing yet."""
 
@@ -114,7 +115,8 @@ class WindowState:
         self.data_dir = data_dir
         self.cache_size = cache_size
         self.stores: dict[int, PartitionStore] = {}
-        self._cache: OrderedDict[tuple[int, bytes], Any] = OrderedDict()
+        self._cache: dict[tuple[int, bytes], Any] = {}
+        """Decoded committed values, evicted oldest first (insertion order) past `cache_size`."""
 
     def owned(self) -> list[int]:
         """The partitions this worker holds state for."""
@@ -156,10 +158,9 @@ class WindowState:
     def decoded(self, partition: int, key: bytes) -> Any:
         """A committed value decoded by its key space (None: absent), through the cache."""
         cache_key = (partition, key)
-        cache = self._cache
-        if cache_key in cache:
-            cache.move_to_end(cache_key)
-            return cache[cache_key]
+        found = self._cache.get(cache_key, _ABSENT)
+        if found is not _ABSENT:
+            return found
         raw = self.stores[partition].get(key)
         value = None if raw is None else decode_value(key, raw)
         self._remember(cache_key, value)
@@ -195,10 +196,23 @@ class WindowState:
 
     def _remember(self, cache_key: tuple[int, bytes], value: Any) -> None:
         cache = self._cache
+        if value is None and cache_key[1][:2] == WINDOW:
+            cache.pop(cache_key, None)  # a closed window is not asked for again
+            return
         cache[cache_key] = value
-        cache.move_to_end(cache_key)
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
+        if len(cache) > self.cache_size:
+            for old in list(itertools.islice(cache, len(cache) - self.cache_size + self.cache_size // 10)):
+                del cache[old]
+
+
+def encode_value(key: bytes, value: Any) -> bytes:
+    """A decoded value stored by its key space (inverse of `decode_value`)."""
+    prefix = key[:2]
+    if prefix == WINDOW:
+        return encode_window(value[0], value[1])
+    if prefix == ROW:
+        return encode_row(value[0], value[1])
+    return encode_long(value)
 
 
 def decode_value(key: bytes, raw: bytes) -> Any:

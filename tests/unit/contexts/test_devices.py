@@ -221,3 +221,18 @@ def test_site_summary_counts_silent_offline_and_decommissioned_devices() -> None
 
 def test_devices_is_conformant() -> None:
     assert_conformant(context, Path(SAMPLES / "devices"))
+
+
+def test_the_conformance_check_covers_the_windows() -> None:
+    from dataclasses import replace
+
+    from streams.contexts.devices.telemetry import TELEMETRY
+    from streams.testing import conformance
+
+    wrong = replace(context, windows=(replace(TELEMETRY, close=lambda window: DeviceWentSilent(0)),))
+    failures = conformance(wrong, Path(SAMPLES / "devices"))
+    assert any("closes into ['DeviceWentSilent'" in f for f in failures), failures
+    broken = replace(context, windows=(replace(TELEMETRY, fold=lambda acc, r: 1 / 0),))
+    assert any(
+        "window telemetry fails on the record samples" in f for f in conformance(broken, SAMPLES / "devices")
+    )
