@@ -1,4 +1,5 @@
-"""`streams demo`: the pipeline working, end to end, on the local stack."""
+"""`streams demo`: the pipeline working, end to end, on the local stack: orders (commands,
+events, state, a read model, a burst), then a devices fleet (`streams.cli.fleet_demo`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from streams.cli.fleet_demo import run_fleet_demo
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import (
@@ -46,11 +48,15 @@ def _start_worker(settings: Settings, console: Console) -> subprocess.Popen[byte
     log_path = Path(".stack/logs/demo-worker.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"starting a worker (log: {log_path})")
+    env = dict(os.environ)
+    contexts = [c for c in env.get("STREAMS_CONTEXTS", "orders").split(",") if c]
+    env["STREAMS_CONTEXTS"] = ",".join([*contexts, *(c for c in ("orders", "devices") if c not in contexts)])
     proc = subprocess.Popen(
         [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", "info"],
         stdout=open(log_path, "ab"),  # noqa: SIM115 - owned by the child
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env=env,
     )
     deadline = time.monotonic() + 120
     while not _healthy(settings.web_port):
@@ -145,6 +151,7 @@ def run_demo(settings: Settings, console: Console) -> int:
             console.print(
                 f"burst: {burst} commands with results in {elapsed:.2f}s = {burst / elapsed:,.0f} commands/s"
             )
+        failures += run_fleet_demo(settings, console)
     finally:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)

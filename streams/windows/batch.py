@@ -54,6 +54,8 @@ class WindowBatch:
     """Windows closed, by trigger (stream_time, idle)."""
     fired: int = 0
     """Heartbeat timers fired."""
+    more: set[int] = field(default_factory=set)
+    """Partitions with windows or timers still due (the pass closed its maximum): drain them."""
     timestamps: list[float] = field(default_factory=list)
     """Record timestamps (s) of the raw records folded, for the latency metric."""
 

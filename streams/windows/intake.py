@@ -20,57 +20,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
 from confluent_kafka import Message
 
 from streams.core.decider import BoundedContext
 from streams.core.windows import (
     BadRecord,
-    ClosedWindow,
     WindowedAggregation,
-    heartbeat_command_id,
-    window_command_id,
 )
-from streams.windows.batch import PendingCommand, Rerouted, WindowBatch
+from streams.windows.batch import Rerouted, WindowBatch
+from streams.windows.passes import Pass
 from streams.windows.records import RecordDecoder
 from streams.windows.state import (
     BEAT,
     ROW,
-    STREAM_TIME,
     TIMER,
     WINDOW,
-    encode_value,
-    split_timer_key,
-    split_window_key,
+    WindowReader,
     timer_key,
     window_key,
 )
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError, RegistryUnavailable
-from streams.wire.dlq import dead_letter, source_of
 from streams.wire.identifiers import InvalidIdentifier, check_identifier
 from streams.wire.topics import ContextTopics, partition_for
 
 log = logging.getLogger(__name__)
 
 _TABLE_HEADERS = frozenset({h.EVENT_TYPE, h.AGGREGATE_VERSION})
-_MISSING = object()
-_KNOWN_KEYS = 200_000
-
-
-class WindowReader(Protocol):
-    """The committed state the intake decides against (`streams.windows.state.WindowState`)."""
-
-    def decoded(self, partition: int, key: bytes) -> Any:
-        """A committed value, decoded by its key space (None: absent)."""
-
-    def scan_until(self, partition: int, prefix: bytes, upper: int) -> Iterable[bytes]:
-        """Committed keys with `prefix` whose time is <= `upper`, in order."""
-
-    def stream_time(self, partition: int) -> int:
-        """The partition's committed stream time."""
+_KNOWN_KEYS = 100_000
 
 
 class WindowIntake:
@@ -85,6 +64,8 @@ class WindowIntake:
         partitions: int,
         *,
         max_record_bytes: int,
+        max_closes: int = 10_000,
+        max_value_bytes: int = 1024 * 1024 - 1024,
     ) -> None:
         self.context = context
         self.aggregation = aggregation
@@ -92,6 +73,11 @@ class WindowIntake:
         self.topics = topics
         self.partitions = partitions
         self.max_record_bytes = max_record_bytes
+        self.max_closes = max_closes
+        self.max_value_bytes = max_value_bytes
+        """The largest state value the changelog takes (its topic's `max.message.bytes`, less a margin)."""
+        """Windows and timers one pass closes at most (the rest: `drain`), so that a batch's
+        memory does not grow with the number of keys whose windows end at the same time."""
         self.decoder = RecordDecoder(codec, aggregation.record_type)
         self.input = topics.window_input(aggregation.name)
         self.dlq = topics.window_dlq(aggregation.name)
@@ -126,6 +112,13 @@ class WindowIntake:
             run.close(partition, stream_time, "stream_time")
         return run.finish()
 
+    def drain(self, partitions: Iterable[int], state: WindowReader, now_ms: int) -> WindowBatch:
+        """Close what is still due at the partitions' stream time (a batch left `more`)."""
+        run = _Pass(self, state, now_ms)
+        for partition in partitions:
+            run.close(partition, run.stream_time(partition), "stream_time")
+        return run.finish()
+
     def advance(self, targets: dict[int, int], state: WindowReader, now_ms: int) -> WindowBatch:
         """The idle flush: move quiet partitions' stream time to `targets` and close what it reaches."""
         run = _Pass(self, state, now_ms)
@@ -136,44 +129,8 @@ class WindowIntake:
         return run.finish()
 
 
-class _Pass:
-    """One pass over a batch: pending values (decoded) over the committed state."""
-
-    def __init__(self, intake: WindowIntake, state: WindowReader, now_ms: int) -> None:
-        self.intake = intake
-        self.agg = intake.aggregation
-        self.state = state
-        self.now_ms = now_ms
-        self.batch = WindowBatch()
-        self.pending: dict[tuple[int, bytes], Any] = {}
-        self.moved: dict[int, int] = {}
-        """Partitions whose stream time this pass moved, and to what."""
-        self.committed_times: dict[int, int] = {}
-        self.timed: dict[tuple[int, bytes], dict[bytes, int]] = {}
-        """Window and timer keys this pass set, by (partition, prefix), with their time."""
-
-    # --- pending values over committed ones --------------------------------------------------
-
-    def value(self, partition: int, key: bytes) -> Any:
-        found = self.pending.get((partition, key), _MISSING)
-        return self.state.decoded(partition, key) if found is _MISSING else found
-
-    def set(self, partition: int, key: bytes, value: Any) -> None:
-        self.pending[(partition, key)] = value
-
-    def set_timed(self, partition: int, prefix: bytes, key: bytes, value: Any, at: int) -> None:
-        """Set a window or timer key (`at`: its end or bucket), remembered for closing."""
-        self.pending[(partition, key)] = value
-        self.timed.setdefault((partition, prefix), {})[key] = at
-
-    def stream_time(self, partition: int) -> int:
-        moved = self.moved.get(partition)
-        if moved is not None:
-            return moved
-        committed = self.committed_times.get(partition)
-        if committed is None:
-            committed = self.committed_times[partition] = self.state.stream_time(partition)
-        return committed
+class _Pass(Pass):
+    """A pass over a batch of records: the join table's events and the raw records folded."""
 
     # --- table events ------------------------------------------------------------------------
 
@@ -329,109 +286,3 @@ class _Pass:
             self.set(partition, timer_key(current, raw_key), None)
         self.set_timed(partition, TIMER, timer_key(bucket, raw_key), bucket - after, bucket)
         self.set(partition, BEAT + raw_key, bucket)
-
-    # --- closing -----------------------------------------------------------------------------
-
-    def close(self, partition: int, stream_time: int, trigger: str) -> None:
-        """Close every window the stream time reached, then fire the timers due."""
-        spec, agg = self.agg.spec, self.agg
-        bound = stream_time - spec.grace_ms
-        for wkey in self._due(partition, WINDOW, bound):
-            current = self.value(partition, wkey)
-            if current is None:
-                continue
-            end, raw_key, raw_group = split_window_key(wkey)
-            key, group = raw_key.decode(), raw_group.decode()
-            start = end - spec.size_ms
-            self.set(partition, wkey, None)
-            self.batch.closed[trigger] += 1
-            try:
-                command = agg.close(ClosedWindow(key, group, start, end, current[0]))
-                self.command(partition, raw_key, command, window_command_id(agg.name, key, group, start))
-            except Exception as exc:  # a bug in `close`: the window is kept in the DLQ, the stage goes on
-                self.closing_failed(partition, raw_key, key, group, start, end, current[0], exc)
-        heartbeat = agg.heartbeat
-        if heartbeat is None:
-            return
-        for tkey in self._due(partition, TIMER, stream_time):
-            last_seen = self.value(partition, tkey)
-            if last_seen is None:
-                continue
-            _, raw_key = split_timer_key(tkey)
-            self.set(partition, tkey, None)
-            self.set(partition, BEAT + raw_key, None)
-            found = self.value(partition, ROW + raw_key) if agg.table is not None else None
-            if heartbeat.after_ms(None if found is None else found[1]) is None:
-                continue  # the key needs no timer any more (e.g. decommissioned)
-            key = raw_key.decode()
-            command = heartbeat.command(key, last_seen)
-            self.command(partition, raw_key, command, heartbeat_command_id(agg.name, key, last_seen))
-            self.batch.fired += 1
-
-    def _due(self, partition: int, prefix: bytes, upper: int) -> list[bytes]:
-        """Committed and pending keys of `prefix` whose time is <= `upper`, in time order."""
-        keys = set(self.state.scan_until(partition, prefix, upper))
-        keys.update(k for k, at in self.timed.get((partition, prefix), {}).items() if at <= upper)
-        return sorted(keys)
-
-    def command(self, partition: int, raw_key: bytes, command: Any, command_id: str) -> None:
-        intake = self.intake
-        if type(command) not in intake.context.commands:
-            raise TypeError(f"{type(command).__name__} is not a command of {intake.context.name}")
-        headers = [
-            (h.COMMAND_ID, command_id.encode()),
-            (h.CORRELATION_ID, command_id.encode()),
-            (h.ACTOR, intake.actor.encode()),
-        ]
-        target = partition_for(raw_key, intake.partitions)
-        self.batch.commands.append(
-            PendingCommand(target, raw_key, intake.codec.encode(command), headers, command_id)
-        )
-
-    # --- dead letters ------------------------------------------------------------------------
-
-    def closing_failed(
-        self,
-        partition: int,
-        raw_key: bytes,
-        key: str,
-        group: str,
-        start: int,
-        end: int,
-        acc: Any,
-        exc: Exception,
-    ) -> None:
-        """A window whose `close` raised: its accumulator goes to the DLQ (`close_failed`)."""
-        value = orjson.dumps({"key": key, "group": group, "start": start, "end": end, "accumulator": acc})
-        letter = dead_letter(
-            key=raw_key, value=value, headers=None, reason="close_failed",
-            detail=f"{type(exc).__name__}: {exc}", source=f"window/{partition}/{group}/{start}",
-            dlq_stage="windows", window=self.agg.name,
-        )  # fmt: skip
-        self.batch.letters.append((self.intake.dlq, letter))
-        self.batch.outcomes["close_failed"] += 1
-        log.error("%s: close of %s %s %d failed: %s", self.agg.name, key, group, start, exc)
-
-    def letter(
-        self, msg: Message, reason: str, detail: str, *, topic: str | None = None, **extra: str
-    ) -> None:
-        source = source_of(msg.topic(), msg.partition(), msg.offset())
-        letter = dead_letter(
-            key=msg.key(), value=msg.value(), headers=msg.headers(), reason=reason, detail=detail,
-            source=source, dlq_stage="windows", window=self.agg.name, **extra,
-        )  # fmt: skip
-        self.batch.letters.append((topic or self.intake.dlq, letter))
-        if topic is None:
-            self.batch.outcomes[reason] += 1
-            log.debug("%s: %s to DLQ: %s (%s)", self.agg.name, source, reason, detail[:200])
-
-    # --- the batch's writes ------------------------------------------------------------------
-
-    def finish(self) -> WindowBatch:
-        batch = self.batch
-        for partition, stream_time in self.moved.items():
-            self.set(partition, STREAM_TIME, stream_time)
-        for (partition, key), value in self.pending.items():
-            batch.writes.setdefault(partition, {})[key] = None if value is None else encode_value(key, value)
-            batch.decoded[(partition, key)] = value
-        return batch

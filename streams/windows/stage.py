@@ -18,6 +18,7 @@ time since its last record, which closes its windows in a transaction of their o
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -75,7 +76,7 @@ class WindowStage:
         self.state = WindowState(settings, self.changelog, root / aggregation.name)
         self.intake = WindowIntake(
             context, aggregation, runtime.codec, topics, settings.partitions,
-            max_record_bytes=settings.max_record_bytes,
+            max_record_bytes=settings.max_record_bytes, max_value_bytes=settings.max_message_bytes - 1024,
         )  # fmt: skip
         self.on_batch: Callable[[WindowBatch], None] | None = None
         self.folded = 0
@@ -251,7 +252,17 @@ class WindowStage:
         return position >= high
 
     def _until_committed(self, decide: Callable[[], WindowBatch]) -> None:
-        """Decide and commit a batch, retrying (decided again) until it commits."""
+        """Decide and commit a batch, retrying (decided again) until it commits; then close, in
+        batches of their own, the windows still due that it left (`more`)."""
+        batch = self._commit_one(decide)
+        while batch is not None and batch.more and not self._stop.is_set():
+            owned = [p for p in batch.more if p in self.state]
+            batch = self._commit_one(functools.partial(self._drain, owned))
+
+    def _drain(self, partitions: list[int]) -> WindowBatch:
+        return self.intake.drain(partitions, self.state, _now_ms())
+
+    def _commit_one(self, decide: Callable[[], WindowBatch]) -> WindowBatch | None:
         delay = 0.2
         while not self._stop.is_set():
             try:
@@ -259,7 +270,7 @@ class WindowStage:
                 if not batch.empty():
                     self._write(batch)
                     self._count(batch)
-                return
+                return batch
             except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
                 fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
                 self._abort()
@@ -270,8 +281,9 @@ class WindowStage:
                     "%s: batch aborted (%s: %s); retrying in %.1fs", self.name, type(exc).__name__, exc, delay
                 )
                 if self._stop.wait(delay):
-                    return
+                    return None
                 delay = min(delay * 2, 10.0)
+        return None
 
     def _abort(self) -> None:
         producer = self._producer

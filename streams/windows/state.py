@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -103,6 +103,19 @@ def decode_long(raw: bytes) -> int:
 
 
 Writes = dict[bytes, bytes | None]
+
+
+class WindowReader(Protocol):
+    """The committed state the intake decides against (`streams.windows.state.WindowState`)."""
+
+    def decoded(self, partition: int, key: bytes) -> Any:
+        """A committed value, decoded by its key space (None: absent)."""
+
+    def scan_until(self, partition: int, prefix: bytes, upper: int) -> Iterable[bytes]:
+        """Committed keys with `prefix` whose time is <= `upper`, in order."""
+
+    def stream_time(self, partition: int) -> int:
+        """The partition's committed stream time."""
 
 
 class WindowState:

@@ -318,3 +318,40 @@ def test_a_close_function_that_raises_dead_letters_the_window_and_goes_on() -> N
     batch = decide(state, [feed.reading("dev-1", 1.0, T0 + SIZE + GRACE)], through=intake(faulty))
     assert reasons(batch) == ["close_failed"] and batch.commands == []
     assert orjson.loads(batch.letters[0][1].value or b"{}")["accumulator"]["n"] == 1
+
+
+def test_a_pass_closes_at_most_max_closes_windows_and_drain_closes_the_rest() -> None:
+    state, feed = DictState(), Feed()
+    devices = [f"d{i}" for i in range(40)]
+    decide(state, feed.registered(*devices))
+    capped = replace_intake(max_closes=5)
+    decide(state, [feed.reading(d, 1.0, T0) for d in devices], through=capped)
+    partition = partition_for(b"d0", P)
+    mine = [d for d in devices if partition_for(d.encode(), P) == partition]
+    batch = decide(state, [feed.reading("d0", 1.0, T0 + SIZE + GRACE)], through=capped)
+    emitted = len(batch.commands)
+    assert emitted <= 5 and partition in batch.more
+    while batch.more:
+        batch = state.commit(capped.drain(sorted(batch.more), state, T0))
+        assert len(batch.commands) <= 5
+        emitted += len(batch.commands)
+    assert emitted == len(mine)  # every window of the partition whose stream time moved
+
+
+def test_a_window_whose_state_outgrows_the_changelog_limit_is_dead_lettered_not_stuck() -> None:
+    def hoard(acc: Any, record: Any) -> Any:
+        return {"values": [*(acc or {}).get("values", []), record.value] * 2}
+
+    state, feed = DictState(), Feed()
+    greedy = replace(TELEMETRY, fold=hoard)
+    small = WindowIntake(context, greedy, CODEC, TOPICS, P, max_record_bytes=1000, max_value_bytes=2000)
+    decide(state, feed.registered("dev-1"), through=small)
+    batch = decide(state, [feed.reading("dev-1", float(i), T0 + i) for i in range(20)], through=small)
+    assert reasons(batch) == ["window_too_large"] and batch.outcomes["folded"] == 20
+    assert not any(
+        k.startswith(b"w:") and v is not None for k, v in batch.writes[partition_for(b"dev-1", P)].items()
+    )
+
+
+def replace_intake(**kw: Any) -> WindowIntake:
+    return WindowIntake(context, TELEMETRY, CODEC, TOPICS, P, max_record_bytes=1000, **kw)
