@@ -12,6 +12,9 @@ e. the seed's design: PostgreSQL EventStore table, per-event INSERT, optimistic 
 f. the `eventsourcing` library with its PostgreSQL backend, same decide/evolve (bench/eventsourcing_lib.py)
 memory: peak RSS of a write-path worker process with 100,000 and 1,000,000 aggregates in its state
    table (bench/memory.py)
+telemetry: the devices fleet through the window stage and the decider (bench/telemetry.py, also
+   `python -m bench.telemetry` alone): capacity and the ratio to a raw consume, 10,000 readings/s
+   sustained with the breach -> AlertRaised latency, peak RSS with 10,000 and 100,000 devices
 
 Sizes come from BENCH_* environment variables (see BENCHMARKS.md); BENCH_ONLY=a,b,c,... runs a subset.
 """
@@ -36,6 +39,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from bench import read as bench_read
+from bench import telemetry as bench_telemetry
 from bench.harness import drop, isolated, preload, run_write_path
 from bench.memory import measure
 from bench.seed import seed_design
@@ -62,7 +66,7 @@ MEMORY_AGGREGATES = [
 ]
 FANOUT = int(os.environ.get("BENCH_FANOUT", "4"))
 """Output records per input of the second bare loop: as many as the write path produces."""
-ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory").split(","))
+ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,latency,d,e,f,memory,telemetry").split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
 
@@ -226,6 +230,21 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     add("replay ≥ 0.5 x raw consume", "ratio_d_replay_over_raw", "{:.2f}", lambda v: v >= 0.5)
     limit = results["commit_interval_ms"] + 50
     add(f"p99 command→result ≤ {limit:.0f} ms", "latency_p99_ms", "{:.0f} ms", lambda v: v <= limit)
+    add(
+        "telemetry ≥ 10,000 readings/s (stage + decider)",
+        "telemetry_end_to_end_rps",
+        "{:,.0f}",
+        lambda v: v >= 10_000,
+    )
+    add(
+        "telemetry sustained: folds what is offered (≥ 10,000/s)",
+        "telemetry_sustained_folded_rps",
+        "{:,.0f}",
+        lambda v: (
+            v >= 0.98 * results.get("telemetry_offered_rps", 10_000)
+            and results.get("telemetry_offered_rps", 0) >= 9_900
+        ),
+    )
     return rows
 
 
@@ -262,6 +281,8 @@ def table(results: dict[str, Any]) -> Table:
     for label, key, fmt in rows:
         if key in results:
             t.add_row(label, fmt.format(results[key]))
+    for label, value in bench_telemetry.rows(results):
+        t.add_row(label, value)
     for sample in results.get("memory_samples", []):
         if sample["at"]:
             t.add_row(
@@ -296,7 +317,8 @@ def main() -> None:
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    steps = [s for s in ("a", "b", "c", "latency", "d", "e", "f", "memory") if s in ONLY]
+    steps = [s for s in ("a", "b", "c", "latency", "d", "e", "f", "memory", "telemetry") if s in ONLY]
+    telemetry_prefixes = bench_telemetry.prefixes_of(run)
     memory_prefix: list[str] = []
     b_deployment: tuple[Settings, ContextRuntime] | None = None
     try:
@@ -373,6 +395,17 @@ def main() -> None:
                 mem = measure(settings, MEMORY_AGGREGATES, show)
                 memory_prefix.append(mem["prefix"])
                 results["memory_samples"] = mem["samples"]
+                progress.advance(overall)
+            if "telemetry" in steps:
+                step(task, "telemetry: the devices fleet through the window stage and the decider")
+                progress.reset(task, total=None)
+                memory_prefix.extend(telemetry_prefixes)
+                bench_telemetry.run(
+                    settings,
+                    results,
+                    telemetry_prefixes,
+                    lambda line: progress.update(task, description=line),
+                )
                 progress.advance(overall)
         _ratio(results, "ratio_b_over_a", "b_write_path_cps", "a_ceiling_rps")
         _ratio(results, "ratio_b_over_a_fanout", "b_write_path_cps", "a_fanout_rps")

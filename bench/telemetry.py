@@ -55,6 +55,8 @@ PROBES = int(os.environ.get("BENCH_TELEMETRY_PROBES", "100"))
 MEMORY_DEVICES = [
     int(n) for n in os.environ.get("BENCH_TELEMETRY_MEMORY_DEVICES", "10000,100000").split(",") if n
 ]
+ONLY = set(os.environ.get("BENCH_TELEMETRY_ONLY", "capacity,sustained,memory").split(","))
+"""The scenarios to run (sustained runs in capacity's deployment, so it runs capacity too)."""
 WINDOW_MS = TELEMETRY.spec.size_ms
 GRACE_MS = TELEMETRY.spec.grace_ms
 HIGH, CLEAR = 95.0, 70.0
@@ -398,8 +400,7 @@ def _produce_live(prefix: str, rate: int, seconds: int, devices: int, probes: in
     codec = runtime.codec
     producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 5, "compression.type": "lz4"})
     topic = runtime.topics.window_input(TELEMETRY.name)
-    tick = 0.1
-    per_tick = max(1, int(rate * tick))
+    tick = 0.05
     start = time.time()
     sent = 0
     device = 0
@@ -409,7 +410,8 @@ def _produce_live(prefix: str, rate: int, seconds: int, devices: int, probes: in
         tick_start = time.time()
         now_ms = int(tick_start * 1000)
         window = _aligned(now_ms)
-        for _ in range(per_tick):
+        due = min(int(rate * (tick_start - start)) + 1, rate * seconds)  # catch up, never run ahead
+        for _ in range(due - sent):
             i = device % devices
             device += 1
             value = 50.0 + i % 20
@@ -510,14 +512,18 @@ def prefixes_of(run_id: str) -> list[str]:
 def run(
     base: Settings, results: dict[str, Any], prefixes: list[str], on_step: Callable[[str], None] = print
 ) -> None:
-    """Every scenario, in the deployments `prefixes`."""
-    on_step(f"telemetry capacity: {DEVICES:,} devices, {READINGS:,} readings")
-    fleet = capacity(base, results, prefixes[0])
-    try:
-        on_step(f"telemetry sustained: {RATE:,} readings/s offered for {SECONDS} s")
-        sustained(fleet, results)
-    finally:
-        fleet.stop()
+    """Every scenario of BENCH_TELEMETRY_ONLY (default all three), in the deployments `prefixes`."""
+    if "capacity" in ONLY or "sustained" in ONLY:
+        on_step(f"telemetry capacity: {DEVICES:,} devices, {READINGS:,} readings")
+        fleet = capacity(base, results, prefixes[0])
+        try:
+            if "sustained" in ONLY:
+                on_step(f"telemetry sustained: {RATE:,} readings/s offered for {SECONDS} s")
+                sustained(fleet, results)
+        finally:
+            fleet.stop()
+    if "memory" not in ONLY:
+        return
     on_step(f"telemetry memory: {', '.join(f'{n:,}' for n in MEMORY_DEVICES)} devices")
     memory(base, results, prefixes[1:])
 
