@@ -14,6 +14,9 @@ g. Quix Streams: our decide/evolve in a stateful StreamingDataFrame on RocksDB, 
 h. Kafka Streams (Java): the same two rules in a processor over a RocksDB store, exactly_once_v2 (bench/peers)
 memory: peak RSS of a write-path worker process with 100,000 and 1,000,000 aggregates in its state
    table (bench/memory.py)
+telemetry: the devices fleet through the window stage and the decider (bench/telemetry.py, also
+   `python -m bench.telemetry` alone): capacity and the ratio to a raw consume, 10,000 readings/s
+   sustained with the breach -> AlertRaised latency, peak RSS with 10,000 and 100,000 devices
 
 Sizes come from BENCH_* environment variables (see BENCHMARKS.md); BENCH_ONLY=a,b,c,... runs a subset.
 """
@@ -37,6 +40,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from bench import read as bench_read
+from bench import telemetry as bench_telemetry
 from bench.harness import drop, isolated, preload, run_write_path
 from bench.memory import measure
 from bench.offline import measure as measure_offline
@@ -68,7 +72,7 @@ MEMORY_AGGREGATES = [
 FANOUT = int(os.environ.get("BENCH_FANOUT", "3"))
 """Output records per input of the second bare loop (a'): as many as the write path produces per
 command (its event, its result, its aggregate's state; the results record is one per batch)."""
-SCENARIOS = ("offline", "a", "b", "c", "g", "h", "latency", "scale", "d", "e", "f", "memory")
+SCENARIOS = ("offline", "a", "b", "c", "g", "h", "latency", "scale", "d", "e", "f", "memory", "telemetry")
 ONLY = set(os.environ.get("BENCH_ONLY", ",".join(SCENARIOS)).split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
 
@@ -242,11 +246,8 @@ def main() -> None:
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    steps = [
-        s
-        for s in ("offline", "a", "b", "c", "g", "h", "latency", "scale", "d", "e", "f", "memory")
-        if s in ONLY
-    ]
+    steps = [s for s in SCENARIOS if s in ONLY]
+    telemetry_prefixes = bench_telemetry.prefixes_of(run)
     memory_prefix: list[str] = []
     b_deployment: tuple[Settings, ContextRuntime] | None = None
     try:
@@ -348,6 +349,17 @@ def main() -> None:
                 memory_prefix.append(mem["prefix"])
                 results["memory_samples"] = mem["samples"]
                 progress.advance(overall)
+            if "telemetry" in steps:
+                step(task, "telemetry: the devices fleet through the window stage and the decider")
+                progress.reset(task, total=None)
+                memory_prefix.extend(telemetry_prefixes)
+                bench_telemetry.run(
+                    settings,
+                    results,
+                    telemetry_prefixes,
+                    lambda line: progress.update(task, description=line),
+                )
+                progress.advance(overall)
         _ratio(results, "ratio_b_over_a", "b_write_path_cps", "a_ceiling_rps")
         _ratio(results, "ratio_b_over_a_fanout", "b_write_path_cps", "a_fanout_rps")
         _ratio(results, "ratio_c_over_b", "c_write_path_cps", "b_write_path_cps")
@@ -369,7 +381,7 @@ def main() -> None:
         path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
         if not KEEP:
             drop(settings, [*prefixes.values(), *memory_prefix, "bench-scale"])
-    console.print(table(results))
+    console.print(table(results, bench_telemetry.rows(results)))
     verdicts = Table(title="targets")
     verdicts.add_column("target")
     verdicts.add_column("measured", justify="right")

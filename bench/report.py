@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.table import Table
@@ -11,7 +11,7 @@ Verdict = tuple[str, str, str, bool | None]
 
 
 def targets(results: dict[str, Any]) -> list[Verdict]:
-    """(target, key, figure, met?) for each target of issues 7 and 15."""
+    """(target, key, figure, met?) for each target of issues 7, 15 and 17."""
     rows: list[Verdict] = []
 
     def add(target: str, key: str, fmt: str, ok: Callable[[float], bool] | None) -> None:
@@ -37,6 +37,19 @@ def targets(results: dict[str, Any]) -> list[Verdict]:
     add("p99 command→result ≤ 150 ms at 1,000/s", "latency_p99_ms", "{:.0f} ms", lambda v: v <= 150)
     add("p50/p99 at 5,000/s (reported)", "latency_5000_p99_ms", "{:.0f} ms", None)
     add("2 processes / 1 process (reported)", "ratio_scale_2_over_1", "{:.2f}", None)
+    add(
+        "telemetry ≥ 10,000 readings/s (stage + decider)",
+        "telemetry_end_to_end_rps",
+        "{:,.0f}",
+        lambda v: v >= 10_000,
+    )
+    offered = results.get("telemetry_offered_rps", 0)
+    add(
+        "telemetry sustained: folds what is offered (≥ 10,000/s)",
+        "telemetry_sustained_folded_rps",
+        "{:,.0f}",
+        lambda v: v >= 0.98 * offered and offered >= 9_900,
+    )
     return rows
 
 
@@ -75,8 +88,8 @@ _ROWS = [
 ]
 
 
-def table(results: dict[str, Any]) -> Table:
-    """Every figure of a run that has one."""
+def table(results: dict[str, Any], extra: Sequence[tuple[str, str]] = ()) -> Table:
+    """Every figure of a run that has one, then `extra` rows (label, figure)."""
     t = Table(
         title=f"{results['commands']:,} commands over {results['aggregates']:,} aggregates "
         f"({results['record_bytes']:.0f} B), {results['partitions']} partitions"
@@ -87,6 +100,8 @@ def table(results: dict[str, Any]) -> Table:
         if key in results:
             shown = label.format(fanout=results.get("a_fanout", "?"), rate=results.get("latency_rate", "?"))
             t.add_row(shown, fmt.format(results[key]))
+    for label, figure in extra:
+        t.add_row(label, figure)
     for sample in results.get("memory_samples", []):
         if sample["at"]:
             t.add_row(

@@ -28,6 +28,7 @@ from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
 from streams.web.query.routing import Router
 from streams.web.realtime.endpoints import RealtimeEndpoints
+from streams.windows.stage import WindowStage
 from streams.wire.signing import signed_url
 from streams.write.processor import CommandProcessor
 
@@ -84,6 +85,14 @@ def _read_side() -> list[Runnable]:
     return [read_side]
 
 
+def _window_stages() -> list[Runnable]:
+    return [
+        WindowStage(settings, runtimes.get(name), aggregation, worker_id=worker_id(settings))
+        for name, context in contexts.items()
+        for aggregation in context.windows
+    ]
+
+
 def _sink_derivers() -> list[Runnable]:
     return [SinkDeriver(settings, runtimes.get(name)) for name in contexts]
 
@@ -95,6 +104,8 @@ if settings.read_side:
     app.service(hosted("read-side", _read_side, readiness=readiness))
 if settings.sinks_enabled:
     app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
+if settings.windows_enabled:
+    app.service(hosted("windows", _window_stages))
 
 
 def served_version(context: str, view: str) -> int:

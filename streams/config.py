@@ -85,6 +85,8 @@ class Settings:
     """A view partition new to this worker is restored from its compacted topic, then folds only
     the events after (0: it folds the log from offset 0, as before)."""
     read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")
+    windows_enabled: bool = field(default_factory=lambda: _env("STREAMS_WINDOWS", "1") == "1")
+    """Run the window stages of the contexts' windowed aggregations in this worker."""
     max_body_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_BODY_BYTES", str(1024 * 1024))))
     """The largest command request body the HTTP API reads (413 above)."""
     rate_limit: float = field(default_factory=lambda: float(_env("STREAMS_RATE_LIMIT", "0")))

@@ -69,3 +69,33 @@ REALTIME_DROPPED = Counter(
     "Real-time clients disconnected by the server, by reason (slow_client: buffer full).",
     ["transport", "reason"],
 )
+
+
+# --- windowed aggregation (streams/windows) -------------------------------------------------------
+WINDOW_RECORDS = Counter(
+    "streams_window_records_total",
+    "Raw records of a windowed aggregation, by outcome: folded, late, rerouted, table (join table "
+    "events), or the reason they were dead-lettered.",
+    ["context", "aggregation", "outcome"],
+)
+WINDOW_LATE = Counter(
+    "streams_window_late_records_total",
+    "Raw records that arrived after their window closed (end + grace): sent to the late DLQ.",
+    ["context", "aggregation"],
+)
+WINDOWS_CLOSED = Counter(
+    "streams_windows_closed_total",
+    "Windows closed and emitted as system commands, by trigger (stream_time, idle).",
+    ["context", "aggregation", "trigger"],
+)
+WINDOW_TIMERS = Counter(
+    "streams_window_timers_fired_total",
+    "Heartbeat timers fired (a key silent for its configured time).",
+    ["context", "aggregation"],
+)
+WINDOW_LATENCY = Histogram(
+    "streams_window_fold_latency_seconds",
+    "Raw record timestamp to the committed batch that folded it.",
+    ["context", "aggregation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+)

@@ -22,6 +22,7 @@ from typing import Any
 from streams.core.commands import Aggregate, CommandEnvelope, handle_command
 from streams.core.decider import BoundedContext, Rejected
 from streams.core.views import EventMeta, fold_view
+from streams.core.windows import ClosedWindow, fold_windows
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.jsonable import json_bytes
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, catalog_for, to_record
@@ -72,8 +73,10 @@ def given(context: BoundedContext[Any], *history: Any) -> Scenario:
 
 
 def governed(context: BoundedContext[Any]) -> list[str]:
-    """The type names whose history is kept: commands, events and the state (snapshots)."""
-    return [t.__name__ for t in (*context.commands, *context.events, context.state_type)]
+    """The type names whose history is kept: commands, events, the state (snapshots) and the raw
+    records of windowed aggregations."""
+    records = tuple(w.record_type for w in context.windows)
+    return [t.__name__ for t in (*context.commands, *context.events, context.state_type, *records)]
 
 
 def sample_path(samples_dir: Path, sv: SchemaVersion) -> Path:
@@ -149,13 +152,17 @@ def conformance(
     2. the decoded events fold (`evolve` is total over every version), and every view folds them;
     3. `decide` raises nothing but `Rejected` on the decoded commands;
     4. the state a command leaves equals the fold of the events it accepted, and every state
-       survives the state codec's round trip (RocksDB and the changelog keep it encoded).
+       survives the state codec's round trip (RocksDB and the changelog keep it encoded);
+    5. every windowed aggregation folds the decoded raw record samples, closes each window into
+       a command of the context that passes 3 and 4, and its join table folds the events.
     """
     catalog = catalog or catalog_for(context)
     codec = AvroCodec.offline(catalog)
     failures: list[str] = []
     events: list[Any] = []
     commands: list[Any] = []
+    raw: dict[str, list[Any]] = {}
+    raw_types = {w.record_type.__name__ for w in context.windows}
     for type_name in governed(context):
         for sv in catalog.versions(type_name):
             path = sample_path(samples_dir, sv)
@@ -170,6 +177,8 @@ def conformance(
                     events.append(decoded)
                 elif type_name in context.command_names:
                     commands.append(decoded)
+                elif type_name in raw_types:
+                    raw.setdefault(type_name, []).append(decoded)
     # one aggregate whose log holds every version of every event, in the context's event order
     order = {e.__name__: i for i, e in enumerate(context.events)}
     events.sort(key=lambda e: order[type(e).__name__])
@@ -187,10 +196,50 @@ def conformance(
                 json_bytes(document.state)
         except Exception as exc:
             failures.append(f"view {view.name} fails on the decoded samples: {type(exc).__name__}: {exc}")
+    for aggregation in context.windows:
+        commands += _window_commands(
+            context, aggregation, raw.get(aggregation.record_type.__name__, []), events, failures
+        )
     for command in commands:
         for current in (Aggregate(0, context.initial_state), Aggregate(len(events), state)):
             failures += _check_command(context, codec, current, command)
     return failures
+
+
+def _window_commands(
+    context: BoundedContext[Any], aggregation: Any, records: list[Any], events: list[Any], failures: list[str]
+) -> list[Any]:
+    """The commands a windowed aggregation makes of the record samples (failures noted)."""
+    name = aggregation.name
+    try:
+        for record in records:
+            aggregation.check(record)
+            aggregation.group_by(record)
+        windows = fold_windows(aggregation, [("agg-1", r) for r in records])
+        out = [
+            aggregation.close(ClosedWindow("agg-1", group, start, start + aggregation.spec.size_ms, acc))
+            for (_, group, start), acc in windows.items()
+        ]
+        for accumulator in windows.values():
+            json_bytes(accumulator)
+    except Exception as exc:
+        failures.append(f"window {name} fails on the record samples: {type(exc).__name__}: {exc}")
+        return []
+    strangers = [type(c).__name__ for c in out if type(c) not in context.commands]
+    if strangers:
+        failures.append(f"window {name} closes into {strangers}, not commands of {context.name}")
+        return []
+    if aggregation.table is not None:
+        row = None
+        try:
+            for event in events:
+                row = aggregation.table.evolve(row, event)
+                json_bytes(row)
+        except Exception as exc:
+            failures.append(
+                f"join table {aggregation.table.name} fails on the samples: {type(exc).__name__}: {exc}"
+            )
+    return out
 
 
 def assert_conformant(context: BoundedContext[Any], samples_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""`streams demo`: the pipeline working, end to end, on the local stack."""
+"""`streams demo`: the pipeline working, end to end, on the local stack: orders (commands,
+events, state, a read model, a burst), then a devices fleet (`streams.cli.fleet_demo`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 from rich.console import Console
 from rich.table import Table
 
+from streams.cli.fleet_demo import run_fleet_demo
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import (
@@ -30,6 +32,9 @@ from streams.contexts.orders import (
 from streams.read.fold import aggregate_from_log, events_of
 from streams.wire.jsonable import to_json
 from streams.write.changelog import aggregate_from_changelog
+
+DEMO_CONTEXTS = ("orders", "devices")
+"""The contexts the demo drives: a worker it reuses must host both."""
 
 
 class WorkerHealth(NamedTuple):
@@ -58,7 +63,7 @@ def _health(settings: Settings) -> WorkerHealth:
     ours = (
         body.get("app") == settings.app_id
         and body.get("topic_prefix", "") == settings.topic_prefix
-        and "orders" in body.get("contexts", [])
+        and all(c in body.get("contexts", []) for c in DEMO_CONTEXTS)
     )
     detail = (
         f"app {body.get('app')!r}, topic prefix {body.get('topic_prefix')!r}, contexts {body.get('contexts')}"
@@ -85,11 +90,15 @@ def _start_worker(settings: Settings, console: Console) -> subprocess.Popen[byte
         log_path = _demo_log()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         console.print(f"starting a worker (log: {log_path})")
+        env = dict(os.environ)
+        contexts = [c for c in env.get("STREAMS_CONTEXTS", "orders").split(",") if c]
+        env["STREAMS_CONTEXTS"] = ",".join([*contexts, *(c for c in DEMO_CONTEXTS if c not in contexts)])
         proc = subprocess.Popen(
             [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", "info"],
             stdout=open(log_path, "ab"),  # noqa: SIM115 - owned by the child
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
     deadline = time.monotonic() + 120
     while not (found := _health(settings)).ready:
@@ -185,6 +194,7 @@ def run_demo(settings: Settings, console: Console) -> int:
             console.print(
                 f"burst: {burst} commands with results in {elapsed:.2f}s = {burst / elapsed:,.0f} commands/s"
             )
+        failures += run_fleet_demo(settings, console)
     finally:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -23,7 +23,7 @@ from typing import Any
 from streams.core.decider import BoundedContext
 
 ENTRY_POINT_GROUP = "streams.contexts"
-BUILT_IN = ("streams.contexts.orders",)
+BUILT_IN = ("streams.contexts.orders", "streams.contexts.devices")
 
 
 def _from_module(module: str) -> BoundedContext[Any]:

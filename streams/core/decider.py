@@ -44,6 +44,9 @@ class BoundedContext(Generic[S]):
     evolve: Callable[[S, Message], S]
     views: tuple[Any, ...] = ()
     """The context's read models (`streams.core.views.View`)."""
+    windows: tuple[Any, ...] = ()
+    """The context's windowed aggregations (`streams.core.windows.WindowedAggregation`): high-rate
+    inputs folded into windows, each closed window a system command to this context."""
     upcasters: Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=dict
     )

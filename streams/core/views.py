@@ -45,6 +45,10 @@ class View:
     that document's state without the aggregate (None deletes it); without `retract` the old
     document is deleted, which suits documents that hold one aggregate each. A view whose
     documents gather several aggregates and whose key can move must give `retract`.
+
+    `keep_on_move=True` is for views whose documents each record a part of an aggregate's
+    history rather than where it is now (one document per time window): a new key leaves the
+    old document as it is, and nothing is retracted.
     """
 
     name: str
@@ -52,6 +56,7 @@ class View:
     key_by: Callable[[Message, str | None], str | None] | None = None
     list_fields: tuple[str, ...] = ()
     retract: Callable[[State, EventMeta], State | None] | None = None
+    keep_on_move: bool = False
 
     @property
     def repartitioned(self) -> bool:
@@ -122,7 +127,7 @@ def fold_view(view: View, events: list[tuple[Message, EventMeta]]) -> dict[str, 
         else:
             previous = keys.get(meta.aggregate_id)
             key = keys[meta.aggregate_id] = view.key_by(event, previous)
-            if previous is not None and key != previous:
+            if previous is not None and key != previous and not view.keep_on_move:
                 retracted = apply_retraction(view, documents.get(previous), meta)
                 if retracted is not None:
                     documents[previous] = retracted

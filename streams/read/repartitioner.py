@@ -82,7 +82,7 @@ class Repartitioner(Stage):
         if key != previous:
             batch.put(partition, map_key, None if key is None else key.encode())
             batch.produce(self.keys, partition, msg.key() or b"", None if key is None else key.encode())
-            if previous is not None:  # the aggregate leaves its old document
+            if previous is not None and not self.view.keep_on_move:  # it leaves its old document
                 old = previous.encode()
                 target = partition_for(old, self.partitions)
                 batch.produce(self.output, target, old, None, [*headers, RETRACTED], ts, sources=(msg,))

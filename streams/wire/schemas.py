@@ -264,7 +264,8 @@ FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModel
 
 
 def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:
-    """Schemas of a context's messages and state, plus the framework's own records."""
-    types = (*context.commands, *context.events, context.state_type, *FRAMEWORK_TYPES)
+    """Schemas of a context's messages, state and raw window inputs, plus the framework's own records."""
+    records = tuple(w.record_type for w in context.windows)  # raw inputs of windowed aggregations
+    types = (*context.commands, *context.events, context.state_type, *records, *FRAMEWORK_TYPES)
     directory = context.schema_dir or SCHEMAS_DIR / context.name
     return SchemaCatalog([directory, SCHEMAS_DIR / "streams"], types, context.upcasters)

@@ -130,6 +130,36 @@ class ContextTopics:
         """Sink records Kafka Connect could not convert (its own dead-letter queue)."""
         return self._name("connect-dlq")
 
+    # --- windowed aggregations (streams/windows): a raw input and what its stage writes ---------
+
+    def window_input(self, name: str) -> str:
+        """The raw, high-rate input of a windowed aggregation, keyed by aggregate id."""
+        return self._name(name)
+
+    def window_dlq(self, name: str) -> str:
+        """Raw records the aggregation refused (undecodable, unknown key...), with the reason."""
+        return self._name(f"{name}.dlq")
+
+    def window_late(self, name: str) -> str:
+        """Raw records that arrived after their window closed (window end + grace)."""
+        return self._name(f"{name}.late")
+
+    def window_changelog(self, name: str) -> str:
+        """The window stage's state (open windows, join table, timers, stream time), compacted."""
+        return self._name(f"{name}.windows-changelog")
+
+    def window_specs(self, name: str, partitions: int) -> list[TopicSpec]:
+        """The topics of one windowed aggregation: the raw input is co-partitioned with the
+        commands and events (the join table is read from the events)."""
+        raw = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+        late = {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
+        return [
+            self._spec(self.window_input(name), partitions, raw),
+            self._dlq_spec(self.window_dlq(name)),
+            TopicSpec(self.window_late(name), 1, {**late, "max.message.bytes": str(DLQ_MAX_BYTES)}),
+            self._spec(self.window_changelog(name), partitions, COMPACT),
+        ]
+
     # --- policies: every topic is created with an explicit record limit ----------------------
 
     def _spec(self, name: str, partitions: int, config: dict[str, str]) -> TopicSpec:
@@ -214,6 +244,14 @@ class GroupNames:
     def repartition(self, view: str, version: int) -> str:
         """The repartitioner feeding one version of a re-keyed view."""
         return f"{self.view(view, version)}.repartition"
+
+    def windows(self, name: str) -> str:
+        """The window stage of one windowed aggregation."""
+        return self._name(f"windows.{name}")
+
+    def windows_transactional_id(self, name: str, worker_id: str) -> str:
+        """A worker's transactional id for one window stage (stable across its restarts)."""
+        return f"{self.windows(name)}.{worker_id}"
 
     @property
     def history(self) -> str:

@@ -61,7 +61,7 @@ def test_something_that_is_not_a_worker_is_told_apart() -> None:
 def test_our_own_worker_is_recognised_ready_or_starting() -> None:
     for status, ready in ((200, True), (503, False)):
         body: dict[str, object] = {"status": "ok" if ready else "starting", "app": "mine"}
-        body.update(topic_prefix="p.", contexts=["orders"])
+        body.update(topic_prefix="p.", contexts=["orders", "devices"])
         server = _serve(json.dumps(body).encode(), status)
         try:
             settings = replace(Settings(), web_port=server.server_address[1], app_id="mine")
@@ -69,3 +69,13 @@ def test_our_own_worker_is_recognised_ready_or_starting() -> None:
         finally:
             server.shutdown()
         assert found.ours and found.ready is ready
+
+
+def test_our_worker_without_every_demo_context_is_not_reused() -> None:
+    body = {"status": "ok", "app": "mine", "topic_prefix": "", "contexts": ["orders"]}
+    server = _serve(json.dumps(body).encode())
+    try:
+        found = _health(replace(Settings(), web_port=server.server_address[1], app_id="mine"))
+    finally:
+        server.shutdown()
+    assert found.answered and not found.ours and "devices" not in found.detail.split("contexts")[0]

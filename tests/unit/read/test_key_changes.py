@@ -132,6 +132,45 @@ def test_the_repartitioner_retracts_the_old_key_then_sends_the_event_to_the_new_
     assert repartitioner.stores[0].get(KEY_PREFIX + b"o-1") == b"c:confirmed"
 
 
+PER_STATUS_CHANGE = View(
+    "status-history",
+    lambda s, e, m: {"event": type(e).__name__},
+    key_by=lambda e, p: f"{type(e).__name__}",
+    keep_on_move=True,
+)
+"""A document per kind of event (a part of the order's history, like a time window)."""
+
+
+def test_a_view_that_keeps_moved_documents_retracts_nothing(runtime: ContextRuntime, tmp_path: Path) -> None:
+    log = [(OrderPlaced("c", "EUR"), meta("o-1", 1)), (OrderConfirmed(5), meta("o-1", 2))]
+    docs = fold_view(PER_STATUS_CHANGE, log)
+    assert {k: d.state for k, d in docs.items()} == {
+        "OrderPlaced": {"event": "OrderPlaced"},
+        "OrderConfirmed": {"event": "OrderConfirmed"},
+    }
+    settings = replace(Settings(), data_dir=tmp_path, partitions=4)
+    made = Repartitioner(
+        settings,
+        runtime,
+        PER_STATUS_CHANGE,
+        1,
+        group_id="g",
+        inputs=[EVENTS],
+        data_dir=tmp_path,
+        client_id="c",
+    )
+    for p in range(4):
+        made.stores[p] = PartitionStore(tmp_path / f"k{p}")
+    try:
+        fold(made, [message(runtime, EVENTS, "o-1", 1, OrderPlaced("c", "EUR"), 0)])
+        batch = fold(made, [message(runtime, EVENTS, "o-1", 2, OrderConfirmed(5), 1)])
+    finally:
+        for store in made.stores.values():
+            store.close()
+    rekeyed = [(o.key, o.value is None) for o in batch.out if o.topic == made.output]
+    assert rekeyed == [(b"OrderConfirmed", False)]  # the event only: no retraction of OrderPlaced
+
+
 def test_the_projector_folds_a_retraction_and_publishes_versions_and_position(
     runtime: ContextRuntime, tmp_path: Path
 ) -> None:

@@ -1,0 +1,401 @@
+"""The window stage's loop: raw records in, one system command per closed window out, exactly once.
+
+One stage per windowed aggregation consumes `<ctx>.<name>` (the raw input) and `<ctx>.events`
+(the join table) in one consumer group; both are co-partitioned with `<ctx>.commands`. A batch
+is **one Kafka transaction** holding the system commands of the windows it closed, its dead
+letters (refused and late records), re-routed records, the state changelog and the input
+offsets (`send_offsets_to_transaction` with the group's metadata fences zombies, KIP-447). Only
+after the commit does RocksDB take the batch's writes, with the changelog offset they reach.
+So after a crash a window is emitted at most once by the log (an aborted emission is invisible
+to `read_committed` readers, and the window is still open in the restored state), and its
+deterministic command id makes any replay a duplicate the decider absorbs.
+
+Deciding a batch is `streams.windows.intake` (no Kafka); the clients, the watchdog and the
+restart loop are the project's own (`streams.kafka`). A quiet partition (no record for the
+aggregation's `idle_flush_ms`, nothing left to read) has its stream time moved by the wall-clock
+time since its last record, which closes its windows in a transaction of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streams import metrics
+from streams.config import Settings
+from streams.core.windows import WindowedAggregation
+from streams.kafka import clients
+from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, take
+from streams.kafka.hosting import restart_loop
+from streams.kafka.runtime import ContextRuntime, ensure_topics
+from streams.windows.intake import WindowBatch, WindowIntake
+from streams.windows.state import NO_TIME, TIMER, WINDOW, WindowState
+from streams.wire.codec import RegistryUnavailable
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_LIMIT_S = 30.0
+"""Raw records of a newly assigned partition wait for its join table to catch up, this long at most."""
+
+
+class RetryBatch(Exception):
+    """The batch's transaction must be aborted and the batch decided again."""
+
+
+class WindowStage:
+    """Runs one windowed aggregation of one context (a thread of the worker)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: ContextRuntime,
+        aggregation: WindowedAggregation,
+        *,
+        worker_id: str,
+        max_batch: int = 20000,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.aggregation = aggregation
+        context, topics = runtime.context, runtime.topics
+        self.name = f"{context.name}.{aggregation.name}"
+        self.topics = topics
+        self.input = topics.window_input(aggregation.name)
+        self.changelog = topics.window_changelog(aggregation.name)
+        self.group_id = runtime.groups.windows(aggregation.name)
+        self.transactional_id = runtime.groups.windows_transactional_id(aggregation.name, worker_id)
+        self.max_batch = max_batch
+        root = Path(settings.data_dir) / worker_id / "windows" / f"{topics.prefix}{context.name}"
+        self.state = WindowState(settings, self.changelog, root / aggregation.name)
+        self.intake = WindowIntake(
+            context, aggregation, runtime.codec, topics, settings.partitions,
+            max_record_bytes=settings.max_record_bytes, max_value_bytes=settings.max_message_bytes - 1024,
+        )  # fmt: skip
+        self.on_batch: Callable[[WindowBatch], None] | None = None
+        self.folded = 0
+        self._labels = (context.name, aggregation.name)
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._positions: dict[tuple[str, int], int] = {}
+        self._quiet: dict[int, tuple[float, int]] = {}
+        """Per partition: (monotonic time of its last raw record or assignment, stream time then)."""
+        self._waiting: dict[int, float] = {}
+        """Raw partitions paused until their join table is read to the end (and since when)."""
+        self._next_idle_check = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def ensure_topics(self) -> None:
+        """The context's topics and the aggregation's (raw input, DLQs, changelog)."""
+        partitions = self.settings.partitions
+        specs = [*self.topics.specs(partitions), *self.topics.window_specs(self.aggregation.name, partitions)]
+        ensure_topics(self.settings, specs)
+
+    def stop(self) -> None:
+        """Finish the current batch and leave the group."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process until `stop()`; failures restart the session with back-off."""
+        self.ensure_topics()
+
+        def failed(_exc: Exception) -> None:
+            metrics.RETRIES.labels(self.name, "session").inc()
+            self._close_clients()
+
+        restart_loop(f"{self.name} window stage", self._session, self._stop, on_failure=failed)
+        self._close_clients()
+
+    def _session(self) -> None:
+        self._producer = clients.write_producer(self.settings, self.transactional_id)
+        self._producer.init_transactions(30)
+        self._consumer = clients.group_consumer(
+            self.settings, self.group_id, instance_id=self.transactional_id, max_poll_interval_ms=120000,
+            # a backlog is read in batches of max_batch: 16 MiB of prefetched records is plenty
+            overrides={"enable.partition.eof": True, "queued.max.messages.kbytes": 16384},
+        )  # fmt: skip
+        self._consumer.subscribe(
+            [self.input, self.topics.events], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        wait = max(self.settings.commit_interval_s, 0.005)
+        who = f"{self.name} consumer"
+        while not self._stop.is_set():
+            ends: set[tuple[str, int]] = set()
+            messages = clients.records(take(self._consumer, self.max_batch, wait), who, eof=ends)
+            if messages:
+                self._process(messages)
+            self._resume_caught_up(ends)
+            self._idle_flush()
+
+    def _close_clients(self) -> None:
+        if self._consumer is not None:
+            consumer = self._consumer
+            try:
+                bounded("consumer close", consumer.close, timeout=15)
+            except Exception:
+                log.warning("%s: consumer close failed; abandoning it", self.name, exc_info=True)
+            self._consumer = None
+        self._producer = None
+        self.state.close_all()
+        self._positions.clear()
+        self._quiet.clear()
+        self._waiting.clear()
+
+    # --- rebalance ---------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in partitions})
+        for partition in numbers:
+            if partition not in self.state:
+                self.state.open(partition)
+        for tp in consumer.committed(partitions, timeout=30):
+            if tp.offset >= 0:
+                self._positions[(tp.topic, tp.partition)] = tp.offset
+        now = time.monotonic()
+        raw = [tp for tp in partitions if tp.topic == self.input]
+        for tp in raw:  # readings wait until the join table has read its partition to the end
+            self._waiting[tp.partition] = now
+            self._quiet[tp.partition] = (now, self.state.stream_time(tp.partition))
+        consumer.assign(partitions)
+        if raw and self.aggregation.table is not None:
+            consumer.pause(raw)
+        else:
+            self._waiting.clear()
+        log.info("%s: assigned %s", self.name, numbers)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in partitions})
+        for key in [k for k in self._positions if k[1] in numbers]:
+            del self._positions[key]
+        for partition in numbers:
+            self._quiet.pop(partition, None)
+            self._waiting.pop(partition, None)
+        self.state.close(numbers)
+        log.info("%s: revoked %s", self.name, numbers)
+
+    def _resume_caught_up(self, ends: set[tuple[str, int]]) -> None:
+        """Resume the raw partitions whose join table reached the end of its partition."""
+        if not self._waiting or self._consumer is None:
+            return
+        now = time.monotonic()
+        ready = [
+            p for p, since in self._waiting.items()
+            if (self.topics.events, p) in ends or now - since > CATCH_UP_LIMIT_S
+        ]  # fmt: skip
+        if ready:
+            self._consumer.resume([TopicPartition(self.input, p) for p in ready])
+            for p in ready:
+                del self._waiting[p]
+                self._quiet[p] = (now, self.state.stream_time(p))
+
+    # --- batches -----------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        now = time.monotonic()
+        for msg in messages:
+            if msg.topic() == self.input:
+                self._quiet[msg.partition()] = (now, NO_TIME)  # stream time filled in after the batch
+        self._until_committed(lambda: self.intake.decide(messages, self.state, self.state, _now_ms()))
+        for partition, (since, stream_time) in list(self._quiet.items()):
+            if stream_time == NO_TIME and partition in self.state:
+                self._quiet[partition] = (since, self.state.stream_time(partition))
+
+    def _idle_flush(self) -> None:
+        """Close the windows of partitions that went quiet, as if their stream time had moved
+        with the wall clock since their last record."""
+        now = time.monotonic()
+        if now < self._next_idle_check or self._consumer is None:
+            return
+        self._next_idle_check = now + 0.2
+        idle_s = self.aggregation.idle_flush_ms / 1000
+        targets = {}
+        for partition, (since, stream_time) in self._quiet.items():
+            if partition in self._waiting or stream_time == NO_TIME or now - since < idle_s:
+                continue
+            target = stream_time + int((now - since) * 1000)
+            if self._due(partition, target) and self._caught_up(partition):
+                targets[partition] = target
+        if targets:
+            self._until_committed(lambda: self.intake.advance(targets, self.state, _now_ms()))
+
+    def _due(self, partition: int, target: int) -> bool:
+        """Whether a window or timer of the partition closes at stream time `target`."""
+        if partition not in self.state:
+            return False
+        grace = self.aggregation.spec.grace_ms
+        windows = next(iter(self.state.scan_until(partition, WINDOW, target - grace)), None)
+        return (
+            windows is not None
+            or next(iter(self.state.scan_until(partition, TIMER, target)), None) is not None
+        )
+
+    def _caught_up(self, partition: int) -> bool:
+        """Nothing left to read in the partition's raw input."""
+        assert self._consumer is not None
+        tp = TopicPartition(self.input, partition)
+        try:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=2)
+            position = self._consumer.position([tp])[0].offset
+        except KafkaException:
+            return False
+        position = max(position, self._positions.get((self.input, partition), 0))
+        return position >= high
+
+    def _until_committed(self, decide: Callable[[], WindowBatch]) -> None:
+        """Decide and commit a batch, retrying (decided again) until it commits; then close, in
+        batches of their own, the windows still due that it left (`more`)."""
+        batch = self._commit_one(decide)
+        while batch is not None and batch.more and not self._stop.is_set():
+            owned = [p for p in batch.more if p in self.state]
+            batch = self._commit_one(functools.partial(self._drain, owned))
+
+    def _drain(self, partitions: list[int]) -> WindowBatch:
+        return self.intake.drain(partitions, self.state, _now_ms())
+
+    def _commit_one(self, decide: Callable[[], WindowBatch]) -> WindowBatch | None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                batch = decide()
+                if not batch.empty():
+                    self._write(batch)
+                    self._count(batch)
+                return batch
+            except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
+                fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
+                self._abort()
+                if fatal:
+                    raise
+                metrics.RETRIES.labels(self.name, type(exc).__name__).inc()
+                log.warning(
+                    "%s: batch aborted (%s: %s); retrying in %.1fs", self.name, type(exc).__name__, exc, delay
+                )
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 10.0)
+        return None
+
+    def _abort(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            bounded("abort", lambda: producer.abort_transaction(30))
+        except KafkaException as exc:
+            if is_fatal(exc.args[0]):
+                raise
+            log.debug("abort: %s", exc)
+
+    def _write(self, batch: WindowBatch) -> None:
+        """One transaction: commands, dead letters, re-routed records, changelog, offsets."""
+        assert self._producer is not None and self._consumer is not None
+        producer, consumer = self._producer, self._consumer
+        failures: list[KafkaError] = []
+        changelog_end: dict[int, int] = {}
+
+        def noted(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(err)
+
+        def track(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failures.append(err)
+            else:
+                changelog_end[msg.partition()] = max(changelog_end.get(msg.partition(), 0), msg.offset() + 1)
+
+        producer.begin_transaction()
+        send = _Sender(producer)
+        commands = self.topics.commands
+        for command in batch.commands:
+            send(commands, command.value, command.key, partition=command.partition, headers=command.headers,
+                 on_delivery=noted)  # fmt: skip
+        for topic, letter in batch.letters:
+            send(topic, letter.value, letter.key, headers=letter.headers, on_delivery=noted)
+        for moved in batch.reroutes:
+            send(self.input, moved.value, moved.key, partition=moved.partition, headers=moved.headers,
+                 timestamp=moved.timestamp, on_delivery=noted)  # fmt: skip
+        for partition, writes in batch.writes.items():
+            last = len(writes) - 1
+            for i, (key, value) in enumerate(writes.items()):
+                send(
+                    self.changelog, value, key, partition=partition, on_delivery=track if i == last else noted
+                )
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
+        if not offsets:  # an idle flush: the positions it is based on fence a zombie all the same
+            partitions = set(batch.writes)
+            offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items() if p in partitions]
+        if offsets:
+            metadata = consumer.consumer_group_metadata()
+            bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
+        if producer.flush(CALL_TIMEOUT_S):
+            raise RetryBatch("records not acknowledged within the call timeout")
+        if failures:
+            raise RetryBatch(f"a record was refused: {failures[0].str()}")
+        self._commit()
+        self._positions.update(batch.offsets)
+        self.state.apply(batch.writes, changelog_end, batch.decoded)
+
+    def _commit(self) -> None:
+        assert self._producer is not None
+        producer = self._producer
+        while True:
+            try:
+                bounded("commit", lambda: producer.commit_transaction(30))
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.retriable():
+                    continue
+                if error.txn_requires_abort():
+                    raise RetryBatch(f"commit needs abort: {error}") from exc
+                raise
+
+    def _count(self, batch: WindowBatch) -> None:
+        context, name = self._labels
+        for outcome, n in batch.outcomes.items():
+            metrics.WINDOW_RECORDS.labels(context, name, outcome).inc(n)
+        for trigger, n in batch.closed.items():
+            metrics.WINDOWS_CLOSED.labels(context, name, trigger).inc(n)
+        late = batch.outcomes.get("late", 0)
+        if late:
+            metrics.WINDOW_LATE.labels(context, name).inc(late)
+        if batch.fired:
+            metrics.WINDOW_TIMERS.labels(context, name).inc(batch.fired)
+        now = time.time()
+        latency = metrics.WINDOW_LATENCY.labels(context, name)
+        for ts in batch.timestamps:
+            latency.observe(max(now - ts, 0.0))
+        self.folded += batch.outcomes.get("folded", 0)
+        if self.on_batch is not None:
+            self.on_batch(batch)
+
+
+class _Sender:
+    """`produce` that waits for room in librdkafka's queue instead of failing."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    def __call__(self, topic: str, value: bytes | None, key: bytes | None, **kw: Any) -> None:
+        if not kw.get("timestamp"):
+            kw.pop("timestamp", None)
+        while True:
+            try:
+                self.producer.produce(topic, value, key, **kw)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
