@@ -16,6 +16,7 @@
    each, 2 windows) and reports its peak RSS (VmHWM) as the state grows.
 
 Sizes: BENCH_TELEMETRY_DEVICES, _READINGS, _RATE, _SECONDS, _PROBES, _MEMORY_DEVICES.
+The fleet, its pre-loaded traffic and the live producer are in `bench/fleet.py`.
 """
 
 from __future__ import annotations
@@ -28,23 +29,33 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
+from bench.fleet import (
+    GRACE_MS,
+    WINDOW_MS,
+    Fleet,
+    aligned,
+    preload_readings,
+    preload_registrations,
+    produce_live,
+    raw_consume_rate,
+    reading_stream,
+    settings_for,
+    window_closers,
+)
 from bench.harness import drop
 from streams.config import Settings
-from streams.contexts.devices import ConfigureThresholds, RegisterDevice, TelemetryReading, context
+from streams.contexts.devices import context
 from streams.contexts.devices.telemetry import TELEMETRY
 from streams.kafka.clients import take
 from streams.kafka.runtime import ContextRuntime
-from streams.windows.intake import WindowBatch
 from streams.windows.stage import WindowStage
 from streams.wire import headers as h
-from streams.wire.topics import partition_for
 from streams.write.processor import CommandProcessor
 
 DEVICES = int(os.environ.get("BENCH_TELEMETRY_DEVICES", "10000"))
@@ -57,36 +68,6 @@ MEMORY_DEVICES = [
 ]
 ONLY = set(os.environ.get("BENCH_TELEMETRY_ONLY", "capacity,sustained,memory").split(","))
 """The scenarios to run (sustained runs in capacity's deployment, so it runs capacity too)."""
-WINDOW_MS = TELEMETRY.spec.size_ms
-GRACE_MS = TELEMETRY.spec.grace_ms
-HIGH, CLEAR = 95.0, 70.0
-
-
-def _settings(base: Settings, prefix: str) -> Settings:
-    return replace(
-        base, topic_prefix=prefix, app_id=prefix.rstrip("."), data_dir=Path(".stack/bench") / prefix
-    )
-
-
-def _producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 20, "compression.type": "lz4"})
-
-
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, **kw: Any) -> None:
-    while True:
-        try:
-            producer.produce(topic, value, key, **kw)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
-def _device(i: int) -> str:
-    return f"dev-{i:06d}"
-
-
-def _aligned(ms: int) -> int:
-    return ms - ms % WINDOW_MS
 
 
 def _status() -> dict[str, int]:
@@ -98,173 +79,6 @@ def _status() -> dict[str, int]:
     return out
 
 
-@dataclass
-class Fleet:
-    """A deployment with the devices stage and decider running in this process."""
-
-    settings: Settings
-    runtime: ContextRuntime
-    processor: CommandProcessor
-    stage: WindowStage
-    handled: int = 0
-    folded: int = 0
-    refused: int = 0
-    closed: int = 0
-    first_fold: float = 0.0
-    last_fold: float = 0.0
-    threads: list[threading.Thread] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @classmethod
-    def create(cls, base: Settings, prefix: str, worker_id: str = "bench-tele") -> Fleet:
-        settings = _settings(base, prefix)
-        runtime = ContextRuntime.connect(settings, context)
-        processor = CommandProcessor(settings, runtime, worker_id=worker_id)
-        stage = WindowStage(settings, runtime, TELEMETRY, worker_id=worker_id)
-        stage.ensure_topics()
-        processor.ensure_topics()
-        fleet = cls(settings, runtime, processor, stage)
-        processor.on_batch = fleet._on_commands
-        stage.on_batch = fleet._on_windows
-        return fleet
-
-    def _on_commands(self, n: int) -> None:
-        with self.lock:
-            self.handled += n
-
-    def _on_windows(self, batch: WindowBatch) -> None:
-        now = time.perf_counter()
-        folded = batch.outcomes.get("folded", 0)
-        with self.lock:
-            if folded and not self.first_fold:
-                self.first_fold = now
-            if folded:
-                self.last_fold = now
-            self.folded += folded
-            self.refused += sum(n for k, n in batch.outcomes.items() if k not in ("folded", "table", "late"))
-            self.closed += sum(batch.closed.values())
-
-    def start(self, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def stop(self) -> None:
-        self.stage.stop()
-        self.processor.stop()
-        for thread in self.threads:
-            thread.join(60)
-
-    def wait(self, check: Callable[[], bool], what: str, timeout: float = 900) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{what}: handled {self.handled}, folded {self.folded}, closed {self.closed}"
-                )
-            time.sleep(0.05)
-
-    def register(self, devices: int) -> None:
-        """Pre-load the registrations of `devices` devices; run the decider until it has handled
-        them (the stage is started later: it reads the table first)."""
-        _preload_registrations(self.settings, self.runtime, devices)
-        self.decide_registrations(devices)
-
-    def decide_registrations(self, devices: int) -> None:
-        """Run the decider until it has handled `devices` devices' pre-loaded registrations."""
-        before = self.handled
-        if not self.threads:
-            self.start(self.processor.run)
-        self.wait(lambda: self.handled >= before + 2 * devices, "registrations")
-
-
-def _preload_registrations(settings: Settings, runtime: ContextRuntime, devices: int) -> None:
-    """RegisterDevice and ConfigureThresholds (temp: high 95, clear 70, 1 window) per device."""
-    codec, topic = runtime.codec, runtime.topics.commands
-    producer = _producer(settings)
-    register = codec.encode(RegisterDevice("site", "", 3600))
-    thresholds = codec.encode(ConfigureThresholds("temp", HIGH, CLEAR, 1))
-    for i in range(devices):
-        key = _device(i).encode()
-        for value in (register, thresholds):
-            _produce(producer, topic, key, value, headers=[(h.COMMAND_ID, str(uuid.uuid4()).encode())])
-    producer.flush(120)
-
-
-def _readings(
-    runtime: ContextRuntime, devices: int, per_device: int, t0: int, step_ms: int
-) -> Iterator[tuple[bytes, bytes, int]]:
-    """(key, Avro value, event time): one reading per device every `step_ms`, devices interleaved."""
-    codec = runtime.codec
-    for r in range(per_device):
-        ts = t0 + r * step_ms
-        for i in range(devices):
-            yield (
-                _device(i).encode(),
-                codec.encode(TelemetryReading("temp", 50.0 + (i + r) % 20, ts + i % 1000)),
-                ts,
-            )
-
-
-def _preload_readings(
-    settings: Settings, runtime: ContextRuntime, readings: Iterator[tuple[bytes, bytes, int]], closing_ts: int
-) -> int:
-    """Pre-load readings, then one reading per partition far enough ahead to close every window."""
-    producer = _producer(settings)
-    topic = runtime.topics.window_input(TELEMETRY.name)
-    n = 0
-    for key, value, ts in readings:
-        _produce(producer, topic, key, value, timestamp=ts)
-        n += 1
-    closers = _closers(settings.partitions)
-    codec = runtime.codec
-    for key in closers:
-        _produce(
-            producer,
-            topic,
-            key,
-            codec.encode(TelemetryReading("temp", 1.0, closing_ts)),
-            timestamp=closing_ts,
-        )
-    producer.flush(300)
-    return n + len(closers)
-
-
-def _closers(partitions: int) -> list[bytes]:
-    """One device id per partition among the registered ones (devices 0, 1, ... by partition)."""
-    found: dict[int, bytes] = {}
-    i = 0
-    while len(found) < partitions:
-        key = _device(i).encode()
-        found.setdefault(partition_for(key, partitions), key)
-        i += 1
-    return list(found.values())
-
-
-def raw_consume_rate(settings: Settings, topic: str, expected: int) -> float:
-    """Records/s of a bare read_committed confluent-kafka consume of `topic` from the start."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
-    done, started = 0, 0.0
-    while done < expected:
-        batch = [m for m in take(consumer, 10000, 1.0) if m.error() is None]
-        if batch and not started:
-            started = time.perf_counter()
-        done += len(batch)
-    elapsed = time.perf_counter() - started
-    consumer.close()
-    return done / elapsed
-
-
 # --- 1. capacity ----------------------------------------------------------------------------------
 
 
@@ -273,11 +87,11 @@ def capacity(base: Settings, results: dict[str, Any], prefix: str) -> Fleet:
     fleet = Fleet.create(base, prefix)
     fleet.register(DEVICES)
     per_device = max(1, READINGS // DEVICES)
-    t0 = _aligned(int(time.time() * 1000) - 3_600_000)
-    sent = _preload_readings(
+    t0 = aligned(int(time.time() * 1000) - 3_600_000)
+    sent = preload_readings(
         fleet.settings,
         fleet.runtime,
-        _readings(fleet.runtime, DEVICES, per_device, t0, 1000),
+        reading_stream(fleet.runtime, DEVICES, per_device, t0, 1000),
         t0 + per_device * 1000 + WINDOW_MS + GRACE_MS,
     )
     windows = DEVICES * len({(t0 + r * 1000) // WINDOW_MS for r in range(per_device)})
@@ -287,7 +101,7 @@ def capacity(base: Settings, results: dict[str, Any], prefix: str) -> Fleet:
     stage_done = fleet.last_fold
     fleet.wait(lambda: fleet.handled - handled_before >= windows, "window commands decided")
     done = time.perf_counter()
-    readings = sent - len(_closers(fleet.settings.partitions))
+    readings = sent - len(window_closers(fleet.settings.partitions))
     results.update(
         telemetry_devices=DEVICES,
         telemetry_readings=readings,
@@ -391,60 +205,6 @@ def sustained(fleet: Fleet, results: dict[str, Any]) -> None:
         results["telemetry_alert_p99_after_close_ms"] = q[98] * 1000
 
 
-def _produce_live(prefix: str, rate: int, seconds: int, devices: int, probes: int) -> None:
-    """The sustained load's producer (a process of its own, like a real fleet): `rate` readings/s,
-    event time = now; probe devices (the first `probes`) send 99.0 at the start of every third
-    window of theirs and print when."""
-    settings = _settings(Settings(), prefix)
-    runtime = ContextRuntime.connect(settings, context)
-    codec = runtime.codec
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 5, "compression.type": "lz4"})
-    topic = runtime.topics.window_input(TELEMETRY.name)
-    tick = 0.05
-    start = time.time()
-    sent = 0
-    device = 0
-    last_report = 0.0
-    probed: set[tuple[int, int]] = set()
-    while time.time() - start < seconds:
-        tick_start = time.time()
-        now_ms = int(tick_start * 1000)
-        window = _aligned(now_ms)
-        due = min(int(rate * (tick_start - start)) + 1, rate * seconds)  # catch up, never run ahead
-        for _ in range(due - sent):
-            i = device % devices
-            device += 1
-            value = 50.0 + i % 20
-            ts = now_ms
-            if i < probes and (window // WINDOW_MS) % 3 == i % 3 and (i, window) not in probed:
-                probed.add((i, window))
-                value, ts = 99.0, now_ms
-                print(
-                    json.dumps(
-                        {"probe": True, "device": _device(i), "window_start": window, "sent_at": time.time()}
-                    )
-                )
-            _produce(
-                producer,
-                topic,
-                _device(i).encode(),
-                codec.encode(TelemetryReading("temp", value, ts)),
-                timestamp=ts,
-            )
-            sent += 1
-        producer.poll(0)
-        if tick_start - last_report > 1:
-            last_report = tick_start
-            print(json.dumps({"sent": sent}), flush=True)
-        pause = tick - (time.time() - tick_start)
-        if pause > 0:
-            time.sleep(pause)
-    producer.flush(60)
-    elapsed = time.time() - start
-    print(json.dumps({"sent": sent}), flush=True)
-    print(json.dumps({"done": True, "rate": sent / elapsed}), flush=True)
-
-
 # --- 3. memory ----------------------------------------------------------------------------------
 
 
@@ -457,14 +217,14 @@ def memory(base: Settings, results: dict[str, Any], prefixes: list[str]) -> None
     BENCH_TELEMETRY_MEMORY_DEVICES (a deployment each; this process pre-loads the records)."""
     results["telemetry_memory"] = []
     for devices, deployment in zip(MEMORY_DEVICES, prefixes, strict=True):
-        settings = _settings(base, deployment)
+        settings = settings_for(base, deployment)
         runtime = ContextRuntime.connect(settings, context)
         WindowStage(settings, runtime, TELEMETRY, worker_id="bench-mem").ensure_topics()
         CommandProcessor(settings, runtime, worker_id="bench-mem").ensure_topics()
-        _preload_registrations(settings, runtime, devices)
-        t0 = _aligned(int(time.time() * 1000) - 3_600_000)
-        readings = _readings(runtime, devices, MEMORY_READINGS, t0, 4000)
-        sent = _preload_readings(settings, runtime, readings, t0 + 16_000 + WINDOW_MS + GRACE_MS)
+        preload_registrations(settings, runtime, devices)
+        t0 = aligned(int(time.time() * 1000) - 3_600_000)
+        readings = reading_stream(runtime, devices, MEMORY_READINGS, t0, 4000)
+        sent = preload_readings(settings, runtime, readings, t0 + 16_000 + WINDOW_MS + GRACE_MS)
         child = subprocess.Popen(
             [sys.executable, "-m", "bench.telemetry", "memory", deployment, str(devices), str(sent)],
             stdout=subprocess.PIPE, text=True,
@@ -594,7 +354,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "produce":
-        _produce_live(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        produce_live(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     elif len(sys.argv) > 1 and sys.argv[1] == "memory":
         _memory_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
         os._exit(0)
