@@ -205,14 +205,20 @@ def test_deploy_creates_tables_and_running_connectors(settings: Settings, client
     names = deploy(settings)
     assert len(names) == 3
     tables = {
-        r[0]
+        (r[0], r[1])
         for r in query(
             settings,
-            "select table_name from information_schema.tables where table_schema = %s",
+            "select table_name, table_type from information_schema.tables where table_schema = %s",
             settings.sink_schema,
         )
     }
-    assert tables == {"eventstore", "genericreadmodel", "genericsnapshots"}
+    # the seed's three tables, and the typed view over devices' window rows (002_telemetry.sql)
+    assert tables == {
+        ("eventstore", "BASE TABLE"),
+        ("genericreadmodel", "BASE TABLE"),
+        ("genericsnapshots", "BASE TABLE"),
+        ("telemetry_10s", "VIEW"),
+    }
     indexes = {
         r[0]
         for r in query(
