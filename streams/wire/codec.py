@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,57 +32,33 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
 from streams.wire.avro_compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
+from streams.wire.codec_errors import (
+    DecodeError,
+    IncompatibleSchema,
+    MalformedRecord,
+    NoUpcasterPath,
+    RegistryUnavailable,
+    UnknownSchema,
+    UnknownType,
+    UpcastFailed,
+)
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
+
+__all__ = [
+    "AvroCodec",
+    "DecodeError",
+    "Decoded",
+    "IncompatibleSchema",
+    "MalformedRecord",
+    "NoUpcasterPath",
+    "RegistryUnavailable",
+    "UnknownSchema",
+    "UnknownType",
+    "UpcastFailed",
+]
 
 _HEADER = struct.Struct(">bI")
 MAGIC_BYTE = 0
-
-
-class DecodeError(Exception):
-    """A record cannot become a message. `reason` is machine-readable (DLQ header)."""
-
-    reason = "decode_error"
-
-
-class MalformedRecord(DecodeError):
-    """Not Confluent Avro wire format, or the Avro body does not match its schema."""
-
-    reason = "malformed_record"
-
-
-class UnknownSchema(DecodeError):
-    """The schema id is not known to the registry."""
-
-    reason = "unknown_schema"
-
-
-class UnknownType(DecodeError):
-    """The schema is known, but its record type is not one this context handles."""
-
-    reason = "unknown_type"
-
-
-class NoUpcasterPath(DecodeError):
-    """A version of a known type that Avro resolution cannot read and no upcaster chain covers."""
-
-    reason = "no_upcaster_path"
-
-
-class UpcastFailed(DecodeError):
-    """An upcaster raised, or produced a record that does not match its target schema."""
-
-    reason = "upcast_failed"
-
-
-class IncompatibleSchema(Exception):
-    """The registry refused a schema version under its subject's compatibility rules (HTTP 409).
-
-    Not retryable: a worker must not start with a schema the registry's rules reject.
-    """
-
-
-class RegistryUnavailable(Exception):
-    """The registry could not be reached; the caller should retry, not drop the record."""
 
 
 class Decoded(msgspec.Struct, frozen=True):
@@ -167,6 +144,12 @@ class _Upcast:
 class AvroCodec:
     """Encodes and decodes the message classes of a catalog, with registry-assigned ids."""
 
+    settle_s: float = 90.0
+    """For this long after the registry was last seen unavailable, a 404 for a schema id is not
+    a verdict on the record: a restarted registry (Apicurio on kafkasql) answers before it has
+    replayed its journal, and serves the ids it registered first (this worker's own) before the
+    later ones (another producer's)."""
+
     def __init__(
         self, catalog: SchemaCatalog, registry: SchemaRegistryClient | None, registry_url: str = ""
     ) -> None:
@@ -176,6 +159,8 @@ class AvroCodec:
         self._writers: dict[type, _Writer] = {}
         self._readers: dict[int, _Reader] = {}
         self._ids: dict[tuple[str, int], int] = {}
+        self._unavailable_at = float("-inf")
+        """When (time.monotonic) the registry last failed to answer a schema id look-up."""
 
     @classmethod
     def offline(cls, catalog: SchemaCatalog) -> AvroCodec:
@@ -345,14 +330,19 @@ class AvroCodec:
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 if not self._registry_serves_own_ids():
-                    raise RegistryUnavailable(
+                    raise self._unavailable(
                         f"schema registry answers 404 for schema id {schema_id} and for ids it gave "
                         "this worker: still loading its storage"
                     ) from exc
+                if time.monotonic() - self._unavailable_at < self.settle_s:
+                    raise RegistryUnavailable(
+                        f"schema registry answers 404 for schema id {schema_id} within "
+                        f"{self.settle_s:.0f} s of an outage: it may still be loading its storage"
+                    ) from exc
                 raise UnknownSchema(f"schema id {schema_id} is not in the registry") from exc
-            raise RegistryUnavailable(f"schema registry: {exc}") from exc
+            raise self._unavailable(f"schema registry: {exc}") from exc
         except Exception as exc:
-            raise RegistryUnavailable(f"schema registry: {exc}") from exc
+            raise self._unavailable(f"schema registry: {exc}") from exc
         try:
             raw = json.loads(schema.schema_str or "")
             writer = fastavro.parse_schema(raw, named_schemas={})
@@ -369,6 +359,10 @@ class AvroCodec:
         reader = self._reader_for(type_name, version, writer)
         self._readers[schema_id] = reader
         return reader
+
+    def _unavailable(self, message: str) -> RegistryUnavailable:
+        self._unavailable_at = time.monotonic()
+        return RegistryUnavailable(message)
 
     def _registry_serves_own_ids(self) -> bool:
         """Whether the registry serves a schema id it gave this codec. A registry that has just
