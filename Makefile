@@ -44,6 +44,7 @@ bench: stack-up
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.realtime
 	$(BIN)/python -m bench.failover
+	$(BIN)/python -m bench.http
 
 bench-realtime: stack-up
 	$(BIN)/python -m bench.realtime
