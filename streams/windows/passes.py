@@ -57,10 +57,12 @@ class Pass:
     # --- pending values over committed ones --------------------------------------------------
 
     def value(self, partition: int, key: bytes) -> Any:
+        """A key's value as this pass left it (else the committed one, decoded)."""
         found = self.pending.get((partition, key), _MISSING)
         return self.state.decoded(partition, key) if found is _MISSING else found
 
     def set(self, partition: int, key: bytes, value: Any) -> None:
+        """Set a key's value, written when the pass's batch commits."""
         self.pending[(partition, key)] = value
 
     def set_timed(self, partition: int, prefix: bytes, key: bytes, value: Any, at: int) -> None:
@@ -69,6 +71,7 @@ class Pass:
         self.timed.setdefault((partition, prefix), {})[key] = at
 
     def stream_time(self, partition: int) -> int:
+        """The partition's stream time: as this pass moved it, else the committed one."""
         moved = self.moved.get(partition)
         if moved is not None:
             return moved
@@ -132,6 +135,7 @@ class Pass:
         return sorted(keys)
 
     def command(self, partition: int, raw_key: bytes, command: Any, command_id: str) -> None:
+        """Send a system command (a closed window's summary, a silence) to the context's command topic."""
         intake = self.intake
         if type(command) not in intake.context.commands:
             raise TypeError(f"{type(command).__name__} is not a command of {intake.context.name}")
@@ -178,6 +182,7 @@ class Pass:
     # --- the batch's writes ------------------------------------------------------------------
 
     def finish(self) -> WindowBatch:
+        """The batch's store writes, changelog records, commands and dead letters."""
         batch = self.batch
         for partition, stream_time in self.moved.items():
             self.set(partition, STREAM_TIME, stream_time)

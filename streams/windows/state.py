@@ -77,28 +77,34 @@ def split_timer_key(raw: bytes) -> tuple[int, bytes]:
 
 
 def encode_window(accumulator: Any, latest: int) -> bytes:
+    """A window's value: its accumulator and the latest event time folded into it."""
     return orjson.dumps({"a": accumulator, "t": latest})
 
 
 def decode_window(raw: bytes) -> tuple[Any, int]:
+    """(accumulator, latest event time) of a window's value."""
     data = orjson.loads(raw)
     return data["a"], int(data["t"])
 
 
 def encode_row(version: int, row: Any) -> bytes:
+    """A join-table row with the version of the event that set it."""
     return orjson.dumps({"v": version, "r": row})
 
 
 def decode_row(raw: bytes) -> tuple[int, Any]:
+    """(version, row) of a join-table value."""
     data = orjson.loads(raw)
     return int(data["v"]), data["r"]
 
 
 def encode_long(value: int) -> bytes:
+    """A signed 64-bit big-endian integer (stream times)."""
     return _SIGNED.pack(value)
 
 
 def decode_long(raw: bytes) -> int:
+    """The integer of `encode_long`."""
     return int(_SIGNED.unpack(raw)[0])
 
 
