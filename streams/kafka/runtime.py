@@ -90,6 +90,20 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> None:
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+    # a created topic is usable once every partition has a leader: producing before that races
+    # the controller (worse on a topic re-created under a name that was just deleted)
+    deadline = time.monotonic() + 30
+    for spec in missing:
+        while not _led(client, spec.topic, spec.num_partitions) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _led(client: Any, topic: str, partitions: int) -> bool:
+    """Whether the metadata shows `topic` with `partitions` partitions, each with a leader."""
+    found = client.list_topics(topic, timeout=10).topics.get(topic)
+    if found is None or found.error is not None or len(found.partitions) < partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in found.partitions.values())
 
 
 class Runtimes:
