@@ -111,6 +111,37 @@ def read_partition(
         return [m for batch in partition_reader.batches() for m in batch]
 
 
+def wait_until_readable(
+    settings: Settings, topic: str, partitions: Iterable[int], timeout_s: float = 30.0
+) -> bool:
+    """Wait until what is written to `topic`'s partitions so far can be read `read_committed`
+    (False: not within `timeout_s`).
+
+    A `read_committed` consumer's high watermark is the last stable offset, and a transaction's
+    commit returns before the broker has written its markers: a reader started right after a
+    commit can find the partition empty up to that transaction. Call this after committing a
+    transaction whose records are read next (`streams rebuild`, then `streams verify`). Another
+    producer's open transaction also holds the stable offset back: hence the timeout.
+    """
+    committed = reader(settings)
+    everything = reader(settings, overrides={"isolation.level": "read_uncommitted"})
+    try:
+        targets = {p: watermarks(everything, TopicPartition(topic, p))[1] for p in partitions}
+        deadline = time.monotonic() + timeout_s
+        while targets:
+            for p, end in list(targets.items()):
+                if watermarks(committed, TopicPartition(topic, p))[1] >= end:
+                    del targets[p]
+            if targets:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+        return True
+    finally:
+        committed.close()
+        everything.close()
+
+
 def read_offsets(
     settings: Settings, topic: str, partition: int, offsets: Iterable[int], *, gap: int = 500
 ) -> list[Message]:

@@ -9,6 +9,7 @@ decided again). `verify` compares the changelog (what the table restores from) w
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from streams.config import Settings
 from streams.core.commands import ACCEPTED, Aggregate, AggregateSnapshot, CommandResult
 from streams.core.records import replace_record
 from streams.kafka import clients
-from streams.kafka.readers import read_partition
+from streams.kafka.readers import read_partition, wait_until_readable
 from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.read.fold import LogFold, logged_events
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
 from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, changelog_aggregates, encode_aggregate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +99,8 @@ def rebuild(settings: Settings, runtime: ContextRuntime) -> RebuildReport:
         totals[1] += len(folded.commands)
         totals[2] += folded.events
     producer.commit_transaction(120)
+    if not wait_until_readable(settings, topic, range(settings.partitions)):
+        log.warning("%s: the rebuilt table is not readable yet (another transaction is open?)", topic)
     return RebuildReport(totals[0], totals[1], totals[2], time.perf_counter() - started)
 
 
