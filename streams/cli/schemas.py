@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from streams.config import Settings
 
-console = Console()
+console = Console(soft_wrap=True)  # a line per finding, however narrow the terminal
 
 _PREFIX = click.option(
     "--prefix",

@@ -68,7 +68,7 @@ def load_schema_file(path: Path) -> SchemaVersion:
     try:
         parsed = fastavro.parse_schema(raw, named_schemas={})
     except Exception as exc:  # fastavro raises several types for a bad schema
-        raise SchemaFileError(f"{path}: not a valid Avro schema: {exc}") from exc
+        raise SchemaFileError(f"{path}: not valid Avro: {exc}") from exc
     return SchemaVersion(
         type_name=match["name"],
         fullname=_fullname(raw),
