@@ -154,22 +154,20 @@ class _Deriver:
 
 def _defaults(cls: type) -> Iterator[tuple[str, Any]]:
     """(field name, default or _NO_DEFAULT) in declaration order."""
+    rows: list[tuple[str, Any, Any]]
     if dataclasses.is_dataclass(cls):
-        for f in dataclasses.fields(cls):
-            if f.default is not dataclasses.MISSING:
-                yield f.name, f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                yield f.name, f.default_factory()
-            else:
-                yield f.name, _NO_DEFAULT
-        return
-    for info in msgspec.structs.fields(cls):
-        if info.default is not msgspec.NODEFAULT:
-            yield info.name, info.default
-        elif info.default_factory is not msgspec.NODEFAULT:
-            yield info.name, info.default_factory()
+        missing: Any = dataclasses.MISSING
+        rows = [(f.name, f.default, f.default_factory) for f in dataclasses.fields(cls)]
+    else:
+        missing = msgspec.NODEFAULT
+        rows = [(f.name, f.default, f.default_factory) for f in msgspec.structs.fields(cls)]
+    for name, default, factory in rows:
+        if default is not missing:
+            yield name, default
+        elif factory is not missing:
+            yield name, factory()
         else:
-            yield info.name, _NO_DEFAULT
+            yield name, _NO_DEFAULT
 
 
 def _json_default(value: Any, where: str) -> Any:

@@ -138,32 +138,35 @@ def test_check_fails_when_a_file_no_longer_agrees_with_its_class(loans: Path) ->
     assert code == 0 and (loans / "BookLent.v2.avsc").exists(), lines
 
 
-@pytest.mark.parametrize(
-    ("content", "says"),
-    [
-        ("{not json", "LendBook.v1.avsc: not readable as JSON"),
-        ('{"type": "record", "name": "LendBook", "fields": [{"name": "x", "type": "no"}]}', "not valid Avro"),
-        ('{"type": "record", "name": "Other", "fields": []}', "record name 'Other' != 'LendBook'"),
-        ("[]", "not an Avro record schema"),
-    ],
-)
-def test_an_unreadable_schema_file_is_one_line(loans: Path, content: str, says: str) -> None:
-    assert _run("generate", _name(loans))[0] == 0
-    (loans / "LendBook.v1.avsc").write_text(content)
-    for command in (["check", "--offline"], ["generate"], ["diff"]):
-        args = [*command[:1], _name(loans), *(["LendBook"] if command == ["diff"] else []), *command[1:]]
-        _one_error(args, says)
+CHECK, GENERATE, DIFF = ["check", "{ctx}", "--offline"], ["generate", "{ctx}"], ["diff", "{ctx}", "LendBook"]
 
 
 @pytest.mark.parametrize(
-    ("policy", "says"),
+    ("file", "content", "says", "commands"),
     [
-        ('{"default": "SOMETIMES"}', "unknown compatibility level 'SOMETIMES'"),
-        ('{"subjects": {"Nope": "FULL"}}', "'Nope' is not a command, event or state of"),
-        ("{oops", "not a readable JSON policy"),
+        ("LendBook.v1.avsc", "{not json", "LendBook.v1.avsc: not readable as JSON", [CHECK, GENERATE, DIFF]),
+        (
+            "LendBook.v1.avsc",
+            '{"type": "record", "name": "LendBook", "fields": [{"name": "x", "type": "no"}]}',
+            "not valid Avro",
+            [CHECK, GENERATE, DIFF],
+        ),
+        (
+            "LendBook.v1.avsc",
+            '{"type": "record", "name": "Other", "fields": []}',
+            "record name 'Other' != 'LendBook'",
+            [CHECK, GENERATE, DIFF],
+        ),
+        ("LendBook.v1.avsc", "[]", "not an Avro record schema", [CHECK, GENERATE, DIFF]),
+        ("compatibility.json", '{"default": "SOMETIMES"}', "unknown compatibility level 'SOMETIMES", [CHECK]),
+        ("compatibility.json", '{"subjects": {"Nope": "FULL"}}', "'Nope' is not a command, event", [CHECK]),
+        ("compatibility.json", "{oops", "not a readable JSON policy", [CHECK]),
     ],
 )
-def test_a_bad_policy_file_is_one_line(loans: Path, policy: str, says: str) -> None:
+def test_an_unreadable_schema_or_policy_file_is_one_line(
+    loans: Path, file: str, content: str, says: str, commands: list[list[str]]
+) -> None:
     assert _run("generate", _name(loans))[0] == 0
-    (loans / "compatibility.json").write_text(policy)
-    _one_error(["check", _name(loans), "--offline"], says)
+    (loans / file).write_text(content)
+    for command in commands:
+        _one_error([arg.replace("{ctx}", _name(loans)) for arg in command], says)
