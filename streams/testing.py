@@ -24,6 +24,7 @@ from streams.core.decider import BoundedContext, Rejected
 from streams.core.views import EventMeta, fold_view
 from streams.core.windows import ClosedWindow, fold_windows
 from streams.wire.codec import AvroCodec, DecodeError
+from streams.wire.derive import agreement
 from streams.wire.jsonable import json_bytes
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, catalog_for, to_record
 
@@ -154,11 +155,13 @@ def conformance(
     4. the state a command leaves equals the fold of the events it accepted, and every state
        survives the state codec's round trip (RocksDB and the changelog keep it encoded);
     5. every windowed aggregation folds the decoded raw record samples, closes each window into
-       a command of the context that passes 3 and 4, and its join table folds the events.
+       a command of the context that passes 3 and 4, and its join table folds the events;
+    6. every class agrees with the latest version of its schema file (`streams.wire.derive`;
+       classes whose types cannot be derived keep their hand-written schema unchecked).
     """
     catalog = catalog or catalog_for(context)
     codec = AvroCodec.offline(catalog)
-    failures: list[str] = []
+    failures: list[str] = agreement(context, catalog)[0]
     events: list[Any] = []
     commands: list[Any] = []
     raw: dict[str, list[Any]] = {}

@@ -13,32 +13,37 @@ turns v1 records into v2 on read.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from streams.core.decider import BoundedContext, Message, Rejected
 from streams.core.views import EventMeta, State, View
 
 MAX_LINES = 100
+Id = Annotated[str, Meta(max_length=255)]
+"""A customer id or a sku (the schemas' `maxLength`, checked before `decide` runs)."""
+Currency = Annotated[str, Meta(max_length=3)]
 
 # --- commands ---------------------------------------------------------------------------------
 
 
 class PlaceOrder(Struct, frozen=True):
-    """Open a new order for a customer."""
+    """Open a new order for a customer (v2: field lengths declared with maxLength)."""
 
-    customer_id: str
-    currency: str = "EUR"
+    customer_id: Id
+    currency: Currency = "EUR"
 
 
 class AddItem(Struct, frozen=True):
-    """Add `quantity` units of `sku`; adding a sku again raises its quantity."""
+    """Add `quantity` units of `sku`; adding a sku again raises its quantity (v2: the price's
+    currency, checked against the order's; null: the order's; v3: field lengths declared with
+    maxLength)."""
 
-    sku: str
+    sku: Id
     quantity: int
     unit_price_cents: int
-    currency: str | None = None
+    currency: Currency | None = None
     """v2: the price's currency; it must be the order's (None: the order's, as in v1)."""
 
 
@@ -53,7 +58,7 @@ class ConfirmOrder(Struct, frozen=True):
 
 
 class ShipOrder(Struct, frozen=True):
-    """Hand a confirmed order to a carrier."""
+    """Hand a confirmed order to a carrier (v2: the carrier's tracking id, if known)."""
 
     carrier: str
     tracking_id: str = ""
@@ -76,10 +81,8 @@ class OrderPlaced(Struct, frozen=True):
 
 
 class ItemAdded(Struct, frozen=True):
-    """Units of a sku were added (a line is created or its quantity raised).
-
-    v2: the unit price is `unit_price_minor`, in the minor unit of the order's currency.
-    """
+    """Units of a sku were added (v2: `unit_price_cents` renamed `unit_price_minor`, the amount in
+    the minor unit of the order's currency)."""
 
     sku: str
     quantity: int
@@ -99,7 +102,7 @@ class OrderConfirmed(Struct, frozen=True):
 
 
 class OrderShipped(Struct, frozen=True):
-    """The order left with a carrier."""
+    """The order left with a carrier (v2: the tracking id; empty when unknown or before v2)."""
 
     carrier: str
     tracking_id: str = ""

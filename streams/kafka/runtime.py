@@ -44,7 +44,7 @@ class ContextRuntime:
         delay = 0.5
         while True:
             try:
-                codec = AvroCodec.connect(catalog, settings.registry_url)
+                codec = AvroCodec.connect(catalog, settings.registry_url, settings.topic_prefix)
                 break
             except RegistryUnavailable:
                 if time.monotonic() >= deadline:

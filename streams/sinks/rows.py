@@ -65,9 +65,9 @@ SINK_TYPES: tuple[type, ...] = (EventStoreRow, ReadModelKey, ReadModelRow, Snaps
 
 
 def sink_codec(settings: Settings) -> AvroCodec:
-    """A codec for the sink row types (registered under their record names)."""
+    """A codec for the sink row types (registered under the deployment's subjects)."""
     catalog = SchemaCatalog([SCHEMAS_DIR / "streams"], SINK_TYPES)
-    return AvroCodec.connect(catalog, settings.registry_url)
+    return AvroCodec.connect(catalog, settings.registry_url, settings.topic_prefix)
 
 
 def iso_to_millis(value: Any) -> int:

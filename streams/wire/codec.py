@@ -43,6 +43,7 @@ from streams.wire.codec_errors import (
     UpcastFailed,
 )
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
+from streams.wire.topics import subject_name
 
 __all__ = [
     "AvroCodec",
@@ -151,11 +152,17 @@ class AvroCodec:
     later ones (another producer's)."""
 
     def __init__(
-        self, catalog: SchemaCatalog, registry: SchemaRegistryClient | None, registry_url: str = ""
+        self,
+        catalog: SchemaCatalog,
+        registry: SchemaRegistryClient | None,
+        registry_url: str = "",
+        subject_prefix: str = "",
     ) -> None:
         self.catalog = catalog
         self.registry = registry
         self.registry_url = registry_url.rstrip("/")
+        self.subject_prefix = subject_prefix
+        """The deployment's topic prefix: its subjects are `<prefix><record full name>`."""
         self._writers: dict[type, _Writer] = {}
         self._readers: dict[int, _Reader] = {}
         self._ids: dict[tuple[str, int], int] = {}
@@ -174,9 +181,11 @@ class AvroCodec:
         return codec
 
     @classmethod
-    def connect(cls, catalog: SchemaCatalog, registry_url: str) -> AvroCodec:
-        """A codec whose schemas are registered (raises RegistryUnavailable when down)."""
-        codec = cls(catalog, SchemaRegistryClient({"url": registry_url, "timeout": 10}), registry_url)
+    def connect(cls, catalog: SchemaCatalog, registry_url: str, subject_prefix: str = "") -> AvroCodec:
+        """A codec whose schemas are registered under the deployment's subjects (`subject_prefix`
+        is its topic prefix; raises RegistryUnavailable when the registry is down)."""
+        registry = SchemaRegistryClient({"url": registry_url, "timeout": 10})
+        codec = cls(catalog, registry, registry_url, subject_prefix)
         codec.register()
         return codec
 
@@ -185,12 +194,13 @@ class AvroCodec:
         assert self.registry is not None, "an offline codec has no registry"
         try:
             for sv in self.catalog.all_versions():
+                subject = subject_name(self.subject_prefix, sv.fullname)
                 try:
-                    schema_id = self.registry.register_schema(sv.subject, Schema(sv.text, "AVRO"))
+                    schema_id = self.registry.register_schema(subject, Schema(sv.text, "AVRO"))
                 except SchemaRegistryError as exc:
                     if exc.http_status_code in (409, 422):
                         raise IncompatibleSchema(
-                            f"{sv.subject} v{sv.version} refused by the registry: {exc.error_message}"
+                            f"{subject} v{sv.version} refused by the registry: {exc.error_message}"
                         ) from exc
                     raise
                 self._install(sv, schema_id)

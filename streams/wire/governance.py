@@ -1,8 +1,13 @@
 """`streams schemas register | check | diff`: the schema files against the registry's rules.
 
 Every command, event and state type of a context is a registry subject (record-name strategy:
-the record's full name, e.g. `orders.ItemAdded`) with a compatibility level: BACKWARD_TRANSITIVE
-unless `schemas/compatibility.json` says otherwise for the subject.
+the deployment's topic prefix, then the record's full name, e.g. `orders.ItemAdded`;
+`streams.wire.topics.subject_name`) with a compatibility level: BACKWARD_TRANSITIVE unless the
+context's policy says otherwise. A context declares its policy beside its schemas, in
+`<schema dir>/compatibility.json` (`{"default": LEVEL, "subjects": {type or full name: LEVEL}}`),
+so a package outside this repository declares its own; `schemas/compatibility.json` of this
+checkout gives the default for contexts that declare none. `check` fails when the registry
+holds a subject at a level weaker than the declared one, and `register` sets the declared levels.
 
 A registry level applies to all versions of a subject; upcasters split a subject's history into
 epochs (an upcaster `vN -> vN+1` exists precisely because vN+1 cannot read vN by Avro rules). So:
@@ -31,28 +36,69 @@ import avro.compatibility as avro_compat
 import avro.schema
 
 from streams.core.decider import BoundedContext
-from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaVersion
+from streams.wire.schemas import SCHEMAS_DIR, SchemaCatalog, SchemaVersion, schema_dir
+from streams.wire.topics import subject_name
 
-POLICY_FILE = SCHEMAS_DIR / "compatibility.json"
-LEVELS = (
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-)
+POLICY_NAME = "compatibility.json"
+DEFAULT_POLICY_FILE = SCHEMAS_DIR / POLICY_NAME
+_GUARANTEES: dict[str, frozenset[str]] = {
+    "NONE": frozenset(),
+    "BACKWARD": frozenset({"backward"}),
+    "BACKWARD_TRANSITIVE": frozenset({"backward", "backward-all"}),
+    "FORWARD": frozenset({"forward"}),
+    "FORWARD_TRANSITIVE": frozenset({"forward", "forward-all"}),
+    "FULL": frozenset({"backward", "forward"}),
+    "FULL_TRANSITIVE": frozenset({"backward", "backward-all", "forward", "forward-all"}),
+}
+LEVELS = tuple(_GUARANTEES)
 
 
-def load_policy(path: Path = POLICY_FILE) -> dict[str, Any]:
-    """`{"default": LEVEL, "subjects": {subject: LEVEL}}` (missing file: BACKWARD_TRANSITIVE)."""
+class PolicyError(ValueError):
+    """A compatibility policy file that cannot be read or names unknown levels or types."""
+
+
+def weaker(actual: str, declared: str) -> bool:
+    """Whether a registry at level `actual` lets through a version that `declared` refuses."""
+    return not _GUARANTEES.get(actual, frozenset()) >= _GUARANTEES[declared]
+
+
+def _read_policy(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"{path}: not a readable JSON policy: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("subjects", {}), dict):
+        raise PolicyError(f'{path}: expected {{"default": LEVEL, "subjects": {{type: LEVEL}}}}')
+    return raw
+
+
+def policy_file(context: BoundedContext[Any]) -> Path:
+    """Where a context declares its compatibility levels: beside its schema files."""
+    return schema_dir(context) / POLICY_NAME
+
+
+def load_policy(context: BoundedContext[Any], default_file: Path = DEFAULT_POLICY_FILE) -> dict[str, Any]:
+    """The context's `{"default": LEVEL, "subjects": {type name: LEVEL}}`: its own
+    `compatibility.json` over this checkout's default file (no file: BACKWARD_TRANSITIVE).
+    Subjects may be named by type (`ItemAdded`) or record full name (`orders.ItemAdded`)."""
     policy: dict[str, Any] = {"default": "BACKWARD_TRANSITIVE", "subjects": {}}
-    if path.exists():
-        policy.update(json.loads(path.read_text()))
-    for level in (policy["default"], *policy["subjects"].values()):
-        if level not in LEVELS:
-            raise ValueError(f"{path}: unknown compatibility level {level!r} (one of {', '.join(LEVELS)})")
+    own = policy_file(context)
+    names = {cls.__name__ for cls in (*context.commands, *context.events, context.state_type)}
+    for path in (default_file, own):
+        if not path.exists():
+            continue
+        raw = _read_policy(path)
+        policy["default"] = raw.get("default", policy["default"])
+        for key, level in raw.get("subjects", {}).items():
+            type_name = key.removeprefix(f"{context.name}.")
+            if path == own and type_name not in names:
+                raise PolicyError(f"{path}: {key!r} is not a command, event or state of {context.name}")
+            policy["subjects"][type_name] = level
+        for level in (policy["default"], *policy["subjects"].values()):
+            if level not in LEVELS:
+                raise PolicyError(
+                    f"{path}: unknown compatibility level {level!r} (one of {', '.join(LEVELS)})"
+                )
     return policy
 
 
@@ -65,10 +111,13 @@ class Subject:
     level: str
     upcasts: list[int]
     """Versions N with an upcaster N -> N + 1."""
+    prefix: str = ""
+    """The deployment's topic prefix (`subject_name`)."""
 
     @property
     def name(self) -> str:
-        return self.versions[-1].subject
+        """The registry subject."""
+        return subject_name(self.prefix, self.versions[-1].fullname)
 
     @property
     def registry_level(self) -> str:
@@ -80,13 +129,16 @@ class Subject:
         return any(older <= n < newer for n in self.upcasts)
 
 
-def subjects(context: BoundedContext[Any], catalog: SchemaCatalog, policy: dict[str, Any]) -> list[Subject]:
-    """The governed subjects of a context: commands, events and the state."""
+def subjects(
+    context: BoundedContext[Any], catalog: SchemaCatalog, policy: dict[str, Any], prefix: str = ""
+) -> list[Subject]:
+    """The governed subjects of a context (commands, events and the state) in the deployment
+    whose topic prefix is `prefix`."""
     out = []
     for cls in (*context.commands, *context.events, context.state_type):
-        versions = catalog.versions(cls.__name__)
-        level = policy["subjects"].get(versions[-1].subject, policy["default"])
-        out.append(Subject(cls.__name__, versions, level, catalog.upcaster_versions(cls.__name__)))
+        name = cls.__name__
+        level = policy["subjects"].get(name, policy["default"])
+        out.append(Subject(name, catalog.versions(name), level, catalog.upcaster_versions(name), prefix))
     return out
 
 
@@ -212,8 +264,14 @@ def registry_level(client: Any, subject: str) -> str | None:
         raise
 
 
-def check(client: Any, subject: Subject) -> tuple[list[str], list[str]]:
-    """(errors, notes) for one subject: local rules, then the registry's verdict on new versions."""
+def global_level(client: Any) -> str:
+    """The registry's level for subjects without their own."""
+    return str(client.get_compatibility())
+
+
+def check(client: Any, subject: Subject, *, levels: bool = True) -> tuple[list[str], list[str]]:
+    """(errors, notes) for one subject: local rules, the registry's level against the declared
+    one (unless `levels` is False), then the registry's verdict on new versions."""
     errors = [str(p) for p in local_problems(subject)]
     notes = []
     if subject.upcasts:
@@ -223,11 +281,16 @@ def check(client: Any, subject: Subject) -> tuple[list[str], list[str]]:
         return errors, notes
     exists = bool(_versions(client, subject.name))
     current = registry_level(client, subject.name) if exists else None
-    if exists and current != subject.registry_level:
-        notes.append(
-            f"{subject.name}: registry level is {current or 'unset (global)'}, "
-            f"expected {subject.registry_level} (run `streams schemas register`)"
-        )
+    if exists and levels:
+        effective = current or global_level(client)
+        shown = current or f"{effective} (the registry's global level)"
+        if weaker(effective, subject.registry_level):
+            errors.append(
+                f"{subject.name}: registry level {shown} is weaker than the declared "
+                f"{subject.registry_level} (run `streams schemas register`)"
+            )
+        elif effective != subject.registry_level:
+            notes.append(f"{subject.name}: registry level {shown}, declared {subject.registry_level}")
     if not exists:
         notes.append(f"{subject.name}: new subject, {len(subject.versions)} version(s) to register")
         return errors, notes

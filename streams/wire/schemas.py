@@ -23,7 +23,7 @@ from streams.core.records import is_record_class, record_fields
 from streams.core.views import ReadModelDocument, ViewVersions
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-_FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>\d+)\.avsc$")
+SCHEMA_FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>\d+)\.avsc$")
 
 
 class SchemaFileError(Exception):
@@ -41,9 +41,9 @@ class SchemaVersion:
     parsed: Any
 
     @property
-    def subject(self) -> str:
-        """Registry subject (record-name strategy: one subject per type)."""
-        return self.fullname
+    def raw(self) -> dict[str, Any]:
+        """The schema as JSON data."""
+        return typing.cast(dict[str, Any], json.loads(self.text))
 
 
 def _fullname(schema: dict[str, Any]) -> str:
@@ -54,18 +54,27 @@ def _fullname(schema: dict[str, Any]) -> str:
 
 def load_schema_file(path: Path) -> SchemaVersion:
     """Parse one `.avsc` file named `<Type>.v<N>.avsc`."""
-    match = _FILE.match(path.name)
+    match = SCHEMA_FILE.match(path.name)
     if match is None:
         raise SchemaFileError(f"{path}: expected a name like PlaceOrder.v1.avsc")
-    raw = json.loads(path.read_text())
-    if raw.get("name", "").split(".")[-1] != match["name"]:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SchemaFileError(f"{path}: not readable as JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("type") != "record":
+        raise SchemaFileError(f"{path}: not an Avro record schema")
+    if str(raw.get("name", "")).split(".")[-1] != match["name"]:
         raise SchemaFileError(f"{path}: record name {raw.get('name')!r} != {match['name']!r}")
+    try:
+        parsed = fastavro.parse_schema(raw, named_schemas={})
+    except Exception as exc:  # fastavro raises several types for a bad schema
+        raise SchemaFileError(f"{path}: not valid Avro: {exc}") from exc
     return SchemaVersion(
         type_name=match["name"],
         fullname=_fullname(raw),
         version=int(match["version"]),
         text=json.dumps(raw, separators=(",", ":"), sort_keys=True),
-        parsed=fastavro.parse_schema(raw, named_schemas={}),
+        parsed=parsed,
     )
 
 
@@ -263,9 +272,14 @@ FRAMEWORK_TYPES: tuple[type, ...] = (CommandResult, AggregateSnapshot, ReadModel
 """The framework's own records, written by every context (schemas in `schemas/streams/`)."""
 
 
+def schema_dir(context: BoundedContext[Any]) -> Path:
+    """Where a context's schema files (and its `compatibility.json`) live: its declared
+    `schema_dir`, or `schemas/<name>/` of this checkout for the contexts shipped with streams."""
+    return Path(context.schema_dir) if context.schema_dir else SCHEMAS_DIR / context.name
+
+
 def catalog_for(context: BoundedContext[Any]) -> SchemaCatalog:
     """Schemas of a context's messages, state and raw window inputs, plus the framework's own records."""
     records = tuple(w.record_type for w in context.windows)  # raw inputs of windowed aggregations
     types = (*context.commands, *context.events, context.state_type, *records, *FRAMEWORK_TYPES)
-    directory = context.schema_dir or SCHEMAS_DIR / context.name
-    return SchemaCatalog([directory, SCHEMAS_DIR / "streams"], types, context.upcasters)
+    return SchemaCatalog([schema_dir(context), SCHEMAS_DIR / "streams"], types, context.upcasters)

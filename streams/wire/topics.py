@@ -1,4 +1,5 @@
-"""The one place that knows topic names, their policies, and the consumer-group names."""
+"""The one place that knows topic names, their policies, the consumer-group names and the schema
+registry's subject names."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def partition_for(key: bytes, partitions: int) -> int:
     """The partition librdkafka's default (consistent) partitioner picks for `key`: where an
     aggregate's commands, events, state and snapshots live."""
     return zlib.crc32(key) % partitions
+
+
+def subject_name(prefix: str, fullname: str) -> str:
+    """The registry subject of a record type in one deployment: the topic prefix, then the
+    record's full name (record-name strategy, e.g. `orders.ItemAdded`). Deployments with different
+    prefixes on one registry never share (or break) each other's subjects; no prefix keeps the
+    bare record names (docs/versioning.md, "Subjects and prefixes")."""
+    return f"{prefix}{fullname}"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,18 @@ Every class is backed by `schemas/devices/<Class>.v<N>.avsc`. Times are epoch mi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
+
+# string limits (the schemas' `maxLength`, checked on commands before `decide` runs)
+Metric = Annotated[str, Meta(max_length=64)]
+AlertId = Annotated[str, Meta(max_length=128)]
+Status = Annotated[str, Meta(max_length=32)]
+Name = Annotated[str, Meta(max_length=255)]
+"""A site, a device name or id, a person."""
+Text = Annotated[str, Meta(max_length=1024)]
+"""A free-text reason or note."""
 
 # --- the raw input (not a command: folded into windows first) --------------------------------
 
@@ -15,7 +27,7 @@ from dataclasses import dataclass
 class TelemetryReading:
     """One measurement of one metric by a device, on `devices.telemetry` (key = device id)."""
 
-    metric: str
+    metric: Metric
     value: float
     ts: int
     """When the device measured it (epoch ms)."""
@@ -28,8 +40,8 @@ class TelemetryReading:
 class RegisterDevice:
     """Add a device to the fleet, at a site."""
 
-    site: str
-    name: str = ""
+    site: Name
+    name: Name = ""
     silence_after_s: int = 300
     """A device with no reading for this long (event time) is marked silent."""
 
@@ -39,7 +51,7 @@ class ConfigureThresholds:
     """Alert on `metric` above `high` for `for_windows` consecutive windows; clear below
     `clear_below` (hysteresis: `clear_below <= high`)."""
 
-    metric: str
+    metric: Metric
     high: float
     clear_below: float
     for_windows: int = 1
@@ -50,8 +62,8 @@ class RecordTelemetryWindow:
     """A system command: the summary of one closed telemetry window (sent by the window stage,
     command id `w:telemetry:<device>:<metric>:<window start>`)."""
 
-    device_id: str
-    metric: str
+    device_id: Name
+    metric: Metric
     window_start: int
     window_end: int
     count: int
@@ -66,8 +78,8 @@ class RecordTelemetryWindow:
 class UpdateDeviceStatus:
     """An operator sets a device online, offline or in maintenance (the seed's command)."""
 
-    status: str
-    reason: str = ""
+    status: Status
+    reason: Text = ""
 
 
 @dataclass(frozen=True)
@@ -82,16 +94,16 @@ class MarkDeviceSilent:
 class AcknowledgeAlert:
     """Someone has seen the open alert of a metric (it stays open until the value clears)."""
 
-    metric: str
-    by: str = ""
-    note: str = ""
+    metric: Metric
+    by: Name = ""
+    note: Text = ""
 
 
 @dataclass(frozen=True)
 class DecommissionDevice:
     """Take a device out of the fleet for good; its readings are refused from then on."""
 
-    reason: str = ""
+    reason: Text = ""
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -101,8 +113,8 @@ class DecommissionDevice:
 class DeviceRegistered:
     """A device joined the fleet."""
 
-    site: str
-    name: str
+    site: Name
+    name: Name
     silence_after_s: int
 
 
@@ -110,7 +122,7 @@ class DeviceRegistered:
 class ThresholdsConfigured:
     """A metric's alert thresholds were set."""
 
-    metric: str
+    metric: Metric
     high: float
     clear_below: float
     for_windows: int
@@ -121,8 +133,8 @@ class TelemetryWindowRecorded:
     """A window newer than the metric's last one was folded: it moves the metric's last window
     and breach streak, and it is the `telemetry-10s` row."""
 
-    device_id: str
-    metric: str
+    device_id: Name
+    metric: Metric
     window_start: int
     window_end: int
     count: int
@@ -136,8 +148,8 @@ class TelemetryWindowRecorded:
 class AlertRaised:
     """`windows` consecutive windows of `metric` went above `high` (the last one peaked at `value`)."""
 
-    metric: str
-    alert_id: str
+    metric: Metric
+    alert_id: AlertId
     window_start: int
     value: float
     high: float
@@ -148,18 +160,18 @@ class AlertRaised:
 class AlertAcknowledged:
     """Someone acknowledged an open alert."""
 
-    metric: str
-    alert_id: str
-    by: str
-    note: str
+    metric: Metric
+    alert_id: AlertId
+    by: Name
+    note: Text
 
 
 @dataclass(frozen=True)
 class AlertCleared:
     """A window of the metric stayed below `clear_below`: the alert is closed."""
 
-    metric: str
-    alert_id: str
+    metric: Metric
+    alert_id: AlertId
     window_start: int
     value: float
 
@@ -168,9 +180,9 @@ class AlertCleared:
 class DeviceStatusChanged:
     """The operator status changed from `previous` to `status`."""
 
-    status: str
-    previous: str
-    reason: str
+    status: Status
+    previous: Status
+    reason: Text
 
 
 @dataclass(frozen=True)
@@ -184,7 +196,7 @@ class DeviceWentSilent:
 class DeviceDecommissioned:
     """The device left the fleet."""
 
-    reason: str
+    reason: Text
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -194,7 +206,7 @@ class DeviceDecommissioned:
 class MetricState:
     """What the device's decider keeps per metric."""
 
-    metric: str
+    metric: Metric
     last_window_start: int = -1
     """The start of the last window folded (older or equal windows are ignored)."""
     high: float = 0.0
@@ -203,7 +215,7 @@ class MetricState:
     """0: no thresholds configured."""
     streak: int = 0
     """Consecutive windows above `high` (while no alert is open and not in maintenance)."""
-    alert_id: str = ""
+    alert_id: AlertId = ""
     """The open alert ("" : none)."""
     acknowledged: bool = False
 
@@ -212,9 +224,9 @@ class MetricState:
 class DeviceState:
     """A device as its events made it. `status` is `none` until it is registered."""
 
-    status: str = "none"
-    site: str = ""
-    name: str = ""
+    status: Status = "none"
+    site: Name = ""
+    name: Name = ""
     silence_after_s: int = 300
     silent: bool = False
     last_seen_ms: int = 0
