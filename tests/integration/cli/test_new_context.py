@@ -3,7 +3,11 @@ installs into the venv, passes its own tests, registers its schemas, runs in a w
 topic prefix, takes commands over HTTP and the CLI, and `streams tail <ctx>.events` reads them.
 
 The package is installed into the shared virtualenv under a unique name and uninstalled at
-teardown, whatever happened."""
+teardown, whatever happened. It is installed as a regular (not editable) distribution: an editable
+install is found through a `.pth` file, which only processes started after it read, so any other
+process running in the venv (someone else's tests) that looks its contexts up meanwhile would see
+the entry point and fail to import the module (`ModuleNotFoundError`, observed). That `pip install
+-e` accepts the package is checked with a private `--prefix`, which no other process sees."""
 
 from __future__ import annotations
 
@@ -49,8 +53,11 @@ def package(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     name = f"lib{uuid.uuid4().hex[:8]}"
     run(sys.executable, "-m", "streams.cli", "new", "context", name, "--package", "--dir", str(tmp_path))
     root = tmp_path / name
+    editable = tmp_path / "editable"
+    run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(editable), "-e", str(root))
+    assert list(editable.rglob(f"__editable__.streams_{name}-0.1.0.pth"))
     try:
-        run(sys.executable, "-m", "pip", "install", "-q", "-e", str(root), timeout=600)
+        run(sys.executable, "-m", "pip", "install", "-q", str(root), timeout=600)
         yield name, root
     finally:
         subprocess.run(
@@ -85,6 +92,9 @@ def test_a_scaffolded_context_runs_end_to_end(
     registered = streams(dep, "schemas", "register", name)
     assert registered.returncode == 0, registered.stdout + registered.stderr
     assert f"{name}.Create{camel}" in registered.stdout
+    declared = json.loads((root / "src" / name / "schemas" / "compatibility.json").read_text())["default"]
+    with urllib.request.urlopen(f"{stack.registry_url}/config/{name}.Create{camel}", timeout=30) as answer:
+        assert json.loads(answer.read())["compatibilityLevel"] == declared  # the level it declares
     dep.start("w1")
     try:
         dep.wait_healthy("w1")
