@@ -76,6 +76,8 @@ def worker(loglevel: str, processes: int) -> None:
     `faust -A streams.app worker`; with more, a launcher that supervises them."""
     from streams.cli import processes as launcher
 
+    for name in Settings().contexts:  # STREAMS_CONTEXTS: refused here in one line, not by a traceback
+        context_named(name)
     command = launcher.worker_command(loglevel)
     if processes == 1:
         os.execvp(command[0], command)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StackEndpoints
+from tests.integration.read.test_two_workers import streams_cli as streams
 from tests.integration.workers import Deployment
 
 pytestmark = pytest.mark.integration
@@ -34,17 +35,6 @@ def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
     assert done.returncode == 0, said
     assert "still in queue" not in done.stderr, done.stderr  # producers are flushed before exit
     return done.stdout
-
-
-def streams(dep: Deployment, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`streams …` against the deployment."""
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=dep.cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture

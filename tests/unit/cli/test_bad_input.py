@@ -60,31 +60,11 @@ def said_once(output: str) -> str:
             "aggregate_id contains the control character U+0001 at position 1 (invalid_identifier)",
         ),
         (
-            (
-                "send",
-                "orders",
-                "PlaceOrder",
-                "--id",
-                "o-1",
-                "--data",
-                '{"customer_id": "c"}',
-                "--command-id",
-                "x" * 300,
-            ),
+            ("send", *ORDER, "--command-id", "x" * 300),
             "command_id has 300 characters; at most 255 (invalid_identifier)",
         ),
         (
-            (
-                "send",
-                "orders",
-                "PlaceOrder",
-                "--id",
-                "o-1",
-                "--data",
-                '{"customer_id": "c"}',
-                "--expected-version",
-                "-1",
-            ),
+            ("send", *ORDER, "--expected-version", "-1"),
             "expected_version must be an integer from 0 (invalid_envelope)",
         ),
         (("send", "orders", "PlaceOrder"), "Missing option '--id'."),
@@ -150,6 +130,12 @@ def test_schemas_subcommands_refuse_bad_arguments_in_one_line(args: tuple[str, .
     status, output = run(*args)
     assert status != 0
     said_once(output)
+
+
+def test_a_worker_of_an_unknown_context_is_refused_before_it_starts() -> None:
+    result = CliRunner().invoke(main, ["worker"], env={"STREAMS_CONTEXTS": "orders,loans"})
+    assert result.exit_code == 2
+    assert said_once(result.output) == UNKNOWN_CONTEXT
 
 
 def test_new_context_refuses_a_directory_that_exists(tmp_path: Path) -> None:
