@@ -3,12 +3,15 @@ HTTP API's reasons, before it touches Kafka (these tests run without a stack).""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from streams.cli.inputs import topic_named
 from streams.cli.main import main
+from streams.config import Settings
 
 ORDER = ("orders", "PlaceOrder", "--id", "o-1", "--data", '{"customer_id": "c"}')
 UNKNOWN_CONTEXT = "unknown context 'loans'; known: orders, devices (unknown_context)"
@@ -153,3 +156,13 @@ def test_an_unexpected_failure_is_one_line_naming_its_type(monkeypatch: pytest.M
     status, output = run("rebuild", "orders")
     assert status == 1
     assert said_once(output) == "RuntimeError: the registry said no second line"
+
+
+def test_a_topic_is_named_logically_or_in_full_under_a_prefix() -> None:
+    settings = replace(Settings(), topic_prefix="t1.")
+    for given_name in ("orders.events", "t1.orders.events"):
+        context, topic = topic_named(settings, given_name)
+        assert (context.name, topic) == ("orders", "t1.orders.events")
+    assert topic_named(settings, "devices.telemetry.dlq")[1] == "t1.devices.telemetry.dlq"
+    unprefixed = replace(settings, topic_prefix="")
+    assert topic_named(unprefixed, "orders.order-summary")[1] == "orders.order-summary"
