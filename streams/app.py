@@ -47,7 +47,9 @@ def worker_id(s: Settings) -> str:
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
-    store="memory://",  # Faust tables are unused: state lives in streams.kafka.store (RocksDB)
+    # Faust tables are unused: every stage keeps its state in RocksDB (streams.kafka.store). Faust
+    # opens a store only for its own tables, so this setting is what its banner's `store` shows
+    store="rocksdb://",
     datadir=str(settings.data_dir / "faust"),
     topic_partitions=settings.partitions,
     web_port=settings.web_port,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -19,6 +20,15 @@ from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.wire import headers as h
 from streams.wire.identifiers import check_identifier
 from streams.wire.schemas import to_record
+
+EXIT_FLUSH_S = 10.0
+
+
+def flush_at_exit(owner: object, producer: Any) -> None:
+    """Flush `producer` before it is destroyed with `owner` (garbage or interpreter exit), so a
+    client that is never closed still delivers what it produced instead of librdkafka dropping
+    it with `Producer terminating with N messages … still in queue`."""
+    weakref.finalize(owner, producer.flush, EXIT_FLUSH_S)
 
 
 class ResultWaiter:
@@ -88,6 +98,7 @@ class CommandClient:
         self.runtime = ContextRuntime.connect(settings, context, retry_for_s=30)
         self.runtime.ensure_topics(settings)
         self._producer = clients.producer(settings)
+        flush_at_exit(self, self._producer)
         self._waiter = ResultWaiter(settings, self.runtime) if wait else None
 
     def command_type(self, name: str) -> type:
@@ -156,10 +167,13 @@ class CommandClient:
             raise TimeoutError(f"{remaining} commands not acknowledged within {timeout}s")
 
     def close(self) -> None:
-        """Flush and release the producer and the result follower."""
-        self.flush()
-        if self._waiter:
-            self._waiter.close()
+        """Flush and release the producer and the result follower (the follower even when the
+        flush times out)."""
+        try:
+            self.flush()
+        finally:
+            if self._waiter:
+                self._waiter.close()
 
     def __enter__(self) -> CommandClient:
         return self
@@ -192,6 +206,7 @@ class RecordSender:
         )
         self.topic = topics.window_input(self.name)
         self._producer = clients.producer(settings)
+        flush_at_exit(self, self._producer)
 
     def send(self, key: str, record: Any, *, timestamp_ms: int | None = None) -> None:
         """Produce one record (its Kafka timestamp: `timestamp_ms`, default now)."""

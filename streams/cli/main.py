@@ -12,28 +12,39 @@ from typing import Any
 import click
 from rich.console import Console
 
+from streams.cli.errors import OneLineErrors
+from streams.cli.inputs import (
+    checked_version,
+    command_from_json,
+    context_named,
+    existing_topic,
+    identifier,
+    topic_named,
+    view_named,
+)
+from streams.cli.scaffold import new
 from streams.cli.schemas import schemas
 from streams.config import Settings
+from streams.core.decider import BoundedContext
 
 ROOT = Path(__file__).resolve().parents[2]
 console = Console()
 
 
-def _runtime(settings: Settings, name: str) -> Any:
+def _runtime(settings: Settings, name: str | BoundedContext[Any]) -> Any:
     """The named context wired to the stack (its schemas registered)."""
-    from streams.contexts.registry import get_context
     from streams.kafka.runtime import ContextRuntime
 
-    try:
-        context = get_context(name)
-    except KeyError as exc:
-        raise click.UsageError(str(exc.args[0])) from None
+    context = context_named(name) if isinstance(name, str) else name
     return ContextRuntime.connect(settings, context)
 
 
-@click.group()
+@click.group(cls=OneLineErrors)
 def main() -> None:
-    """Kafka-native CQRS / event sourcing: stack, worker, commands, the log."""
+    """Kafka-native CQRS / event sourcing: stack, worker, commands, the log.
+
+    Errors are one line on stderr and a non-zero exit (2: bad input); STREAMS_DEBUG=1 shows
+    tracebacks."""
 
 
 # --- stack ----------------------------------------------------------------------------------
@@ -65,6 +76,8 @@ def worker(loglevel: str, processes: int) -> None:
     `faust -A streams.app worker`; with more, a launcher that supervises them."""
     from streams.cli import processes as launcher
 
+    for name in Settings().contexts:  # STREAMS_CONTEXTS: refused here in one line, not by a traceback
+        context_named(name)
     command = launcher.worker_command(loglevel)
     if processes == 1:
         os.execvp(command[0], command)
@@ -97,19 +110,18 @@ def send(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Send a command, e.g. `streams send orders PlaceOrder --id o-1 --data '{"customer_id":"c"}'`."""
-    from streams.client import CommandClient
-    from streams.wire.jsonable import InvalidMessage, message_from_json, to_json
+    """Send a command, e.g. `streams send orders PlaceOrder --id o-1 --data '{"customer_id":"c"}'`.
 
-    try:
-        payload = json.loads(data)
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
-    with CommandClient(Settings(), context, wait=wait) as client:
-        try:
-            command = message_from_json(client.command_type(command_type), payload)
-        except (InvalidMessage, ValueError) as exc:
-            raise click.UsageError(str(exc)) from None
+    `--data` is checked against the command's latest schema as the HTTP API checks `data`."""
+    from streams.client import CommandClient
+    from streams.wire.jsonable import to_json
+
+    bounded_context = context_named(context)
+    command = command_from_json(bounded_context, command_type, data)
+    identifier("aggregate_id", aggregate_id)
+    identifier("command_id", command_id or "", required=False)
+    expected_version = checked_version(expected_version)
+    with CommandClient(Settings(), bounded_context, wait=wait) as client:
         if wait:
             result = client.execute(
                 aggregate_id,
@@ -129,25 +141,23 @@ def send(
 # --- reading the log ------------------------------------------------------------------------
 
 
-def _context_of(topic: str, settings: Settings) -> str:
-    name = topic.removeprefix(settings.topic_prefix)
-    return name.split(".", 1)[0]
-
-
 @main.command()
 @click.argument("topic")
 @click.option("--follow/--no-follow", "-f", default=False, help="Keep waiting for new records.")
 def tail(topic: str, follow: bool) -> None:
-    """Print a topic's committed records, decoded (read_committed)."""
+    """Print a topic's committed records, decoded (read_committed). TOPIC is its logical name,
+    e.g. `orders.events` (the deployment's STREAMS_TOPIC_PREFIX is added), or its full name."""
     from streams.client import read_topic
     from streams.wire.codec import DecodeError
     from streams.wire.headers import as_dict
     from streams.wire.jsonable import to_json
 
     settings = Settings()
-    runtime = _runtime(settings, _context_of(topic, settings))
+    context, name = topic_named(settings, topic)
+    existing_topic(settings, name)
+    runtime = _runtime(settings, context)
     idle = float("inf") if follow else 2.0
-    for msg in read_topic(settings, topic, idle_timeout=idle):
+    for msg in read_topic(settings, name, idle_timeout=idle):
         try:
             decoded = runtime.codec.decode(msg.value())
             value: Any = {"type": decoded.type_name, "data": to_json(decoded.message)}
@@ -172,6 +182,7 @@ def state(context: str, aggregate_id: str) -> None:
     from streams.wire.jsonable import to_json
     from streams.write.changelog import aggregate_from_changelog
 
+    identifier("aggregate_id", aggregate_id)
     settings = Settings()
     runtime = _runtime(settings, context)
     folded = aggregate_from_log(settings, runtime, aggregate_id)
@@ -270,6 +281,7 @@ def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: b
     from streams.read.replay import raw_consume_rate
     from streams.read.replay import replay as run_replay
 
+    view_named(context_named(context), view)
     settings = Settings()
     runtime = _runtime(settings, context)
 
@@ -315,6 +327,10 @@ def verify(context: str) -> None:
 # --- schemas: streams/cli/schemas.py -------------------------------------------------------
 
 main.add_command(schemas)
+
+# --- new: streams/cli/scaffold.py ------------------------------------------------------------
+
+main.add_command(new)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,12 @@ def apply_retraction(view: View, document: Document | None, meta: EventMeta) -> 
 
 
 def fold_view(view: View, events: list[tuple[Message, EventMeta]]) -> dict[str, Document]:
-    """Every document of a view from events in log order (the reference for tests and audits)."""
+    """Every document of a view from events in log order (the reference for tests and audits).
+
+    A deleted document stays in the result with `state=None`, as in the projector's store (a
+    tombstone on the view topic, a 404 from the query API): its `versions` are what keep a
+    repeated or older event from bringing it back. Filter on `state is not None` for the live
+    documents."""
     documents: dict[str, Document] = {}
     keys: dict[str, str | None] = {}
     for event, meta in events:

@@ -52,6 +52,25 @@ class TopicSpec:
 
 
 @dataclass(frozen=True)
+class LogicalTopic:
+    """A topic named as people write it: `<ctx>.<suffix>`, without the deployment's prefix."""
+
+    context: str
+    suffix: str
+
+
+def logical_topic(name: str, prefix: str) -> LogicalTopic | None:
+    """The context and suffix of a topic given with or without the deployment's `prefix`
+    (`orders.events` and `t1.orders.events` under prefix `t1.`), or None for a name that is not
+    `<ctx>.<suffix>`."""
+    bare = name.removeprefix(prefix) if prefix else name
+    context, _, suffix = bare.partition(".")
+    if not context or not suffix:
+        return None
+    return LogicalTopic(context, suffix)
+
+
+@dataclass(frozen=True)
 class ContextTopics:
     """Topic names of one bounded context (`prefix` isolates tests and replays)."""
 
@@ -92,6 +111,10 @@ class ContextTopics:
     def snapshots(self) -> str:
         """Aggregate state at version N, compacted."""
         return self._name("snapshots")
+
+    def named(self, suffix: str) -> str:
+        """Any topic of this context by the suffix of its logical name (`events`, `<view>`...)."""
+        return self._name(suffix)
 
     def view(self, view: str) -> str:
         """A compacted read-model topic."""
