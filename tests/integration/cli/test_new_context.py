@@ -79,11 +79,16 @@ def test_a_scaffolded_context_runs_end_to_end(
         extra_env={"STREAMS_CONTEXTS": name, "STREAMS_SINKS": "0"},
     )
     dep.data_dir.mkdir()
+    # the scaffold's hand-written schemas are what the classes generate: nothing to write
+    generated = streams(dep, "schemas", "generate", name, "--check")
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert f"Create{camel}: v1 agrees with the class" in generated.stdout
     registered = streams(dep, "schemas", "register", name)
     assert registered.returncode == 0, registered.stdout + registered.stderr
-    assert f"{name}.Create{camel}" in registered.stdout
+    subject = f"{dep.prefix}.{name}.Create{camel}"  # subjects carry the deployment's topic prefix
+    assert subject in registered.stdout
     declared = json.loads((root / "src" / name / "schemas" / "compatibility.json").read_text())["default"]
-    with urllib.request.urlopen(f"{stack.registry_url}/config/{name}.Create{camel}", timeout=30) as answer:
+    with urllib.request.urlopen(f"{stack.registry_url}/config/{subject}", timeout=30) as answer:
         assert json.loads(answer.read())["compatibilityLevel"] == declared  # the level it declares
     dep.start("w1")
     try:
