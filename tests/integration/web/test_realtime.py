@@ -44,6 +44,7 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         tmp_path_factory.mktemp("worker"),
         "r",
         STREAMS_AUTH_TOKEN=TOKEN,
+        STREAMS_SECRET="test-secret",
         STREAMS_SINKS="0",
         STREAMS_READ_SIDE="0",
         STREAMS_REALTIME_BUFFER="50",
