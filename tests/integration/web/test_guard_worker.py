@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.integration.workers import Deployment, deployed
 pytestmark = pytest.mark.integration
 TOKEN = "guard-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+PER_CLIENT = 2
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,8 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         STREAMS_SECRET="guard-secret",
         STREAMS_SINKS="0",
         STREAMS_WINDOWS="0",
+        STREAMS_TRUSTED_PROXIES="127.0.0.1",
+        STREAMS_REALTIME_MAX_PER_ADDRESS=str(PER_CLIENT),
     ) as dep:
         yield dep
 
@@ -167,3 +171,24 @@ def test_a_409_names_only_the_positions_asked_for(deployment: Deployment) -> Non
     status, body = _get(deployment, "/orders/views/order-summary/o-none?min_version=5&timeout=0.2")
     assert status == 409 and body["reason"] == "not_reached", body
     assert "None" not in body["detail"] and "version 5" in body["detail"]
+
+
+def test_behind_a_trusted_proxy_one_client_cannot_lock_the_others_out(deployment: Deployment) -> None:
+    """Reproduced: the stream limit was keyed on the TCP peer, so behind a proxy the streams of
+    one user (here 2) refused every other user's."""
+    url = f"{deployment.url()}/realtime/sse"
+    params = {"context": "orders", "access_token": TOKEN}
+
+    def via_proxy(client: str) -> dict[str, str]:
+        return {"X-Forwarded-For": f"{client}, 127.0.0.1"}
+
+    with ExitStack() as held, httpx.Client(timeout=30) as http:
+        for _ in range(PER_CLIENT):
+            response = held.enter_context(
+                http.stream("GET", url, params=params, headers=via_proxy("198.51.100.1"))
+            )
+            assert response.status_code == 200
+        with http.stream("GET", url, params=params, headers=via_proxy("198.51.100.1")) as refused:
+            assert refused.status_code == 429
+        with http.stream("GET", url, params=params, headers=via_proxy("198.51.100.2")) as other:
+            assert other.status_code == 200
