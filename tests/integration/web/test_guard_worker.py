@@ -31,18 +31,19 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 PER_CLIENT = 2
 
 
+ENV = {
+    "STREAMS_AUTH_TOKEN": TOKEN,
+    "STREAMS_SECRET": "guard-secret",
+    "STREAMS_SINKS": "0",
+    "STREAMS_WINDOWS": "0",
+    "STREAMS_TRUSTED_PROXIES": "127.0.0.1",  # the tests' requests come through a "proxy" at 127.0.0.1
+    "STREAMS_REALTIME_MAX_PER_ADDRESS": str(PER_CLIENT),
+}
+
+
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path_factory.mktemp("guard"),
-        "g",
-        STREAMS_AUTH_TOKEN=TOKEN,
-        STREAMS_SECRET="guard-secret",
-        STREAMS_SINKS="0",
-        STREAMS_WINDOWS="0",
-        STREAMS_TRUSTED_PROXIES="127.0.0.1",
-        STREAMS_REALTIME_MAX_PER_ADDRESS=str(PER_CLIENT),
-    ) as dep:
+    with deployed(tmp_path_factory.mktemp("guard"), "g", **ENV) as dep:
         yield dep
 
 
