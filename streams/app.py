@@ -70,8 +70,11 @@ app = faust.App(
     web_metrics_enabled=False,
 )
 
-check_advertised_url(settings.self_url())  # fail at start, not at the first forwarded request
-check_secret(settings)  # a bearer token is worthless if the secret can be read from Kafka
+try:
+    check_advertised_url(settings.self_url())  # fail at start, not at the first forwarded request
+    check_secret(settings)  # a bearer token is worthless if the secret can be read from Kafka
+except ValueError as exc:
+    raise SystemExit(f"streams worker: {exc}") from None  # one line, exit status 1
 realtime_settings = fitted(settings, raise_open_files_limit())
 contexts = {name: get_context(name) for name in settings.contexts}
 runtimes = Runtimes(settings, contexts)
