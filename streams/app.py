@@ -20,7 +20,7 @@ from streams.kafka.secret import DeploymentSecret
 from streams.read.readside import WorkerReadSide
 from streams.sinks.deriver import SinkDeriver
 from streams.web import server
-from streams.web.auth import check_advertised_url
+from streams.web.auth import check_advertised_url, check_secret
 from streams.web.commands import CommandEndpoints
 from streams.web.docs import DocsEndpoints
 from streams.web.health import HealthEndpoints
@@ -28,6 +28,7 @@ from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
 from streams.web.query.routing import Router
 from streams.web.realtime.endpoints import RealtimeEndpoints
+from streams.web.realtime.limits import fitted, raise_open_files_limit
 from streams.windows.stage import WindowStage
 from streams.wire.signing import signed_url
 from streams.write.processor import CommandProcessor
@@ -62,9 +63,21 @@ app = faust.App(
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,
     topic_allow_declare=True,
+    # Faust's own web views (/router, /table, /graph, statistics) would answer beside the API,
+    # outside its guard's routes: none is served
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    web_stats_enabled=False,
+    web_metrics_enabled=False,
 )
 
-check_advertised_url(settings.self_url())  # fail at start, not at the first forwarded request
+try:
+    check_advertised_url(settings.self_url())  # fail at start, not at the first forwarded request
+    check_secret(settings)  # a bearer token is worthless if the secret can be read from Kafka
+except ValueError as exc:
+    raise SystemExit(f"streams worker: {exc}") from None  # one line, exit status 1
+realtime_settings = fitted(settings, raise_open_files_limit())
 contexts = {name: get_context(name) for name in settings.contexts}
 runtimes = Runtimes(settings, contexts)
 secret = DeploymentSecret(settings)
@@ -127,7 +140,7 @@ server.install(
         CommandEndpoints(settings, contexts),
         DocumentEndpoints(settings, read_side, router),
         AggregateEndpoints(settings, read_side, router),
-        RealtimeEndpoints(settings, runtimes, secret.ready, served_version),
+        RealtimeEndpoints(realtime_settings, runtimes, secret.ready, served_version),
     ],
 )
 

@@ -62,10 +62,23 @@ class ResultWaiter:
             self._pending.setdefault(command_id, []).append(future)
         return future
 
-    def forget(self, command_id: str) -> None:
-        """Stop waiting for a command (after a timeout)."""
+    def forget(self, command_id: str, future: Future[CommandResult] | None = None) -> None:
+        """Stop waiting for a command (after a timeout): for `future` only, or for every waiter."""
         with self._lock:
-            self._pending.pop(command_id, None)
+            waiting = self._pending.get(command_id, [])
+            kept = [f for f in waiting if future is not None and f is not future]
+            if kept:
+                self._pending[command_id] = kept
+            else:
+                self._pending.pop(command_id, None)
+        if future is not None:
+            future.cancel()
+
+    @property
+    def pending(self) -> int:
+        """Commands waited for."""
+        with self._lock:
+            return len(self._pending)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -139,14 +152,28 @@ class CommandClient:
         if expected_version is not None:
             headers.append((h.EXPECTED_VERSION, str(expected_version).encode()))
         future = self._waiter.expect(command_id) if self._waiter else None
-        self._producer.produce(
-            self.runtime.topics.commands,
-            key=aggregate_id.encode(),
-            value=self.runtime.codec.encode(command),
-            headers=headers,
-        )
+        try:
+            self._producer.produce(
+                self.runtime.topics.commands,
+                key=aggregate_id.encode(),
+                value=self.runtime.codec.encode(command),
+                headers=headers,
+            )
+        except BaseException:
+            self.forget(command_id, future)
+            raise
         self._producer.poll(0)
         return command_id, future
+
+    def forget(self, command_id: str, future: Future[CommandResult] | None) -> None:
+        """Stop waiting for a command's result (the caller gave up: a timeout)."""
+        if self._waiter is not None and future is not None:
+            self._waiter.forget(command_id, future)
+
+    @property
+    def pending(self) -> int:
+        """Commands whose results this client still waits for."""
+        return self._waiter.pending if self._waiter is not None else 0
 
     def execute(self, aggregate_id: str, command: Any, *, timeout: float = 30.0, **kw: Any) -> CommandResult:
         """Send a command and block until its result arrives (TimeoutError otherwise)."""
@@ -156,8 +183,7 @@ class CommandClient:
         try:
             return future.result(timeout=timeout)
         except TimeoutError:
-            if self._waiter:
-                self._waiter.forget(command_id)
+            self.forget(command_id, future)
             raise TimeoutError(f"no result for command {command_id} within {timeout}s") from None
 
     def flush(self, timeout: float = 30.0) -> None:

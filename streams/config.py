@@ -110,6 +110,13 @@ class Settings:
     )
     """Origins (`https://app.example`) whose pages may open WebSocket/SSE streams, besides the
     worker's own."""
+    trusted_proxies: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            p.strip() for p in _env("STREAMS_TRUSTED_PROXIES", "").split(",") if p.strip()
+        )
+    )
+    """Addresses or networks (`10.0.0.0/8`) of reverse proxies whose `X-Forwarded-For` names the
+    client (for the rate limit and the real-time limits); empty: the TCP peer is the client."""
 
     def self_url(self) -> str:
         """The URL other workers reach this one at."""

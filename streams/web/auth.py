@@ -11,28 +11,36 @@ own signed forwards.
   <token>` (or, for WebSocket and EventSource, which cannot set headers, `?access_token=`).
   `/health`, `/openapi.json` and `/docs` stay open. Tokens are compared in constant time, before any WebSocket
   upgrade.
-- **Workers**: a request forwarded by another worker carries `X-Streams-Forwarded`, a signature
-  with the deployment's secret over the method, path and query and a timestamp (valid for a
-  minute); it stands for the caller's credentials, which are never forwarded.
+- **Workers**: a GET (or HEAD) forwarded by another worker carries `X-Streams-Forwarded`, a
+  signature with the deployment's secret over the method, the target host name, the path, the
+  percent-escaped canonical query and a timestamp (valid for a minute); it stands for the caller's
+  credentials, which are never forwarded. Only reads are forwarded between workers (commands go
+  through Kafka), so a forward of any other method is refused (403, `bad_forward`).
+- **Malformed headers** the guard parses (`Origin`, `X-Streams-Forwarded`, `X-Forwarded-For`
+  from a trusted proxy) answer 400 (`invalid_header`, with the header's name as `field`).
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from streams.config import Settings
-from streams.web.responses import problem
+from streams.web.responses import BadHeader, header_problem, problem
 from streams.wire.signing import signature, verify
 
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
 FORWARDED = "X-Streams-Forwarded"
 FORWARD_VALID_S = 60.0
+FORWARD_METHODS = frozenset({"GET", "HEAD"})
+"""The only methods a worker forwards (reads); commands are never forwarded."""
+STAMP_DIGITS = 12
+"""The most digits a forward's timestamp may have (seconds since 1970 have 10 until 2286)."""
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,24 +64,50 @@ def is_authorized(request: web.Request, settings: Settings) -> bool:
     return hmac.compare_digest(presented, settings.auth_token.encode())
 
 
-def canonical_query(query: Mapping[str, str]) -> str:
-    """A query as signed: sorted, without the caller's `access_token`."""
-    return "&".join(f"{k}={v}" for k, v in sorted(query.items()) if k != "access_token")
+def canonical_query(query: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """A query as signed: every pair but the caller's `access_token`, sorted, each name and value
+    percent-escaped (so `{a: "1&b=2"}` and `a=1&b=2` sign differently)."""
+    pairs = query.items() if isinstance(query, Mapping) else query
+    kept = sorted((k, v) for k, v in pairs if k != "access_token")
+    return "&".join(f"{_escaped(k)}={_escaped(v)}" for k, v in kept)
 
 
-def forward_signature(secret: bytes, method: str, raw_path: str, query: Mapping[str, str], at: float) -> str:
-    """The `X-Streams-Forwarded` value of a request one worker forwards to another."""
+def _escaped(text: str) -> str:
+    return quote(text, safe="", errors="surrogatepass")
+
+
+def host_name(netloc: str) -> str:
+    """The host name of a `host[:port]` (lower case, IPv6 without brackets; "" when malformed)."""
+    try:
+        return urlsplit(f"//{netloc}").hostname or ""
+    except ValueError:
+        return ""
+
+
+def forward_signature(
+    secret: bytes, method: str, target_url: str, raw_path: str, query: Mapping[str, str], at: float
+) -> str:
+    """The `X-Streams-Forwarded` value of a request one worker forwards to the worker at `target_url`."""
     stamp = str(int(at))
-    return f"{stamp}.{signature(secret, 'forward', method, raw_path, canonical_query(query), stamp)}"
+    host = urlsplit(target_url).hostname or ""
+    return f"{stamp}.{signature(secret, 'forward', method, host, raw_path, canonical_query(query), stamp)}"
 
 
 def is_forwarded_by_worker(request: web.Request, secret: bytes | None) -> bool:
-    """True when the request carries a valid, fresh signature of a worker of this deployment."""
+    """True when the request is a GET/HEAD carrying a valid, fresh signature of a worker of this
+    deployment (BadHeader when the header is not `<digits>.<signature>`)."""
     given = request.headers.get(FORWARDED, "")
     stamp, _, sig = given.partition(".")
-    if secret is None or not stamp.isdigit() or abs(time.time() - int(stamp)) > FORWARD_VALID_S:
+    if not stamp.isdigit() or len(stamp) > STAMP_DIGITS or not sig.isascii():
+        raise BadHeader(FORWARDED, f"{FORWARDED} must be <timestamp>.<signature>")
+    if (
+        secret is None
+        or request.method not in FORWARD_METHODS
+        or abs(time.time() - int(stamp)) > FORWARD_VALID_S
+    ):
         return False
-    parts = (request.method, request.rel_url.raw_path, canonical_query(request.query), stamp)
+    host = host_name(request.host or "")
+    parts = (request.method, host, request.rel_url.raw_path, canonical_query(request.query.items()), stamp)
     return verify(secret, sig, "forward", *parts)
 
 
@@ -84,6 +118,17 @@ def check_advertised_url(url: str) -> None:
         raise ValueError(f"STREAMS_ADVERTISED_URL {url!r}: expected http(s)://host[:port]")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
         raise ValueError(f"STREAMS_ADVERTISED_URL {url!r}: no credentials, path, query or fragment")
+
+
+def check_secret(settings: Settings) -> None:
+    """ValueError when a bearer token is set without `STREAMS_SECRET`: the secret kept in Kafka
+    can be read by any Kafka client, and it signs forwards, resume tokens and worker URLs."""
+    if settings.auth_token and not settings.secret:
+        raise ValueError(
+            "STREAMS_AUTH_TOKEN is set but STREAMS_SECRET is not: set STREAMS_SECRET (the same on every "
+            "worker; e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`), since a secret kept "
+            "in Kafka can be read by any Kafka client and used instead of the token"
+        )
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
@@ -103,7 +148,11 @@ def _origin_allowed(request: web.Request, settings: Settings) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise BadHeader("Origin", "Origin must be scheme://host[:port] or null") from None
     same = parts.netloc.lower() == (request.host or "").lower()
     return same or origin.rstrip("/") in settings.allowed_origins
 
@@ -114,6 +163,12 @@ def guard(settings: Settings, secret: SecretSource) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await _check(request, handler)
+        except BadHeader as exc:
+            return header_problem(exc)
+
+    async def _check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if _host_of(request) not in hosts:
             return problem(403, "this worker does not answer to that host name", reason="host_not_allowed")
         streaming = request.path.startswith("/realtime/")
@@ -122,6 +177,9 @@ def guard(settings: Settings, secret: SecretSource) -> Middleware:
         if FORWARDED in request.headers:
             if is_forwarded_by_worker(request, secret()):
                 return await handler(request)
+            if request.method not in FORWARD_METHODS:
+                detail = f"workers forward only GET and HEAD requests, not {request.method}"
+                return problem(403, detail, reason="bad_forward")
             return problem(403, "the forwarding signature is not valid", reason="bad_forward")
         if not is_authorized(request, settings):
             response = problem(401, "missing or wrong bearer token", reason="unauthorized")

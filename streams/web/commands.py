@@ -104,6 +104,7 @@ class CommandEndpoints:
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
+            client.forget(command_id, future)  # a result arriving later has no one to wake
             detail = f"no result within {timeout}s; the command is still queued"
             return ok({"command_id": command_id, "status": "submitted", "detail": detail}, status=202)
         status = 200 if result.accepted else STATUS_BY_REASON.get(result.reason, 422)

@@ -48,7 +48,8 @@ def parse_envelope(body: bytes) -> Envelope:
     try:
         parsed = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
-        raise BadEnvelope("invalid_json", f"the body is not valid JSON: {exc}") from None
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise BadEnvelope("invalid_json", f"the body is not JSON (it fails at {where})") from None
     if not isinstance(parsed, dict):
         raise BadEnvelope("invalid_envelope", "the body must be a JSON object")
     unknown = sorted(set(parsed) - ENVELOPE_FIELDS)

@@ -1,6 +1,8 @@
 """A per-client request rate (`STREAMS_RATE_LIMIT` requests per second, bursts of twice that):
-beyond it, 429 with `Retry-After`. A client is its address; requests forwarded by other
-workers and `/health` are not counted. Off (0) by default."""
+beyond it, 429 with `Retry-After`. A client is its address (`streams.web.peers`: behind a
+trusted proxy, the address it forwarded); requests validly forwarded by other workers and
+`/health` are not counted. It runs before the guard, so refused requests (401, 403) count too.
+Off (0) by default."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from streams.web.auth import FORWARDED
-from streams.web.responses import problem
+from streams.web.auth import FORWARDED, SecretSource, is_forwarded_by_worker
+from streams.web.peers import Peers
+from streams.web.responses import BadHeader, header_problem, problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_CLIENTS = 10_000
@@ -43,15 +46,28 @@ class TokenBuckets:
         return wait
 
 
-def rate_limit(rate: float) -> Middleware:
+def _is_worker(request: web.Request, secret: SecretSource) -> bool:
+    if FORWARDED not in request.headers:
+        return False
+    try:
+        return is_forwarded_by_worker(request, secret())
+    except BadHeader:
+        return False  # counted here, refused by the guard
+
+
+def rate_limit(rate: float, peers: Peers, secret: SecretSource) -> Middleware:
     """The middleware answering 429 beyond `rate` requests a second per client."""
     buckets = TokenBuckets(rate, 2 * rate)
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/health" or FORWARDED in request.headers:
+        if request.path == "/health" or _is_worker(request, secret):
             return await handler(request)
-        wait = buckets.take(request.remote or "?", time.monotonic())
+        try:
+            client = peers.client(request)
+        except BadHeader as exc:
+            return header_problem(exc)
+        wait = buckets.take(client, time.monotonic())
         if wait:
             retry = str(max(1, math.ceil(wait)))
             detail = f"more than {rate:g} requests a second from this client"

@@ -23,6 +23,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "host_not_allowed": "This worker does not answer to that host name",
     "origin_not_allowed": "Requests from that origin are not allowed",
     "bad_forward": "The forwarding signature is not valid",
+    "invalid_header": "A request header is malformed",
     "not_found": "Not found",
     "unsupported_media_type": "The body is not JSON",
     "body_too_large": "The body is over the size limit",
@@ -52,6 +53,19 @@ _BY_STATUS = {
     503: "starting",
     504: "timeout",
 }
+
+
+class BadHeader(ValueError):
+    """A header the server parses is malformed (400, `invalid_header`); `header` names it."""
+
+    def __init__(self, header: str, message: str) -> None:
+        super().__init__(message)
+        self.header = header
+
+
+def header_problem(exc: BadHeader) -> web.Response:
+    """The answer to a malformed header."""
+    return problem(400, str(exc), reason="invalid_header", field=exc.header)
 
 
 class Starting(Exception):

@@ -1,4 +1,5 @@
-"""The worker's HTTP surface assembled: auth first, then every endpoint group's routes.
+"""The worker's HTTP surface assembled: the rate limit first (so refused requests count too),
+then the guard, then every endpoint group's routes.
 
 One routing style: each endpoint group is a class with a `routes()` list of aiohttp route
 definitions, added to the Faust worker's aiohttp application before it starts; a group with an
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from streams.config import Settings
 from streams.web import auth
+from streams.web.peers import Peers
 from streams.web.ratelimit import rate_limit
 
 
@@ -29,9 +31,9 @@ def install(
 ) -> None:
     """Add the guard middleware and every group's routes to a Faust app's web application."""
     web_app: web.Application = faust_app.web.web_app
-    auth.install(web_app, settings, secret)
     if settings.rate_limit > 0:
-        web_app.middlewares.append(rate_limit(settings.rate_limit))
+        web_app.middlewares.append(rate_limit(settings.rate_limit, Peers(settings.trusted_proxies), secret))
+    auth.install(web_app, settings, secret)
     for group in groups:
         web_app.router.add_routes(group.routes())
         on_shutdown = getattr(group, "on_shutdown", None)

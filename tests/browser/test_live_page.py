@@ -40,7 +40,7 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
     dep = Deployment(
         prefix=f"b{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SINKS": "0"},
+        extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SECRET": "test-secret", "STREAMS_SINKS": "0"},
     )
     dep.start("w1")
     dep.wait_healthy("w1")

@@ -29,7 +29,12 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
     dep = Deployment(
         prefix=f"bs{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SINKS": "0", "STREAMS_CONTEXTS": "orders,devices"},
+        extra_env={
+            "STREAMS_AUTH_TOKEN": TOKEN,
+            "STREAMS_SECRET": "test-secret",
+            "STREAMS_SINKS": "0",
+            "STREAMS_CONTEXTS": "orders,devices",
+        },
     )
     dep.start("w1")
     dep.wait_healthy("w1")

@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import StackEndpoints
 
 pytestmark = pytest.mark.integration
+BEARER = {"Authorization": f"Bearer {os.environ.get('STREAMS_AUTH_TOKEN', 'local-dev-token')}"}
+"""docker-compose.yml sets a bearer token (its default unless STREAMS_AUTH_TOKEN is set)."""
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,7 @@ def post(worker: str, command: str, aggregate: str, data: dict[str, Any]) -> dic
         f"{worker}/orders/commands/{command}",
         json={"aggregate_id": aggregate, "data": data},
         params={"timeout": "60"},
+        headers=BEARER,
         timeout=90,
     )
     assert resp.status_code == 200, resp.text
@@ -57,7 +60,7 @@ def post(worker: str, command: str, aggregate: str, data: dict[str, Any]) -> dic
 
 
 def commands_handled(worker: str) -> float:
-    text = httpx.get(f"{worker}/metrics", timeout=10).text
+    text = httpx.get(f"{worker}/metrics", headers=BEARER, timeout=10).text
     return sum(float(v) for v in re.findall(r"^streams_commands_total\{[^}]*\} ([0-9.e+]+)$", text, re.M))
 
 
@@ -78,7 +81,10 @@ def test_a_query_is_answered_by_either_worker(workers: list[str]) -> None:
     post(workers[1], "AddItem", order, {"sku": "book", "quantity": 2, "unit_price_cents": 1500})
     for worker in workers:  # one of them owns the partition, the other routes the query to it
         resp = httpx.get(
-            f"{worker}/orders/views/order-summary/{order}", params={"min_version": "2"}, timeout=60
+            f"{worker}/orders/views/order-summary/{order}",
+            params={"min_version": "2"},
+            headers=BEARER,
+            timeout=60,
         )
         assert resp.status_code == 200, resp.text
         document = resp.json()

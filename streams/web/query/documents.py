@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -103,11 +104,9 @@ class DocumentEndpoints:
                 if reached:
                     break
                 if time.monotonic() >= deadline:
-                    at = doc.seen(aggregate_id) if doc is not None else 0
                     return problem(
                         409,
-                        f"{view} has not reached version {min_version} of {aggregate_id} "
-                        f"(or offset {min_offset}) within {timeout}s; it is at version {at}",
+                        not_reached(view, aggregate_id, min_version, min_offset, doc, timeout),
                         reason="not_reached",
                         headers={"Retry-After": "1"},
                     )
@@ -209,3 +208,16 @@ class DocumentEndpoints:
     @staticmethod
     def _rebalancing(detail: str) -> web.Response:
         return problem(503, f"{detail}; retry", reason="rebalancing", headers={"Retry-After": "1"})
+
+
+def not_reached(
+    view: str, aggregate_id: str, min_version: int | None, min_offset: int | None, doc: Any, timeout: float
+) -> str:
+    """What a 409 `not_reached` says: only the positions that were asked for."""
+    wanted = []
+    if min_version is not None:
+        at = doc.seen(aggregate_id) if doc is not None else 0
+        wanted.append(f"version {min_version} of {aggregate_id} (it is at version {at})")
+    if min_offset is not None:
+        wanted.append(f"input offset {min_offset}")
+    return f"{view} has not reached {' and '.join(wanted)} within {timeout}s"

@@ -91,7 +91,7 @@ class Router:
             raise WorkerUnavailable("this worker is starting (no deployment secret yet)")
         params = {k: v for k, v in query.items() if k != "access_token"}
         target = URL(url).with_path(raw_path, encoded=True).with_query(params)
-        headers = {FORWARDED: forward_signature(secret, "GET", raw_path, params, time.time())}
+        headers = {FORWARDED: forward_signature(secret, "GET", url, raw_path, params, time.time())}
         try:
             async with self.session().get(target, headers=headers, allow_redirects=False) as response:
                 if response.content_type not in ("application/json", "application/problem+json"):

@@ -42,6 +42,7 @@ from aiohttp import WSMsgType, web
 
 from streams.config import Settings
 from streams.kafka.runtime import Runtimes
+from streams.web.peers import Peers
 from streams.web.realtime.fanout import Closed, Subscriber
 from streams.web.realtime.hub import Hub, Refused
 from streams.web.realtime.mailbox import Signal
@@ -52,7 +53,7 @@ from streams.web.realtime.subscription import (
     TokenError,
     parse_subscription,
 )
-from streams.web.responses import problem
+from streams.web.responses import BadHeader, header_problem, problem
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class RealtimeEndpoints:
         served: Callable[[str, str], int] = lambda _context, _view: 1,
     ) -> None:
         self.settings = settings
+        self.peers = Peers(settings.trusted_proxies)
+        self.views = {name: {v.name for v in c.views} for name, c in runtimes.contexts.items()}
         self.hub = Hub(settings, runtimes, secret, served)
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -122,9 +125,11 @@ class RealtimeEndpoints:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         """`GET /realtime/ws`."""
-        address = request.remote or "?"
         try:
+            address = self.peers.client(request)
             self.hub.connect(address)
+        except BadHeader as exc:
+            return header_problem(exc)
         except Refused as exc:
             return _refusal(exc)
         try:
@@ -213,9 +218,11 @@ class RealtimeEndpoints:
 
     async def sse(self, request: web.Request) -> web.StreamResponse:
         """`GET /realtime/sse`."""
-        address = request.remote or "?"
         try:
+            address = self.peers.client(request)
             self.hub.connect(address)
+        except BadHeader as exc:
+            return header_problem(exc)
         except Refused as exc:
             return _refusal(exc)
         try:
@@ -283,5 +290,16 @@ class RealtimeEndpoints:
             return
 
     async def live_page(self, request: web.Request) -> web.StreamResponse:
-        """`GET /live`: the page that shows events and a read model as they commit."""
+        """`GET /live`: the page that shows events and a read model as they commit. Its
+        `context` and `view` must be declared ones (the page builds same-origin URLs from them)."""
+        context = request.query.get("context", "orders")
+        if context not in self.settings.contexts or context not in self.views:
+            return problem(
+                400, f"unknown context {context[:64]!r}", reason="invalid_parameter", field="context"
+            )
+        view = request.query.get("view")
+        if view is not None and view not in self.views[context]:
+            return problem(400, f"unknown view {view[:64]!r}", reason="invalid_parameter", field="view")
+        if request.query.get("transport", "ws") not in ("ws", "sse"):
+            return problem(400, "transport is ws or sse", reason="invalid_parameter", field="transport")
         return web.FileResponse(STATIC_DIR / "live.html")

@@ -154,9 +154,15 @@ class ContextFeed:
     # --- subscribing -------------------------------------------------------------------------
 
     def topics(self, subscription: Subscription) -> list[str]:
-        """The topics of a subscription (events first, then each view's served version)."""
+        """The topics of a subscription (events first, then each view's served version);
+        SubscriptionError for a view the context does not declare."""
         topics = [self.runtime.topics.events] if subscription.events else []
         context = subscription.context
+        declared = {v.name for v in self.runtime.context.views}
+        for v in subscription.views:
+            if v not in declared:
+                known = ", ".join(sorted(declared))
+                raise SubscriptionError(f"unknown view {v[:64]!r} of {context}; known: {known}")
         return topics + [
             self.runtime.topics.view_version(v, self.served(context, v)) for v in subscription.views
         ]

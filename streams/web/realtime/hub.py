@@ -73,6 +73,8 @@ class Hub:
         self.feeds: dict[str, ContextFeed] = {}
         self.subscribers: set[Subscriber] = set()
         self.addresses: Counter[str] = Counter()
+        self.sockets = 0
+        """Open real-time connections (a WebSocket counts before it subscribes)."""
         self.closing = False
         self._starting: dict[str, asyncio.Future[ContextFeed]] = {}
         self._executor = ThreadPoolExecutor(settings.realtime_readers + 1, thread_name_prefix="realtime")
@@ -88,7 +90,7 @@ class Hub:
         """Count a new stream from `address` (Refused beyond the limits)."""
         if self.closing:
             raise Refused(503, "the worker is shutting down")
-        if len(self.subscribers) >= self.settings.realtime_max_clients:
+        if self.sockets >= self.settings.realtime_max_clients:
             raise Refused(503, f"this worker holds {self.settings.realtime_max_clients} streams already")
         if self.addresses[address] >= self.settings.realtime_max_per_address:
             raise Refused(
@@ -97,9 +99,11 @@ class Hub:
                 "(STREAMS_REALTIME_MAX_PER_ADDRESS); close one first",
             )
         self.addresses[address] += 1
+        self.sockets += 1
 
     def disconnect(self, address: str) -> None:
         """A stream from `address` has ended."""
+        self.sockets -= 1
         self.addresses[address] -= 1
         if self.addresses[address] <= 0:
             del self.addresses[address]

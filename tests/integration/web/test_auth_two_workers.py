@@ -38,7 +38,7 @@ def pair(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Ite
     dep = Deployment(
         prefix=f"a2{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("pair"),
-        extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SINKS": "0"},
+        extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SECRET": "test-secret", "STREAMS_SINKS": "0"},
     )
     dep.start("w1")
     dep.start("w2")

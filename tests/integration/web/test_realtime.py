@@ -25,7 +25,6 @@ from confluent_kafka.admin import AdminClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.kafka.secret import deployment_secret
 from streams.web.realtime.subscription import encode_token
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
@@ -33,6 +32,7 @@ from tests.integration.workers import Deployment, deployed
 
 pytestmark = pytest.mark.integration
 
+SECRET = "test-secret"
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PER_ADDRESS = 120
@@ -44,6 +44,7 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         tmp_path_factory.mktemp("worker"),
         "r",
         STREAMS_AUTH_TOKEN=TOKEN,
+        STREAMS_SECRET=SECRET,
         STREAMS_SINKS="0",
         STREAMS_READ_SIDE="0",
         STREAMS_REALTIME_BUFFER="50",
@@ -129,7 +130,7 @@ def test_websocket_bad_input_keeps_the_socket_usable_and_bad_tokens_are_refused(
     cut = TopicPartition(events, placed.event_partition, placed.event_offsets[0] + 1)
     for future in admin.delete_records([cut]).values():
         future.result(timeout=30)
-    expired = encode_token({events: {p: 0 for p in range(settings.partitions)}}, deployment_secret(settings))
+    expired = encode_token({events: {p: 0 for p in range(settings.partitions)}}, SECRET.encode())
 
     async def scenario() -> None:
         async with aiohttp.ClientSession(headers=AUTH) as http:

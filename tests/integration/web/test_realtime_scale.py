@@ -214,7 +214,7 @@ def test_sse_errors_are_problem_details(deployment: Deployment) -> None:
     url = f"{deployment.url()}/realtime/sse"
     resp = httpx.get(url, params={"context": "orders", "views": "no-such-view"})
     assert resp.status_code == 400 and resp.headers["content-type"].startswith("application/problem+json")
-    assert resp.json()["code"] == "bad_subscription" and "does not exist" in resp.json()["detail"]
+    assert resp.json()["code"] == "bad_subscription" and "unknown view" in resp.json()["detail"]
     resp = httpx.get(url, params={"context": "orders", "resume": "x.y"})
     assert resp.status_code == 410 and resp.json()["reason"] == "token_invalid"
 
