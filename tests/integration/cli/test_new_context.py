@@ -79,10 +79,20 @@ def test_a_scaffolded_context_runs_end_to_end(
         extra_env={"STREAMS_CONTEXTS": name, "STREAMS_SINKS": "0"},
     )
     dep.data_dir.mkdir()
-    # the scaffold's hand-written schemas are what the classes generate: nothing to write
-    generated = streams(dep, "schemas", "generate", name, "--check")
+    # the schemas are generated from the installed classes: into an empty folder, they come out
+    # equal to the ones the package ships, and against those `--check` has nothing to write
+    shipped = root / "src" / name / "schemas"
+    fresh = tmp_path / "generated"
+    fresh.mkdir()
+    generated = streams(dep, "schemas", "generate", name, "--dir", str(fresh))
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    assert f"Create{camel}: v1 agrees with the class" in generated.stdout
+    avsc = sorted(p.name for p in shipped.glob("*.avsc"))
+    assert sorted(p.name for p in fresh.glob("*.avsc")) == avsc and len(avsc) == 7
+    for file in avsc:
+        assert json.loads((fresh / file).read_text()) == json.loads((shipped / file).read_text()), file
+    checked = streams(dep, "schemas", "generate", name, "--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"Create{camel}: v1 agrees with the class" in checked.stdout
     registered = streams(dep, "schemas", "register", name)
     assert registered.returncode == 0, registered.stdout + registered.stderr
     subject = f"{dep.prefix}.{name}.Create{camel}"  # subjects carry the deployment's topic prefix
