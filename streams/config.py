@@ -49,6 +49,15 @@ class Settings:
     )
     """`max.message.bytes` of every topic the project creates (DLQ topics: 8 MiB), and the limit
     every output record is checked against before it is produced."""
+    idempotency_window_ms: int = field(
+        default_factory=lambda: int(_env("STREAMS_IDEMPOTENCY_WINDOW_MS", str(7 * 24 * 3600 * 1000)))
+    )
+    """How long a command id is remembered (default: the commands topic's 7-day retention); a
+    resend after it is a new command (docs/write-side.md)."""
+    write_cache_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_WRITE_CACHE_BYTES", str(64 * 1024 * 1024)))
+    )
+    """Bytes of recently used aggregates the write side keeps decoded in memory (estimated)."""
     exactly_once: bool = field(default_factory=lambda: _env("STREAMS_EXACTLY_ONCE", "1") == "1")
     snapshot_every: int = field(default_factory=lambda: int(_env("STREAMS_SNAPSHOT_EVERY", "100")))
     worker_id: str = field(default_factory=lambda: _env("STREAMS_WORKER_ID", ""))

@@ -29,6 +29,22 @@ RETRIES = Counter(
     ["context", "cause"],
 )
 
+WRITE_CACHE_BYTES = Gauge(
+    "streams_write_cache_bytes",
+    "Estimated bytes of the write side's cache of decoded aggregates (STREAMS_WRITE_CACHE_BYTES).",
+    ["context"],
+)
+IDEMPOTENCY_IDS = Gauge(
+    "streams_idempotency_ids",
+    "Command ids remembered for dedupe on this worker (the idempotency window's contents).",
+    ["context"],
+)
+IDEMPOTENCY_EXPIRED = Counter(
+    "streams_idempotency_expired_total",
+    "Command ids forgotten because they left the idempotency window.",
+    ["context"],
+)
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type."""
