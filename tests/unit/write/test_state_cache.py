@@ -1,0 +1,38 @@
+"""The write side's cache of decoded aggregates is bounded in bytes, and says how many it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams import metrics
+from streams.config import Settings
+from streams.contexts.orders import OrderState
+from streams.contexts.orders import context as orders
+from streams.core.commands import Aggregate
+from streams.kafka.runtime import ContextRuntime
+from streams.write.changelog import AGGREGATE_PREFIX, encode_aggregate
+from streams.write.state import CommittedState
+
+
+def test_the_aggregate_cache_keeps_to_its_byte_budget(tmp_path: Path) -> None:
+    runtime = ContextRuntime.offline(orders, prefix="t.")
+    budget = 50_000
+    state = CommittedState(
+        Settings(), runtime.codec, runtime.states, "t.changelog", tmp_path, 20000, budget, name="cache-test"
+    )
+    aggregates: dict[bytes, Aggregate[OrderState]] = {}
+    for i in range(1000):  # far fewer than the count limit, far more than the byte budget
+        aggregates[f"order-{i}".encode()] = Aggregate(
+            1, OrderState(customer_id=f"c-{i}" * 20, currency="EUR")
+        )
+    writes = {
+        AGGREGATE_PREFIX + key: encode_aggregate(runtime.states, aggregate)
+        for key, aggregate in aggregates.items()
+    }
+    state.apply({0: dict(writes)}, {}, {0: aggregates})
+
+    gauge = metrics.WRITE_CACHE_BYTES.labels("cache-test")._value.get()
+    assert 0 < gauge <= budget
+    cached = [key for key in aggregates if (0, key) in state._cache]
+    assert 0 < len(cached) < 1000
+    assert (0, b"order-999") in state._cache  # the most recent ones stay
