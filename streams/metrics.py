@@ -68,6 +68,11 @@ VIEW_DLQ = Counter(
     "Events a view could not fold, sent to its DLQ topic.",
     ["context", "view", "version", "reason"],
 )
+VIEW_FROZEN = Counter(
+    "streams_view_frozen_documents_total",
+    "Batches in which a document stayed frozen: an event would have made it pass the view topic's limit.",
+    ["context", "view", "version"],
+)
 VIEW_SKIPPED = Counter(
     "streams_view_skipped_events_total",
     "Events not newer than the document's version for their aggregate (redeliveries).",
