@@ -32,6 +32,11 @@ class Settings:
             "PG_DSN", f"postgresql://streams:streams@127.0.0.1:{_env('PG_PORT', '5432')}/streams"
         )
     )
+    connect_secrets: str = field(default_factory=lambda: _env("STREAMS_CONNECT_SECRETS", ""))
+    """The database credentials file (`username=`, `password=`) as the Kafka Connect worker sees
+    it, read through its FileConfigProvider: connector configs then name it instead of holding
+    the password (ops/stack.sh writes `.stack/conf/connect-secrets.properties`). Empty: the
+    password goes into the connector config (a warning says so)."""
     topic_prefix: str = field(default_factory=lambda: _env("STREAMS_TOPIC_PREFIX", ""))
     partitions: int = field(default_factory=lambda: int(_env("STREAMS_PARTITIONS", "4")))
     app_id: str = field(default_factory=lambda: _env("STREAMS_APP_ID", "streams"))
