@@ -9,7 +9,7 @@ one result each (`streams rebuild` still writes those); both restore into the st
 read it through this module's functions only (the read side never reaches into the write loop).
 
 Command ids are remembered for the idempotency window only (`STREAMS_IDEMPOTENCY_WINDOW_MS`,
-docs/write-side.md): the store indexes each results record under `t:<time ms><changelog key>`
+docs/write-side.md): the store indexes each results record under `e:<time ms><changelog key>`
 (value: its command ids), and once the window has passed, the write loop deletes the ids and
 writes a tombstone for the record, in the transaction of a batch. A tombstone carries the
 record's time in its `streams-results-at` header, so a restore that meets it deletes the ids
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 AGGREGATE_PREFIX = b"a:"
 COMMAND_PREFIX = b"c:"
 RESULTS_PREFIX = b"r:"
-EXPIRY_PREFIX = b"t:"
+EXPIRY_PREFIX = b"e:"
 RESULTS_AT = "streams-results-at"
 """The header of a results tombstone: the time (ms, 8 bytes big-endian) of the record it expires."""
 _VERSION = struct.Struct(">q")
@@ -103,6 +103,14 @@ def expired_in(store: PartitionStore, partition: int, cutoff_ms: int, limit: int
         out.append(ExpiredResults(partition, key[len(EXPIRY_PREFIX) + _VERSION.size :], at_ms, ids))
         taken += len(ids)
     return out
+
+
+def unindexed(store: PartitionStore) -> bool:
+    """A store written before command ids expired: it remembers ids but has no expiry index (it
+    is restored from the changelog again, which indexes every results record by its time)."""
+    return (
+        next(store.scan(COMMAND_PREFIX), None) is not None and next(store.scan(EXPIRY_PREFIX), None) is None
+    )
 
 
 def remembered_ids(store: PartitionStore) -> int:

@@ -26,6 +26,7 @@ from streams.write.changelog import (
     expired_in,
     remembered_ids,
     restore,
+    unindexed,
 )
 
 _ENTRY_OVERHEAD = 240
@@ -79,6 +80,12 @@ class CommittedState:
     def open(self, partition: int) -> None:
         """Open a partition's store and restore it from the changelog past its checkpoint."""
         store = PartitionStore(self.data_dir / f"p{partition}")
+        if unindexed(store):
+            log.info(
+                "%s[%d]: store without an idempotency index; restoring it again", self.changelog, partition
+            )
+            store.destroy()
+            store = PartitionStore(self.data_dir / f"p{partition}")
         try:
             restore(self.settings, store, self.changelog, partition)
         except BaseException:

@@ -1,4 +1,5 @@
-"""The write side's cache of decoded aggregates is bounded in bytes, and says how many it holds."""
+"""The write side's committed state: its cache of decoded aggregates is bounded in bytes (and
+says how many it holds); a store of the format before the idempotency index is restored again."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from streams.contexts.orders import OrderState
 from streams.contexts.orders import context as orders
 from streams.core.commands import Aggregate
 from streams.kafka.runtime import ContextRuntime
-from streams.write.changelog import AGGREGATE_PREFIX, encode_aggregate
+from streams.kafka.store import PartitionStore
+from streams.write.changelog import (
+    AGGREGATE_PREFIX,
+    COMMAND_PREFIX,
+    encode_aggregate,
+    store_writes,
+    unindexed,
+)
 from streams.write.state import CommittedState
 
 
@@ -36,3 +44,13 @@ def test_the_aggregate_cache_keeps_to_its_byte_budget(tmp_path: Path) -> None:
     cached = [key for key in aggregates if (0, key) in state._cache]
     assert 0 < len(cached) < 1000
     assert (0, b"order-999") in state._cache  # the most recent ones stay
+
+
+def test_a_store_written_before_the_idempotency_index_is_restored_again(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0")
+    assert not unindexed(store)  # empty
+    store.write({COMMAND_PREFIX + b"id-1": b"result"}, {"changelog": 5})
+    assert unindexed(store)  # ids without index: a store of the previous format
+    store.write(dict(store_writes(COMMAND_PREFIX + b"id-2", b"result", 1000)), {"changelog": 6})
+    assert not unindexed(store)
+    store.close()
