@@ -91,11 +91,14 @@ class ExpiredResults(msgspec.Struct, frozen=True):
         return [(RESULTS_AT, _VERSION.pack(self.at_ms))]
 
 
-def expired_in(store: PartitionStore, partition: int, cutoff_ms: int, limit: int) -> list[ExpiredResults]:
-    """The results records of `store` written before `cutoff_ms`, oldest first, at most `limit` ids."""
+def expired_in(
+    store: PartitionStore, partition: int, cutoff_ms: int, limit: int, start: bytes | None = None
+) -> list[ExpiredResults]:
+    """The results records of `store` written before `cutoff_ms`, oldest first, at most `limit`
+    ids; the index is read from `start` (no index key before it exists)."""
     out: list[ExpiredResults] = []
     taken = 0
-    for key, value in store.scan(EXPIRY_PREFIX):
+    for key, value in store.scan(EXPIRY_PREFIX, start):
         at_ms = _VERSION.unpack_from(key, len(EXPIRY_PREFIX))[0]
         if at_ms >= cutoff_ms or taken >= limit:
             break

@@ -24,6 +24,7 @@ from streams.write.changelog import (
     decode_aggregate,
     decode_ids,
     expired_in,
+    expiry_key,
     remembered_ids,
     restore,
     unindexed,
@@ -67,6 +68,9 @@ class CommittedState:
         self._cached_bytes = 0
         self._ids: dict[int, int] = {}
         """Command ids remembered per partition (the idempotency window's contents)."""
+        self._scan_from: dict[int, bytes] = {}
+        """Per partition, an index key no older one exists before: expiry reads from there rather
+        than over the deletion markers of the ids expired before."""
         self._bytes_gauge = metrics.WRITE_CACHE_BYTES.labels(name)
         self._ids_gauge = metrics.IDEMPOTENCY_IDS.labels(name)
 
@@ -103,6 +107,7 @@ class CommittedState:
         self._bytes_gauge.set(self._cached_bytes)
         for partition in gone:
             self._ids.pop(partition, None)
+            self._scan_from.pop(partition, None)
             store = self.stores.pop(partition, None)
             if store is not None:
                 store.close()
@@ -132,7 +137,11 @@ class CommittedState:
         """The results records written before `cutoff_ms` (at most about `limit` ids)."""
         out: list[ExpiredResults] = []
         for partition, store in self.stores.items():
-            out += expired_in(store, partition, cutoff_ms, limit - sum(len(e.command_ids) for e in out))
+            left = limit - sum(len(e.command_ids) for e in out)
+            found = expired_in(store, partition, cutoff_ms, left, self._scan_from.get(partition))
+            if found:
+                self._scan_from[partition] = expiry_key(found[0].at_ms, found[0].changelog_key)
+            out += found
         return out
 
     def remembered(self) -> int:
@@ -152,6 +161,7 @@ class CommittedState:
             if store is not None and partition in changelog_end:
                 store.write(partition_writes, {self.changelog: changelog_end[partition]})
                 self._ids[partition] = self._ids.get(partition, 0) + _id_change(partition_writes)
+                self._index_written(partition, partition_writes)
         self._ids_gauge.set(sum(self._ids.values()))
         cache = self._cache
         for partition, changed in aggregates.items():
@@ -166,6 +176,15 @@ class CommittedState:
         while cache and (len(cache) > self.cache_size or self._cached_bytes > self.cache_bytes):
             self._cached_bytes -= cache.popitem(last=False)[1][1]
         self._bytes_gauge.set(self._cached_bytes)
+
+    def _index_written(self, partition: int, writes: dict[bytes, bytes | None]) -> None:
+        """An index key older than where expiry reads from (the clock went back) moves it back."""
+        start = self._scan_from.get(partition)
+        if start is None:
+            return
+        for key, value in writes.items():
+            if value is not None and key.startswith(EXPIRY_PREFIX) and key < start:
+                self._scan_from[partition] = start = key
 
 
 def _id_change(writes: dict[bytes, bytes | None]) -> int:

@@ -54,3 +54,20 @@ def test_a_store_written_before_the_idempotency_index_is_restored_again(tmp_path
     store.write(dict(store_writes(COMMAND_PREFIX + b"id-2", b"result", 1000)), {"changelog": 6})
     assert not unindexed(store)
     store.close()
+
+
+def test_expiry_finds_what_left_the_window_in_time_order_also_after_an_abort(tmp_path: Path) -> None:
+    runtime = ContextRuntime.offline(orders, prefix="t.")
+    state = CommittedState(Settings(), runtime.codec, runtime.states, "t.changelog", tmp_path, 10, name="exp")
+    state.stores[0] = store = PartitionStore(tmp_path / "p0")
+    for at, command_id in ((1000, b"a"), (2000, b"b"), (3000, b"c")):
+        store.write(dict(store_writes(COMMAND_PREFIX + command_id, b"r", at)), {"t.changelog": 1})
+    first = state.expired(2500, 100)
+    assert [e.command_ids for e in first] == [(b"a",), (b"b",)]
+    assert [e.command_ids for e in state.expired(2500, 100)] == [(b"a",), (b"b",)]  # aborted: again
+    state.apply({0: first[0].store_deletes()}, {0: 2}, {})  # committed: a is forgotten
+    assert [e.command_ids for e in state.expired(3500, 1)] == [(b"b",)]  # at most about `limit` ids
+    late = dict(store_writes(COMMAND_PREFIX + b"d", b"r", 500))  # the clock went back
+    state.apply({0: late}, {0: 3}, {})
+    assert [e.command_ids for e in state.expired(2500, 100)] == [(b"d",), (b"b",)]
+    store.close()
