@@ -126,13 +126,13 @@ def write_path(
     return time.process_time() - started
 
 
-def _commit(state: DictState, batch: DecidedBatch, writes: dict[int, dict[bytes, bytes]]) -> None:
+def _commit(state: DictState, batch: DecidedBatch, writes: dict[int, dict[bytes, bytes | None]]) -> None:
     for partition, changed in batch.aggregates.items():
         for key, aggregate in changed.items():
             state.aggregates[(partition, key)] = aggregate
     for partition, partition_writes in writes.items():
         for key, value in partition_writes.items():
-            if key.startswith(b"c:"):
+            if key.startswith(b"c:") and value is not None:
                 state.results[(partition, key[2:])] = value
 
 

@@ -96,9 +96,11 @@ class Receipts:
 class SseClient:
     """One SSE subscriber on a raw connection."""
 
-    def __init__(self, port: int, receipts: Receipts) -> None:
+    def __init__(self, port: int, receipts: Receipts, query: str = "context=orders") -> None:
         self.port = port
         self.receipts = receipts
+        self.query = query
+        """The subscription's query string (e.g. with an `aggregate_id` filter)."""
         self.writer: asyncio.StreamWriter | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -106,7 +108,7 @@ class SseClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         self.writer = writer
         writer.write(
-            f"GET /realtime/sse?context=orders HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"GET /realtime/sse?{self.query} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
             "Accept: text/event-stream\r\n\r\n".encode()
         )
         head = await reader.readuntil(b"\r\n\r\n")

@@ -358,7 +358,20 @@ value.converter.apicurio.registry.url=$reg
 value.converter.apicurio.registry.as-confluent=true
 value.converter.apicurio.registry.use-id=contentId
 value.converter.apicurio.registry.headers.enabled=false
+# Connectors name the database credentials (\${file:<secrets file>:password}) instead of holding
+# them: STREAMS_CONNECT_SECRETS=$CONF/connect-secrets.properties (docs/realtime-and-sinks.md).
+config.providers=file
+config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 EOF
+  write_connect_secrets "$CONF/connect-secrets.properties"
+}
+
+# The database credentials for the Connect worker's FileConfigProvider, readable by this user only
+# (a backslash is doubled: the file is read as Java properties).
+write_connect_secrets() { # $1 file
+  local user="${PG_USER//\\/\\\\}" password="${PG_PASSWORD//\\/\\\\}"
+  (umask 077 && printf 'username=%s\npassword=%s\n' "$user" "$password" > "$1.tmp")
+  chmod 600 "$1.tmp" && mv -f "$1.tmp" "$1"
 }
 
 # ---------------------------------------------------------------- commands

@@ -32,6 +32,11 @@ class Settings:
             "PG_DSN", f"postgresql://streams:streams@127.0.0.1:{_env('PG_PORT', '5432')}/streams"
         )
     )
+    connect_secrets: str = field(default_factory=lambda: _env("STREAMS_CONNECT_SECRETS", ""))
+    """The database credentials file (`username=`, `password=`) as the Kafka Connect worker sees
+    it, read through its FileConfigProvider: connector configs then name it instead of holding
+    the password (ops/stack.sh writes `.stack/conf/connect-secrets.properties`). Empty: the
+    password goes into the connector config (a warning says so)."""
     topic_prefix: str = field(default_factory=lambda: _env("STREAMS_TOPIC_PREFIX", ""))
     partitions: int = field(default_factory=lambda: int(_env("STREAMS_PARTITIONS", "4")))
     app_id: str = field(default_factory=lambda: _env("STREAMS_APP_ID", "streams"))
@@ -49,6 +54,15 @@ class Settings:
     )
     """`max.message.bytes` of every topic the project creates (DLQ topics: 8 MiB), and the limit
     every output record is checked against before it is produced."""
+    idempotency_window_ms: int = field(
+        default_factory=lambda: int(_env("STREAMS_IDEMPOTENCY_WINDOW_MS", str(7 * 24 * 3600 * 1000)))
+    )
+    """How long a command id is remembered (default: the commands topic's 7-day retention); a
+    resend after it is a new command (docs/write-side.md)."""
+    write_cache_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_WRITE_CACHE_BYTES", str(64 * 1024 * 1024)))
+    )
+    """Bytes of recently used aggregates the write side keeps decoded in memory (estimated)."""
     exactly_once: bool = field(default_factory=lambda: _env("STREAMS_EXACTLY_ONCE", "1") == "1")
     snapshot_every: int = field(default_factory=lambda: int(_env("STREAMS_SNAPSHOT_EVERY", "100")))
     worker_id: str = field(default_factory=lambda: _env("STREAMS_WORKER_ID", ""))

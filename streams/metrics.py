@@ -29,6 +29,22 @@ RETRIES = Counter(
     ["context", "cause"],
 )
 
+WRITE_CACHE_BYTES = Gauge(
+    "streams_write_cache_bytes",
+    "Estimated bytes of the write side's cache of decoded aggregates (STREAMS_WRITE_CACHE_BYTES).",
+    ["context"],
+)
+IDEMPOTENCY_IDS = Gauge(
+    "streams_idempotency_ids",
+    "Command ids remembered for dedupe on this worker (the idempotency window's contents).",
+    ["context"],
+)
+IDEMPOTENCY_EXPIRED = Counter(
+    "streams_idempotency_expired_total",
+    "Command ids forgotten because they left the idempotency window.",
+    ["context"],
+)
+
 
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type."""
@@ -51,6 +67,11 @@ VIEW_DLQ = Counter(
     "streams_view_dlq_records_total",
     "Events a view could not fold, sent to its DLQ topic.",
     ["context", "view", "version", "reason"],
+)
+VIEW_FROZEN = Counter(
+    "streams_view_frozen_documents_total",
+    "Batches in which a document stayed frozen: an event would have made it pass the view topic's limit.",
+    ["context", "view", "version"],
 )
 VIEW_SKIPPED = Counter(
     "streams_view_skipped_events_total",

@@ -32,7 +32,15 @@ value.converter.apicurio.registry.url=$CONNECT_REGISTRY_URL
 value.converter.apicurio.registry.as-confluent=true
 value.converter.apicurio.registry.use-id=contentId
 value.converter.apicurio.registry.headers.enabled=false
+config.providers=file
+config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 EOP
+# The database credentials for connectors that name them (STREAMS_CONNECT_SECRETS=$secrets on
+# the workers), when the container is given them; readable by this user only.
+secrets=/tmp/connect-secrets.properties
+if [ -n "${CONNECT_DB_PASSWORD:-}" ]; then
+  (umask 077 && printf 'username=%s\npassword=%s\n' "${CONNECT_DB_USER:-streams}" "${CONNECT_DB_PASSWORD//\\/\\\\}" > "$secrets")
+fi
 host="${CONNECT_BOOTSTRAP%%:*}" port="${CONNECT_BOOTSTRAP##*:}" n=0
 until (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; do
   n=$((n + 1)); [ $n -lt 300 ] || { echo "kafka $CONNECT_BOOTSTRAP not reachable" >&2; exit 1; }

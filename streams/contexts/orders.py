@@ -295,7 +295,11 @@ def customer_of(event: Message, previous: str | None) -> str | None:
 
 
 def by_customer(state: State | None, event: Message, meta: EventMeta) -> State | None:
-    """`orders-by-customer`: a customer's open orders with their totals (deleted when none is left)."""
+    """`orders-by-customer`: a customer's open orders with their totals (deleted when none is left).
+
+    A shipped or cancelled order is no longer open: it leaves the document, so a customer's
+    document holds what they have in progress, not their whole history (which would reach the
+    view topic's record limit and freeze)."""
     orders = {k: dict(v) for k, v in (state or {}).get("orders", {}).items()}
     order = orders.setdefault(meta.aggregate_id, {"status": "placed", "total_cents": 0, "lines": {}})
     match event:
@@ -309,9 +313,7 @@ def by_customer(state: State | None, event: Message, meta: EventMeta) -> State |
             order["lines"] = {k: v for k, v in order["lines"].items() if k != sku}
         case OrderConfirmed():
             order["status"] = "confirmed"
-        case OrderShipped():
-            order["status"] = "shipped"
-        case OrderCancelled():
+        case OrderShipped() | OrderCancelled():
             del orders[meta.aggregate_id]
     if meta.aggregate_id in orders:
         order["total_cents"] = sum(order["lines"].values())

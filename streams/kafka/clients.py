@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
+from streams.wire.limits import producer_message_max_bytes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def write_producer(settings: Settings, transactional_id: str | None) -> Producer
         "bootstrap.servers": settings.bootstrap,
         **_PRODUCER,
         "batch.size": _batch_size(settings),
-        "message.max.bytes": 4 * 1024 * 1024,
+        "message.max.bytes": producer_message_max_bytes(settings.max_message_bytes),
         # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
         # until the coordinator has written the commit markers; librdkafka's default 100 ms
         # back-off then lands in the next batch's latency (the Java client retries after 20).
@@ -67,6 +68,7 @@ def producer(settings: Settings, *, errors_only: bool = False) -> Producer:
         "bootstrap.servers": settings.bootstrap,
         **_PRODUCER,
         "batch.size": _batch_size(settings),
+        "message.max.bytes": producer_message_max_bytes(settings.max_message_bytes),
     }
     if errors_only:
         config["delivery.report.only.error"] = True
@@ -76,7 +78,12 @@ def producer(settings: Settings, *, errors_only: bool = False) -> Producer:
 def transactional_producer(settings: Settings, transactional_id: str) -> Producer:
     """A producer for one-off transactions (its `init_transactions` is the caller's)."""
     return Producer(
-        {"bootstrap.servers": settings.bootstrap, **_PRODUCER, "transactional.id": transactional_id}
+        {
+            "bootstrap.servers": settings.bootstrap,
+            **_PRODUCER,
+            "message.max.bytes": producer_message_max_bytes(settings.max_message_bytes),
+            "transactional.id": transactional_id,
+        }
     )
 
 

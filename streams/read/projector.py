@@ -24,6 +24,8 @@ from streams.wire.jsonable import json_bytes
 log = logging.getLogger(__name__)
 
 DOC_PREFIX = b"d:"
+FROZEN_FIELD = "_frozen"
+"""The field a document's state gets while events that would make it too large are dead-lettered."""
 
 
 def encode_document(doc: Document) -> bytes:
@@ -189,6 +191,7 @@ class ViewProjector(Stage):
         doc = None if raw is None else decode_document(entity_id, raw)
         changed: Document | None = None
         sources = []
+        frozen = 0
         for msg, event, meta in batch.applied.get((partition, key), ()):
             if event is None:
                 candidate = apply_retraction(self.view, doc, meta)
@@ -200,9 +203,24 @@ class ViewProjector(Stage):
             if size:
                 detail = f"the document would take {size} bytes (the view topic's limit: {batch.limit})"
                 self.reject(msg, batch, "document_too_large", detail)
+                frozen += 1
                 continue
             doc = changed = candidate
             sources.append(msg)
+        if frozen and doc is not None and isinstance(doc.state, dict):  # the document says so
+            note = {"reason": "document_too_large", "limit": batch.limit, "events_dead_lettered": frozen}
+            marked = Document(doc.entity_id, {**doc.state, FROZEN_FIELD: note}, doc.versions,
+                              doc.last_event_version, doc.last_updated)  # fmt: skip
+            if batch.fits(key, self._published(marked)) == 0:
+                doc = changed = marked
+        if frozen:
+            metrics.VIEW_FROZEN.labels(*self._labels).inc()
+            version = doc.last_event_version if doc else 0
+            log.warning(
+                "%s v%d: document %r is frozen at version %d: %d event(s) would pass the view topic's "
+                "limit of %d bytes (dead-lettered)",
+                self.entity_type, self.version, entity_id, version, frozen, batch.limit,
+            )  # fmt: skip
         if changed is not None:
             self._stored[(partition, key)] = changed
             batch.put(partition, DOC_PREFIX + key, encode_document(changed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,28 +25,37 @@ SQL_DIR = CONNECTORS_DIR / "sql"
 SINKS = ("eventstore", "snapshots", "readmodels")
 TASK_FIELDS = {"id": "id", "state": "state", "worker": "worker_id", "trace": "trace"}
 
+log = logging.getLogger(__name__)
+
 
 class ConnectError(Exception):
     """The Connect REST API refused a request (message includes its answer)."""
 
 
 def template_vars(settings: Settings, context: str) -> dict[str, str]:
-    """Values substituted into connectors/*.json and connectors/sql/*.sql."""
+    """Values substituted into connectors/*.json and connectors/sql/*.sql. The credentials are
+    references to the Connect worker's FileConfigProvider when `connect_secrets` names its file."""
     pg = psycopg.conninfo.conninfo_to_dict(settings.pg_dsn)
+    if settings.connect_secrets:
+        user = f"${{file:{settings.connect_secrets}:username}}"
+        password = f"${{file:{settings.connect_secrets}:password}}"
+    else:
+        user, password = str(pg.get("user", "")), str(pg.get("password", ""))
     return {
         "prefix": settings.topic_prefix,
         "context": context,
         "schema": settings.sink_schema,
         "jdbc_url": f"jdbc:postgresql://{pg.get('host', '127.0.0.1')}:{pg.get('port', 5432)}/{pg['dbname']}",
-        "pg_user": str(pg.get("user", "")),
-        "pg_password": str(pg.get("password", "")),
+        "pg_user": user,
+        "pg_password": password,
         "registry_v2": settings.registry_url.split("/apis/")[0] + "/apis/registry/v2",
     }
 
 
 def connector_specs(settings: Settings, context: str) -> list[dict[str, Any]]:
-    """The rendered connector definitions ({"name", "config"}) of one context."""
-    values = template_vars(settings, context)
+    """The rendered connector definitions ({"name", "config"}) of one context (every value is
+    escaped for its JSON string)."""
+    values = {k: json.dumps(v)[1:-1] for k, v in template_vars(settings, context).items()}
     return [
         json.loads(string.Template((CONNECTORS_DIR / f"{sink}.json").read_text()).substitute(values))
         for sink in SINKS
@@ -107,6 +117,11 @@ class ConnectClient:
 def deploy(settings: Settings, contexts: tuple[str, ...] | None = None) -> list[str]:
     """Apply the SQL migration, then create/update every connector; returns connector names."""
     apply_sql(settings)
+    if not settings.connect_secrets:
+        log.warning(
+            "the database password goes into the connector configs: set STREAMS_CONNECT_SECRETS to the "
+            "credentials file of the Connect worker's FileConfigProvider (docs/realtime-and-sinks.md)"
+        )
     client = ConnectClient(settings.connect_url)
     names = []
     for context in contexts or settings.contexts:

@@ -15,9 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.wire.schemas import SchemaCatalog, to_record
+from streams.wire.topics import DLQ_MAX_BYTES
 
 DEFAULT_MAX_CHARS = 4096
 MAX_LENGTH = "maxLength"
+
+_BATCH_FRAMING = 64 * 1024
+"""Room for a record batch's header and a record's headers above its value and key."""
+
+
+def producer_message_max_bytes(max_message_bytes: int) -> int:
+    """librdkafka's `message.max.bytes` for every producer of the project: room for the largest
+    record a topic of the project accepts (`max_message_bytes`, DLQ topics' `DLQ_MAX_BYTES`), so
+    a record the broker would take is never refused by the client first (librdkafka's default is
+    1,000,000 bytes, below the topics' 1 MiB). The broker still enforces each topic's own limit."""
+    return max(max_message_bytes, DLQ_MAX_BYTES) + _BATCH_FRAMING
 
 
 class FieldTooLong(ValueError):

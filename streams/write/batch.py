@@ -7,6 +7,7 @@ events' predicted offsets), DLQ records, snapshots and the state changelog.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,15 @@ from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
 from streams.wire.dlq import DeadLetter
 from streams.write.appends import EventAppend
-from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, encode_results, results_key
+from streams.write.changelog import (
+    AGGREGATE_PREFIX,
+    COMMAND_PREFIX,
+    ExpiredResults,
+    encode_ids,
+    encode_results,
+    expiry_key,
+    results_key,
+)
 
 
 class PendingEvent(msgspec.Struct, frozen=True):
@@ -39,6 +48,16 @@ class PendingResult(msgspec.Struct, frozen=True):
     partition: int
     result: CommandResult
     event_indexes: tuple[int, ...] = ()
+
+
+class _ChangelogRecord(msgspec.Struct, frozen=True):
+    """One record of the state changelog (a tombstone: no value, the headers say what it expires)."""
+
+    key: bytes
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+    at: int = 0
+    """Its timestamp (ms; 0: the producer's)."""
 
 
 class PendingSnapshot(msgspec.Struct, frozen=True):
@@ -71,6 +90,8 @@ class DecidedBatch:
     """The next command offset of each partition once the batch is committed."""
     timestamps: list[float] = field(default_factory=list)
     """The commands' record timestamps (seconds), for the latency metric."""
+    expired: list[ExpiredResults] = field(default_factory=list)
+    """Results records past the idempotency window: tombstoned in this batch's transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +101,7 @@ class WrittenBatch:
     the delivery errors of every record."""
 
     events: EventAppend
-    store_writes: dict[int, dict[bytes, bytes]]
+    store_writes: dict[int, dict[bytes, bytes | None]]
     changelog_end: dict[int, int]
     failures: list[KafkaError] = field(default_factory=list)
 
@@ -126,7 +147,9 @@ class BatchWriter:
         events = self._produce_events(batch, careful)
         if not self.exactly_once:
             wait_for_offsets(events)
-        writes: dict[int, dict[bytes, bytes]] = {}
+        writes: dict[int, dict[bytes, bytes | None]] = {}
+        for old in batch.expired:  # first: an id expired here may be remembered again below
+            writes.setdefault(old.partition, {}).update(old.store_deletes())
         for partition, encoded in batch.states.items():
             target = writes.setdefault(partition, {})
             for key, value in encoded.items():
@@ -167,24 +190,40 @@ class BatchWriter:
             else:
                 failures.append(err)
 
-        # The changelog gets the aggregates and one record per partition holding the batch's
-        # command results; the store gets each result under its own key (for the look-up).
-        records = {partition: dict(partition_writes) for partition, partition_writes in writes.items()}
+        # The changelog gets the expired results' tombstones, the aggregates and one record per
+        # partition holding the batch's command results (stamped with the time the window counts
+        # from); the store gets each result under its own key (for the look-up) and an index key.
+        at_ms = int(time.time() * 1000)
+        records: dict[int, list[_ChangelogRecord]] = {}
+        for old in batch.expired:
+            records.setdefault(old.partition, []).append(
+                _ChangelogRecord(old.changelog_key, None, old.tombstone_headers())
+            )
+        for partition, encoded in batch.states.items():
+            records.setdefault(partition, []).extend(
+                _ChangelogRecord(AGGREGATE_PREFIX + key, value) for key, value in encoded.items()
+            )
         for partition, results in remembered.items():
-            records.setdefault(partition, {})[results_key(batch.offsets[partition])] = encode_results(results)
+            key = results_key(batch.offsets[partition])
+            records.setdefault(partition, []).append(_ChangelogRecord(key, encode_results(results), at=at_ms))
             target = writes.setdefault(partition, {})
             for command_id, value in results.items():
                 target[COMMAND_PREFIX + command_id] = value
+            target[expiry_key(at_ms, key)] = encode_ids(list(results))
         # The store's changelog position is its last record's offset + 1. In a transaction only
         # that record is reported: a failure of any other fails the commit.
         changelog = topics.changelog
         for partition, partition_records in records.items():
             last = len(partition_records) - 1
-            for i, (key, value) in enumerate(partition_records.items()):
+            for i, record in enumerate(partition_records):
+                kw: dict[str, Any] = {"partition": partition}
+                if record.headers:
+                    kw["headers"] = record.headers
+                if record.at:
+                    kw["timestamp"] = record.at
                 if i == last or not self.exactly_once or careful:
-                    producer.produce(changelog, value, key, partition=partition, on_delivery=track)
-                else:
-                    producer.produce(changelog, value, key, partition=partition)
+                    kw["on_delivery"] = track
+                producer.produce(changelog, record.value, record.key, **kw)
         return WrittenBatch(events, writes, changelog_end, failures)
 
     def _produce_events(self, batch: DecidedBatch, careful: bool) -> EventAppend:

@@ -7,12 +7,20 @@ batch rather than one per command). Changelogs written before hold `c:<command i
 one result each (`streams rebuild` still writes those); both restore into the store's
 `c:<command id>` keys. The topic is compacted; RocksDB mirrors it and restores from it. Tools
 read it through this module's functions only (the read side never reaches into the write loop).
+
+Command ids are remembered for the idempotency window only (`STREAMS_IDEMPOTENCY_WINDOW_MS`,
+docs/write-side.md): the store indexes each results record under `e:<time ms><changelog key>`
+(value: its command ids), and once the window has passed, the write loop deletes the ids and
+writes a tombstone for the record, in the transaction of a batch. A tombstone carries the
+record's time in its `streams-results-at` header, so a restore that meets it deletes the ids
+the record had put in the store.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -30,9 +38,13 @@ log = logging.getLogger(__name__)
 AGGREGATE_PREFIX = b"a:"
 COMMAND_PREFIX = b"c:"
 RESULTS_PREFIX = b"r:"
+EXPIRY_PREFIX = b"e:"
+RESULTS_AT = "streams-results-at"
+"""The header of a results tombstone: the time (ms, 8 bytes big-endian) of the record it expires."""
 _VERSION = struct.Struct(">q")
 _RESULTS_ENCODER = msgspec.msgpack.Encoder()
 _RESULTS_DECODER = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]])
+_IDS_DECODER = msgspec.msgpack.Decoder(list[bytes])
 
 
 def results_key(next_offset: int) -> bytes:
@@ -45,16 +57,113 @@ def encode_results(results: dict[bytes, bytes]) -> bytes:
     return _RESULTS_ENCODER.encode(list(results.items()))
 
 
-def store_writes(key: bytes, value: bytes | None) -> list[tuple[bytes, bytes | None]]:
-    """What one changelog record becomes in the store (a batch's results: one key each)."""
+def expiry_key(at_ms: int, changelog_key: bytes) -> bytes:
+    """The store's index key of a results record written at `at_ms` (time-ordered)."""
+    return EXPIRY_PREFIX + _VERSION.pack(at_ms) + changelog_key
+
+
+def encode_ids(command_ids: list[bytes]) -> bytes:
+    """The value of an index key: the command ids its results record remembers."""
+    return _RESULTS_ENCODER.encode(command_ids)
+
+
+def decode_ids(value: bytes) -> list[bytes]:
+    """Inverse of `encode_ids`."""
+    return _IDS_DECODER.decode(value)
+
+
+class ExpiredResults(msgspec.Struct, frozen=True):
+    """A results record of the changelog whose command ids left the idempotency window."""
+
+    partition: int
+    changelog_key: bytes
+    at_ms: int
+    command_ids: tuple[bytes, ...]
+
+    def store_deletes(self) -> dict[bytes, bytes | None]:
+        """The store keys it leaves: its ids and its index key."""
+        deletes: dict[bytes, bytes | None] = {COMMAND_PREFIX + c: None for c in self.command_ids}
+        deletes[expiry_key(self.at_ms, self.changelog_key)] = None
+        return deletes
+
+    def tombstone_headers(self) -> list[tuple[str, bytes]]:
+        """The headers of its changelog tombstone."""
+        return [(RESULTS_AT, _VERSION.pack(self.at_ms))]
+
+
+def expired_in(
+    store: PartitionStore, partition: int, cutoff_ms: int, limit: int, start: bytes | None = None
+) -> list[ExpiredResults]:
+    """The results records of `store` written before `cutoff_ms`, oldest first, at most `limit`
+    ids; the index is read from `start` (no index key before it exists)."""
+    out: list[ExpiredResults] = []
+    taken = 0
+    for key, value in store.scan(EXPIRY_PREFIX, start):
+        at_ms = _VERSION.unpack_from(key, len(EXPIRY_PREFIX))[0]
+        if at_ms >= cutoff_ms or taken >= limit:
+            break
+        ids = tuple(decode_ids(value))
+        out.append(ExpiredResults(partition, key[len(EXPIRY_PREFIX) + _VERSION.size :], at_ms, ids))
+        taken += len(ids)
+    return out
+
+
+def unindexed(store: PartitionStore) -> bool:
+    """A store written before command ids expired: it remembers ids but has no expiry index (it
+    is restored from the changelog again, which indexes every results record by its time)."""
+    return (
+        next(store.scan(COMMAND_PREFIX), None) is not None and next(store.scan(EXPIRY_PREFIX), None) is None
+    )
+
+
+def remembered_ids(store: PartitionStore) -> int:
+    """How many command ids `store` remembers (from its index)."""
+    return sum(len(decode_ids(value)) for _, value in store.scan(EXPIRY_PREFIX))
+
+
+def store_writes(key: bytes, value: bytes | None, at_ms: int = 0) -> list[tuple[bytes, bytes | None]]:
+    """What one changelog record written at `at_ms` becomes in the store (a batch's results: one
+    key each, and the index key that expires them)."""
     if key.startswith(RESULTS_PREFIX) and value is not None:
-        return [
-            (COMMAND_PREFIX + command_id, result) for command_id, result in _RESULTS_DECODER.decode(value)
-        ]
+        pairs = _RESULTS_DECODER.decode(value)
+        writes: list[tuple[bytes, bytes | None]] = [(COMMAND_PREFIX + c, result) for c, result in pairs]
+        writes.append((expiry_key(at_ms, key), encode_ids([c for c, _ in pairs])))
+        return writes
+    if key.startswith(COMMAND_PREFIX) and value is not None:
+        return [(key, value), (expiry_key(at_ms, key), encode_ids([key[len(COMMAND_PREFIX) :]]))]
     return [(key, value)]
 
 
+def record_writes(
+    key: bytes, value: bytes | None, at_ms: int, headers: Any, stored: Callable[[bytes], bytes | None]
+) -> list[tuple[bytes, bytes | None]]:
+    """What one changelog record (written at `at_ms`) becomes in a store whose current values
+    `stored` gives: a results tombstone deletes the ids of the record it expires."""
+    if value is not None:
+        return store_writes(key, value, at_ms)
+    at = dict(headers or ()).get(RESULTS_AT)
+    if at is None or not (key.startswith(RESULTS_PREFIX) or key.startswith(COMMAND_PREFIX)):
+        return [(key, None)]
+    index = expiry_key(_VERSION.unpack(at)[0], key)
+    ids = stored(index)
+    deletes: list[tuple[bytes, bytes | None]] = [(key, None), (index, None)]
+    if ids is not None:
+        deletes += [(COMMAND_PREFIX + c, None) for c in decode_ids(ids)]
+    return deletes
+
+
 _RESTORE_BATCH = 10000
+
+
+class _Pending:
+    """A store's value of a key as a restore left it so far (its pending writes first)."""
+
+    def __init__(self, store: PartitionStore, writes: dict[bytes, bytes | None]) -> None:
+        self.store = store
+        self.writes = writes
+
+    def __call__(self, key: bytes) -> bytes | None:
+        return self.writes[key] if key in self.writes else self.store.get(key)
 
 
 def encode_aggregate(states: StateFormat, aggregate: Aggregate[Any]) -> bytes:
@@ -73,12 +182,15 @@ def restore(settings: Settings, store: PartitionStore, topic: str, partition: in
         if reader.start >= reader.stop:
             return
         writes: dict[bytes, bytes | None] = {}
+        pending = _Pending(store, writes)
         for batch in reader.batches(_RESTORE_BATCH):
             for msg in batch:
-                writes.update(store_writes(msg.key(), msg.value()))
+                key, value, at = msg.key() or b"", msg.value(), msg.timestamp()[1]
+                writes.update(record_writes(key, value, at, msg.headers(), pending))
             if len(writes) >= _RESTORE_BATCH:
                 store.write(writes, {topic: reader.position})
                 writes = {}
+                pending = _Pending(store, writes)
         # the last committed offset may be a transaction marker: resume after it next time
         store.write(writes, {topic: reader.position})
         log.info("%s[%d] restored from offset %d to %d", topic, partition, reader.start, reader.position)

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streams import metrics
 from streams.config import Settings
+from streams.core.clock import utc_now
 from streams.kafka import clients
 from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, is_poison, take, watermarks
 from streams.kafka.hosting import restart_loop
@@ -30,10 +31,16 @@ from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.wire.codec import RegistryUnavailable
 from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch, refused
 from streams.write.batch import BatchWriter, DecidedBatch
+from streams.write.changelog import ExpiredResults
 from streams.write.intake import BatchDecider, IntakeLimits
 from streams.write.state import CommittedState
 
 log = logging.getLogger(__name__)
+
+_EXPIRY_CHECK_S = 1.0
+"""How often an idle loop looks for command ids past the idempotency window."""
+_EXPIRY_PER_BATCH = 5000
+"""Most command ids one transaction forgets (the rest go with the next ones)."""
 
 
 class CommandProcessor:
@@ -58,8 +65,15 @@ class CommandProcessor:
         self.exactly_once = settings.exactly_once
         data_dir = Path(settings.data_dir) / worker_id / f"{runtime.topics.prefix}{self.name}"
         self.state = CommittedState(
-            settings, runtime.codec, runtime.states, runtime.topics.changelog, data_dir, cache_size
+            settings,
+            runtime.codec,
+            runtime.states,
+            runtime.topics.changelog,
+            data_dir,
+            cache_size,
+            name=self.name,
         )
+        self._next_expiry = 0.0
         limits = IntakeLimits(
             settings.max_record_bytes,
             settings.max_state_bytes,
@@ -123,6 +137,8 @@ class CommandProcessor:
             messages = clients.records(take(self._consumer, self.max_batch, wait), who)
             if messages:
                 self._process_with_retry(messages)
+            elif time.monotonic() >= self._next_expiry:
+                self._expire_idle()
 
     def _close_clients(self) -> None:
         if self._consumer is not None:
@@ -230,8 +246,32 @@ class CommandProcessor:
         batch = self.decider.decide(messages, self.state, self.state)
         if not batch.offsets:
             return
+        if not careful:
+            batch.expired = self._expired()
         self._write(batch, careful=careful)
         self._count(batch, len(messages))
+
+    def _expired(self) -> list[ExpiredResults]:
+        """Results records past the idempotency window, to tombstone in the next transaction."""
+        self._next_expiry = time.monotonic() + _EXPIRY_CHECK_S
+        cutoff = int(time.time() * 1000) - self.settings.idempotency_window_ms
+        return self.state.expired(cutoff, _EXPIRY_PER_BATCH)
+
+    def _expire_idle(self) -> None:
+        """With no command to process, a transaction of tombstones only (when any id expired)."""
+        expired = self._expired()
+        if not expired:
+            return
+        batch = DecidedBatch(utc_now(), expired=expired)
+        try:
+            self._write(batch, careful=False)
+        except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
+            if isinstance(exc, KafkaException) and is_fatal(exc.args[0]):
+                raise
+            self._abort(forget_offsets=True)
+            log.warning("%s: expiring command ids failed (%s); trying again later", self.name, exc)
+            return
+        self._count(batch, 0)
 
     def _write(self, batch: DecidedBatch, *, careful: bool) -> None:
         """Produce a decided batch and commit it with its input offsets; then RocksDB follows."""
@@ -249,7 +289,8 @@ class CommandProcessor:
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in batch.offsets.items()]
         if self.exactly_once:
             metadata = self._consumer.consumer_group_metadata()
-            bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
+            if offsets:  # none: a batch of expired command ids only
+                bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
             # every record is acknowledged by then: the commit has nothing left to send
             written.events.wait(producer.poll, CALL_TIMEOUT_S)
             if careful:
@@ -263,7 +304,8 @@ class CommandProcessor:
                 raise RetryBatch("records not acknowledged")
             refused(written.failures)
             consumer = self._consumer
-            bounded("commit offsets", lambda: consumer.commit(offsets=offsets, asynchronous=False))
+            if offsets:
+                bounded("commit offsets", lambda: consumer.commit(offsets=offsets, asynchronous=False))
             written.events.advance(marker=0)
         # committed: now RocksDB and the cache may follow
         self.state.apply(written.store_writes, written.changelog_end, batch.aggregates)
@@ -285,6 +327,12 @@ class CommandProcessor:
 
     def _count(self, batch: DecidedBatch, n: int) -> None:
         name = self.name
+        if batch.expired:
+            forgotten = sum(len(e.command_ids) for e in batch.expired)
+            metrics.IDEMPOTENCY_EXPIRED.labels(name).inc(forgotten)
+            log.debug("%s: %d command ids left the idempotency window", name, forgotten)
+        if not n:
+            return
         commands = Counter((r.result.command_type, r.result.status, r.result.reason) for r in batch.results)
         for (command_type, status, reason), count in commands.items():
             metrics.COMMANDS.labels(name, command_type, status, reason).inc(count)

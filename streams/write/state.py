@@ -1,5 +1,6 @@
 """The write side's committed state on one worker: a RocksDB store per owned partition, mirrored
-by the changelog, with an LRU cache of recently used aggregates in front of it."""
+by the changelog, with an LRU cache of recently used aggregates in front of it (bounded in
+bytes, `STREAMS_WRITE_CACHE_BYTES`), and the command ids of the idempotency window."""
 
 from __future__ import annotations
 
@@ -9,12 +10,29 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from streams import metrics
 from streams.config import Settings
 from streams.core.commands import Aggregate, CommandResult
 from streams.kafka.store import PartitionStore
 from streams.wire.codec import AvroCodec
 from streams.wire.state import StateFormat
-from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, decode_aggregate, restore
+from streams.write.changelog import (
+    AGGREGATE_PREFIX,
+    COMMAND_PREFIX,
+    EXPIRY_PREFIX,
+    ExpiredResults,
+    decode_aggregate,
+    decode_ids,
+    expired_in,
+    expiry_key,
+    remembered_ids,
+    restore,
+    unindexed,
+)
+
+_ENTRY_OVERHEAD = 240
+"""Bytes a cached aggregate takes besides its encoded state (key tuple, dict slot, objects): an
+estimate, as the decoded state is larger than its encoding by a factor that depends on it."""
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +52,8 @@ class CommittedState:
         changelog: str,
         data_dir: Path,
         cache_size: int,
+        cache_bytes: int | None = None,
+        name: str = "",
     ) -> None:
         self.settings = settings
         self.codec = codec
@@ -42,8 +62,17 @@ class CommittedState:
         self.data_dir = data_dir
         self.stores: dict[int, PartitionStore] = {}
         # committed aggregates recently used, so hot ones skip RocksDB and Avro decoding
-        self._cache: OrderedDict[tuple[int, bytes], Aggregate[Any]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, bytes], tuple[Aggregate[Any], int]] = OrderedDict()
         self.cache_size = cache_size
+        self.cache_bytes = settings.write_cache_bytes if cache_bytes is None else cache_bytes
+        self._cached_bytes = 0
+        self._ids: dict[int, int] = {}
+        """Command ids remembered per partition (the idempotency window's contents)."""
+        self._scan_from: dict[int, bytes] = {}
+        """Per partition, an index key no older one exists before: expiry reads from there rather
+        than over the deletion markers of the ids expired before."""
+        self._bytes_gauge = metrics.WRITE_CACHE_BYTES.labels(name)
+        self._ids_gauge = metrics.IDEMPOTENCY_IDS.labels(name)
 
     def __contains__(self, partition: object) -> bool:
         return partition in self.stores
@@ -55,19 +84,30 @@ class CommittedState:
     def open(self, partition: int) -> None:
         """Open a partition's store and restore it from the changelog past its checkpoint."""
         store = PartitionStore(self.data_dir / f"p{partition}")
+        if unindexed(store):
+            log.info(
+                "%s[%d]: store without an idempotency index; restoring it again", self.changelog, partition
+            )
+            store.destroy()
+            store = PartitionStore(self.data_dir / f"p{partition}")
         try:
             restore(self.settings, store, self.changelog, partition)
         except BaseException:
             store.close()
             raise
         self.stores[partition] = store
+        self._ids[partition] = remembered_ids(store)
+        self._ids_gauge.set(sum(self._ids.values()))
 
     def close(self, partitions: Iterable[int]) -> None:
         """Close the stores of partitions given up, and forget their cached aggregates."""
         gone = set(partitions)
         for key in [k for k in self._cache if k[0] in gone]:
-            del self._cache[key]
+            self._cached_bytes -= self._cache.pop(key)[1]
+        self._bytes_gauge.set(self._cached_bytes)
         for partition in gone:
+            self._ids.pop(partition, None)
+            self._scan_from.pop(partition, None)
             store = self.stores.pop(partition, None)
             if store is not None:
                 store.close()
@@ -76,12 +116,15 @@ class CommittedState:
         """Close every store."""
         self.close(list(self.stores))
         self._cache.clear()
+        self._cached_bytes = 0
+        self._bytes_gauge.set(0)
+        self._ids_gauge.set(0)
 
     def aggregate(self, partition: int, key: bytes) -> Aggregate[Any] | None:
         """The committed aggregate (cache, then RocksDB)."""
         cached = self._cache.get((partition, key))
         if cached is not None:
-            return cached
+            return cached[0]
         stored = self.stores[partition].get(AGGREGATE_PREFIX + key)
         return None if stored is None else decode_aggregate(self.states, stored)
 
@@ -90,9 +133,24 @@ class CommittedState:
         stored = self.stores[partition].get(COMMAND_PREFIX + command_id)
         return None if stored is None else self.codec.decode(stored).message
 
+    def expired(self, cutoff_ms: int, limit: int) -> list[ExpiredResults]:
+        """The results records written before `cutoff_ms` (at most about `limit` ids)."""
+        out: list[ExpiredResults] = []
+        for partition, store in self.stores.items():
+            left = limit - sum(len(e.command_ids) for e in out)
+            found = expired_in(store, partition, cutoff_ms, left, self._scan_from.get(partition))
+            if found:
+                self._scan_from[partition] = expiry_key(found[0].at_ms, found[0].changelog_key)
+            out += found
+        return out
+
+    def remembered(self) -> int:
+        """Command ids this worker remembers (its partitions' idempotency windows)."""
+        return sum(self._ids.values())
+
     def apply(
         self,
-        writes: dict[int, dict[bytes, bytes]],
+        writes: dict[int, dict[bytes, bytes | None]],
         changelog_end: dict[int, int],
         aggregates: dict[int, dict[bytes, Aggregate[Any]]],
     ) -> None:
@@ -102,10 +160,39 @@ class CommittedState:
             store = self.stores.get(partition)
             if store is not None and partition in changelog_end:
                 store.write(partition_writes, {self.changelog: changelog_end[partition]})
+                self._ids[partition] = self._ids.get(partition, 0) + _id_change(partition_writes)
+                self._index_written(partition, partition_writes)
+        self._ids_gauge.set(sum(self._ids.values()))
         cache = self._cache
         for partition, changed in aggregates.items():
+            encoded = writes.get(partition, {})
             for key, aggregate in changed.items():
-                cache[(partition, key)] = aggregate
-                cache.move_to_end((partition, key))
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
+                size = len(encoded.get(AGGREGATE_PREFIX + key) or b"") + len(key) + _ENTRY_OVERHEAD
+                old = cache.pop((partition, key), None)
+                if old is not None:
+                    self._cached_bytes -= old[1]
+                cache[(partition, key)] = (aggregate, size)
+                self._cached_bytes += size
+        while cache and (len(cache) > self.cache_size or self._cached_bytes > self.cache_bytes):
+            self._cached_bytes -= cache.popitem(last=False)[1][1]
+        self._bytes_gauge.set(self._cached_bytes)
+
+    def _index_written(self, partition: int, writes: dict[bytes, bytes | None]) -> None:
+        """An index key older than where expiry reads from (the clock went back) moves it back."""
+        start = self._scan_from.get(partition)
+        if start is None:
+            return
+        for key, value in writes.items():
+            if value is not None and key.startswith(EXPIRY_PREFIX) and key < start:
+                self._scan_from[partition] = start = key
+
+
+def _id_change(writes: dict[bytes, bytes | None]) -> int:
+    """How many command ids a store write remembers (+) or forgets (-), from its index keys."""
+    change = 0
+    for key, value in writes.items():
+        if key.startswith(EXPIRY_PREFIX):
+            change += len(decode_ids(value)) if value is not None else 0
+        elif key.startswith(COMMAND_PREFIX) and value is None:
+            change -= 1
+    return change

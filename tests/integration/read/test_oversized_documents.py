@@ -61,6 +61,12 @@ def test_the_event_that_would_outgrow_a_document_is_dead_lettered_and_the_view_g
     assert status == 200
     kept = len(hoard["state"]["kept"])
     assert 5 <= kept < 11, kept
+    # a frozen document is visible: the document says so, a metric counts it, a line is logged
+    assert hoard["state"]["_frozen"]["reason"] == "document_too_large", hoard["state"].get("_frozen")
+    with urllib.request.urlopen(f"{deployment.url()}/metrics", timeout=30) as response:
+        exposition = response.read().decode()
+    assert 'streams_view_frozen_documents_total{context="orders",version="1",view="hoard"}' in exposition
+    assert "document 'big-2' is frozen" in deployment.log_tail("w1", 100000)
     deadline = time.monotonic() + 30
     letters: list[Any] = []
     while time.monotonic() < deadline and len(letters) < 2 * (11 - kept):

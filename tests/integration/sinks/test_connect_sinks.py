@@ -55,9 +55,10 @@ DOC_SCHEMA = {
 
 
 class PrivateConnect:
-    """A Kafka Connect distributed worker of our own (restartable)."""
+    """A Kafka Connect distributed worker of our own (restartable), with the FileConfigProvider
+    and a credentials file, as ops/stack.sh writes them."""
 
-    def __init__(self, workdir: Path, bootstrap: str) -> None:
+    def __init__(self, workdir: Path, bootstrap: str, pg_dsn: str) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -74,7 +75,13 @@ class PrivateConnect:
             "offset.storage.topic": f"_test-connect-{suffix}-offsets",
             "status.storage.topic": f"_test-connect-{suffix}-status",
             "offset.storage.partitions": "1",
+            "config.providers": "file",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
         }
+        pg = psycopg.conninfo.conninfo_to_dict(pg_dsn)
+        self.secrets = workdir / "connect-secrets.properties"
+        self.secrets.touch(mode=0o600)
+        self.secrets.write_text(f"username={pg['user']}\npassword={pg['password']}\n")
         for line in shared.splitlines():
             key = line.split("=", 1)[0].strip()
             if key not in overrides:
@@ -139,7 +146,7 @@ class PrivateConnect:
 
 @pytest.fixture(scope="module")
 def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateConnect]:
-    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap)
+    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap, stack.pg_dsn)
     worker.start()
     yield worker
     worker.stop()
@@ -163,6 +170,7 @@ def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settin
         connect_url=connect.url,
         sink_schema=deployment.prefix,
         sink_views=("test-view", "order-summary"),
+        connect_secrets=str(connect.secrets),
     )
     yield s
     remove(s)
@@ -241,6 +249,18 @@ def test_deploy_creates_tables_and_running_connectors(settings: Settings, client
         ),
         "connectors running",
     )
+    # the connectors name the credentials file; no password is stored in or shown by Connect
+    password = str(psycopg.conninfo.conninfo_to_dict(settings.pg_dsn)["password"])
+    for name in names:
+        config = httpx.get(f"{settings.connect_url}/connectors/{name}/config", timeout=10).json()
+        assert config["connection.password"] == f"${{file:{settings.connect_secrets}:password}}"
+        assert password not in config.values()
+    assert oct(settings_secrets_mode(settings)) == "0o600"
+
+
+def settings_secrets_mode(settings: Settings) -> int:
+    """The permission bits of the credentials file."""
+    return Path(settings.connect_secrets).stat().st_mode & 0o777
 
 
 def test_commands_become_jsonb_rows_with_history_in_order(settings: Settings, client: CommandClient) -> None:

@@ -209,3 +209,14 @@ def test_a_deleted_document_stays_deleted_when_its_events_are_replayed() -> None
     assert apply_event(BY_CUSTOMER, gone, "c-1", OrderPlaced("c-1", "EUR"), meta("o-1", 1)) is None
     again = apply_event(BY_CUSTOMER, gone, "c-1", OrderPlaced("c-1", "EUR"), meta("o-9", 1))
     assert again is not None and again.state is not None and list(again.state["orders"]) == ["o-9"]
+
+
+def test_a_shipped_order_leaves_its_customer_so_the_document_stays_small() -> None:
+    events = []
+    for i in range(2000):  # an ordinary customer over the years: every order shipped
+        events += history(f"o-{i}", OrderPlaced("c-1", "EUR"), ItemAdded("a", 1, 100), OrderShipped("DHL"))
+    events += history("o-open", OrderPlaced("c-1", "EUR"), ItemAdded("b", 2, 50))
+    doc = fold_view(BY_CUSTOMER, events)["c-1"]
+    assert doc.state is not None
+    assert list(doc.state["orders"]) == ["o-open"] and doc.state["total_cents"] == 100
+    assert doc.state["order_count"] == 1

@@ -1,0 +1,340 @@
+"""`python -m bench.soak` (`make soak`): one worker under steady mixed load for a long time; does
+its memory stay flat?
+
+One worker process of its own deployment (orders and devices, read side and window stages on,
+sinks off) gets, for `SOAK_SECONDS` (600):
+- `SOAK_COMMANDS_PER_S` (1,000) orders commands with distinct command ids, over a pool of
+  `SOAK_ORDERS` orders placed during the warm-up (an item added, then removed: bounded states);
+- `SOAK_READINGS_PER_S` (5,000) telemetry readings from `SOAK_DEVICES` registered devices, from
+  a producer process of its own (`bench.fleet.produce_live`, as the telemetry benchmark);
+- `SOAK_SSE_CLIENTS` (200) SSE clients, each following one order of the pool
+  (`bench.realtime.SseClient`).
+
+Every `SOAK_SAMPLE_SECONDS` (10) it samples the worker's RSS, open files and threads (from
+/proc), what was sent and received, and the worker's `streams_idempotency_ids`. The worker's
+idempotency window is `SOAK_IDEMPOTENCY_WINDOW_MS` (60 s), so the run reaches the window's
+steady state instead of measuring the window filling (with the 7-day default, the ids of the
+whole run stay remembered in RocksDB, by design).
+
+Verdict: after `SOAK_WARMUP_SECONDS` (120), the least-squares slope of RSS over time is below
+`SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes bench-results/soak-<time>.json and, when matplotlib
+is installed (the `bench` extra), a PNG plot beside it (`python -m bench.soak plot <json>`
+draws it again); exits 1 when the verdict fails (unless `SOAK_FAIL_ON_VERDICT=0`).
+
+`make soak-short` (90 s) shows that the soak runs end to end and writes its curve; its verdict is
+informational: within 90 s the worker is still warming up (the idempotency window, RocksDB's
+memtables and block cache, the caches filling), so only the full run's slope judges growth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.fleet import preload_registrations
+from bench.realtime import Receipts, SseClient, open_all, proc_status, raise_fd_limit
+from streams.client import CommandClient
+from streams.contexts.devices import context as devices
+from streams.contexts.devices.telemetry import TELEMETRY
+from streams.contexts.orders import AddItem, PlaceOrder, RemoveItem
+from streams.kafka.runtime import ContextRuntime, ensure_topics
+from tests.integration.workers import Deployment
+
+
+def _setting(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    """The soak's settings (environment variables `SOAK_*`)."""
+
+    seconds: int = int(_setting("SOAK_SECONDS", "600"))
+    warmup_seconds: int = int(_setting("SOAK_WARMUP_SECONDS", "120"))
+    sample_seconds: float = float(_setting("SOAK_SAMPLE_SECONDS", "10"))
+    commands_per_s: int = int(_setting("SOAK_COMMANDS_PER_S", "1000"))
+    readings_per_s: int = int(_setting("SOAK_READINGS_PER_S", "5000"))
+    sse_clients: int = int(_setting("SOAK_SSE_CLIENTS", "200"))
+    orders: int = int(_setting("SOAK_ORDERS", "2000"))
+    devices: int = int(_setting("SOAK_DEVICES", "1000"))
+    idempotency_window_ms: int = int(_setting("SOAK_IDEMPOTENCY_WINDOW_MS", "60000"))
+    max_slope_mib_per_min: float = float(_setting("SOAK_MAX_SLOPE_MIB_PER_MIN", "1.0"))
+    fail_on_verdict: bool = _setting("SOAK_FAIL_ON_VERDICT", "1") == "1"
+    """0: exit 0 whatever the verdict (the short form: its run is mostly warm-up, so its slope
+    measures the caches filling, not a leak)."""
+
+
+class FrameCounter(Receipts):
+    """Counts the event frames the SSE clients receive (keeps no receipt times)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = 0
+
+    def saw(self, chunk: bytes, carry: bytes) -> bytes:
+        data = carry + chunk
+        complete = data.rfind(b"\n") + 1  # a frame's line is counted once it is whole
+        self.frames += data.count(b'"event_id"', 0, complete)
+        return data[complete:]
+
+
+@dataclass
+class Sent:
+    """What the load generators have sent so far."""
+
+    commands: int = 0
+    readings: int = 0
+    reading_rate: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def rss_fit(samples: list[dict[str, Any]], after_s: float) -> dict[str, float] | None:
+    """The least-squares line of RSS (MiB) over time (minutes) through the samples after
+    `after_s` (None: fewer than 3)."""
+    points = [(s["t_s"] / 60, s["rss"] / 2**20) for s in samples if s["t_s"] >= after_s]
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_r = sum(r for _, r in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    slope = sum((t - mean_t) * (r - mean_r) for t, r in points) / var
+    return {"slope_mib_per_min": round(slope, 3), "intercept_mib": mean_r - slope * mean_t, "points": n}
+
+
+def open_files(pid: int) -> int:
+    """File descriptors the process holds."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def remembered_ids(url: str) -> float:
+    """The worker's `streams_idempotency_ids` summed over contexts (-1: unreadable)."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return -1
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streams_idempotency_ids{")
+    )
+
+
+def order_id(run: str, i: int) -> str:
+    return f"soak-{run}-{i}"
+
+
+def send_commands(dep: Deployment, cfg: SoakConfig, run: str, sent: Sent, stop: threading.Event) -> None:
+    """`cfg.commands_per_s` commands with distinct ids over the order pool, until `stop`."""
+    with CommandClient(dep.settings(), "orders", wait=False) as client:
+        started = time.monotonic()
+        i = 0
+        while not stop.is_set():
+            due = int((time.monotonic() - started) * cfg.commands_per_s)
+            while i < due and not stop.is_set():
+                order = order_id(run, i % cfg.orders)
+                command = AddItem("sku", 1, 100) if (i // cfg.orders) % 2 == 0 else RemoveItem("sku")
+                client.send(order, command, command_id=f"{run}-{i}")
+                i += 1
+            sent.commands = i
+            time.sleep(0.02)
+
+
+def send_readings(dep: Deployment, cfg: SoakConfig, sent: Sent) -> subprocess.Popen[str]:
+    """The telemetry producer process (`bench.telemetry produce`), its output followed by a thread."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.telemetry", "produce", f"{dep.prefix}.", str(cfg.readings_per_s),
+         str(cfg.seconds), str(cfg.devices), "0"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def follow() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            record = json.loads(line)
+            if "sent" in record:
+                sent.readings = record["sent"]
+            elif "done" in record:
+                sent.reading_rate = record["rate"]
+
+    threading.Thread(target=follow, daemon=True).start()
+    return child
+
+
+def prepare(dep: Deployment, cfg: SoakConfig, run: str) -> None:
+    """The devices' topics and registrations, and the pool of orders (placed, results awaited)."""
+    settings = dep.settings()
+    runtime = ContextRuntime.connect(settings, devices, retry_for_s=30)
+    runtime.ensure_topics(settings)
+    ensure_topics(settings, runtime.topics.window_specs(TELEMETRY.name, settings.partitions))
+    preload_registrations(settings, runtime, cfg.devices)
+    with CommandClient(settings, "orders") as client:
+        client.execute("warm-up", PlaceOrder("c"), timeout=120)
+        futures = [client.send(order_id(run, i), PlaceOrder(f"c-{i % 97}"))[1] for i in range(cfg.orders)]
+        client.flush()
+        for future in futures:
+            assert future is not None
+            future.result(timeout=300)
+
+
+async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
+    """Run the load and sample the worker."""
+    pid, port, url = dep.workers["w1"].pid, dep.ports["w1"], dep.url("w1")
+    counter = FrameCounter()
+    clients = [
+        SseClient(port, counter, f"context=orders&aggregate_id={order_id(run, i)}")
+        for i in range(cfg.sse_clients)
+    ]
+    await open_all(clients)
+    sent, stop = Sent(), threading.Event()
+    commands = threading.Thread(target=send_commands, args=(dep, cfg, run, sent, stop), daemon=True)
+    started = time.monotonic()
+    commands.start()
+    readings = send_readings(dep, cfg, sent)
+    samples: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    try:
+        while (elapsed := time.monotonic() - started) < cfg.seconds:
+            status = proc_status(pid)
+            sample = {
+                "t_s": round(elapsed, 1),
+                "rss": status["rss"],
+                "threads": status["threads"],
+                "open_files": open_files(pid),
+                "commands_sent": sent.commands,
+                "readings_sent": sent.readings,
+                "sse_frames": counter.frames,
+                "idempotency_ids": await loop.run_in_executor(None, remembered_ids, url),
+            }
+            samples.append(sample)
+            print(json.dumps(sample), flush=True)
+            next_at = started + len(samples) * cfg.sample_seconds
+            await asyncio.sleep(max(0.0, min(next_at, started + cfg.seconds) - time.monotonic()))
+        status = proc_status(pid)
+        samples.append({"t_s": round(time.monotonic() - started, 1), "rss": status["rss"],
+                        "threads": status["threads"], "open_files": open_files(pid),
+                        "commands_sent": sent.commands, "readings_sent": sent.readings,
+                        "sse_frames": counter.frames})  # fmt: skip
+    finally:
+        stop.set()
+        commands.join(timeout=60)
+        readings.wait(timeout=120)
+        for client in clients:
+            client.close()
+    elapsed = samples[-1]["t_s"]
+    return {
+        "samples": samples,
+        "commands_per_s": round(sent.commands / elapsed, 1),
+        "readings_per_s": round(sent.reading_rate, 1),
+        "sse_frames": counter.frames,
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> str:
+    """RSS and open files over time, with the warm-up and the fitted slope; '' or why not."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[bench]')"
+    samples, cfg = result["samples"], result["config"]
+    t = [s["t_s"] / 60 for s in samples]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    top.plot(t, [s["rss"] / 2**20 for s in samples], marker=".", label="RSS")
+    fit = result["fit"]
+    if fit is not None:
+        t0 = cfg["warmup_seconds"] / 60
+        xs = [x for x in t if x >= t0]
+        top.plot(xs, [fit["intercept_mib"] + fit["slope_mib_per_min"] * x for x in xs], "--",
+                 label=f"fit after warm-up: {fit['slope_mib_per_min']:.2f} MiB/min")  # fmt: skip
+    top.axvline(cfg["warmup_seconds"] / 60, color="grey", linestyle=":", label="end of warm-up")
+    top.set_ylabel("worker RSS (MiB)")
+    top.legend(loc="lower right")
+    bottom.plot(t, [s["open_files"] for s in samples], marker=".", color="tab:green")
+    bottom.set_ylabel("open files")
+    bottom.set_xlabel("minutes")
+    fig.suptitle(
+        f"soak: {cfg['commands_per_s']} commands/s, {cfg['readings_per_s']} readings/s, "
+        f"{cfg['sse_clients']} SSE clients, verdict: {result['verdict']}"
+    )
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return ""
+
+
+def verdict_of(samples: list[dict[str, Any]], cfg: SoakConfig) -> tuple[dict[str, float] | None, str]:
+    """The fit after the warm-up and the verdict (`pass`, `fail`, or `too short`)."""
+    fit = rss_fit(samples, cfg.warmup_seconds)
+    if fit is None:
+        return None, "too short"
+    return fit, "pass" if fit["slope_mib_per_min"] < cfg.max_slope_mib_per_min else "fail"
+
+
+def measure(cfg: SoakConfig) -> dict[str, Any]:
+    """One soak run on a worker of its own."""
+    raise_fd_limit()
+    run = uuid.uuid4().hex[:6]
+    worker_env = {
+        "STREAMS_CONTEXTS": "orders,devices",
+        "STREAMS_SINKS": "0",
+        "STREAMS_IDEMPOTENCY_WINDOW_MS": str(cfg.idempotency_window_ms),
+        "STREAMS_REALTIME_MAX_PER_ADDRESS": str(cfg.sse_clients + 10),
+    }
+    with tempfile.TemporaryDirectory() as directory:
+        dep = Deployment(prefix=f"soak{run}", data_dir=Path(directory), extra_env=worker_env)
+        dep.start("w1")
+        try:
+            dep.wait_healthy("w1")
+            prepare(dep, cfg, run)
+            result = asyncio.run(soak(dep, cfg, run))
+        finally:
+            dep.stop_all()
+    fit, verdict = verdict_of(result["samples"], cfg)
+    return {"config": cfg.__dict__, **result, "fit": fit, "verdict": verdict}
+
+
+def main() -> None:
+    """Run, write the JSON and the plot under bench-results/, exit 1 unless the verdict passes."""
+    cfg = SoakConfig()
+    result = measure(cfg)
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    stem = out / f"soak-{time.strftime('%Y%m%dT%H%M%S')}"
+    why_no_plot = plot(result, stem.with_suffix(".png"))
+    if why_no_plot:
+        result["plot"] = f"not drawn: {why_no_plot}"
+    else:
+        result["plot"] = str(stem.with_suffix(".png"))
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    fit = result["fit"]
+    slope = "n/a" if fit is None else f"{fit['slope_mib_per_min']} MiB/min"
+    print(f"soak: {result['verdict']} (RSS slope after warm-up: {slope}); written to {stem}.json")
+    sys.exit(0 if result["verdict"] == "pass" or not cfg.fail_on_verdict else 1)
+
+
+def replot(path: Path) -> None:
+    """Draw the plot of a result file again (`python -m bench.soak plot <json>`)."""
+    result = json.loads(path.read_text())
+    why_no_plot = plot(result, path.with_suffix(".png"))
+    print(why_no_plot or f"drawn: {path.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "plot":
+        replot(Path(sys.argv[2]))
+    else:
+        main()
