@@ -11,6 +11,12 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def _local_connect_secrets() -> str:
+    """The credentials file `ops/stack.sh` writes for its Connect worker, when there is one here."""
+    local = Path(".stack/conf/connect-secrets.properties")
+    return str(local.resolve()) if local.is_file() else ""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the services are and how the worker behaves."""
@@ -32,11 +38,13 @@ class Settings:
             "PG_DSN", f"postgresql://streams:streams@127.0.0.1:{_env('PG_PORT', '5432')}/streams"
         )
     )
-    connect_secrets: str = field(default_factory=lambda: _env("STREAMS_CONNECT_SECRETS", ""))
+    connect_secrets: str = field(
+        default_factory=lambda: _env("STREAMS_CONNECT_SECRETS", _local_connect_secrets())
+    )
     """The database credentials file (`username=`, `password=`) as the Kafka Connect worker sees
     it, read through its FileConfigProvider: connector configs then name it instead of holding
-    the password (ops/stack.sh writes `.stack/conf/connect-secrets.properties`). Empty: the
-    password goes into the connector config (a warning says so)."""
+    the password. Default: the file the local stack writes (`.stack/conf/connect-secrets.properties`)
+    when it exists. Empty: the password goes into the connector config (a warning says so)."""
     topic_prefix: str = field(default_factory=lambda: _env("STREAMS_TOPIC_PREFIX", ""))
     partitions: int = field(default_factory=lambda: int(_env("STREAMS_PARTITIONS", "4")))
     app_id: str = field(default_factory=lambda: _env("STREAMS_APP_ID", "streams"))

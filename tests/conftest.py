@@ -66,6 +66,9 @@ def _export(endpoints: StackEndpoints) -> None:
     os.environ["SCHEMA_REGISTRY_URL"] = endpoints.registry_url
     os.environ["CONNECT_URL"] = endpoints.connect_url
     os.environ["PG_DSN"] = endpoints.pg_dsn
+    secrets = ROOT / ".stack" / "conf" / "connect-secrets.properties"  # the process stack's Connect
+    if os.environ.get("STREAMS_TEST_STACK", "process") != "testcontainers" and secrets.is_file():
+        os.environ.setdefault("STREAMS_CONNECT_SECRETS", str(secrets))
 
 
 @pytest.fixture
