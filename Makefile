@@ -65,7 +65,7 @@ soak: stack-up
 # is informational (90 s is mostly warm-up).
 soak-short: stack-up
 	$(BIN)/pip install -q -e '.[bench]'
-	SOAK_SECONDS=90 SOAK_WARMUP_SECONDS=30 SOAK_FAIL_ON_VERDICT=0 $(BIN)/python -m bench.soak
+	SOAK_SECONDS=90 SOAK_WARMUP_SECONDS=30 SOAK_FAIL_ON_VERDICT=0 SOAK_OUT=bench-results $(BIN)/python -m bench.soak
 
 # The container stack under Podman (docker-compose.yml, ops/images/Containerfile); see ops/README.md.
 images:

@@ -17,7 +17,8 @@ steady state instead of measuring the window filling (with the 7-day default, th
 whole run stay remembered in RocksDB, by design).
 
 Verdict: after `SOAK_WARMUP_SECONDS` (120), the least-squares slope of RSS over time is below
-`SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes bench-results/soak-<time>.json and, when matplotlib
+`SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes `SOAK_OUT` (bench/results)/soak-<time>.json, with the
+commit, versions and load it ran under (`bench.provenance`), and, when matplotlib
 is installed (the `bench` extra), a PNG plot beside it (`python -m bench.soak plot <json>`
 draws it again); exits 1 when the verdict fails (unless `SOAK_FAIL_ON_VERDICT=0`).
 
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fleet import preload_registrations
+from bench.provenance import provenance
 from bench.realtime import Receipts, SseClient, open_all, proc_status, raise_fd_limit
 from streams.client import CommandClient
 from streams.contexts.devices import context as devices
@@ -308,11 +310,13 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Run, write the JSON and the plot under bench-results/, exit 1 unless the verdict passes."""
+    """Run, write the JSON and the plot under `SOAK_OUT`, exit 1 unless the verdict passes."""
     cfg = SoakConfig()
-    result = measure(cfg)
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
+    started = provenance()
+    result = {"provenance_at_start": started, **measure(cfg)}
+    result["load_avg_at_end"] = os.getloadavg()[0]
+    out = Path(os.environ.get("SOAK_OUT", "bench/results"))
+    out.mkdir(parents=True, exist_ok=True)
     stem = out / f"soak-{time.strftime('%Y%m%dT%H%M%S')}"
     why_no_plot = plot(result, stem.with_suffix(".png"))
     if why_no_plot:
