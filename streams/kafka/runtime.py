@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,8 @@ from streams.wire.limits import CommandLimits
 from streams.wire.schemas import catalog_for
 from streams.wire.state import StateFormat
 from streams.wire.topics import ContextTopics, GroupNames, TopicSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def _led(client: Any, topic: str, partitions: int) -> bool:
 AT_LEAST = frozenset({"retention.ms", "retention.bytes", "max.message.bytes"})
 """Settings a topic may exceed its declaration in (it keeps more, or takes bigger records);
 every other declared setting (cleanup policy, timestamp type, ...) must be equal."""
-CHECK_FOR_S = 10.0
+CHECK_FOR_S = 15.0
 """How long a difference may last before it counts: a topic another worker has just created may
 show fewer partitions for a moment."""
 
@@ -190,43 +193,50 @@ TOPIC_PROBLEMS = TopicProblems()
 
 def check_topics(client: Any, specs: list[TopicSpec]) -> list[TopicProblem]:
     """How the existing topics `specs` differ from their declaration: partition count, and every
-    declared config (`AT_LEAST` ones may be larger). Retried for `CHECK_FOR_S` while they differ."""
+    declared config (`AT_LEAST` ones may be larger). Checked again for `CHECK_FOR_S` while they
+    differ or cannot be read (a topic being created); one still unreadable then is not reported."""
     if not specs:
         return []
     deadline = time.monotonic() + CHECK_FOR_S
     while True:
         try:
-            problems = _differences(client, specs)
+            problems, unread = _differences(client, specs)
         except KafkaException as exc:
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"cannot read the configuration of {[s.name for s in specs]}: {exc}"
-                ) from exc
-            problems = None
-        if problems == [] or (problems and time.monotonic() >= deadline):
+            problems, unread = [], [f"{exc}"]
+        if (not problems and not unread) or time.monotonic() >= deadline:
+            if unread:
+                log.warning("topics not checked (unreadable for %.0f s): %s", CHECK_FOR_S, unread)
             return problems
         time.sleep(0.5)
 
 
-def _differences(client: Any, specs: list[TopicSpec]) -> list[TopicProblem]:
+def _differences(client: Any, specs: list[TopicSpec]) -> tuple[list[TopicProblem], list[str]]:
+    """The differences found, and the topics whose metadata or configuration could not be read."""
     found = client.list_topics(timeout=10).topics
-    problems = []
+    problems, unread = [], []
+    declared = {s.name: s.config for s in specs if s.config}
     for spec in specs:
         topic = found.get(spec.name)
-        if topic is not None and len(topic.partitions) != spec.partitions:
-            problems.append(
-                TopicProblem(spec.name, "partitions", str(spec.partitions), str(len(topic.partitions)))
-            )
-    declared = {s.name: s.config for s in specs if s.config}
+        if topic is None or topic.error is not None:
+            unread.append(spec.name)
+            declared.pop(spec.name, None)
+        elif len(topic.partitions) != spec.partitions:
+            count = str(len(topic.partitions))
+            problems.append(TopicProblem(spec.name, "partitions", str(spec.partitions), count))
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in declared]
-    for resource, future in client.describe_configs(resources, request_timeout=10).items():
-        entries = future.result()
+    futures = client.describe_configs(resources, request_timeout=10) if resources else {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException:
+            unread.append(resource.name)
+            continue
         for setting, value in declared[resource.name].items():
             entry = entries.get(setting)
             actual = None if entry is None else entry.value
             if not _satisfies(setting, value, actual):
                 problems.append(TopicProblem(resource.name, setting, value, str(actual)))
-    return problems
+    return problems, unread
 
 
 def _satisfies(setting: str, declared: str, actual: str | None) -> bool:

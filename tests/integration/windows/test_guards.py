@@ -124,3 +124,33 @@ def test_one_device_clock_an_hour_fast_does_not_blind_its_partition(fleet: Fleet
     assert late == []
     assert not [e for d, _, e in fleet.events() if d in others and isinstance(e, DeviceWentSilent)]
     assert metric_value(fleet.url, "streams_window_records_total", outcome="timestamp_in_future") >= 1
+
+
+def test_a_metric_name_outside_the_allow_list_is_dead_lettered_and_never_reaches_the_decider(
+    fleet: Fleet,
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    device = f"m{run}"
+    fleet.register([device])
+    t0 = aligned_past(40)
+    fleet.send(
+        [(device, f"made-up-{run}-{i}", 1.0, t0 + i) for i in range(20)] + [(device, "temp", 2.0, t0 + 100)]
+    )
+    letters = wait_until(
+        lambda: (
+            found
+            if len(
+                found := [
+                    x for x in fleet.dead_letters(fleet.topics.window_dlq("telemetry")) if x["key"] == device
+                ]
+            )
+            >= 20
+            else None
+        ),
+        "20 dead letters",
+    )
+    assert {x[h.DLQ_REASON] for x in letters} == {"unknown_metric"}
+    windows = fleet.wait_windows([device], 1)  # the idle flush closes the temp window
+    assert [metric for _, metric, _ in windows] == ["temp"]
+    assert metric_value(fleet.url, "streams_window_records_total", outcome="unknown_metric") >= 20
+    assert metric_value(fleet.url, "streams_commands_total", reason="too_many_metrics") == 0

@@ -66,3 +66,18 @@ def test_a_reading_ahead_of_the_broker_clock_moves_stream_time_no_further_than_i
     closing = decide(state, [feed.reading(other, 2.0, T0 + SIZE + GRACE)])
     assert [(c.device_id, c.count) for c in commands(closing)] == [(other, 1)]
     assert all(h.as_dict(x.headers)[h.DLQ_REASON] != "late_record" for _, x in closing.letters)
+
+
+def test_a_metric_name_outside_the_device_types_allow_list_is_refused_at_intake() -> None:
+    state, feed = DictState(), Feed()
+    decide(state, feed.registered("dev-1"))
+    invented = [feed.reading("dev-1", 1.0, T0 + i, metric=f"made-up-{i}") for i in range(50)]
+    batch = decide(state, [*invented, feed.reading("dev-1", 1.0, T0 + 60, metric="temp")])
+    assert reasons(batch) == ["unknown_metric"] * 50 and batch.outcomes["folded"] == 1
+    detail = h.as_dict(batch.letters[0][1].headers)[h.DLQ_DETAIL]
+    assert "made-up-0" in detail and "sensor" in detail
+    # no window was opened for them, so no system command can carry them to the decider
+    windows = [k for k in batch.writes[partition_for(b"dev-1", 4)] if k.startswith(b"w:")]
+    assert len(windows) == 1 and b"temp" in windows[0]
+    closing = decide(state, [feed.reading("dev-1", 1.0, T0 + SIZE + GRACE)])
+    assert [c.metric for c in commands(closing)] == ["temp"]
