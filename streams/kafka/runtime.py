@@ -288,7 +288,11 @@ class Runtimes:
             for aggregation in runtime.context.windows:
                 specs += topics.window_specs(aggregation.name, partitions)
         client = admin(self.settings)
-        existing = client.list_topics(timeout=10).topics
+        try:
+            existing = client.list_topics(timeout=10).topics
+        except KafkaException as exc:  # the broker is away: each stage checks its topics as it starts
+            log.warning("%s: topics not checked yet: %s", runtime.context.name, exc)
+            return
         present = [s for s in specs if s.name in existing]
         TOPIC_PROBLEMS.update((s.name for s in present), check_topics(client, present))
 
