@@ -120,3 +120,12 @@ WINDOW_LATENCY = Histogram(
     ["context", "aggregation"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
 )
+
+
+# --- topics (streams/kafka/runtime.py) -------------------------------------------------------------
+TOPIC_MISMATCHES = Gauge(
+    "streams_topic_mismatches",
+    "Settings of an existing topic that differ from its declaration (partitions, cleanup policy, "
+    "timestamp type, ...): the stage relying on it does not run and /health answers 503.",
+    ["topic"],
+)

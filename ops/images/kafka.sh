@@ -32,7 +32,8 @@ transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+# a topic exists only as streams declares it (partitions, policies): never made by a first produce
+auto.create.topics.enable=false
 log.retention.hours=168
 log.segment.bytes=104857600
 EOP

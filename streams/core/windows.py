@@ -161,8 +161,9 @@ class WindowedAggregation:
     - `fold(accumulator, record)`: the new accumulator (None: the window's first record); it must
       not mutate its input. `close(window)`: the system command for a closed window.
     - `max_future_ms` / `max_age_ms`: a record whose event time is that far ahead of / behind its
-      Kafka timestamp is dead-lettered (`timestamp_in_future` / `timestamp_too_old`) instead of
-      moving the stream time.
+      arrival (the broker's timestamp: raw topics are `LogAppendTime`) is dead-lettered
+      (`timestamp_in_future` / `timestamp_too_old`) instead of moving the stream time; an accepted
+      record moves the stream time to its event time, but never past its arrival.
     - `idle_flush_ms`: a partition that receives nothing for this long (wall clock, and nothing
       left to read) has its stream time advanced by the wall-clock time elapsed, so a quiet
       partition still closes its windows.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
+from streams import metrics
 from streams.config import Settings
 from streams.core.decider import BoundedContext
 from streams.kafka.clients import admin
@@ -19,6 +21,8 @@ from streams.wire.limits import CommandLimits
 from streams.wire.schemas import catalog_for
 from streams.wire.state import StateFormat
 from streams.wire.topics import ContextTopics, GroupNames, TopicSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,13 @@ class ContextRuntime:
         return cls(context, topics, groups, codec, limits, StateFormat(context.state_type, codec))
 
     def ensure_topics(self, settings: Settings) -> None:
-        """Create the context's topics when missing (existing ones are left as they are)."""
+        """Create the context's topics when missing; existing ones must match their declaration."""
         ensure_topics(settings, self.topics.specs(settings.partitions))
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> None:
-    """Create topics that do not exist yet; wait until they do."""
+    """Create topics that do not exist yet and wait until they do; check the ones that existed
+    against their declaration (`TopicMismatch` names every difference)."""
     client = admin(settings)
     existing = client.list_topics(timeout=10).topics
     missing = [
@@ -82,8 +87,15 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> None:
         for s in specs
         if s.name not in existing
     ]
-    if not missing:
-        return
+    if missing:
+        _create(client, missing)
+    problems = check_topics(client, [s for s in specs if s.name in existing])
+    TOPIC_PROBLEMS.update((s.name for s in specs), problems)
+    if problems:
+        raise TopicMismatch(problems)
+
+
+def _create(client: Any, missing: list[NewTopic]) -> None:
     for topic, future in client.create_topics(missing).items():
         try:
             future.result()
@@ -106,9 +118,143 @@ def _led(client: Any, topic: str, partitions: int) -> bool:
     return all(p.leader >= 0 and p.error is None for p in found.partitions.values())
 
 
+# --- checking existing topics against their declaration ------------------------------------------
+
+AT_LEAST = frozenset({"retention.ms", "retention.bytes", "max.message.bytes"})
+"""Settings a topic may exceed its declaration in (it keeps more, or takes bigger records);
+every other declared setting (cleanup policy, timestamp type, ...) must be equal."""
+CHECK_FOR_S = 15.0
+"""How long a difference may last before it counts: a topic another worker has just created may
+show fewer partitions for a moment."""
+
+
+@dataclass(frozen=True)
+class TopicProblem:
+    """One way an existing topic differs from its declaration (`streams.wire.topics`)."""
+
+    topic: str
+    setting: str
+    """`partitions`, or a topic config name (`cleanup.policy`, `message.timestamp.type`, ...)."""
+    declared: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"topic {self.topic}: {self.setting} is {self.actual}, declared {self.declared}"
+
+    def as_dict(self) -> dict[str, str]:
+        """The problem as JSON (for `/health`)."""
+        return {
+            "topic": self.topic,
+            "setting": self.setting,
+            "declared": self.declared,
+            "actual": self.actual,
+        }
+
+
+class TopicMismatch(RuntimeError):
+    """Topics exist but differ from their declaration: what relies on them must not run (a raw
+    topic with too few partitions would fail every transaction, for ever). The fix is the
+    operator's: alter the topic, or delete it and let the worker create it."""
+
+    def __init__(self, problems: list[TopicProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class TopicProblems:
+    """The topic mismatches this process found (by topic), for `/health` and the metric
+    `streams_topic_mismatches`; a topic checked again without a difference is cleared."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[str, list[TopicProblem]] = {}
+
+    def update(self, checked: Iterable[str], problems: list[TopicProblem]) -> None:
+        """The outcome of checking the topics `checked`."""
+        with self._lock:
+            for topic in checked:
+                found = [p for p in problems if p.topic == topic]
+                if found or topic in self._found:
+                    metrics.TOPIC_MISMATCHES.labels(topic).set(len(found))
+                if found:
+                    self._found[topic] = found
+                else:
+                    self._found.pop(topic, None)
+
+    def all(self) -> list[TopicProblem]:
+        """Every difference found and not cleared since."""
+        with self._lock:
+            return [p for found in self._found.values() for p in found]
+
+
+TOPIC_PROBLEMS = TopicProblems()
+"""This process's topic mismatches (a worker checks its topics once per stage start)."""
+
+
+def check_topics(client: Any, specs: list[TopicSpec]) -> list[TopicProblem]:
+    """How the existing topics `specs` differ from their declaration: partition count, and every
+    declared config (`AT_LEAST` ones may be larger). Checked again for `CHECK_FOR_S` while they
+    differ or cannot be read (a topic being created); one still unreadable then is not reported."""
+    if not specs:
+        return []
+    deadline = time.monotonic() + CHECK_FOR_S
+    while True:
+        try:
+            problems, unread = _differences(client, specs)
+        except KafkaException as exc:
+            problems, unread = [], [f"{exc}"]
+        if (not problems and not unread) or time.monotonic() >= deadline:
+            if unread:
+                log.warning("topics not checked (unreadable for %.0f s): %s", CHECK_FOR_S, unread)
+            return problems
+        time.sleep(0.5)
+
+
+def _differences(client: Any, specs: list[TopicSpec]) -> tuple[list[TopicProblem], list[str]]:
+    """The differences found, and the topics whose metadata or configuration could not be read."""
+    found = client.list_topics(timeout=10).topics
+    problems, unread = [], []
+    declared = {s.name: s.config for s in specs if s.config}
+    for spec in specs:
+        topic = found.get(spec.name)
+        if topic is None or topic.error is not None:
+            unread.append(spec.name)
+            declared.pop(spec.name, None)
+        elif len(topic.partitions) != spec.partitions:
+            count = str(len(topic.partitions))
+            problems.append(TopicProblem(spec.name, "partitions", str(spec.partitions), count))
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in declared]
+    futures = client.describe_configs(resources, request_timeout=10) if resources else {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException:
+            unread.append(resource.name)
+            continue
+        for setting, value in declared[resource.name].items():
+            entry = entries.get(setting)
+            actual = None if entry is None else entry.value
+            if not _satisfies(setting, value, actual):
+                problems.append(TopicProblem(resource.name, setting, value, str(actual)))
+    return problems, unread
+
+
+def _satisfies(setting: str, declared: str, actual: str | None) -> bool:
+    if actual is None:
+        return False
+    if setting not in AT_LEAST:
+        return actual == declared
+    try:
+        want, have = int(declared), int(actual)
+    except ValueError:
+        return actual == declared
+    return have < 0 or (want >= 0 and have >= want)  # -1: unbounded
+
+
 class Runtimes:
     """One `ContextRuntime` per context of a worker, shared by its stages and endpoints, and
-    connected on first use (blocking: it waits up to `retry_for_s` for the registry)."""
+    connected on first use (blocking: it waits up to `retry_for_s` for the registry, and checks
+    the context's existing topics)."""
 
     def __init__(
         self, settings: Settings, contexts: Mapping[str, BoundedContext[Any]], *, retry_for_s: float = 300.0
@@ -129,8 +275,26 @@ class Runtimes:
             runtime = self._runtimes.get(name)
             if runtime is None:
                 runtime = ContextRuntime.connect(self.settings, context, retry_for_s=self.retry_for_s)
+                self._check_topics(runtime)
                 self._runtimes[name] = runtime
             return runtime
+
+    def _check_topics(self, runtime: ContextRuntime) -> None:
+        """Report the context's existing topics that differ from their declaration before the
+        worker serves (`/health` answers 503 from then on); the stage using one refuses to run."""
+        partitions, topics = self.settings.partitions, runtime.topics
+        specs = [*topics.specs(partitions), topics.changelog_spec(partitions)]
+        if self.settings.windows_enabled:
+            for aggregation in runtime.context.windows:
+                specs += topics.window_specs(aggregation.name, partitions)
+        client = admin(self.settings)
+        try:
+            existing = client.list_topics(timeout=10).topics
+        except KafkaException as exc:  # the broker is away: each stage checks its topics as it starts
+            log.warning("%s: topics not checked yet: %s", runtime.context.name, exc)
+            return
+        present = [s for s in specs if s.name in existing]
+        TOPIC_PROBLEMS.update((s.name for s in present), check_topics(client, present))
 
     def connected(self, name: str) -> ContextRuntime | None:
         """The runtime of `name` if it is connected already (never blocks)."""

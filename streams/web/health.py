@@ -7,6 +7,7 @@ from aiohttp import web
 from streams import metrics
 from streams.config import Settings
 from streams.kafka.hosting import Readiness
+from streams.kafka.runtime import TOPIC_PROBLEMS
 from streams.web.responses import ok
 
 
@@ -23,7 +24,13 @@ class HealthEndpoints:
 
     async def health(self, request: web.Request) -> web.Response:
         """200 once every part of the worker has started (its write side, read side and secret),
-        503 with the missing parts and `Retry-After` before: a readiness probe."""
+        503 with the missing parts and `Retry-After` before: a readiness probe. 503 `topic_mismatch`
+        while a topic it relies on differs from its declaration (the stage using it does not run)."""
+        problems = TOPIC_PROBLEMS.all()
+        if problems:
+            topics = [p.as_dict() for p in problems]
+            body = {"status": "topic_mismatch", "topics": topics, **self._identity()}
+            return web.json_response(body, status=503)
         missing = self.readiness.missing()
         if missing:
             body = {"status": "starting", "starting": missing, **self._identity()}

@@ -4,11 +4,15 @@ outputs out (system commands, dead letters, re-routed records, state writes, off
 For each raw record, in order: no key, an oversized value, a key that is not UTF-8 or not a
 valid identifier, a value that cannot be read (`RecordDecoder`), a record the aggregation's
 `check` refuses, a group that is not an identifier, an event time too far ahead of or behind
-the record's Kafka timestamp, and a record the join refuses (its table row) are dead-lettered
-with their reason. A record in the wrong partition (a producer with another partitioner) is
-produced again to its key's partition. A record whose window closed already (its end + grace is
+the record's arrival, and a record the join refuses (its table row) are dead-lettered with their
+reason. A record's arrival is the trusted clock: its broker timestamp (raw topics are declared
+`LogAppendTime`), else the consumer's wall clock (a producer's `CreateTime` is the device's
+word). A record in the wrong partition (a producer with another partitioner) is produced again
+to its key's partition. A record whose window closed already (its end + grace is
 at or before the partition's stream time) is late: it goes to the late DLQ and is counted.
-Every other record is folded into its windows, moves the stream time and its key's heartbeat.
+Every other record is folded into its windows, moves the stream time (to its event time, but
+never past its arrival: one fast clock cannot close the windows of its partition's other keys)
+and its key's heartbeat.
 
 Records of the context's events feed the join table (by `event_type` header, idempotent by
 aggregate version). Once the batch's records are folded, every window of a partition whose
@@ -22,7 +26,7 @@ import logging
 from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
 
 from streams.core.decider import BoundedContext
 from streams.core.windows import (
@@ -199,22 +203,23 @@ class _Pass(Pass):
                     intake.groups.clear()
                 intake.groups.add(group)
             ts = int(agg.timestamp(record))
-            _, record_ts = msg.timestamp()
-            reference = record_ts if record_ts > 0 else self.now_ms
-            if ts > reference + agg.max_future_ms:
+            arrival = self.arrival(msg)
+            if ts > arrival + agg.max_future_ms:
                 raise BadRecord(
-                    "timestamp_in_future", f"event time {ts} is {ts - reference} ms after the record's"
+                    "timestamp_in_future",
+                    f"event time {ts} is {ts - arrival} ms after the record's arrival "
+                    f"(at most {agg.max_future_ms} ms)",
                 )
-            if ts < reference - agg.max_age_ms:
+            if ts < arrival - agg.max_age_ms:
                 raise BadRecord(
-                    "timestamp_too_old", f"event time {ts} is {reference - ts} ms before the record's"
+                    "timestamp_too_old", f"event time {ts} is {arrival - ts} ms before the record's arrival"
                 )
             row = None
             if agg.table is not None:
                 found = self.value(partition, ROW + raw_key)
                 row = None if found is None else found[1]
             agg.join(record, row)
-            self.fold(msg, partition, raw_key, group.encode(), record, ts, row)
+            self.fold(msg, partition, raw_key, group.encode(), record, ts, row, arrival)
         except BadRecord as exc:
             return self.letter(msg, exc.reason, exc.detail)
         except InvalidIdentifier as exc:
@@ -225,9 +230,16 @@ class _Pass(Pass):
             return self.letter(msg, type(exc).__name__, f"{type(exc).__name__}: {exc}")
         return None
 
+    def arrival(self, msg: Message) -> int:
+        """When the record arrived by a clock the producer does not set: its broker timestamp
+        (`LogAppendTime`), else the wall clock now."""
+        kind, ts = msg.timestamp()
+        return ts if kind == TIMESTAMP_LOG_APPEND_TIME and ts > 0 else self.now_ms
+
     def fold(
-        self, msg: Message, partition: int, raw_key: bytes, group: bytes, record: Any, ts: int, row: Any
-    ) -> None:
+        self, msg: Message, partition: int, raw_key: bytes, group: bytes, record: Any, ts: int, row: Any,
+        arrival: int,
+    ) -> None:  # fmt: skip
         spec, fold = self.agg.spec, self.agg.fold
         stream_time = self.stream_time(partition)
         windows = spec.windows_of(ts)
@@ -253,8 +265,8 @@ class _Pass(Pass):
         _, record_ts = msg.timestamp()
         if record_ts > 0:
             self.batch.timestamps.append(record_ts / 1000.0)
-        if ts > stream_time:
-            self.moved[partition] = ts
+        if min(ts, arrival) > stream_time:  # a clock ahead of the broker's moves it to the arrival only
+            self.moved[partition] = min(ts, arrival)
         if self.agg.heartbeat is not None:
             self.beat(partition, raw_key, ts, row)
 

@@ -34,13 +34,15 @@ from streams.core.windows import WindowedAggregation
 from streams.kafka import clients
 from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, take
 from streams.kafka.hosting import restart_loop
-from streams.kafka.runtime import ContextRuntime, ensure_topics
+from streams.kafka.runtime import ContextRuntime, TopicMismatch, ensure_topics
 from streams.windows.intake import WindowBatch, WindowIntake
 from streams.windows.state import NO_TIME, TIMER, WINDOW, WindowState
 from streams.wire.codec import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
+TOPIC_RECHECK_S = 30.0
+"""While a topic differs from its declaration the stage waits, checking it again this often."""
 CATCH_UP_LIMIT_S = 30.0
 """Raw records of a newly assigned partition wait for its join table to catch up, this long at most."""
 
@@ -99,13 +101,26 @@ class WindowStage:
         specs = [*self.topics.specs(partitions), *self.topics.window_specs(self.aggregation.name, partitions)]
         ensure_topics(self.settings, specs)
 
+    def _topics_ready(self) -> bool:
+        """Ensure the topics; while one differs from its declaration, say so and check again."""
+        while not self._stop.is_set():
+            try:
+                self.ensure_topics()
+                return True
+            except TopicMismatch as exc:
+                log.error("%s window stage not started: TopicMismatch: %s", self.name, exc)
+                self._stop.wait(TOPIC_RECHECK_S)
+        return False
+
     def stop(self) -> None:
         """Finish the current batch and leave the group."""
         self._stop.set()
 
     def run(self) -> None:
-        """Process until `stop()`; failures restart the session with back-off."""
-        self.ensure_topics()
+        """Process until `stop()`; failures restart the session with back-off. A topic that
+        differs from its declaration keeps the stage from starting (and the worker unhealthy)."""
+        if not self._topics_ready():
+            return
 
         def failed(_exc: Exception) -> None:
             metrics.RETRIES.labels(self.name, "session").inc()

@@ -11,6 +11,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 DLQ_MAX_BYTES = 8 * 1024 * 1024
 """A DLQ keeps a refused record whole, with the reason's headers, whatever its size."""
 COMPACT = {"cleanup.policy": "compact"}
+BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
+"""Records are stamped by the broker when appended: producers (devices) cannot set the time."""
 RECORD_OVERHEAD = 100
 """Bytes a record batch adds to one record (batch header 61, record framing up to ~25)."""
 HEADER_OVERHEAD = 10
@@ -182,8 +184,10 @@ class ContextTopics:
 
     def window_specs(self, name: str, partitions: int) -> list[TopicSpec]:
         """The topics of one windowed aggregation: the raw input is co-partitioned with the
-        commands and events (the join table is read from the events)."""
-        raw = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+        commands and events (the join table is read from the events), and stamped by the broker
+        (`LogAppendTime`): a record's timestamp is when it arrived, not what its producer says,
+        the clock the stage trusts (docs/windows.md)."""
+        raw = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS), **BROKER_TIME}
         late = {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
         return [
             self._spec(self.window_input(name), partitions, raw),

@@ -5,13 +5,15 @@ decider should run. The window stage folds them per device and metric into 10-se
 windows (event time, 2 s grace) and sends one `RecordTelemetryWindow` per closed window to
 `devices.commands`. Each reading is first joined with the device's row of the `device-config`
 table (folded from this context's own events): readings of unknown or decommissioned devices go
-to the DLQ with the reason. A heartbeat timer sends `MarkDeviceSilent` when a device has sent
-nothing for its `silence_after_s`.
+to the DLQ with the reason, and so are readings of a metric its device type does not declare
+(`METRICS`): an invented name opens no window and never reaches the decider. A heartbeat timer
+sends `MarkDeviceSilent` when a device has sent nothing for its `silence_after_s`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from streams.contexts.devices.messages import (
@@ -35,6 +37,22 @@ from streams.core.windows import (
 
 WINDOW = WindowSpec(size_ms=10_000, grace_ms=2_000)
 
+SENSOR = "sensor"
+"""The device type of every device until registration names one (`DeviceRegistered` has no type yet)."""
+METRICS: Mapping[str, frozenset[str]] = {
+    SENSOR: frozenset(
+        {"temp", "hum", "humidity", "pressure", "co2", "vibration", "rpm", "power", "voltage", "current",
+         "flow", "level", "battery", "signal"}
+    ),
+}  # fmt: skip
+"""The metrics each device type may send (at most the decider's 32 metrics per device): a reading
+of another metric is refused at intake (`unknown_metric`), so new names cannot open windows."""
+
+
+def device_type(row: Row) -> str:
+    """A device's type, from its `device-config` row."""
+    return str(row.get("type", SENSOR))
+
 
 def device_row(row: Row | None, event: Message) -> Row | None:
     """`device-config`: what the stage needs to know of a device to accept its readings."""
@@ -56,13 +74,20 @@ def check(reading: TelemetryReading) -> None:
 
 
 def join(reading: TelemetryReading, row: Row | None) -> None:
-    """Unknown and decommissioned devices' readings are refused."""
+    """Unknown and decommissioned devices' readings are refused, and metrics their type lacks."""
     if row is None:
         raise BadRecord(
             "unknown_device", "no registered device has this id (or its registration is not read yet)"
         )
     if row.get("decommissioned"):
         raise BadRecord("decommissioned_device", "the device was decommissioned")
+    kind = device_type(row)
+    allowed = METRICS.get(kind, frozenset())
+    if reading.metric not in allowed:
+        raise BadRecord(
+            "unknown_metric",
+            f"{reading.metric!r} is not a metric of a {kind} device (one of {', '.join(sorted(allowed))})",
+        )
 
 
 def fold(acc: Accumulator | None, reading: TelemetryReading) -> Accumulator:

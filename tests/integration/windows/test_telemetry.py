@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,24 +24,10 @@ from streams.contexts.devices import (
 )
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
-from tests.conftest import StackEndpoints
 from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past, metric_value, wait_until
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path_factory.mktemp("worker"), "win", STREAMS_CONTEXTS="devices", STREAMS_SINKS="0"
-    ) as dep:
-        yield dep
-
-
-@pytest.fixture(scope="module")
-def fleet(deployment: Deployment) -> Fleet:
-    return Fleet(deployment.settings(), deployment.url())
 
 
 class Timeline:

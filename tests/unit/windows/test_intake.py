@@ -37,6 +37,8 @@ RAW = TOPICS.window_input("telemetry")
 P = 4
 T0 = 1_767_225_600_000  # a window boundary
 SIZE, GRACE = TELEMETRY.spec.size_ms, TELEMETRY.spec.grace_ms
+CREATE_TIME, LOG_APPEND_TIME = 1, 2
+"""Kafka timestamp types: raw topics are declared LogAppendTime, so records carry the broker's clock."""
 
 
 class DictState:
@@ -82,7 +84,7 @@ class Feed:
 
     def message(
         self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None, ts: int = T0,
+        headers: list[tuple[str, bytes]] | None = None, ts: int = T0, ts_type: int = LOG_APPEND_TIME,
     ) -> Message:  # fmt: skip
         if partition is None:
             partition = partition_for(key or b"", P)
@@ -90,7 +92,7 @@ class Feed:
         self.offsets[(topic, partition)] += 1
         return Message(
             topic=topic, partition=partition, offset=offset, key=key, value=value,
-            headers=headers or [], timestamp=(1, ts),
+            headers=headers or [], timestamp=(ts_type, ts),
         )  # fmt: skip
 
     def reading(self, device: str, value: float, ts: int, metric: str = "temp", **kw: Any) -> Message:
