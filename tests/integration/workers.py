@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from streams.client import CommandClient
 from streams.config import Settings
@@ -135,6 +138,18 @@ def deployed(data_dir: Path, letter: str, **extra_env: str) -> Iterator[Deployme
         yield dep
     finally:
         dep.stop_all()
+
+
+def module_deployment(letter: str, **extra_env: str) -> Any:
+    """A module-scoped `deployment` fixture: one healthy worker of a new deployment with
+    `extra_env`, for every test of the module (`deployment = module_deployment("t", ...)`)."""
+
+    @pytest.fixture(scope="module")
+    def deployment(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+        with deployed(tmp_path_factory.mktemp("worker"), letter, **extra_env) as dep:
+            yield dep
+
+    return deployment
 
 
 @contextmanager

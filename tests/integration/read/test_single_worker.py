@@ -11,7 +11,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,19 +26,13 @@ from streams.read.replay import replay
 from streams.read.stage import event_meta
 from streams.wire import headers as h
 from streams.wire.jsonable import to_json
-from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, module_deployment
 
 pytestmark = pytest.mark.integration
 SUMMARY, BY_CUSTOMER = VIEWS
 
 
-@pytest.fixture(scope="module")
-def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path_factory.mktemp("worker"), "r", STREAMS_SNAPSHOT_EVERY="5", STREAMS_SINKS="0"
-    ) as dep:
-        yield dep
+deployment = module_deployment("r", STREAMS_SNAPSHOT_EVERY="5", STREAMS_SINKS="0")
 
 
 def get(dep: Deployment, path: str, **query: Any) -> tuple[int, Any]:

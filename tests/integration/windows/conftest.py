@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.conftest import StackEndpoints
 from tests.integration.windows.fleet import Fleet
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, module_deployment
 
-
-@pytest.fixture(scope="module")
-def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """A worker running the devices context (window stage, write side, read side; no sinks)."""
-    with deployed(
-        tmp_path_factory.mktemp("worker"), "win", STREAMS_CONTEXTS="devices", STREAMS_SINKS="0"
-    ) as dep:
-        yield dep
+deployment = module_deployment("win", STREAMS_CONTEXTS="devices", STREAMS_SINKS="0")
+"""A worker running the devices context (window stage, write side, read side; no sinks)."""
 
 
 @pytest.fixture(scope="module")

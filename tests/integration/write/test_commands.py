@@ -6,7 +6,6 @@ import json
 import struct
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,12 @@ from streams.read.fold import aggregate_from_log
 from streams.wire import headers as h
 from streams.write.changelog import aggregate_from_changelog
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, module_deployment
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path_factory.mktemp("worker"), "t", STREAMS_SNAPSHOT_EVERY="3", STREAMS_MAX_STATE_BYTES="4000"
-    ) as dep:
-        yield dep
+deployment = module_deployment("t", STREAMS_SNAPSHOT_EVERY="3", STREAMS_MAX_STATE_BYTES="4000")
 
 
 def raw_producer(stack: StackEndpoints) -> Producer:
