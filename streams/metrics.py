@@ -113,11 +113,8 @@ READ_WAITERS_REFUSED = Counter(
 )
 PAGE_BYTES = Histogram(
     "streams_view_page_bytes",
-    "Bytes of the documents of a list page (one worker's part).",
+    "Bytes (stored form) of the documents of a list page served.",
     buckets=(1024, 16384, 131072, 524288, 1048576, 4194304, 16777216),
-)
-PAGES_CUT = Counter(
-    "streams_view_pages_cut_total", "List pages ended early (with a cursor) by the page byte budget."
 )
 REALTIME_RING_BYTES = Gauge(
     "streams_realtime_ring_bytes",

@@ -156,12 +156,16 @@ class DocumentEndpoints:
         version = side.active(view)
         projector = side.projector(view, version)
         loop = asyncio.get_running_loop()
+        page_bytes = self.settings.read_page_bytes
 
         async def scan(partitions: list[int] | None) -> LocalPage:
             if projector is None:
                 return LocalPage(missing=list(partitions or ()))
             return await loop.run_in_executor(
-                None, lambda: local_page(projector, view, after, limit, filters, partitions=partitions)
+                None,
+                lambda: local_page(
+                    projector, view, after, limit, filters, partitions=partitions, max_bytes=page_bytes
+                ),
             )
 
         if query.get("local"):
@@ -178,6 +182,7 @@ class DocumentEndpoints:
                     "partitions": mine.partitions,
                     "horizon": mine.horizon,
                     "missing": mine.missing,
+                    "sizes": mine.sizes,
                 }
             )
         group = side.runtime.groups.view(view, version)
@@ -207,13 +212,25 @@ class DocumentEndpoints:
                 detail = f"worker {url} answered {status_code} for its part of the list"
                 return problem(502, detail, reason="worker_unavailable")
             pages.append(
-                LocalPage(body["items"], body["horizon"], body["partitions"], body.get("missing", []))
+                LocalPage(
+                    body["items"],
+                    body["horizon"],
+                    body["partitions"],
+                    body.get("missing", []),
+                    body.get("sizes", []),
+                )
             )
         missing = sorted(p for page in pages for p in page.missing)
         if missing:  # moved between workers since the group was described: a page would have a hole
             self.router.forget(group)
             return self._rebalancing(f"partition(s) {missing} of {view} are moving between workers")
-        items, cursor = merge(pages, limit)
+        items, cursor = merge(pages, limit, page_bytes)
+        sizes = {
+            item["entity_id"]: size
+            for page in pages
+            for item, size in zip(page.items, page.sizes, strict=False)
+        }
+        metrics.PAGE_BYTES.observe(sum(sizes.get(item["entity_id"], 0) for item in items))
         return ok({"items": items, "next": cursor, "complete": True, "version_served": version})
 
     async def _read(self, projector: ViewProjector, partition: int, entity_id: str) -> Document | None:
