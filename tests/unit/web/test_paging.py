@@ -37,12 +37,12 @@ class Worker:
 
 
 @contextmanager
-def stores(docs: dict[str, str | None]) -> Iterator[dict[int, PartitionStore]]:
+def written(states: dict[str, dict[str, Any] | None]) -> Iterator[dict[int, PartitionStore]]:
+    """Stores of four partitions holding a document per id with the given state."""
     with tempfile.TemporaryDirectory() as directory:
         out = {p: PartitionStore(Path(directory) / f"p{p}") for p in range(PARTITIONS)}
         try:
-            for entity_id, status in docs.items():
-                state = None if status is None else {"status": status, "id": entity_id}
+            for entity_id, state in states.items():
                 doc = Document(entity_id, state, {entity_id: 1}, 1, "")
                 partition = partition_for(entity_id.encode(), PARTITIONS)
                 out[partition].write({DOC_PREFIX + entity_id.encode(): encode_document(doc)}, {})
@@ -50,6 +50,11 @@ def stores(docs: dict[str, str | None]) -> Iterator[dict[int, PartitionStore]]:
         finally:
             for store in out.values():
                 store.close()
+
+
+def stores(docs: dict[str, str | None]) -> Any:
+    """Documents with a status (None: deleted)."""
+    return written({i: None if status is None else {"status": status, "id": i} for i, status in docs.items()})
 
 
 def expected(docs: dict[str, str | None], status: str | None) -> list[str]:
@@ -133,20 +138,9 @@ def test_a_partition_asked_of_a_worker_that_no_longer_holds_it_is_reported_missi
     assert len(page.items) == sum(1 for d in docs if partition_for(d.encode(), PARTITIONS) != 2)
 
 
-@contextmanager
-def sized_stores(sizes: dict[str, int]) -> Iterator[dict[int, PartitionStore]]:
+def sized_stores(sizes: dict[str, int]) -> Any:
     """Documents of about the given sizes in bytes."""
-    with tempfile.TemporaryDirectory() as directory:
-        out = {p: PartitionStore(Path(directory) / f"p{p}") for p in range(PARTITIONS)}
-        try:
-            for entity_id, size in sizes.items():
-                doc = Document(entity_id, {"id": entity_id, "pad": "x" * size}, {entity_id: 1}, 1, "")
-                partition = partition_for(entity_id.encode(), PARTITIONS)
-                out[partition].write({DOC_PREFIX + entity_id.encode(): encode_document(doc)}, {})
-            yield out
-        finally:
-            for store in out.values():
-                store.close()
+    return written({i: {"id": i, "pad": "x" * size} for i, size in sizes.items()})
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
