@@ -257,9 +257,13 @@ class DocumentEndpoints:
         doc = await self._read(projector, partition, entity_id)
         while True:
             store = projector.store(partition)
+            try:
+                position = -1 if store is None else store.position(projector.inputs[0])
+            except Exception:  # closed under us: the partition is leaving this worker
+                store = None
             if store is None:
                 return None
-            if target.reached(doc, store.position(projector.inputs[0])):
+            if target.reached(doc, position):
                 return self._answer(view, version, entity_id, doc)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await signal.wait(remaining):
