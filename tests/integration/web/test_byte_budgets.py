@@ -74,7 +74,7 @@ def test_a_document_frame_over_the_cap_arrives_as_changed_with_where_to_fetch_it
             await ws.close()
         return frames
 
-    frames = asyncio.run(scenario())
+    frames = asyncio.run(asyncio.wait_for(scenario(), 90))
     changed = [f for f in frames if f["type"] == "changed"]
     assert changed, [f["type"] for f in frames]
     frame = changed[0]
