@@ -140,6 +140,31 @@ class Settings:
     """Addresses or networks (`10.0.0.0/8`) of reverse proxies whose `X-Forwarded-For` names the
     client (for the rate limit and the real-time limits); empty: the TCP peer is the client."""
 
+    read_document_cache_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(32 * 1024 * 1024)))
+    )
+    """Bytes (stored form) of decoded documents each view version keeps in memory."""
+    read_max_waiters: int = field(default_factory=lambda: int(_env("STREAMS_READ_MAX_WAITERS", "1000")))
+    """Requests one worker lets wait for `min_version` / `min_offset` at once (503 beyond)."""
+    read_page_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_READ_PAGE_BYTES", str(4 * 1024 * 1024)))
+    )
+    """Bytes of documents a list page holds at most; a fuller page ends early with a cursor."""
+    realtime_ring_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_REALTIME_RING_BYTES", str(64 * 1024 * 1024)))
+    )
+    """Bytes of recent records per context kept in memory for real-time clients (with the count
+    `realtime_ring`, whichever is reached first)."""
+    realtime_mailbox_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_REALTIME_MAILBOX_BYTES", str(4 * 1024 * 1024)))
+    )
+    """Bytes of frames buffered per real-time stream (with the count `realtime_buffer`)."""
+    realtime_frame_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_REALTIME_FRAME_BYTES", str(256 * 1024)))
+    )
+    """The largest real-time frame body; a bigger change is sent as a `changed` frame that
+    names the document or aggregate and its position, without the body."""
+
     def self_url(self) -> str:
         """The URL other workers reach this one at."""
         return (self.advertised_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")

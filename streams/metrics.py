@@ -129,3 +129,33 @@ TOPIC_MISMATCHES = Gauge(
     "timestamp type, ...): the stage relying on it does not run and /health answers 503.",
     ["topic"],
 )
+
+
+# --- byte budgets of the read side and real-time publishing (docs/read-side.md) -------------------
+VIEW_CACHE_BYTES = Gauge(
+    "streams_view_document_cache_bytes",
+    "Bytes (stored form) of the decoded documents a view version keeps in memory.",
+    ["context", "view", "version"],
+)
+READ_WAITERS = Gauge("streams_read_waiters", "Requests waiting for min_version / min_offset now.")
+READ_WAITERS_REFUSED = Counter(
+    "streams_read_waiters_refused_total", "Waiting requests refused (503) past the waiter cap."
+)
+PAGE_BYTES = Histogram(
+    "streams_view_page_bytes",
+    "Bytes (stored form) of the documents of a list page served.",
+    buckets=(1024, 16384, 131072, 524288, 1048576, 4194304, 16777216),
+)
+REALTIME_RING_BYTES = Gauge(
+    "streams_realtime_ring_bytes",
+    "Bytes of the recent records a context keeps for real-time clients.",
+    ["context"],
+)
+REALTIME_MAILBOX_BYTES = Gauge(
+    "streams_realtime_mailbox_bytes", "Bytes of frames queued for real-time clients (all streams)."
+)
+REALTIME_ELIDED = Counter(
+    "streams_realtime_frames_elided_total",
+    "Real-time frames over the frame cap, sent as `changed` frames without their body.",
+    ["context"],
+)

@@ -120,9 +120,29 @@ def group_consumer(
     return Consumer(config)
 
 
-def reader(settings: Settings, *, eof: bool = False, overrides: Mapping[str, Any] | None = None) -> Consumer:
+def bounded_reader_config(settings: Settings) -> dict[str, Any]:
+    """The prefetch limits of a pooled reader: librdkafka's defaults queue up to 64 MiB per
+    consumer (`queued.max.messages.kbytes`) and fetch 50 MiB at once, for readers that want a
+    few records. A record larger than `fetch.max.bytes` still comes (the broker returns at least
+    one), so one record's worth plus room is enough."""
+    fetch = max(settings.max_message_bytes, 1024 * 1024) + 64 * 1024
+    return {
+        "fetch.max.bytes": fetch,
+        "max.partition.fetch.bytes": fetch,
+        "queued.max.messages.kbytes": 2 * fetch // 1024,
+    }
+
+
+def reader(
+    settings: Settings,
+    *,
+    eof: bool = False,
+    bounded: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> Consumer:
     """A `read_committed` consumer that never commits (assigned partitions, or subscribed in a
-    group of its own). `eof`: report the end of each partition as a message."""
+    group of its own). `eof`: report the end of each partition as a message. `bounded`: a small
+    prefetch (`bounded_reader_config`), for readers kept in a pool."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
         "group.id": f"streams-reader-{uuid.uuid4()}",
@@ -135,6 +155,8 @@ def reader(settings: Settings, *, eof: bool = False, overrides: Mapping[str, Any
     }
     if eof:
         config["enable.partition.eof"] = True
+    if bounded:
+        config.update(bounded_reader_config(settings))
     config.update(overrides or {})
     return Consumer(config)
 

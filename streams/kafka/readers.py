@@ -10,6 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -143,11 +144,18 @@ def wait_until_readable(
 
 
 def read_offsets(
-    settings: Settings, topic: str, partition: int, offsets: Iterable[int], *, gap: int = 500
+    settings: Settings,
+    topic: str,
+    partition: int,
+    offsets: Iterable[int],
+    *,
+    gap: int = 500,
+    consumer: Consumer | None = None,
 ) -> list[Message]:
     """The committed records at `offsets` of `topic`[`partition`] (those that exist), read in
     runs: offsets less than `gap` apart are read through, farther ones are sought. Only the
-    records asked for are kept, so the memory is bounded by what is returned."""
+    records asked for are kept, so the memory is bounded by what is returned. `consumer`: a
+    pool's (see `ReaderPool.read_offsets`), else one is made for the call."""
     wanted = sorted(set(offsets))
     if not wanted:
         return []
@@ -159,7 +167,8 @@ def read_offsets(
             runs.append([offset])
     keep = set(wanted)
     out: list[Message] = []
-    with PartitionReader(settings, topic, partition, runs[0][0], runs[0][-1] + 1) as reader:
+    first, stop = runs[0][0], runs[0][-1] + 1
+    with PartitionReader(settings, topic, partition, first, stop, consumer=consumer) as reader:
         for run in runs:
             reader.reposition(run[0], run[-1] + 1)
             for batch in reader.batches(min(10000, run[-1] - run[0] + 1)):
@@ -179,10 +188,12 @@ class Stretch:
 class ReaderPool:
     """A fixed number of reusable consumers for reading stretches of partitions on demand.
 
-    The real-time catch-up asks for many short stretches (a client resuming from its token);
-    a consumer per request would cost a few librdkafka threads each. The pool holds at most
-    `size` consumers, created on first use and reused: callers beyond `size` wait for one.
-    `read` blocks, so callers run it in their own executor threads.
+    The real-time catch-up asks for many short stretches (a client resuming from its token),
+    the history endpoints for a few records each; a consumer per request would cost a few
+    librdkafka threads and its prefetch buffer each. The pool holds at most `size` consumers,
+    created on first use and reused, each with a small prefetch (`clients.reader(bounded=True)`):
+    callers beyond `size` wait for one. `read` and `read_offsets` block, so callers run them in
+    executor threads.
     """
 
     def __init__(self, settings: Settings, size: int = 2) -> None:
@@ -197,28 +208,40 @@ class ReaderPool:
         with self._lock:
             if self._free.empty() and self._created < self.size:
                 self._created += 1
-                return reader(self.settings, eof=True)
+                return reader(self.settings, eof=True, bounded=True)
         return self._free.get()
 
-    def read(self, topic: str, partition: int, start: int, stop: int, max_records: int) -> Stretch:
-        """Up to `max_records` committed records of `topic`[`partition`] with
-        `start <= offset < stop` (fewer when the stretch ends first)."""
+    @contextmanager
+    def _lent(self) -> Iterator[Consumer]:
         consumer = self._borrow()
         try:
-            with PartitionReader(
-                self.settings, topic, partition, start, stop, consumer=consumer
-            ) as partition_reader:
-                out: list[Message] = []
-                for batch in partition_reader.batches(min(max_records, 10000)):
-                    out += batch
-                    if len(out) >= max_records:
-                        break
-                return Stretch(out, partition_reader.position)
+            yield consumer
         finally:
             if self._closed:
                 consumer.close()
             else:
                 self._free.put(consumer)
+
+    def read_offsets(self, topic: str, partition: int, offsets: Iterable[int]) -> list[Message]:
+        """`read_offsets` with one of the pool's consumers."""
+        with self._lent() as consumer:
+            return read_offsets(self.settings, topic, partition, offsets, consumer=consumer)
+
+    def read(self, topic: str, partition: int, start: int, stop: int, max_records: int) -> Stretch:
+        """Up to `max_records` committed records of `topic`[`partition`] with
+        `start <= offset < stop` (fewer when the stretch ends first)."""
+        with (
+            self._lent() as consumer,
+            PartitionReader(
+                self.settings, topic, partition, start, stop, consumer=consumer
+            ) as partition_reader,
+        ):
+            out: list[Message] = []
+            for batch in partition_reader.batches(min(max_records, 10000)):
+                out += batch
+                if len(out) >= max_records:
+                    break
+            return Stretch(out, partition_reader.position)
 
     def close(self) -> None:
         """Close the idle consumers (those lent out are closed when they come back)."""

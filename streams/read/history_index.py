@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import struct
+from dataclasses import dataclass
 
 from confluent_kafka import Message
 
 from streams import metrics
 from streams.core.clock import iso_to_ms
+from streams.kafka.store import PartitionStore
 from streams.read.stage import Batch, Stage
 from streams.wire import headers as h
 from streams.wire.codec import DecodeError
@@ -27,7 +29,21 @@ SNAPSHOT_PREFIX = b"s:"
 _PAIR = struct.Struct(">qq")
 _VERSION = struct.Struct(">q")
 _LENGTH = struct.Struct(">I")
+_LAST_VERSION = 2**63 - 1
 _INDEX_HEADERS = frozenset({h.AGGREGATE_VERSION, h.OCCURRED_AT})
+
+
+class NotOwned(Exception):
+    """The partition's index is not held by this worker (any more): ask its owner."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One event of an aggregate: its version, offset in `<ctx>.events` and time (ms)."""
+
+    version: int
+    offset: int
+    occurred_at: int
 
 
 def aggregate_prefix(aggregate_id: str | bytes, prefix: bytes = HISTORY_PREFIX) -> bytes:
@@ -88,12 +104,48 @@ class HistoryIndexer(Stage):
         metrics.DLQ.labels(self.runtime.context.name, reason).inc()
         log.warning("history index: %s to DLQ: %s (%s)", source, reason, detail)
 
-    def lookup(self, partition: int, aggregate_id: str) -> list[tuple[int, int, int]]:
-        """(version, offset, occurred_at ms) of every event of the aggregate, by version."""
+    def entries(
+        self,
+        partition: int,
+        aggregate_id: str,
+        from_version: int = 1,
+        limit: int = 1000,
+        up_to: int | None = None,
+    ) -> list[IndexEntry]:
+        """Up to `limit` index entries of the aggregate from `from_version` (to `up_to`), by
+        version: one page, read from its first key (blocking; NotOwned: not held here)."""
+        store = self._store(partition)
+        out: list[IndexEntry] = []
+        start = history_key(aggregate_id, max(from_version, 0))
+        for key, value in store.scan(aggregate_prefix(aggregate_id), start):
+            version = version_of_key(key)
+            if len(out) >= limit or (up_to is not None and version > up_to):
+                break
+            out.append(IndexEntry(version, *_PAIR.unpack(value)))
+        return out
+
+    def latest(self, partition: int, aggregate_id: str) -> IndexEntry | None:
+        """The aggregate's last indexed event (None: no such aggregate)."""
+        store = self._store(partition)
+        found = store.last_before(aggregate_prefix(aggregate_id), history_key(aggregate_id, _LAST_VERSION))
+        return None if found is None else IndexEntry(version_of_key(found[0]), *_PAIR.unpack(found[1]))
+
+    def version_as_of(self, partition: int, aggregate_id: str, as_of_ms: int) -> int | None:
+        """The last version whose event occurred at or before `as_of_ms` (None: none did).
+        Event times are not indexed in order, so this walks the aggregate's entries, holding
+        one at a time (blocking)."""
+        store = self._store(partition)
+        found = None
+        for key, value in store.scan(aggregate_prefix(aggregate_id)):
+            if _PAIR.unpack(value)[1] <= as_of_ms:
+                found = version_of_key(key)
+        return found
+
+    def _store(self, partition: int) -> PartitionStore:
         store = self.stores.get(partition)
         if store is None:
-            return []
-        return [(version_of_key(k), *_PAIR.unpack(v)) for k, v in store.scan(aggregate_prefix(aggregate_id))]
+            raise NotOwned(partition)
+        return store
 
     def snapshot_at_or_before(
         self, partition: int, aggregate_id: str, version: int

@@ -14,6 +14,7 @@ from streams.config import Settings
 from streams.core.views import Document, ReadModelDocument, View, apply_event, apply_retraction
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
+from streams.read.document_cache import DocumentCache
 from streams.read.restore import last_position, restore_partition
 from streams.read.stage import Batch, HaltProjection, Restored, Stage, event_meta, failure_reason
 from streams.wire import headers as h
@@ -39,37 +40,6 @@ def decode_document(entity_id: str, raw: bytes) -> Document:
     return Document(entity_id, data["s"], data["v"], data["l"], data["u"])
 
 
-DOCUMENT_CACHE_SIZE = 20_000
-
-
-class DocumentCache:
-    """The latest committed documents, decoded, per partition: a document the next batch changes
-    again is not read back from RocksDB and parsed. A partition's entries belong to the store
-    object they were read from, so a partition revoked and assigned again (a new store, which
-    another worker may have moved on meanwhile) starts empty. Past `size` entries in a
-    partition, the oldest go first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._partitions: dict[int, tuple[object, dict[bytes, Document]]] = {}
-
-    def get(self, partition: int, store: object, key: bytes) -> Document | None:
-        """The cached document of `key`, if `store` is still the partition's store."""
-        found = self._partitions.get(partition)
-        return found[1].get(key) if found is not None and found[0] is store else None
-
-    def put(self, partition: int, store: object, key: bytes, doc: Document) -> None:
-        """Remember `doc` as committed in `store`."""
-        found = self._partitions.get(partition)
-        if found is None or found[0] is not store:
-            found = self._partitions[partition] = (store, {})
-        entries = found[1]
-        entries.pop(key, None)
-        entries[key] = doc
-        if len(entries) > self.size:
-            del entries[next(iter(entries))]
-
-
 class ViewProjector(Stage):
     """Folds events (or re-keyed events) into a view's documents and publishes each change."""
 
@@ -86,8 +56,9 @@ class ViewProjector(Stage):
         self.entity_type = f"{runtime.context.name}.{view.name}"
         self.policy = ErrorPolicy.parse(settings.view_errors)
         self._labels = (runtime.context.name, view.name, str(version))
-        self._cache = DocumentCache(DOCUMENT_CACHE_SIZE)
-        self._stored: dict[tuple[int, bytes], Document] = {}
+        gauge = metrics.VIEW_CACHE_BYTES.labels(*self._labels)
+        self._cache = DocumentCache(settings.read_document_cache_bytes, on_size=gauge.set)
+        self._stored: dict[tuple[int, bytes], tuple[Document, int]] = {}
         """The documents the batch being completed stores (cached once it is committed)."""
 
     def document(self, partition: int, entity_id: str) -> Document | None:
@@ -95,6 +66,11 @@ class ViewProjector(Stage):
         store = self.stores.get(partition)
         raw = store.get(DOC_PREFIX + entity_id.encode()) if store is not None else None
         return None if raw is None else decode_document(entity_id, raw)
+
+    def cached(self, partition: int, entity_id: str) -> Document | None:
+        """The document as the last batch that changed it committed it, if still cached (no
+        store read, no decoding: what a `min_version` waiter checks when woken)."""
+        return self._cache.get(partition, self.stores.get(partition), entity_id.encode())
 
     def handle(self, msg: Message, batch: Batch) -> None:
         partition = msg.partition()
@@ -136,8 +112,9 @@ class ViewProjector(Stage):
             value = self._published(doc)
             if batch.fits(key, value) == 0:
                 sources = tuple(msg for msg, _, _ in batch.applied.get((partition, key), ()))
-                self._stored[(partition, key)] = doc
-                batch.put(partition, DOC_PREFIX + key, encode_document(doc))
+                stored = encode_document(doc)
+                self._stored[(partition, key)] = (doc, len(stored))
+                batch.put(partition, DOC_PREFIX + key, stored)
                 batch.produce(
                     self.output, partition, key, value, self._position(batch, partition), sources=sources
                 )
@@ -222,8 +199,9 @@ class ViewProjector(Stage):
                 self.entity_type, self.version, entity_id, version, frozen, batch.limit,
             )  # fmt: skip
         if changed is not None:
-            self._stored[(partition, key)] = changed
-            batch.put(partition, DOC_PREFIX + key, encode_document(changed))
+            stored = encode_document(changed)
+            self._stored[(partition, key)] = (changed, len(stored))
+            batch.put(partition, DOC_PREFIX + key, stored)
             value = self._published(changed)
             batch.produce(
                 self.output, partition, key, value, self._position(batch, partition), sources=tuple(sources)
@@ -242,8 +220,8 @@ class ViewProjector(Stage):
         log.warning("%s v%d: %s to DLQ: %s (%s)", self.entity_type, self.version, source, reason, detail)
 
     def after_batch(self, batch: Batch) -> None:
-        for (partition, key), doc in self._stored.items():  # committed: the cache may follow
-            self._cache.put(partition, batch.stores.get(partition), key, doc)
+        for (partition, key), (doc, size) in self._stored.items():  # committed: the cache may follow
+            self._cache.put(partition, batch.stores.get(partition), key, doc, size)
         self._stored = {}
         now = time.time()
         latency = metrics.VIEW_LATENCY.labels(*self._labels)

@@ -17,14 +17,18 @@ from confluent_kafka import TopicPartition
 from streams.config import Settings
 from streams.core.views import View, ViewVersions
 from streams.kafka import clients
-from streams.kafka.readers import PartitionReader
+from streams.kafka.readers import PartitionReader, ReaderPool
 from streams.kafka.runtime import ContextRuntime, Runtimes, ensure_topics
+from streams.read.history import HistoryReader
 from streams.read.history_index import HistoryIndexer
 from streams.read.projector import ViewProjector
 from streams.read.repartitioner import Repartitioner
 from streams.read.stage import Stage
 
 log = logging.getLogger(__name__)
+
+HISTORY_READERS = 2
+"""Pooled consumers per context that read aggregate histories for the query API."""
 
 
 def read_versions(settings: Settings, runtime: ContextRuntime) -> tuple[dict[str, ViewVersions], int]:
@@ -65,6 +69,10 @@ class ContextReadSide:
             data_dir=self.root / "history",
             client_id=client_id,
         )
+        self.history_reader = HistoryReader(
+            settings, runtime, self.history, ReaderPool(settings, HISTORY_READERS)
+        )
+        """Reads an aggregate's events and past states for the query API (in an executor)."""
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._follower: threading.Thread | None = None
@@ -99,6 +107,7 @@ class ContextReadSide:
         self._stop.set()
         for stage in self.stages():
             stage.stop()
+        self.history_reader.close()
 
     def reconcile(self) -> None:
         """Run the stages of the active and building versions; drop the others' stores."""

@@ -26,6 +26,7 @@ from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import LEGACY_FORMAT, PartitionStore
 from streams.read.batch import Batch, Output, Restored
+from streams.read.wakeups import BatchWakeups
 from streams.wire import headers as h
 from streams.wire.codec import DecodeError
 
@@ -96,6 +97,8 @@ class Stage:
         self._lock = threading.Lock()
         self._lag = -1
         self._lag_at = 0.0
+        self.wakeups = BatchWakeups()
+        """Set per partition when a batch commits: what `min_version`/`min_offset` waiters await."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -154,7 +157,9 @@ class Stage:
         with self._lock:
             for store in self.stores.values():
                 store.close()
+            closed = list(self.stores)
             self.stores.clear()
+        self.wakeups.committed(closed)
 
     # --- rebalance -------------------------------------------------------------------------
 
@@ -216,6 +221,7 @@ class Stage:
                 store = self.stores.pop(partition, None)
                 if store is not None:
                     store.close()
+        self.wakeups.committed(tp.partition for tp in partitions)
 
     def store(self, partition: int) -> PartitionStore | None:
         """The store of a partition this worker owns now, else None."""
@@ -250,6 +256,7 @@ class Stage:
         self._consumer.commit(offsets=offsets, asynchronous=True)
         self.consumed += len(messages)
         self.after_batch(batch)
+        self.wakeups.committed(batch.positions, batch.writes)
 
     def _fold(self, messages: list[Message], refused: dict[tuple[str, int, int], KafkaError]) -> Batch:
         batch = Batch(dict(self.stores), limit=self.settings.max_message_bytes)
@@ -331,6 +338,7 @@ class Stage:
             return
         for partition, topics in moved.items():
             self.stores[partition].write({}, topics)
+        self.wakeups.committed(moved, {})
         offsets = [TopicPartition(t, p, o) for p, topics in moved.items() for t, o in topics.items()]
         consumer.commit(offsets=offsets, asynchronous=True)
 

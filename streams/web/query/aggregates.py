@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from streams.config import Settings
-from streams.kafka.readers import read_offsets
-from streams.read.fold import logged_events
-from streams.read.history import state_at
+from streams.read.history import NotInHistory, PointInTime
+from streams.read.history_index import NotOwned
 from streams.read.readside import ContextReadSide, WorkerReadSide
 from streams.web.query.params import BadParameter, int_param, timestamp_param
 from streams.web.query.routing import Router
@@ -19,6 +19,8 @@ from streams.web.responses import Starting, ok, problem
 from streams.wire.headers import as_dict
 from streams.wire.jsonable import to_json
 from streams.wire.topics import partition_for
+
+T = TypeVar("T")
 
 
 class AggregateEndpoints:
@@ -44,15 +46,20 @@ class AggregateEndpoints:
             raise LookupError(f"unknown context {context!r}")
         return side
 
-    def _entries(
-        self, side: ContextReadSide, partition: int, context: str, aggregate_id: str
-    ) -> list[tuple[int, int, int]] | web.Response | None:
-        """The aggregate's (version, offset, occurred_at) index entries: None when this worker
-        does not own `partition`, a 404 when it knows no such aggregate."""
+    @staticmethod
+    async def _off_loop(
+        side: ContextReadSide, partition: int, call: Callable[[], T]
+    ) -> T | web.Response | None:
+        """Run a history read in an executor: None when `partition` is not held here (the
+        router asks its owner), a 404 when the history has no such aggregate, version or time."""
         if side.history.store(partition) is None:
             return None
-        entries = side.history.lookup(partition, aggregate_id)
-        return entries or problem(404, f"no aggregate {aggregate_id!r} in {context}")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(side.history_reader.executor, call)
+        except NotOwned:
+            return None
+        except NotInHistory as exc:
+            return problem(404, str(exc))
 
     async def state(self, request: web.Request) -> web.Response:
         """The aggregate's state, now or at a version or time."""
@@ -71,38 +78,19 @@ class AggregateEndpoints:
             return problem(404, str(exc))
         partition = partition_for(aggregate_id.encode(), self.settings.partitions)
 
+        reader = side.history_reader
+
         async def local() -> web.Response | None:
-            entries = self._entries(side, partition, context, aggregate_id)
-            if not isinstance(entries, list):  # not owned here (None) or a 404
-                return entries
-            version = entries[-1][0]
-            if at_version is not None:
-                if at_version > version:
-                    return problem(404, f"{aggregate_id} has {version} versions, not {at_version}")
-                version = at_version
-            if as_of is not None:
-                earlier = [v for v, _, occurred in entries if occurred <= as_of]
-                if not earlier:
-                    return problem(404, f"{aggregate_id} did not exist at {request.query['as_of']}")
-                version = earlier[-1]
-            offsets = {v: offset for v, offset, _ in entries}
-            snapshot = side.history.snapshot_at_or_before(partition, aggregate_id, version)
-            point = await asyncio.get_running_loop().run_in_executor(
-                None,
-                state_at,
-                self.settings,
-                side.runtime,
-                aggregate_id,
-                partition,
-                offsets,
-                version,
-                snapshot,
+            point = await self._off_loop(
+                side, partition, lambda: reader.state(partition, aggregate_id, at_version, as_of)
             )
+            if not isinstance(point, PointInTime):  # not owned here (None) or a 404
+                return point
             return ok(
                 {
                     "aggregate_id": aggregate_id,
                     "version": point.version,
-                    "latest_version": entries[-1][0],
+                    "latest_version": point.latest_version,
                     "state": to_json(point.state),
                     "from_snapshot": point.from_snapshot,
                     "events_read": point.events_read,
@@ -126,36 +114,30 @@ class AggregateEndpoints:
             return problem(404, str(exc))
         partition = partition_for(aggregate_id.encode(), self.settings.partitions)
 
+        reader = side.history_reader
+
+        def read() -> dict[str, Any]:  # in the history executor, JSON forms included
+            page = reader.events(partition, aggregate_id, from_version, limit)
+            events = [
+                {
+                    "version": logged.version,
+                    "type": type(logged.event).__name__,
+                    "data": to_json(logged.event),
+                    "offset": logged.record.offset(),
+                    "partition": partition,
+                    "headers": as_dict(logged.record.headers()),
+                }
+                for logged in page.records
+            ]
+            return {
+                "aggregate_id": aggregate_id,
+                "latest_version": page.latest_version,
+                "events": events,
+                "next": page.next,
+            }
+
         async def local() -> web.Response | None:
-            entries = self._entries(side, partition, context, aggregate_id)
-            if not isinstance(entries, list):  # not owned here (None) or a 404
-                return entries
-            page = [e for e in entries if e[0] >= from_version][:limit]
-            events: list[dict[str, Any]] = []
-            if page:
-                records = await asyncio.get_running_loop().run_in_executor(
-                    None,
-                    read_offsets,
-                    self.settings,
-                    side.runtime.topics.events,
-                    partition,
-                    [e[1] for e in page],
-                )
-                for logged in logged_events(side.runtime, records, only=aggregate_id.encode()):
-                    events.append(
-                        {
-                            "version": logged.version,
-                            "type": type(logged.event).__name__,
-                            "data": to_json(logged.event),
-                            "offset": logged.record.offset(),
-                            "partition": partition,
-                            "headers": as_dict(logged.record.headers()),
-                        }
-                    )
-            last = entries[-1][0]
-            following = page[-1][0] + 1 if page and page[-1][0] < last else None
-            return ok(
-                {"aggregate_id": aggregate_id, "latest_version": last, "events": events, "next": following}
-            )
+            body = await self._off_loop(side, partition, read)
+            return ok(body) if isinstance(body, dict) else body  # not owned here (None) or a 404
 
         return await self.router.routed(request, side.runtime.groups.history, partition, local)

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from streams import metrics
 from streams.config import Settings
-from streams.read.projector import DOC_PREFIX, decode_document
+from streams.core.views import Document
+from streams.read.projector import DOC_PREFIX, ViewProjector
 from streams.read.readside import ContextReadSide, WorkerReadSide, status
 from streams.web.query.paging import LocalPage, local_page, merge
 from streams.web.query.params import BadParameter, document_json, int_param, timeout_param
 from streams.web.query.routing import Router, WorkerUnavailable
 from streams.web.responses import Starting, ok, problem
 from streams.wire.topics import partition_for
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a waiting document request waits for (None: not asked)."""
+
+    aggregate_id: str
+    min_version: int | None
+    min_offset: int | None
+
+    def reached(self, doc: Document | None, position: int) -> bool:
+        """Whether a document, at a store position (next input offset), satisfies the request."""
+        if self.min_version is not None and (doc is None or doc.seen(self.aggregate_id) < self.min_version):
+            return False
+        return self.min_offset is None or position > self.min_offset
+
 
 RESERVED = frozenset({"limit", "after", "routed", "local", "partitions", "access_token"})
 """Query parameters of a list request that are not filters."""
@@ -28,6 +47,7 @@ class DocumentEndpoints:
         self.settings = settings
         self.read_side = read_side
         self.router = router
+        self._waiting = 0
 
     def routes(self) -> list[web.AbstractRouteDef]:
         """This group's routes."""
@@ -84,36 +104,28 @@ class DocumentEndpoints:
             return problem(404, str(exc))
         version = side.active(view)
         partition = partition_for(entity_id.encode(), self.settings.partitions)
+        waits = min_version is not None or min_offset is not None
 
         async def local() -> web.Response | None:
             projector = side.projector(view, version)
             if projector is None or projector.store(partition) is None:
                 return None
-            deadline = time.monotonic() + timeout
-            while True:
-                store = projector.store(partition)
-                if store is None:
-                    return None
-                raw = store.get(DOC_PREFIX + entity_id.encode())
-                doc = None if raw is None else decode_document(entity_id, raw)
-                reached = True
-                if min_version is not None:
-                    reached = doc is not None and doc.seen(aggregate_id) >= min_version
-                if min_offset is not None:
-                    reached = reached and store.position(projector.inputs[0]) > min_offset
-                if reached:
-                    break
-                if time.monotonic() >= deadline:
-                    return problem(
-                        409,
-                        not_reached(view, aggregate_id, min_version, min_offset, doc, timeout),
-                        reason="not_reached",
-                        headers={"Retry-After": "1"},
-                    )
-                await asyncio.sleep(0.02)
-            if doc is None or doc.state is None:
-                return problem(404, f"no {view} document with id {entity_id!r}")
-            return ok({**document_json(view, doc), "version_served": version})
+            if not waits:
+                return self._answer(
+                    view, version, entity_id, await self._read(projector, partition, entity_id)
+                )
+            if self._waiting >= self.settings.read_max_waiters:
+                metrics.READ_WAITERS_REFUSED.inc()
+                detail = f"{self._waiting} requests are waiting on this worker already; retry"
+                return problem(503, detail, reason="too_many_waiters", headers={"Retry-After": "1"})
+            self._waiting += 1
+            metrics.READ_WAITERS.set(self._waiting)
+            try:
+                target = Target(aggregate_id, min_version, min_offset)
+                return await self._wait(projector, partition, entity_id, target, timeout, view, version)
+            finally:
+                self._waiting -= 1
+                metrics.READ_WAITERS.set(self._waiting)
 
         group = side.runtime.groups.view(view, version)
         return await self.router.routed(request, group, partition, local)
@@ -145,12 +157,16 @@ class DocumentEndpoints:
         version = side.active(view)
         projector = side.projector(view, version)
         loop = asyncio.get_running_loop()
+        page_bytes = self.settings.read_page_bytes
 
         async def scan(partitions: list[int] | None) -> LocalPage:
             if projector is None:
                 return LocalPage(missing=list(partitions or ()))
             return await loop.run_in_executor(
-                None, lambda: local_page(projector, view, after, limit, filters, partitions=partitions)
+                None,
+                lambda: local_page(
+                    projector, view, after, limit, filters, partitions=partitions, max_bytes=page_bytes
+                ),
             )
 
         if query.get("local"):
@@ -167,6 +183,7 @@ class DocumentEndpoints:
                     "partitions": mine.partitions,
                     "horizon": mine.horizon,
                     "missing": mine.missing,
+                    "sizes": mine.sizes,
                 }
             )
         group = side.runtime.groups.view(view, version)
@@ -196,14 +213,81 @@ class DocumentEndpoints:
                 detail = f"worker {url} answered {status_code} for its part of the list"
                 return problem(502, detail, reason="worker_unavailable")
             pages.append(
-                LocalPage(body["items"], body["horizon"], body["partitions"], body.get("missing", []))
+                LocalPage(
+                    body["items"],
+                    body["horizon"],
+                    body["partitions"],
+                    body.get("missing", []),
+                    body.get("sizes", []),
+                )
             )
         missing = sorted(p for page in pages for p in page.missing)
         if missing:  # moved between workers since the group was described: a page would have a hole
             self.router.forget(group)
             return self._rebalancing(f"partition(s) {missing} of {view} are moving between workers")
-        items, cursor = merge(pages, limit)
+        items, cursor = merge(pages, limit, page_bytes)
+        sizes = {
+            item["entity_id"]: size
+            for page in pages
+            for item, size in zip(page.items, page.sizes, strict=False)
+        }
+        metrics.PAGE_BYTES.observe(sum(sizes.get(item["entity_id"], 0) for item in items))
         return ok({"items": items, "next": cursor, "complete": True, "version_served": version})
+
+    async def _read(self, projector: ViewProjector, partition: int, entity_id: str) -> Document | None:
+        """The stored document, read and decoded off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, projector.document, partition, entity_id)
+
+    async def _wait(
+        self,
+        projector: ViewProjector,
+        partition: int,
+        entity_id: str,
+        target: Target,
+        timeout: float,
+        view: str,
+        version: int,
+    ) -> web.Response | None:
+        """Answer once the document reaches `target`: woken by the commits of the partition's
+        batches, it decodes the document once and then reads only what changed (from the
+        projector's cache when it can). None: the partition left this worker meanwhile."""
+        deadline = time.monotonic() + timeout
+        key = DOC_PREFIX + entity_id.encode()
+        signal = projector.wakeups.signal(partition)  # taken before the check: no commit is missed
+        doc = await self._read(projector, partition, entity_id)
+        while True:
+            store = projector.store(partition)
+            try:
+                position = -1 if store is None else store.position(projector.inputs[0])
+            except Exception:  # closed under us: the partition is leaving this worker
+                store = None
+            if store is None:
+                return None
+            if target.reached(doc, position):
+                return self._answer(view, version, entity_id, doc)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await signal.wait(remaining):
+                return problem(
+                    409,
+                    not_reached(
+                        view, target.aggregate_id, target.min_version, target.min_offset, doc, timeout
+                    ),
+                    reason="not_reached",
+                    headers={"Retry-After": "1"},
+                )
+            changed = signal.changed
+            signal = projector.wakeups.signal(partition)
+            if changed is None or key in changed:
+                doc = projector.cached(partition, entity_id) or await self._read(
+                    projector, partition, entity_id
+                )
+
+    @staticmethod
+    def _answer(view: str, version: int, entity_id: str, doc: Document | None) -> web.Response:
+        if doc is None or doc.state is None:
+            return problem(404, f"no {view} document with id {entity_id!r}")
+        return ok({**document_json(view, doc), "version_served": version})
 
     @staticmethod
     def _rebalancing(detail: str) -> web.Response:

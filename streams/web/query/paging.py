@@ -1,10 +1,13 @@
 """Filtered pages of a view's documents, merged across partitions and workers without losing any.
 
 Every partition is scanned in key (entity id) order from the cursor, until it has `limit`
-matches, runs out of documents, or the scan's budget (documents examined, time) is spent. A
+matches, runs out of documents, or the scan's budget (documents examined, time, bytes of the
+documents found: `STREAMS_READ_PAGE_BYTES`) is spent. A
 partition that stopped early reports how far it looked (`horizon`): a document past it may still
 match. So a merged page holds only documents up to the smallest horizon, and its cursor (`next`)
 resumes exactly there: concatenated pages are the full result, in order, without duplicates.
+The merged page is cut at the byte budget too (its cursor is then its last document); a page
+holds at least one document, so a document larger than the budget is served alone.
 
 Each partition is scanned by one worker, the one the view's consumer group assigns it to (the
 caller names the partitions it wants, so a partition that two workers hold for a moment during
@@ -50,6 +53,8 @@ class LocalPage:
     horizon: str | None = None
     partitions: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    """Each item's size in bytes (its stored form), for the page's byte budget."""
 
     def stopped_at(self, key: str) -> None:
         """A partition stopped early at `key`: nothing past it is known."""
@@ -70,14 +75,17 @@ def local_page(
     partitions: Iterable[int] | None = None,
     max_scanned: int = MAX_SCANNED,
     budget_s: float = BUDGET_S,
+    max_bytes: int | None = None,
 ) -> LocalPage:
     """Scan the named partitions of a view on this worker (default: all it holds; blocking:
-    run it in an executor)."""
+    run it in an executor). `max_bytes`: the documents found may not pass it (bar one per
+    partition)."""
     wanted = sorted(source.stores) if partitions is None else sorted(set(partitions))
     page = LocalPage()
     deadline = time.monotonic() + budget_s
     start = DOC_PREFIX + after.encode() + b"\x00" if after else None
     scanned = 0
+    found_bytes = 0
     for partition in wanted:
         store = source.store(partition)
         if store is None:  # not held here (revoked meanwhile): its documents are another's
@@ -92,8 +100,11 @@ def local_page(
                 doc = decode_document(last, raw)
                 if _matches(doc.state, filters):
                     page.items.append(document_json(view, doc))
+                    page.sizes.append(len(raw))
                     found += 1
-                if found >= limit or scanned >= max_scanned or time.monotonic() > deadline:
+                    found_bytes += len(raw)
+                full = max_bytes is not None and found_bytes >= max_bytes
+                if found >= limit or full or scanned >= max_scanned or time.monotonic() > deadline:
                     page.stopped_at(last)
                     break
         except Exception:  # the store was closed under the scan (a rebalance): looked up to `last`
@@ -102,16 +113,30 @@ def local_page(
     return page
 
 
-def merge(pages: Iterable[LocalPage], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of at most `limit` documents out of the workers' pages, and its cursor."""
+def merge(
+    pages: Iterable[LocalPage], limit: int, max_bytes: int | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of at most `limit` documents (and `max_bytes`, bar its first) out of the
+    workers' pages, and its cursor."""
     pages = list(pages)
     horizons = [p.horizon for p in pages if p.horizon is not None]
     horizon = min(horizons) if horizons else None
     candidates = sorted(
-        (item for p in pages for item in p.items if horizon is None or item["entity_id"] <= horizon),
-        key=lambda item: item["entity_id"],
+        (
+            (item, size)
+            for p in pages
+            for item, size in zip(p.items, p.sizes or [0] * len(p.items), strict=True)
+            if horizon is None or item["entity_id"] <= horizon
+        ),
+        key=lambda pair: pair[0]["entity_id"],
     )
-    page = candidates[:limit]
+    page: list[dict[str, Any]] = []
+    total = 0
+    for item, size in candidates[:limit]:
+        if page and max_bytes is not None and total + size > max_bytes:
+            return page, page[-1]["entity_id"]
+        page.append(item)
+        total += size
     if len(candidates) > limit:
         return page, page[-1]["entity_id"]
     return page, horizon

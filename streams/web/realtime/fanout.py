@@ -4,7 +4,8 @@ The worker reads each context's committed records once (`streams.web.realtime.hu
 them to `Fanout.dispatch` on the event loop, in the order it read them. The fanout
 
 - keeps the **head**: per partition, the offset after the last record dispatched;
-- keeps a **ring** of the most recent records (bounded), so a client that reconnects a moment
+- keeps a **ring** of the most recent records (bounded by a count and by the bytes of their
+  frames), so a client that reconnects a moment
   later, or one that fell behind, catches up from memory;
 - keeps an **index** of live subscribers by aggregate id / document key, so a record reaches the
   subscribers whose filter matches without looking at the others;
@@ -113,13 +114,27 @@ class JoinStep:
     joined: bool = False
 
 
+def _frames_bytes(sub: Subscriber, records: list[FeedRecord]) -> int:
+    """About the bytes of the frames of `records` for `sub` (the token and SSE lines on top of
+    each body; the offers that follow may pass the budget by the estimate's error)."""
+    if not records:
+        return 0
+    overhead = len(sub.render(records[0], sub.token(sub.pos))) - len(records[0].body)
+    return sum(len(r.body) for r in records) + overhead * len(records)
+
+
 class Fanout:
     """The live feed of one context: head, ring, index of live subscribers, dispatch."""
 
-    def __init__(self, events_topic: str, secret: bytes, ring_size: int = 4096) -> None:
+    def __init__(
+        self, events_topic: str, secret: bytes, ring_size: int = 4096, *, ring_bytes: int | None = None
+    ) -> None:
         self.events_topic = events_topic
         self.secret = secret
         self.ring_size = ring_size
+        self.ring_budget = ring_bytes
+        """The ring's byte budget (the frames' JSON); None: the count only."""
+        self.ring_bytes = 0
         self.head: dict[TopicPartition, int] = {}
         self.ring_start: dict[TopicPartition, int] = {}
         """Per partition: every record from this offset up to the head is in the ring."""
@@ -189,10 +204,13 @@ class Fanout:
     def _keep(self, record: FeedRecord) -> None:
         self._ring.append(record)
         self._parts[record.tp].append(record)
-        while len(self._ring) > self.ring_size:
+        self.ring_bytes += len(record.body)
+        budget = self.ring_budget
+        while len(self._ring) > self.ring_size or (budget is not None and self.ring_bytes > budget):
             old = self._ring.popleft()
             self._parts[old.tp].popleft()
             self.ring_start[old.tp] = old.offset + 1
+            self.ring_bytes -= len(old.body)
 
     # --- joining and leaving -----------------------------------------------------------------
 
@@ -211,13 +229,14 @@ class Fanout:
         missed = sorted(
             (r for tp in sub.tps for r in self._since(tp, sub.pos[tp])), key=lambda r: r.seq
         )  # fmt: skip
-        wanted = sum(1 for r in missed if sub.accepts(r))
-        if wanted > sub.mailbox.free():
+        wanted = [r for r in missed if sub.accepts(r)]
+        room = sub.mailbox.free_bytes()
+        if len(wanted) > sub.mailbox.free() or (room is not None and _frames_bytes(sub, wanted) > room):
             return JoinStep(records=missed)
         for record in missed:  # no await from here to the index: nothing is dispatched between
             sub.pos[record.tp] = record.offset + 1
             if sub.accepts(record):
-                sub.mailbox.offer(sub.render(record, sub.token(sub.pos)))
+                sub.mailbox.offer(sub.render(record, sub.token(sub.pos)), force=True)
                 self.count(sub, record)
         self._enter(sub)
         return JoinStep(joined=True)

@@ -56,8 +56,10 @@ class ContextFeed:
         """The version of a view the worker serves (its topic is the one followed)."""
         self.runtime = runtime
         self.secret = secret
-        self.fanout = Fanout(runtime.topics.events, secret, settings.realtime_ring)
-        self.frames = FrameDecoder(runtime, decoder, settings.topic_prefix)
+        self.fanout = Fanout(
+            runtime.topics.events, secret, settings.realtime_ring, ring_bytes=settings.realtime_ring_bytes
+        )
+        self.frames = FrameDecoder(runtime, decoder, settings.topic_prefix, settings.realtime_frame_bytes)
         self._admin = admin
         self._pool = pool
         self._executor = executor

@@ -83,6 +83,7 @@ class Hub:
         self._decoder: GenericDecoder | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._peak = 0
+        self._elided: dict[str, int] = {}
 
     # --- connections -------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Hub:
             tuple(topics),
             tuple((t, p) for t in topics for p in range(feed.partitions[t])),
             transport,
-            Mailbox(self.settings.realtime_buffer),
+            Mailbox(self.settings.realtime_buffer, self.settings.realtime_mailbox_bytes),
             feed.secret,
         )
         sub.gone, sub.abort = gone, abort
@@ -244,9 +245,15 @@ class Hub:
                 trim(0)
 
     def _publish_counts(self) -> None:
-        for feed in self.feeds.values():
+        for context, feed in self.feeds.items():
             for (transport, kind), n in feed.fanout.take_pushed().items():
                 metrics.REALTIME_PUSHED.labels(transport, kind).inc(n)
+            metrics.REALTIME_RING_BYTES.labels(context).set(feed.fanout.ring_bytes)
+            elided = feed.frames.elided  # counted by the reader threads: only ever grows
+            if elided > self._elided.get(context, 0):
+                metrics.REALTIME_ELIDED.labels(context).inc(elided - self._elided.get(context, 0))
+                self._elided[context] = elided
+        metrics.REALTIME_MAILBOX_BYTES.set(sum(sub.mailbox.bytes for sub in self.subscribers))
 
     # --- shutdown ----------------------------------------------------------------------------
 

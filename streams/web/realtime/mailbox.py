@@ -1,4 +1,5 @@
-"""The bounded buffer in front of one real-time client.
+"""The bounded buffer in front of one real-time client: at most `size` frames and `max_bytes`
+bytes of frames (a frame larger than the byte budget still passes through an empty buffer).
 
 The live feed offers frames without waiting (`offer`: False when the buffer is full, and the
 client then leaves the live feed to catch up on its own); the catch-up path waits for room, at
@@ -35,10 +36,13 @@ class SlowClient(Exception):
 class Mailbox:
     """A bounded FIFO of rendered frames with one reader (the client's handler)."""
 
-    __slots__ = ("_items", "_room", "_waiter", "closed", "direct", "size")
+    __slots__ = ("_items", "_room", "_waiter", "bytes", "closed", "direct", "max_bytes", "size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int | None = None) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Bytes (characters of text frames) queued now."""
         self._items: deque[Item] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
@@ -55,16 +59,31 @@ class Mailbox:
         """Frames that fit now."""
         return max(self.size - len(self._items), 0)
 
-    def offer(self, item: Item) -> bool:
+    def free_bytes(self) -> int | None:
+        """Bytes that fit now (None: no byte budget)."""
+        return None if self.max_bytes is None else max(self.max_bytes - self.bytes, 0)
+
+    def fits(self, item: Item) -> bool:
+        """True when the frame fits now (a signal always does)."""
+        if isinstance(item, Signal):
+            return True
+        if len(self._items) >= self.size:
+            return False
+        return self.max_bytes is None or not self._items or self.bytes + len(item) <= self.max_bytes
+
+    def offer(self, item: Item, *, force: bool = False) -> bool:
         """Queue a frame if it fits (never waits); False when full. A closed mailbox takes
-        nothing and answers True (the client is going anyway)."""
+        nothing and answers True (the client is going anyway). `force`: past the byte budget
+        (a caller that checked the room for a run of frames it estimated)."""
         if self.closed:
             return True
-        if len(self._items) >= self.size and not isinstance(item, Signal):
+        if not self.fits(item) and not (force and len(self._items) < self.size):
             return False
         if self.direct is not None and not self._items and self._waiter is not None and self.direct(item):
             return True
         self._items.append(item)
+        if not isinstance(item, Signal):
+            self.bytes += len(item)
         self._wake()
         return True
 
@@ -72,18 +91,21 @@ class Mailbox:
         """Queue a frame, waiting up to `grace_s` for room (SlowClient after that)."""
         if self.closed:
             return
-        if len(self._items) >= self.size:
-            await self.wait_room(grace_s)
-        self.offer(item)
+        if not self.fits(item):
+            await self.wait_room(grace_s, item)
+        self.offer(item, force=True)
 
-    async def wait_room(self, grace_s: float = GRACE_S) -> None:
-        """Return once a frame fits; SlowClient when none does within `grace_s` seconds."""
-        while len(self._items) >= self.size and not self.closed:
+    async def wait_room(self, grace_s: float = GRACE_S, item: Item = "") -> None:
+        """Return once `item` (default: a frame of no size) fits; SlowClient when it does not
+        within `grace_s` seconds."""
+        while not self.fits(item) and not self.closed:
             self._room = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._room), grace_s)
             except TimeoutError:
-                raise SlowClient(f"client buffer of {self.size} messages full for {grace_s:g}s") from None
+                raise SlowClient(
+                    f"client buffer of {self.size} messages / {self.max_bytes} bytes full for {grace_s:g}s"
+                ) from None
             finally:
                 self._room = None
 
@@ -98,6 +120,8 @@ class Mailbox:
             finally:
                 self._waiter = None
         item = self._items.popleft()
+        if not isinstance(item, Signal):
+            self.bytes -= len(item)
         room = self._room
         if room is not None and not room.done():
             room.set_result(None)
@@ -109,6 +133,7 @@ class Mailbox:
         self.closed = True
         if drop:
             self._items.clear()
+            self.bytes = 0
         self._items.append(Signal.CLOSE)
         self._wake()
         room = self._room

@@ -4,13 +4,19 @@ A record of a context's events topic or of one of its view topics becomes a `Fee
 fields the subscription filters look at, and the frame's JSON without its token. Every
 subscriber that receives it gets the same text with the token of its own position spliced in,
 so a record is decoded once however many subscribers it reaches.
+
+A frame whose JSON would pass the frame cap (`STREAMS_REALTIME_FRAME_BYTES`) is replaced by a
+`changed` frame: the record's position, key and (for events) its aggregate and version, the
+size of the body left out, and the path to fetch it from (docs/realtime-and-sinks.md).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from confluent_kafka import Message
@@ -44,6 +50,8 @@ class FeedRecord:
     """The frame as JSON text, ending in `}`, without its `token` field."""
     seq: int = 0
     """Arrival order in the live feed (set when it is dispatched)."""
+    name: str = ""
+    """The frame's type when it is not `kind` (`changed`: a frame without its body)."""
 
     @property
     def tp(self) -> TopicPartition:
@@ -56,7 +64,7 @@ class FeedRecord:
 
     def sse(self, token: str) -> bytes:
         """The frame as one Server-Sent Event: the type as `event:`, the token as `id:`."""
-        return f"id: {token}\nevent: {self.kind}\ndata: {self.text(token)}\n\n".encode()
+        return f"id: {token}\nevent: {self.name or self.kind}\ndata: {self.text(token)}\n\n".encode()
 
 
 def dumps(frame: dict[str, Any]) -> str:
@@ -77,10 +85,42 @@ def control_frame(frame: dict[str, Any], transport: str) -> str | bytes:
     return f"{head}event: {frame['type']}\ndata: {text}\n\n".encode()
 
 
-class FrameDecoder:
-    """Turns consumed messages into `FeedRecord`s (blocking: it may ask the registry)."""
+CHANGED_FIELDS = (
+    "context", "view", "topic", "partition", "offset", "key", "deleted", "event_id", "event_type",
+    "aggregate_id", "aggregate_type", "aggregate_version", "occurred_at", "committed_ms",
+)  # fmt: skip
+"""What a `changed` frame keeps of the frame it stands for."""
+_VERSION_SUFFIX = re.compile(r"\.v\d+$")
 
-    def __init__(self, runtime: ContextRuntime, decoder: GenericDecoder, prefix: str) -> None:
+
+def changed_frame(frame: dict[str, Any], size: int) -> dict[str, Any]:
+    """The frame sent instead of one of `size` bytes, over the frame cap: where the change is
+    and where to fetch it, without the body."""
+    context = frame["context"]
+    if frame["type"] == "event":
+        aggregate = quote(frame["aggregate_id"], safe="")
+        fetch = f"/{context}/aggregates/{aggregate}/events?from_version={frame['aggregate_version']}&limit=1"
+    else:
+        view = _VERSION_SUFFIX.sub("", frame["view"])
+        fetch = f"/{context}/views/{quote(view, safe='')}/{quote(frame['key'], safe='')}"
+    kept = {k: frame[k] for k in CHANGED_FIELDS if k in frame}
+    return {"type": "changed", "of": frame["type"], **kept, "bytes": size, "fetch": fetch}
+
+
+class FrameDecoder:
+    """Turns consumed messages into `FeedRecord`s (blocking: it may ask the registry); a frame
+    over `max_frame_bytes` becomes a `changed` frame."""
+
+    def __init__(
+        self,
+        runtime: ContextRuntime,
+        decoder: GenericDecoder,
+        prefix: str,
+        max_frame_bytes: int | None = None,
+    ) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.elided = 0
+        """Frames replaced by `changed` frames so far (for the metrics)."""
         self.runtime = runtime
         self.decoder = decoder
         self.context = runtime.context.name
@@ -117,9 +157,10 @@ class FrameDecoder:
             "data": data,
             "committed_ms": msg.timestamp()[1],
         }
+        body, name = self._body(frame)
         return FeedRecord(
             msg.topic(), msg.partition(), msg.offset(), "event", key, aggregate_id,
-            frame["aggregate_type"], frame["event_type"], dumps(frame),
+            frame["aggregate_type"], frame["event_type"], body, name=name,
         )  # fmt: skip
 
     def _view(self, msg: Message, key: str, where: dict[str, Any]) -> FeedRecord:
@@ -142,7 +183,19 @@ class FrameDecoder:
             "document": document,
             "committed_ms": msg.timestamp()[1],
         }
-        return FeedRecord(msg.topic(), msg.partition(), msg.offset(), "view", key, key, "", "", dumps(frame))
+        body, name = self._body(frame)
+        return FeedRecord(
+            msg.topic(), msg.partition(), msg.offset(), "view", key, key, "", "", body, name=name
+        )
+
+    def _body(self, frame: dict[str, Any]) -> tuple[str, str]:
+        """The frame's JSON and its name ("": its kind), or a `changed` frame's over the cap."""
+        body = dumps(frame)
+        size = len(body.encode())
+        if self.max_frame_bytes is None or size <= self.max_frame_bytes:
+            return body, ""
+        self.elided += 1
+        return dumps(changed_frame(frame, size)), "changed"
 
 
 def _int(text: str) -> int:

@@ -37,12 +37,12 @@ class Worker:
 
 
 @contextmanager
-def stores(docs: dict[str, str | None]) -> Iterator[dict[int, PartitionStore]]:
+def written(states: dict[str, dict[str, Any] | None]) -> Iterator[dict[int, PartitionStore]]:
+    """Stores of four partitions holding a document per id with the given state."""
     with tempfile.TemporaryDirectory() as directory:
         out = {p: PartitionStore(Path(directory) / f"p{p}") for p in range(PARTITIONS)}
         try:
-            for entity_id, status in docs.items():
-                state = None if status is None else {"status": status, "id": entity_id}
+            for entity_id, state in states.items():
                 doc = Document(entity_id, state, {entity_id: 1}, 1, "")
                 partition = partition_for(entity_id.encode(), PARTITIONS)
                 out[partition].write({DOC_PREFIX + entity_id.encode(): encode_document(doc)}, {})
@@ -50,6 +50,11 @@ def stores(docs: dict[str, str | None]) -> Iterator[dict[int, PartitionStore]]:
         finally:
             for store in out.values():
                 store.close()
+
+
+def stores(docs: dict[str, str | None]) -> Any:
+    """Documents with a status (None: deleted)."""
+    return written({i: None if status is None else {"status": status, "id": i} for i, status in docs.items()})
 
 
 def expected(docs: dict[str, str | None], status: str | None) -> list[str]:
@@ -62,6 +67,7 @@ def all_pages(
     limit: int,
     filters: dict[str, str],
     max_scanned: int,
+    max_bytes: int | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Follow `next` from the first page to the last, as a client does."""
     pages = []
@@ -71,10 +77,19 @@ def all_pages(
         for index, worker in enumerate(workers):
             mine = [p for p, owner in owners.items() if owner == index]
             found.append(
-                local_page(worker, "v", after, limit, filters, partitions=mine, max_scanned=max_scanned)
+                local_page(
+                    worker,
+                    "v",
+                    after,
+                    limit,
+                    filters,
+                    partitions=mine,
+                    max_scanned=max_scanned,
+                    max_bytes=max_bytes,
+                )
             )
         assert not any(page.missing for page in found)
-        items, cursor = merge(found, limit)
+        items, cursor = merge(found, limit, max_bytes)
         assert len(items) <= limit
         pages.append(items)
         if cursor is None:
@@ -121,3 +136,35 @@ def test_a_partition_asked_of_a_worker_that_no_longer_holds_it_is_reported_missi
         page = local_page(worker, "v", "", 50, {}, partitions=[0, 1, 2, 3])
     assert page.missing == [2] and page.partitions == [0, 1, 3]
     assert len(page.items) == sum(1 for d in docs if partition_for(d.encode(), PARTITIONS) != 2)
+
+
+def sized_stores(sizes: dict[str, int]) -> Any:
+    """Documents of about the given sizes in bytes."""
+    return written({i: {"id": i, "pad": "x" * size} for i, size in sizes.items()})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(ids, st.integers(0, 3000), max_size=30),
+    st.integers(1, 8),
+    st.integers(500, 4000),
+    st.lists(st.integers(0, 1), min_size=PARTITIONS, max_size=PARTITIONS),
+)
+def test_pages_keep_to_their_byte_budget_and_still_page_every_document(
+    sizes: dict[str, int], limit: int, max_bytes: int, split: list[int]
+) -> None:
+    with sized_stores(sizes) as held:
+        owners = dict(enumerate(split))
+        workers = [Worker({p: s for p, s in held.items() if owners[p] == w}) for w in (0, 1)]
+        pages = all_pages(workers, owners, limit, {}, 20_000, max_bytes)
+    assert [item["entity_id"] for page in pages for item in page] == sorted(sizes)
+    for page in pages:
+        stored = [len(item["state"]["pad"]) + 100 for item in page]  # the padding and the rest
+        assert len(page) <= 1 or sum(stored) <= max_bytes + 100 * len(page), stored
+
+
+def test_a_document_larger_than_the_budget_is_served_alone_and_paging_goes_on() -> None:
+    sizes = {"a": 10, "b": 50_000, "c": 10, "d": 10}
+    with sized_stores(sizes) as held:
+        pages = all_pages([Worker(held)], dict.fromkeys(range(PARTITIONS), 0), 10, {}, 20_000, 1000)
+    assert [[item["entity_id"] for item in page] for page in pages] == [["a"], ["b"], ["c", "d"]]
