@@ -141,9 +141,10 @@ class Settings:
     client (for the rate limit and the real-time limits); empty: the TCP peer is the client."""
 
     read_document_cache_bytes: int = field(
-        default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(32 * 1024 * 1024)))
+        default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(16 * 1024 * 1024)))
     )
-    """Bytes (stored form) of decoded documents each view version keeps in memory."""
+    """Bytes of memory the decoded documents of each view version may take (estimated: six times
+    a document's stored JSON plus 300 bytes, `streams.read.document_cache.memory_cost`)."""
     read_max_waiters: int = field(default_factory=lambda: int(_env("STREAMS_READ_MAX_WAITERS", "1000")))
     """Requests one worker lets wait for `min_version` / `min_offset` at once (503 beyond)."""
     read_page_bytes: int = field(

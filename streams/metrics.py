@@ -134,7 +134,7 @@ TOPIC_MISMATCHES = Gauge(
 # --- byte budgets of the read side and real-time publishing (docs/read-side.md) -------------------
 VIEW_CACHE_BYTES = Gauge(
     "streams_view_document_cache_bytes",
-    "Bytes (stored form) of the decoded documents a view version keeps in memory.",
+    "Bytes of memory (estimated) the decoded documents of a view version take in its cache.",
     ["context", "view", "version"],
 )
 READ_WAITERS = Gauge("streams_read_waiters", "Requests waiting for min_version / min_offset now.")

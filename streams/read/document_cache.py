@@ -6,6 +6,17 @@ from collections.abc import Callable
 
 from streams.core.views import Document
 
+DECODED_PER_STORED_BYTE = 6
+"""A decoded document takes about six times its stored JSON in Python objects (dicts, strings,
+floats): measured with tracemalloc on an orders summary (5.9x) and a telemetry window (5.1x)."""
+ENTRY_OVERHEAD = 300
+"""The cache's own dict slot, key and tuple for one document, in bytes."""
+
+
+def memory_cost(stored_size: int) -> int:
+    """The memory one cached document is counted for: its decoded estimate plus the entry."""
+    return stored_size * DECODED_PER_STORED_BYTE + ENTRY_OVERHEAD
+
 
 class DocumentCache:
     """The latest committed documents of one view version, decoded: a document the next batch
@@ -14,8 +25,9 @@ class DocumentCache:
 
     An entry belongs to the store object it was committed to, so a partition revoked and
     assigned again (a new store, which another worker may have moved on meanwhile) misses. The
-    cache holds at most `budget` bytes, counted as the documents' stored (JSON) size; past it,
-    the least recently stored go first, and a document larger than the budget is not kept.
+    cache holds at most `budget` bytes of memory, each document counted as `memory_cost` of its
+    stored (JSON) size; past it, the least recently stored go first, and a document costing more
+    than the budget is not kept.
     Written by the stage's thread, read by it and by the event loop (single dict operations).
     """
 
@@ -38,9 +50,10 @@ class DocumentCache:
         old = self._entries.pop((partition, key), None)
         if old is not None:
             self.bytes -= old[2]
-        if size <= self.budget:
-            self._entries[(partition, key)] = (store, doc, size)
-            self.bytes += size
+        cost = memory_cost(size)
+        if cost <= self.budget:
+            self._entries[(partition, key)] = (store, doc, cost)
+            self.bytes += cost
         while self.bytes > self.budget:
             oldest = next(iter(self._entries))
             self.bytes -= self._entries.pop(oldest)[2]

@@ -6,26 +6,27 @@ import asyncio
 import threading
 
 from streams.core.views import Document
-from streams.read.document_cache import DocumentCache
+from streams.read.document_cache import DocumentCache, memory_cost
 from streams.read.wakeups import BatchWakeups
 
 
 def test_the_cache_keeps_at_most_its_byte_budget_oldest_out_first() -> None:
     sizes: list[int] = []
-    cache = DocumentCache(1000, on_size=sizes.append)
+    cost = memory_cost(300)  # a document is counted for its decoded estimate, not its stored bytes
+    cache = DocumentCache(3 * cost + cost // 2, on_size=sizes.append)
     store = object()
     for i in range(10):
         cache.put(0, store, f"k{i}".encode(), Document(f"k{i}", {"i": i}), 300)
-    assert cache.bytes == 900 and len(cache) == 3 and sizes[-1] == 900
+    assert cache.bytes == 3 * cost and len(cache) == 3 and sizes[-1] == 3 * cost
     assert cache.get(0, store, b"k9") is not None and cache.get(0, store, b"k6") is None
     assert cache.get(0, object(), b"k9") is None  # another store: the partition moved meanwhile
 
 
 def test_a_document_bigger_than_the_budget_is_not_kept_and_drops_its_older_entry() -> None:
-    cache = DocumentCache(1000)
+    cache = DocumentCache(memory_cost(1000))
     store = object()
     cache.put(0, store, b"big", Document("big", {}), 100)
-    cache.put(0, store, b"big", Document("big", {"x": 1}), 5000)
+    cache.put(0, store, b"big", Document("big", {"x": 1}), 1001)
     assert cache.get(0, store, b"big") is None and cache.bytes == 0
 
 
