@@ -12,6 +12,7 @@ from aiohttp import web
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.core.decider import BoundedContext
+from streams.kafka.runtime import TopicMismatch
 from streams.web.envelope import BadEnvelope, data_problem, parse_envelope
 from streams.web.query.params import BadParameter, flag, seconds
 from streams.web.responses import ok, problem
@@ -89,7 +90,10 @@ class CommandEndpoints:
             command = from_record(cls, envelope.data)
         except BadEnvelope as exc:
             return problem(400, str(exc), reason=exc.reason, field=exc.field)
-        client = await self.client(context)
+        try:
+            client = await self.client(context)
+        except TopicMismatch as exc:  # the operator's to fix: the worker says so, and nothing is sent
+            return problem(503, str(exc), reason="topic_mismatch", headers={"Retry-After": "30"})
         command_id, future = client.send(
             envelope.aggregate_id,
             command,
