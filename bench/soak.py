@@ -11,7 +11,9 @@ sinks off) gets, for `SOAK_SECONDS` (600):
   (`bench.realtime.SseClient`).
 
 Every `SOAK_SAMPLE_SECONDS` (10) it samples the worker's RSS, open files and threads (from
-/proc), what was sent and received, and the worker's `streams_idempotency_ids`. The worker's
+/proc), what was sent and received, the worker's `streams_idempotency_ids` and the bytes its
+bounded caches hold (`CACHE_GAUGES`: documents, aggregates, the real-time ring, RocksDB's block
+cache), so a second fit of RSS less those caches tells their filling from a leak. The worker's
 idempotency window is `SOAK_IDEMPOTENCY_WINDOW_MS` (60 s), so the run reaches the window's
 steady state instead of measuring the window filling (with the 7-day default, the ids of the
 whole run stay remembered in RocksDB, by design).
@@ -101,10 +103,17 @@ class Sent:
     errors: list[str] = field(default_factory=list)
 
 
-def rss_fit(samples: list[dict[str, Any]], after_s: float) -> dict[str, float] | None:
+def rss_fit(
+    samples: list[dict[str, Any]], after_s: float, less_caches: bool = False
+) -> dict[str, float] | None:
     """The least-squares line of RSS (MiB) over time (minutes) through the samples after
-    `after_s` (None: fewer than 3)."""
-    points = [(s["t_s"] / 60, s["rss"] / 2**20) for s in samples if s["t_s"] >= after_s]
+    `after_s` (None: fewer than 3); `less_caches`: of RSS less the bytes the worker's bounded
+    caches hold (`CACHE_GAUGES`), which says whether the growth is those caches filling."""
+    points = [
+        (s["t_s"] / 60, (s["rss"] - (s.get("caches_bytes", 0) if less_caches else 0)) / 2**20)
+        for s in samples
+        if s["t_s"] >= after_s and (not less_caches or s.get("caches_bytes", -1) >= 0)
+    ]
     if len(points) < 3:
         return None
     n = len(points)
@@ -120,18 +129,31 @@ def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def remembered_ids(url: str) -> float:
-    """The worker's `streams_idempotency_ids` summed over contexts (-1: unreadable)."""
+CACHE_GAUGES = (
+    "streams_view_document_cache_bytes",
+    "streams_write_cache_bytes",
+    "streams_realtime_ring_bytes",
+    "streams_rocksdb_block_cache_bytes",
+)
+"""The worker's bounded caches, each with a byte budget: RSS grows while they fill."""
+
+
+def worker_gauges(url: str) -> dict[str, float]:
+    """From the worker's /metrics: `idempotency_ids` (summed over contexts) and `caches_bytes`,
+    the bytes held by the caches of `CACHE_GAUGES` (-1 each: unreadable)."""
     try:
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
-        return -1
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("streams_idempotency_ids{")
-    )
+        return {"idempotency_ids": -1, "caches_bytes": -1}
+    totals = {"idempotency_ids": 0.0, "caches_bytes": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name == "streams_idempotency_ids":
+            totals["idempotency_ids"] += float(line.rsplit(" ", 1)[1])
+        elif name in CACHE_GAUGES:
+            totals["caches_bytes"] += float(line.rsplit(" ", 1)[1])
+    return totals
 
 
 def order_id(run: str, i: int) -> str:
@@ -218,7 +240,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
                 "commands_sent": sent.commands,
                 "readings_sent": sent.readings,
                 "sse_frames": counter.frames,
-                "idempotency_ids": await loop.run_in_executor(None, remembered_ids, url),
+                **await loop.run_in_executor(None, worker_gauges, url),
             }
             samples.append(sample)
             print(json.dumps(sample), flush=True)
@@ -306,7 +328,8 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
         finally:
             dep.stop_all()
     fit, verdict = verdict_of(result["samples"], cfg)
-    return {"config": cfg.__dict__, **result, "fit": fit, "verdict": verdict}
+    less_caches = rss_fit(result["samples"], cfg.warmup_seconds, less_caches=True)
+    return {"config": cfg.__dict__, **result, "fit": fit, "fit_less_caches": less_caches, "verdict": verdict}
 
 
 def main() -> None:
@@ -326,6 +349,9 @@ def main() -> None:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     fit = result["fit"]
     slope = "n/a" if fit is None else f"{fit['slope_mib_per_min']} MiB/min"
+    rest = result.get("fit_less_caches")
+    if rest is not None:
+        slope += f"; less the bounded caches: {rest['slope_mib_per_min']} MiB/min"
     print(f"soak: {result['verdict']} (RSS slope after warm-up: {slope}); written to {stem}.json")
     sys.exit(0 if result["verdict"] == "pass" or not cfg.fail_on_verdict else 1)
 

@@ -159,3 +159,11 @@ REALTIME_ELIDED = Counter(
     "Real-time frames over the frame cap, sent as `changed` frames without their body.",
     ["context"],
 )
+
+
+# --- RocksDB (streams/kafka/store.py) -------------------------------------------------------------
+ROCKSDB_BLOCK_CACHE_BYTES = Gauge(
+    "streams_rocksdb_block_cache_bytes",
+    "Bytes in the block cache every RocksDB store of this process shares (64 MiB at most, with the "
+    "write buffers charged to it).",
+)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
+from streams import metrics
+
 _POSITION = b"\x00pos:"
 _FORMAT = b"\x00format"
 LEGACY_FORMAT = b"1"
@@ -30,6 +32,7 @@ COMMAND_PREFIX = b"c:"
 # and one write-buffer budget (RocksDB's defaults are per store and grow with each partition).
 _BLOCK_CACHE = Cache(64 * 1024 * 1024)  # LRU
 _WRITE_BUFFERS = WriteBufferManager.new_write_buffer_manager_with_cache(64 * 1024 * 1024, False, _BLOCK_CACHE)
+metrics.ROCKSDB_BLOCK_CACHE_BYTES.set_function(_BLOCK_CACHE.get_usage)
 
 
 def _options() -> Options:
