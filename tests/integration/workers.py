@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -66,12 +67,10 @@ class Deployment:
         return env
 
     def settings(self) -> Settings:
-        return Settings(
-            topic_prefix=f"{self.prefix}.",
-            app_id=self.prefix,
-            data_dir=self.data_dir,
-            partitions=self.partitions,
-        )
+        """The settings of this deployment's clients: its workers' environment (`extra_env`
+        included, so a client declares the topics as the workers do: same record limits)."""
+        with mock.patch.dict(os.environ, self.cli_env()):
+            return Settings()
 
     def start(self, worker_id: str = "w1") -> subprocess.Popen[bytes]:
         self.ports.setdefault(worker_id, free_port())

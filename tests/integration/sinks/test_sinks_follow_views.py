@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateConnect]:
-    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap)
+    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap, stack.pg_dsn)
     worker.start()
     yield worker
     worker.stop()
@@ -49,7 +49,12 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settings]:
-    s = replace(deployment.settings(), connect_url=connect.url, sink_schema=deployment.prefix)
+    s = replace(
+        deployment.settings(),
+        connect_url=connect.url,
+        sink_schema=deployment.prefix,
+        connect_secrets=str(connect.secrets),
+    )
     deploy(s)
     wait_for(
         s,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateConnect]:
-    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap)
+    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap, stack.pg_dsn)
     worker.start()
     yield worker
     worker.stop()
@@ -43,6 +43,7 @@ def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settin
         deployment.settings(),
         connect_url=connect.url,
         sink_schema=deployment.prefix,
+        connect_secrets=str(connect.secrets),
         contexts=("devices",),
         sink_views=("telemetry-10s",),
     )
