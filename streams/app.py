@@ -12,6 +12,7 @@ import socket
 
 import faust
 
+from streams.allocator import limit_arenas
 from streams.config import Settings
 from streams.contexts.registry import get_context
 from streams.kafka.hosting import Readiness, Runnable, hosted
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per request otherwise
     logging.getLogger(_name).setLevel(logging.WARNING)
 settings = Settings()
+limit_arenas(settings.malloc_arenas)  # before any thread: see streams/allocator.py
 
 
 def worker_id(s: Settings) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import logging
 import time
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from confluent_kafka.admin import AdminClient
 
 from streams import metrics
+from streams.allocator import malloc_trim
 from streams.config import Settings
 from streams.kafka import clients
 from streams.kafka.readers import ReaderPool
@@ -38,14 +38,6 @@ log = logging.getLogger(__name__)
 
 ABORT_AFTER_S = 2.0
 """Seconds a closed client's handler has to finish before its connection is aborted."""
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim` (None elsewhere)."""
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
 
 
 class Refused(Exception):
@@ -240,9 +232,7 @@ class Hub:
         if self._peak >= 1000 and count <= self._peak // 10:
             self._peak = count
             gc.collect()
-            trim = _malloc_trim()
-            if trim is not None:
-                trim(0)
+            malloc_trim()
 
     def _publish_counts(self) -> None:
         for context, feed in self.feeds.items():
