@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.kafka.runtime import ensure_topics
+from streams.kafka.clients import admin
 from streams.read.rebuild import verify
 from streams.wire import headers as h
-from streams.wire.topics import ContextTopics, TopicSpec, partition_for
+from streams.wire.topics import ContextTopics, partition_for
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, warmed_client
 
@@ -137,16 +138,19 @@ def test_a_string_over_its_schema_limit_is_dead_lettered_when_produced_directly(
 def test_a_record_the_broker_refuses_is_dead_lettered_and_the_rest_of_its_batch_commits_once(
     stack: StackEndpoints, tmp_path: Path
 ) -> None:
-    # The changelog topic exists already with a lower limit than the worker knows (20,000 bytes):
-    # the worker's own checks pass an order's growing state, the broker refuses it.
+    # The changelog topic's limit is lowered under the running worker (20,000 bytes; a topic that
+    # differs at start is refused by the worker's topic check): the worker's own checks pass an
+    # order's growing state, the broker refuses it.
     dep = Deployment(prefix=f"pb{uuid.uuid4().hex[:8]}", data_dir=tmp_path, extra_env={"STREAMS_SINKS": "0"})
     settings = dep.settings()
     topics = ContextTopics("orders", settings.topic_prefix)
-    limit = {"cleanup.policy": "compact", "max.message.bytes": "20000"}
-    ensure_topics(settings, [TopicSpec(topics.changelog, dep.partitions, limit)])
     dep.start("w1")
     try:
         dep.wait_healthy("w1")
+        smaller = ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)
+        lowered = ConfigResource(ResourceType.TOPIC, topics.changelog, incremental_configs=[smaller])
+        kafka_admin = admin(settings)  # held: a destroyed client fails its futures
+        kafka_admin.incremental_alter_configs([lowered])[lowered].result(30)
         with warmed_client(settings) as client:
             others = [f"o-{i}" for i in range(20)]
             futures: list[tuple[str, Any]] = []
