@@ -3,9 +3,9 @@
 glibc gives each thread that allocates concurrently an arena of its own, up to eight per core,
 and an arena returns memory to the system only from its top: a worker whose stages run on a
 dozen threads (each consumer loop, the web server, librdkafka's callbacks) keeps fragments of a
-dozen heaps. Fewer arenas trade a little lock contention for a heap that stops growing
-(`STREAMS_MALLOC_ARENAS`; the soak benchmark, `make soak`, measures the RSS slope). Elsewhere
-than glibc both calls do nothing.
+dozen heaps. Fewer arenas trade a little lock contention for less fragmentation
+(`STREAMS_MALLOC_ARENAS`, off by default; the soak benchmark, `make soak`, measures the RSS
+slope). Elsewhere than glibc both calls do nothing.
 """
 
 from __future__ import annotations

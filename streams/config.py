@@ -140,9 +140,11 @@ class Settings:
     """Addresses or networks (`10.0.0.0/8`) of reverse proxies whose `X-Forwarded-For` names the
     client (for the rate limit and the real-time limits); empty: the TCP peer is the client."""
 
-    malloc_arenas: int = field(default_factory=lambda: int(_env("STREAMS_MALLOC_ARENAS", "2")))
+    malloc_arenas: int = field(default_factory=lambda: int(_env("STREAMS_MALLOC_ARENAS", "0")))
     """The most glibc malloc arenas the worker may use (0: glibc's default, eight per core);
-    fewer arenas keep a many-threaded worker's heap from fragmenting (`streams.allocator`)."""
+    fewer arenas may keep a many-threaded worker's heap from fragmenting (`streams.allocator`).
+    Not the default: in one pair of 10-minute soaks, 2 arenas left RSS about 20 MiB lower but
+    its slope unchanged (bench/results/soak-*.json)."""
     read_document_cache_bytes: int = field(
         default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(16 * 1024 * 1024)))
     )

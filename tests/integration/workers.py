@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -137,6 +139,15 @@ def deployed(data_dir: Path, letter: str, **extra_env: str) -> Iterator[Deployme
         yield dep
     finally:
         dep.stop_all()
+
+
+def json_answer(request: urllib.request.Request | str, timeout: float = 30) -> tuple[int, Any]:
+    """Send `request` (a URL: GET) and the answer's status and JSON body, errors included."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def module_deployment(letter: str, **extra_env: str) -> Any:

@@ -14,7 +14,6 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,8 +21,7 @@ import pytest
 
 from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
-from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, module_deployment
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +32,12 @@ HEALTH_P95_BOUND_S = 0.05
 RESULTS = Path(__file__).resolve().parents[3] / "bench" / "results" / "long_polls.json"
 
 
-@pytest.fixture(scope="module")
-def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path_factory.mktemp("worker"),
-        "lp",
-        STREAMS_CONTEXT_MODULES="tests.integration.heavy_orders",
-        STREAMS_SINKS="0",
-        STREAMS_READ_MAX_WAITERS=str(MAX_WAITERS),
-    ) as dep:
-        yield dep
+deployment = module_deployment(
+    "lp",
+    STREAMS_CONTEXT_MODULES="tests.integration.heavy_orders",
+    STREAMS_SINKS="0",
+    STREAMS_READ_MAX_WAITERS=str(MAX_WAITERS),
+)
 
 
 @pytest.fixture(scope="module")

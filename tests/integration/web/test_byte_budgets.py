@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -20,8 +19,7 @@ import pytest
 
 from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
-from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, module_deployment
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +27,13 @@ FRAME_BYTES = 20_000
 PAGE_BYTES = 50_000
 
 
-@pytest.fixture(scope="module")
-def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path_factory.mktemp("worker"),
-        "bb",
-        STREAMS_CONTEXT_MODULES="tests.integration.heavy_orders",
-        STREAMS_SINKS="0",
-        STREAMS_REALTIME_FRAME_BYTES=str(FRAME_BYTES),
-        STREAMS_READ_PAGE_BYTES=str(PAGE_BYTES),
-    ) as dep:
-        yield dep
+deployment = module_deployment(
+    "bb",
+    STREAMS_CONTEXT_MODULES="tests.integration.heavy_orders",
+    STREAMS_SINKS="0",
+    STREAMS_REALTIME_FRAME_BYTES=str(FRAME_BYTES),
+    STREAMS_READ_PAGE_BYTES=str(PAGE_BYTES),
+)
 
 
 def grow(client: CommandClient, order: str, events: int) -> None:

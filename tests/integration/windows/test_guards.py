@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,42 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+def settled_health(dep: Deployment) -> tuple[int, dict[str, Any]]:
+    """The worker's /health once it says something else than `starting` (the worker's log when
+    it exited instead)."""
+
+    def settled() -> tuple[int, dict[str, Any]] | None:
+        if dep.workers["w1"].poll() is not None:
+            return -1, {"log": dep.log_tail("w1")}
+        try:
+            status, body = health(dep.url())
+        except OSError:
+            return None
+        return (status, body) if status == 200 or body.get("status") != "starting" else None
+
+    result: tuple[int, dict[str, Any]] = wait_until(
+        settled, "the worker's /health to settle", timeout=180, every=0.5
+    )
+    return result
+
+
+def with_a_one_partition_topic(
+    tmp_path: Path, context: str, topic_of: Callable[[ContextTopics], str]
+) -> tuple[Deployment, str]:
+    """A deployment of `context` (not started) whose topic `topic_of(...)` exists already with
+    one partition, where four are declared."""
+    dep = Deployment(
+        prefix=f"tpc{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path,
+        extra_env={"STREAMS_CONTEXTS": context, "STREAMS_SINKS": "0"},
+    )
+    settings = dep.settings()
+    topic = topic_of(ContextTopics(context, settings.topic_prefix))
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    return dep, topic
+
+
 def same_partition(first: str, n: int, partitions: int) -> list[str]:
     """`n` device ids on the partition of `first`."""
     home = partition_for(first.encode(), partitions)
@@ -46,29 +83,11 @@ def same_partition(first: str, n: int, partitions: int) -> list[str]:
 def test_a_raw_topic_with_the_wrong_partition_count_is_a_named_error_not_a_silent_stall(
     stack: StackEndpoints, tmp_path: Path
 ) -> None:
-    dep = Deployment(
-        prefix=f"tpc{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path,
-        extra_env={"STREAMS_CONTEXTS": "devices", "STREAMS_SINKS": "0"},
-    )
-    settings = dep.settings()
-    raw = ContextTopics("devices", settings.topic_prefix).window_input("telemetry")
     # what broker auto-creation does when a device produces before any worker ran: one partition
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    admin.create_topics([NewTopic(raw, num_partitions=1, replication_factor=1)])[raw].result(30)
+    dep, raw = with_a_one_partition_topic(tmp_path, "devices", lambda t: t.window_input("telemetry"))
     dep.start("w1")
     try:
-
-        def settled() -> tuple[int, dict[str, Any]] | None:
-            if dep.workers["w1"].poll() is not None:
-                return -1, {"log": dep.log_tail("w1")}
-            try:
-                status, body = health(dep.url())
-            except OSError:
-                return None
-            return (status, body) if status == 200 or body.get("status") != "starting" else None
-
-        status, body = wait_until(settled, "the worker's /health to settle", timeout=180, every=0.5)
+        status, body = settled_health(dep)
         assert status == 503, (status, body)
         assert body["status"] == "topic_mismatch"
         problems = [p for p in body["topics"] if p["topic"] == raw]
