@@ -114,14 +114,6 @@ class CommandClient:
         flush_at_exit(self, self._producer)
         self._waiter = ResultWaiter(settings, self.runtime) if wait else None
 
-    def command_type(self, name: str) -> type:
-        """The command class called `name` in this context."""
-        try:
-            return self.runtime.context.command_names[name]
-        except KeyError:
-            known = ", ".join(self.runtime.context.command_names)
-            raise ValueError(f"unknown command type {name!r}; known: {known}") from None
-
     def send(
         self,
         aggregate_id: str,

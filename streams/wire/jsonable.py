@@ -9,25 +9,6 @@ from typing import Any
 import orjson
 
 from streams.core.records import is_record, record_fields
-from streams.wire.schemas import from_record
-
-
-class InvalidMessage(ValueError):
-    """Input that cannot become a message of the requested type."""
-
-
-def message_from_json(cls: type, data: Any) -> Any:
-    """`cls(**data)` with checks: an object, no unknown fields, no missing required fields."""
-    if not isinstance(data, dict):
-        raise InvalidMessage(f"{cls.__name__}: data must be a JSON object, got {type(data).__name__}")
-    fields = {f.name: f for f in record_fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise InvalidMessage(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-    missing = sorted(n for n, f in fields.items() if n not in data and f.required)
-    if missing:
-        raise InvalidMessage(f"{cls.__name__}: missing field(s) {', '.join(missing)}")
-    return from_record(cls, data)
 
 
 def to_json(obj: Any) -> Any:

@@ -7,9 +7,8 @@ import io
 import fastavro
 import pytest
 
-from streams.contexts.orders import AddItem, OrderLine, OrderState, PlaceOrder
+from streams.contexts.orders import OrderLine, OrderState
 from streams.contexts.registry import contexts
-from streams.wire.jsonable import InvalidMessage, message_from_json
 from streams.wire.schemas import SchemaFileError, catalog_for, from_record, load_schema_file, to_record
 
 
@@ -37,16 +36,6 @@ def test_a_schema_file_must_name_its_record(tmp_path) -> None:  # type: ignore[n
     path.write_text('{"type": "record", "name": "Other", "fields": []}')
     with pytest.raises(SchemaFileError):
         load_schema_file(path)
-
-
-def test_json_input_is_checked_field_by_field() -> None:
-    assert message_from_json(PlaceOrder, {"customer_id": "c"}) == PlaceOrder("c", "EUR")
-    with pytest.raises(InvalidMessage, match="missing field"):
-        message_from_json(AddItem, {"sku": "a"})
-    with pytest.raises(InvalidMessage, match="unknown field"):
-        message_from_json(PlaceOrder, {"customer_id": "c", "colour": "red"})
-    with pytest.raises(InvalidMessage, match="JSON object"):
-        message_from_json(PlaceOrder, ["c"])
 
 
 def test_a_record_missing_fields_takes_the_class_defaults() -> None:
