@@ -1,4 +1,4 @@
-"""The HTTP API page's table of command responses (docs/http-api.md) and the OpenAPI document list the same statuses."""
+"""The table of command responses in docs/http-api.md and the OpenAPI document list the same statuses."""
 
 from __future__ import annotations
 
