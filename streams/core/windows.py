@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.decider import Message
+from streams.core.records import Message
 
 Accumulator = dict[str, Any]
 """A window's running aggregate: a JSON-able dict (the stage stores it in RocksDB and its changelog)."""
