@@ -84,10 +84,6 @@ class WindowSpec:
             start += hop
         return out
 
-    def closes_at(self, end: int) -> int:
-        """The stream time at which the window ending at `end` closes."""
-        return end + self.grace_ms
-
     def is_closed(self, end: int, stream_time: int) -> bool:
         """Whether the window ending at `end` is closed at `stream_time`."""
         return stream_time >= end + self.grace_ms
