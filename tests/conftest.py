@@ -3,7 +3,7 @@
 `STREAMS_TEST_STACK=process` (default) starts `ops/stack.sh up` (a no-op when it is running);
 `external` uses services already running at the configured ports; `testcontainers` starts
 the project's own images in containers through testcontainers (a Docker engine, or Podman's
-Docker-compatible socket as `make testcontainers-test` uses; see tests/containers.py and README).
+Docker-compatible socket as `make testcontainers-test` uses; see tests/containers.py and docs/operations.md).
 """
 
 from __future__ import annotations

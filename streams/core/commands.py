@@ -9,7 +9,7 @@ the outcome is: expected-version check, `decide`, `evolve`, versions and the res
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -18,8 +18,10 @@ from streams.core.decider import BoundedContext, Message, Rejected
 
 S = TypeVar("S")
 
-ACCEPTED = "accepted"
-REJECTED = "rejected"
+CommandStatus = Literal["accepted", "rejected"]
+"""A command's outcome: its events were appended, or it was refused (a rule, a conflict, bad input)."""
+ACCEPTED: Final = "accepted"
+REJECTED: Final = "rejected"
 
 
 class Aggregate(msgspec.Struct, Generic[S], frozen=True):
@@ -46,7 +48,7 @@ class CommandResult(msgspec.Struct, frozen=True):
     command_id: str
     aggregate_id: str
     command_type: str
-    status: str
+    status: CommandStatus
     aggregate_version: int
     event_types: tuple[str, ...] = ()
     event_offsets: tuple[int, ...] = ()

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-S = TypeVar("S")
+from streams.core.records import Message
+from streams.core.views import View
+from streams.core.windows import WindowedAggregation
 
-Message = Any
-"""A command or event: an instance of a frozen dataclass tied to an Avro schema by its class name."""
+__all__ = ["BoundedContext", "Message", "Rejected"]
+
+S = TypeVar("S")
 
 
 class Rejected(Exception):
@@ -42,11 +45,11 @@ class BoundedContext(Generic[S]):
     initial_state: S
     decide: Callable[[S, Message], Sequence[Message]]
     evolve: Callable[[S, Message], S]
-    views: tuple[Any, ...] = ()
-    """The context's read models (`streams.core.views.View`)."""
-    windows: tuple[Any, ...] = ()
-    """The context's windowed aggregations (`streams.core.windows.WindowedAggregation`): high-rate
-    inputs folded into windows, each closed window a system command to this context."""
+    views: tuple[View, ...] = ()
+    """The context's read models."""
+    windows: tuple[WindowedAggregation, ...] = ()
+    """The context's windowed aggregations: high-rate inputs folded into windows, each closed
+    window a system command to this context."""
     upcasters: Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=dict
     )

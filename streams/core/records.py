@@ -12,6 +12,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+Message = Any
+"""A command or event: an instance of a record class tied to an Avro schema by its class name."""
+
 
 class RecordField(NamedTuple):
     """One field of a record class, in declaration order."""

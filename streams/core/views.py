@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from streams.core.decider import Message
+from streams.core.records import Message
 
 State = dict[str, Any]
 

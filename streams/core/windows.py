@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.decider import Message
+from streams.core.records import Message
 
 Accumulator = dict[str, Any]
 """A window's running aggregate: a JSON-able dict (the stage stores it in RocksDB and its changelog)."""
@@ -83,10 +83,6 @@ class WindowSpec:
                 out.append((start, start + size))
             start += hop
         return out
-
-    def closes_at(self, end: int) -> int:
-        """The stream time at which the window ending at `end` closes."""
-        return end + self.grace_ms
 
     def is_closed(self, end: int, stream_time: int) -> bool:
         """Whether the window ending at `end` is closed at `stream_time`."""
