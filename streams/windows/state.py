@@ -28,7 +28,7 @@ import orjson
 
 from streams.config import Settings
 from streams.kafka.store import PartitionStore
-from streams.write.changelog import restore
+from streams.kafka.tables import restore
 
 WINDOW = b"w:"
 ROW = b"t:"

@@ -14,21 +14,19 @@ from streams import metrics
 from streams.config import Settings
 from streams.core.commands import Aggregate, CommandResult
 from streams.kafka.store import PartitionStore
-from streams.wire.codec import AvroCodec
-from streams.wire.state import StateFormat
-from streams.write.changelog import (
+from streams.kafka.tables import restore
+from streams.wire.changelog import (
     AGGREGATE_PREFIX,
     COMMAND_PREFIX,
     EXPIRY_PREFIX,
     ExpiredResults,
     decode_aggregate,
     decode_ids,
-    expired_in,
     expiry_key,
-    remembered_ids,
-    restore,
-    unindexed,
+    split_expiry_key,
 )
+from streams.wire.codec import AvroCodec
+from streams.wire.state import StateFormat
 
 _ENTRY_OVERHEAD = 240
 """Bytes a cached aggregate takes besides its encoded state (key tuple, dict slot, objects): an
@@ -196,3 +194,33 @@ def _id_change(writes: dict[bytes, bytes | None]) -> int:
         elif key.startswith(COMMAND_PREFIX) and value is None:
             change -= 1
     return change
+
+
+def expired_in(
+    store: PartitionStore, partition: int, cutoff_ms: int, limit: int, start: bytes | None = None
+) -> list[ExpiredResults]:
+    """The results records of `store` written before `cutoff_ms`, oldest first, at most `limit`
+    ids; the index is read from `start` (no index key before it exists)."""
+    out: list[ExpiredResults] = []
+    taken = 0
+    for key, value in store.scan(EXPIRY_PREFIX, start):
+        at_ms, changelog_key = split_expiry_key(key)
+        if at_ms >= cutoff_ms or taken >= limit:
+            break
+        ids = tuple(decode_ids(value))
+        out.append(ExpiredResults(partition, changelog_key, at_ms, ids))
+        taken += len(ids)
+    return out
+
+
+def unindexed(store: PartitionStore) -> bool:
+    """A store written before command ids expired: it remembers ids but has no expiry index (it
+    is restored from the changelog again, which indexes every results record by its time)."""
+    return (
+        next(store.scan(COMMAND_PREFIX), None) is not None and next(store.scan(EXPIRY_PREFIX), None) is None
+    )
+
+
+def remembered_ids(store: PartitionStore) -> int:
+    """How many command ids `store` remembers (from its index)."""
+    return sum(len(decode_ids(value)) for _, value in store.scan(EXPIRY_PREFIX))

@@ -12,14 +12,13 @@ from streams.contexts.orders import context as orders
 from streams.core.commands import Aggregate
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.write.changelog import (
+from streams.wire.changelog import (
     AGGREGATE_PREFIX,
     COMMAND_PREFIX,
     encode_aggregate,
     store_writes,
-    unindexed,
 )
-from streams.write.state import CommittedState
+from streams.write.state import CommittedState, unindexed
 
 
 def test_the_aggregate_cache_keeps_to_its_byte_budget(tmp_path: Path) -> None:
