@@ -29,9 +29,8 @@ from streams.contexts.orders import (
     RemoveItem,
     ShipOrder,
 )
-from streams.read.fold import aggregate_from_log, events_of
+from streams.kafka.fold import aggregate_from_changelog, aggregate_from_log, events_of
 from streams.wire.jsonable import to_json
-from streams.write.changelog import aggregate_from_changelog
 
 DEMO_CONTEXTS = ("orders", "devices")
 """The contexts the demo drives: a worker it reuses must host both."""

@@ -24,7 +24,7 @@ from streams.contexts.devices import (
     TelemetryReading,
     TelemetryWindowRecorded,
 )
-from streams.read.fold import events_of
+from streams.kafka.fold import events_of
 from streams.wire.jsonable import to_json
 
 SITES = {"plant-1": 5, "plant-2": 4, "warehouse": 3}

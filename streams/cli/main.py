@@ -178,9 +178,8 @@ def tail(topic: str, follow: bool) -> None:
 @click.argument("aggregate_id")
 def state(context: str, aggregate_id: str) -> None:
     """An aggregate rebuilt by folding the log, beside the handler table's state."""
-    from streams.read.fold import aggregate_from_log
+    from streams.kafka.fold import aggregate_from_changelog, aggregate_from_log
     from streams.wire.jsonable import to_json
-    from streams.write.changelog import aggregate_from_changelog
 
     identifier("aggregate_id", aggregate_id)
     settings = Settings()

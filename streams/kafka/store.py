@@ -23,11 +23,6 @@ LEGACY_FORMAT = b"1"
 """The format of a store written before stores recorded theirs."""
 _OFFSET = struct.Struct(">q")
 
-# key spaces of the write side's state (and of its changelog)
-AGGREGATE_PREFIX = b"a:"
-COMMAND_PREFIX = b"c:"
-
-
 # Memory is bounded per process, whatever the number of keys: every store shares one block cache
 # and one write-buffer budget (RocksDB's defaults are per store and grow with each partition).
 _BLOCK_CACHE = Cache(64 * 1024 * 1024)  # LRU

@@ -16,9 +16,9 @@ from typing import Any
 
 from streams.config import Settings
 from streams.core.commands import Aggregate, AggregateSnapshot
+from streams.kafka.fold import LogFold, LoggedEvent, logged_events
 from streams.kafka.readers import ReaderPool
 from streams.kafka.runtime import ContextRuntime
-from streams.read.fold import LogFold, LoggedEvent, logged_events
 from streams.read.history_index import HistoryIndexer, IndexEntry
 
 

@@ -19,12 +19,12 @@ from streams.config import Settings
 from streams.core.commands import ACCEPTED, Aggregate, AggregateSnapshot, CommandResult
 from streams.core.records import replace_record
 from streams.kafka import clients
+from streams.kafka.fold import LogFold, changelog_aggregates, logged_events
 from streams.kafka.readers import read_partition, wait_until_readable
 from streams.kafka.runtime import ContextRuntime, ensure_topics
-from streams.read.fold import LogFold, logged_events
 from streams.wire import headers as h
+from streams.wire.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, encode_aggregate
 from streams.wire.topics import partition_for
-from streams.write.changelog import AGGREGATE_PREFIX, COMMAND_PREFIX, changelog_aggregates, encode_aggregate
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.windows.state import Writes
+from streams.kafka.tables import Writes
 from streams.wire import headers as h
 from streams.wire.dlq import DeadLetter
 

@@ -136,6 +136,8 @@ class WindowIntake:
 class _Pass(Pass):
     """A pass over a batch of records: the join table's events and the raw records folded."""
 
+    intake: WindowIntake
+
     # --- table events ------------------------------------------------------------------------
 
     def table_event(self, msg: Message, partition: int) -> None:

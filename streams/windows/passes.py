@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import Message
 
 from streams.core.windows import ClosedWindow, heartbeat_command_id, window_command_id
 from streams.windows import letters
 from streams.windows.batch import PendingCommand, WindowBatch
+from streams.windows.rules import PassRules
 from streams.windows.state import (
     BEAT,
     ROW,
@@ -27,9 +28,6 @@ from streams.windows.state import (
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
 
-if TYPE_CHECKING:
-    from streams.windows.intake import WindowIntake
-
 log = logging.getLogger(__name__)
 
 _MISSING = object()
@@ -39,7 +37,7 @@ class Pass:
     """One pass over a batch: pending values (decoded) over the committed state, and what every
     pass does with them: close the windows and fire the timers due, dead-letter, finish."""
 
-    def __init__(self, intake: WindowIntake, state: WindowReader, now_ms: int) -> None:
+    def __init__(self, intake: PassRules, state: WindowReader, now_ms: int) -> None:
         self.intake = intake
         self.agg = intake.aggregation
         self.state = state

@@ -18,7 +18,6 @@ never ahead of the log; a restarted worker replays the changelog from its checkp
 
 from __future__ import annotations
 
-import itertools
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,8 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from streams.config import Settings
-from streams.kafka.store import PartitionStore
-from streams.write.changelog import restore
+from streams.kafka.tables import MISSING, ChangelogTable, TableCache, Writes
 
 WINDOW = b"w:"
 ROW = b"t:"
@@ -39,7 +37,6 @@ SEPARATOR = b"\x00"
 _TIME = struct.Struct(">Q")
 _SIGNED = struct.Struct(">q")
 _BIAS = 1 << 63
-_ABSENT = object()
 NO_TIME = -(1 << 62)
 """The stream time of a partition that has accepted nothing yet."""
 
@@ -108,9 +105,6 @@ def decode_long(raw: bytes) -> int:
     return int(_SIGNED.unpack(raw)[0])
 
 
-Writes = dict[bytes, bytes | None]
-
-
 class WindowReader(Protocol):
     """The committed state the intake decides against (`streams.windows.state.WindowState`)."""
 
@@ -125,64 +119,53 @@ class WindowReader(Protocol):
 
 
 class WindowState:
-    """The committed state of a window stage's partitions, with bounded caches of decoded
-    values in front of RocksDB (filled and changed only by committed batches)."""
+    """The committed state of a window stage's partitions: a changelog-backed table
+    (`streams.kafka.tables`) whose store mirrors its changelog record for record, with a bounded
+    cache of decoded values in front of RocksDB (filled and changed only by committed batches)."""
 
     def __init__(self, settings: Settings, changelog: str, data_dir: Path, cache_size: int = 50_000) -> None:
         self.settings = settings
         self.changelog = changelog
         self.data_dir = data_dir
         self.cache_size = cache_size
-        self.stores: dict[int, PartitionStore] = {}
-        self._cache: dict[tuple[int, bytes], Any] = {}
-        """Decoded committed values, evicted oldest first (insertion order) past `cache_size`."""
+        self.cache: TableCache[Any] = TableCache(cache_size, slack=cache_size // 10)
+        """Decoded committed values (None: absent), the least recently written evicted first."""
+        self.table: ChangelogTable[Any] = ChangelogTable(settings, changelog, data_dir, self.cache)
+        self.stores = self.table.stores
 
     def owned(self) -> list[int]:
         """The partitions this worker holds state for."""
-        return sorted(self.stores)
+        return self.table.owned()
 
     def __contains__(self, partition: object) -> bool:
-        return partition in self.stores
+        return partition in self.table
 
     def open(self, partition: int) -> None:
         """Open a partition's store and bring it up to the end of its changelog."""
-        store = PartitionStore(self.data_dir / f"p{partition}")
-        try:
-            restore(self.settings, store, self.changelog, partition)
-        except BaseException:
-            store.close()
-            raise
-        self.stores[partition] = store
+        self.table.open(partition)
 
     def close(self, partitions: list[int]) -> None:
         """Close the stores of partitions given up and forget what is cached of them."""
-        gone = set(partitions)
-        for key in [k for k in self._cache if k[0] in gone]:
-            del self._cache[key]
-        for partition in gone:
-            store = self.stores.pop(partition, None)
-            if store is not None:
-                store.close()
+        self.table.close(partitions)
 
     def close_all(self) -> None:
         """Close every store."""
-        self.close(list(self.stores))
+        self.table.close_all()
 
     # --- reads (the intake's `WindowReader`) ------------------------------------------------
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         """A committed value."""
-        return self.stores[partition].get(key)
+        return self.table.get(partition, key)
 
     def decoded(self, partition: int, key: bytes) -> Any:
         """A committed value decoded by its key space (None: absent), through the cache."""
-        cache_key = (partition, key)
-        found = self._cache.get(cache_key, _ABSENT)
-        if found is not _ABSENT:
+        found = self.cache.get(partition, key)
+        if found is not MISSING:
             return found
-        raw = self.stores[partition].get(key)
+        raw = self.table.get(partition, key)
         value = None if raw is None else decode_value(key, raw)
-        self._remember(cache_key, value)
+        self._remember(partition, key, value)
         return value
 
     def scan_until(self, partition: int, prefix: bytes, upper: int) -> Iterator[bytes]:
@@ -205,23 +188,16 @@ class WindowState:
     ) -> None:
         """A committed batch: its changelog records into the stores (with the changelog offset
         they reach) and their decoded values into the cache."""
-        for partition, partition_writes in writes.items():
-            store = self.stores.get(partition)
-            if store is not None and partition in changelog_end:
-                store.write(partition_writes, {self.changelog: changelog_end[partition]})
-        for cache_key, value in decoded.items():
-            if cache_key[0] in self.stores:
-                self._remember(cache_key, value)
+        self.table.apply(writes, changelog_end)
+        for (partition, key), value in decoded.items():
+            if partition in self.stores:
+                self._remember(partition, key, value)
 
-    def _remember(self, cache_key: tuple[int, bytes], value: Any) -> None:
-        cache = self._cache
-        if value is None and cache_key[1][:2] == WINDOW:
-            cache.pop(cache_key, None)  # a closed window is not asked for again
-            return
-        cache[cache_key] = value
-        if len(cache) > self.cache_size:
-            for old in list(itertools.islice(cache, len(cache) - self.cache_size + self.cache_size // 10)):
-                del cache[old]
+    def _remember(self, partition: int, key: bytes, value: Any) -> None:
+        if value is None and key[:2] == WINDOW:
+            self.cache.discard(partition, key)  # a closed window is not asked for again
+        else:
+            self.cache.put(partition, key, value)
 
 
 def encode_value(key: bytes, value: Any) -> bytes:

@@ -19,9 +19,7 @@ from streams.core.commands import Aggregate, AggregateSnapshot, CommandResult
 from streams.core.records import replace_record
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
-from streams.wire.dlq import DeadLetter
-from streams.write.appends import EventAppend
-from streams.write.changelog import (
+from streams.wire.changelog import (
     AGGREGATE_PREFIX,
     COMMAND_PREFIX,
     ExpiredResults,
@@ -30,6 +28,8 @@ from streams.write.changelog import (
     expiry_key,
     results_key,
 )
+from streams.wire.dlq import DeadLetter
+from streams.write.appends import EventAppend
 
 
 class PendingEvent(msgspec.Struct, frozen=True):

@@ -29,6 +29,7 @@ from streams.core.commands import Aggregate, CommandEnvelope, CommandResult, han
 from streams.core.decider import BoundedContext
 from streams.core.records import replace_record
 from streams.wire import headers as h
+from streams.wire.changelog import encode_aggregate
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.dlq import dead_letter, source_of
 from streams.wire.identifiers import InvalidIdentifier, check_identifier, identifiers_fit, shorten
@@ -36,7 +37,6 @@ from streams.wire.limits import CommandLimits, FieldTooLong
 from streams.wire.state import StateFormat
 from streams.wire.topics import RECORD_OVERHEAD
 from streams.write.batch import DecidedBatch, PendingEvent, PendingResult, PendingSnapshot
-from streams.write.changelog import encode_aggregate
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from streams.kafka import clients
 from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, is_poison, take, watermarks
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
+from streams.wire.changelog import ExpiredResults
 from streams.wire.codec import RegistryUnavailable
 from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch, refused
 from streams.write.batch import BatchWriter, DecidedBatch
-from streams.write.changelog import ExpiredResults
 from streams.write.intake import BatchDecider, IntakeLimits
 from streams.write.state import CommittedState
 

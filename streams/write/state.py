@@ -1,11 +1,10 @@
 """The write side's committed state on one worker: a RocksDB store per owned partition, mirrored
-by the changelog, with an LRU cache of recently used aggregates in front of it (bounded in
-bytes, `STREAMS_WRITE_CACHE_BYTES`), and the command ids of the idempotency window."""
+by the changelog (a `streams.kafka.tables.ChangelogTable`), with a cache of recently used
+aggregates in front of it (bounded in bytes, `STREAMS_WRITE_CACHE_BYTES`), and the command ids
+of the idempotency window."""
 
 from __future__ import annotations
 
-import logging
-from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,32 +13,30 @@ from streams import metrics
 from streams.config import Settings
 from streams.core.commands import Aggregate, CommandResult
 from streams.kafka.store import PartitionStore
-from streams.wire.codec import AvroCodec
-from streams.wire.state import StateFormat
-from streams.write.changelog import (
+from streams.kafka.tables import MISSING, ChangelogTable, TableCache
+from streams.wire.changelog import (
     AGGREGATE_PREFIX,
     COMMAND_PREFIX,
     EXPIRY_PREFIX,
     ExpiredResults,
     decode_aggregate,
     decode_ids,
-    expired_in,
     expiry_key,
-    remembered_ids,
-    restore,
-    unindexed,
+    record_writes,
+    split_expiry_key,
 )
+from streams.wire.codec import AvroCodec
+from streams.wire.state import StateFormat
 
 _ENTRY_OVERHEAD = 240
 """Bytes a cached aggregate takes besides its encoded state (key tuple, dict slot, objects): an
 estimate, as the decoded state is larger than its encoding by a factor that depends on it."""
 
-log = logging.getLogger(__name__)
-
 
 class CommittedState:
     """What the changelog holds for this worker's partitions (a `StateReader` for the intake).
 
+    A changelog-backed table (`streams.kafka.tables`) whose cache holds committed aggregates.
     Writes arrive only after the transaction that carried them committed (`apply`), together
     with the changelog offset they reach, so a store never runs ahead of the log.
     """
@@ -60,12 +57,12 @@ class CommittedState:
         self.states = states
         self.changelog = changelog
         self.data_dir = data_dir
-        self.stores: dict[int, PartitionStore] = {}
         # committed aggregates recently used, so hot ones skip RocksDB and Avro decoding
-        self._cache: OrderedDict[tuple[int, bytes], tuple[Aggregate[Any], int]] = OrderedDict()
-        self.cache_size = cache_size
-        self.cache_bytes = settings.write_cache_bytes if cache_bytes is None else cache_bytes
-        self._cached_bytes = 0
+        self.cache: TableCache[Aggregate[Any]] = TableCache(
+            cache_size, settings.write_cache_bytes if cache_bytes is None else cache_bytes
+        )
+        self.table = ChangelogTable(settings, changelog, data_dir, self.cache, record_writes, _stale)
+        self.stores = self.table.stores
         self._ids: dict[int, int] = {}
         """Command ids remembered per partition (the idempotency window's contents)."""
         self._scan_from: dict[int, bytes] = {}
@@ -75,62 +72,45 @@ class CommittedState:
         self._ids_gauge = metrics.IDEMPOTENCY_IDS.labels(name)
 
     def __contains__(self, partition: object) -> bool:
-        return partition in self.stores
+        return partition in self.table
 
     def owned(self) -> list[int]:
         """The partitions this worker holds state for."""
-        return sorted(self.stores)
+        return self.table.owned()
 
     def open(self, partition: int) -> None:
         """Open a partition's store and restore it from the changelog past its checkpoint."""
-        store = PartitionStore(self.data_dir / f"p{partition}")
-        if unindexed(store):
-            log.info(
-                "%s[%d]: store without an idempotency index; restoring it again", self.changelog, partition
-            )
-            store.destroy()
-            store = PartitionStore(self.data_dir / f"p{partition}")
-        try:
-            restore(self.settings, store, self.changelog, partition)
-        except BaseException:
-            store.close()
-            raise
-        self.stores[partition] = store
+        store = self.table.open(partition)
         self._ids[partition] = remembered_ids(store)
         self._ids_gauge.set(sum(self._ids.values()))
 
     def close(self, partitions: Iterable[int]) -> None:
         """Close the stores of partitions given up, and forget their cached aggregates."""
         gone = set(partitions)
-        for key in [k for k in self._cache if k[0] in gone]:
-            self._cached_bytes -= self._cache.pop(key)[1]
-        self._bytes_gauge.set(self._cached_bytes)
+        self.table.close(gone)
+        self._bytes_gauge.set(self.cache.bytes)
         for partition in gone:
             self._ids.pop(partition, None)
             self._scan_from.pop(partition, None)
-            store = self.stores.pop(partition, None)
-            if store is not None:
-                store.close()
 
     def close_all(self) -> None:
         """Close every store."""
         self.close(list(self.stores))
-        self._cache.clear()
-        self._cached_bytes = 0
+        self.table.close_all()
         self._bytes_gauge.set(0)
         self._ids_gauge.set(0)
 
     def aggregate(self, partition: int, key: bytes) -> Aggregate[Any] | None:
         """The committed aggregate (cache, then RocksDB)."""
-        cached = self._cache.get((partition, key))
-        if cached is not None:
-            return cached[0]
-        stored = self.stores[partition].get(AGGREGATE_PREFIX + key)
+        cached = self.cache.get(partition, key)
+        if cached is not MISSING:
+            return cached
+        stored = self.table.get(partition, AGGREGATE_PREFIX + key)
         return None if stored is None else decode_aggregate(self.states, stored)
 
     def command_result(self, partition: int, command_id: bytes) -> CommandResult | None:
         """The first result of a command id, when it was remembered."""
-        stored = self.stores[partition].get(COMMAND_PREFIX + command_id)
+        stored = self.table.get(partition, COMMAND_PREFIX + command_id)
         return None if stored is None else self.codec.decode(stored).message
 
     def expired(self, cutoff_ms: int, limit: int) -> list[ExpiredResults]:
@@ -156,26 +136,17 @@ class CommittedState:
     ) -> None:
         """A committed batch: its changelog records into the stores (with the offset they reach)
         and its aggregates into the cache."""
-        for partition, partition_writes in writes.items():
-            store = self.stores.get(partition)
-            if store is not None and partition in changelog_end:
-                store.write(partition_writes, {self.changelog: changelog_end[partition]})
-                self._ids[partition] = self._ids.get(partition, 0) + _id_change(partition_writes)
-                self._index_written(partition, partition_writes)
+        for partition in self.table.apply(writes, changelog_end):
+            partition_writes = writes[partition]
+            self._ids[partition] = self._ids.get(partition, 0) + _id_change(partition_writes)
+            self._index_written(partition, partition_writes)
         self._ids_gauge.set(sum(self._ids.values()))
-        cache = self._cache
         for partition, changed in aggregates.items():
             encoded = writes.get(partition, {})
             for key, aggregate in changed.items():
                 size = len(encoded.get(AGGREGATE_PREFIX + key) or b"") + len(key) + _ENTRY_OVERHEAD
-                old = cache.pop((partition, key), None)
-                if old is not None:
-                    self._cached_bytes -= old[1]
-                cache[(partition, key)] = (aggregate, size)
-                self._cached_bytes += size
-        while cache and (len(cache) > self.cache_size or self._cached_bytes > self.cache_bytes):
-            self._cached_bytes -= cache.popitem(last=False)[1][1]
-        self._bytes_gauge.set(self._cached_bytes)
+                self.cache.put(partition, key, aggregate, size)
+        self._bytes_gauge.set(self.cache.bytes)
 
     def _index_written(self, partition: int, writes: dict[bytes, bytes | None]) -> None:
         """An index key older than where expiry reads from (the clock went back) moves it back."""
@@ -187,6 +158,11 @@ class CommittedState:
                 self._scan_from[partition] = start = key
 
 
+def _stale(store: PartitionStore) -> str | None:
+    """A store of the format before the idempotency index is restored again."""
+    return "store without an idempotency index" if unindexed(store) else None
+
+
 def _id_change(writes: dict[bytes, bytes | None]) -> int:
     """How many command ids a store write remembers (+) or forgets (-), from its index keys."""
     change = 0
@@ -196,3 +172,33 @@ def _id_change(writes: dict[bytes, bytes | None]) -> int:
         elif key.startswith(COMMAND_PREFIX) and value is None:
             change -= 1
     return change
+
+
+def expired_in(
+    store: PartitionStore, partition: int, cutoff_ms: int, limit: int, start: bytes | None = None
+) -> list[ExpiredResults]:
+    """The results records of `store` written before `cutoff_ms`, oldest first, at most `limit`
+    ids; the index is read from `start` (no index key before it exists)."""
+    out: list[ExpiredResults] = []
+    taken = 0
+    for key, value in store.scan(EXPIRY_PREFIX, start):
+        at_ms, changelog_key = split_expiry_key(key)
+        if at_ms >= cutoff_ms or taken >= limit:
+            break
+        ids = tuple(decode_ids(value))
+        out.append(ExpiredResults(partition, changelog_key, at_ms, ids))
+        taken += len(ids)
+    return out
+
+
+def unindexed(store: PartitionStore) -> bool:
+    """A store written before command ids expired: it remembers ids but has no expiry index (it
+    is restored from the changelog again, which indexes every results record by its time)."""
+    return (
+        next(store.scan(COMMAND_PREFIX), None) is not None and next(store.scan(EXPIRY_PREFIX), None) is None
+    )
+
+
+def remembered_ids(store: PartitionStore) -> int:
+    """How many command ids `store` remembers (from its index)."""
+    return sum(len(decode_ids(value)) for _, value in store.scan(EXPIRY_PREFIX))

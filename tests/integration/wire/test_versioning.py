@@ -26,7 +26,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, OrderLine, PlaceOrder
-from streams.read.fold import aggregate_from_log
+from streams.kafka.fold import aggregate_from_log
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, IncompatibleSchema, NoUpcasterPath
 from streams.wire.governance import Subject, check, register

@@ -15,9 +15,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, RemoveItem, ShipOrder
-from streams.read.fold import aggregate_from_log
+from streams.kafka.fold import aggregate_from_changelog, aggregate_from_log
 from streams.wire import headers as h
-from streams.write.changelog import aggregate_from_changelog
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, module_deployment
 

@@ -19,7 +19,7 @@ import pytest
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
 from streams.wire import headers as h
-from streams.write.changelog import AGGREGATE_PREFIX, decode_aggregate
+from streams.wire.changelog import AGGREGATE_PREFIX, decode_aggregate
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 

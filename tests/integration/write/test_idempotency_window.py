@@ -17,7 +17,7 @@ import pytest
 from streams.client import CommandClient
 from streams.contexts.orders import AddItem
 from streams.kafka.store import PartitionStore
-from streams.write.changelog import COMMAND_PREFIX, EXPIRY_PREFIX
+from streams.wire.changelog import COMMAND_PREFIX, EXPIRY_PREFIX
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed
 

@@ -14,11 +14,12 @@ from streams.client import CommandClient
 from streams.contexts.orders import AddItem, OrderLine, OrderState, PlaceOrder
 from streams.contexts.orders import context as orders
 from streams.core.commands import Aggregate
+from streams.kafka.fold import aggregate_from_changelog
 from streams.kafka.readers import read_partition
 from streams.kafka.runtime import ContextRuntime
+from streams.wire.changelog import AGGREGATE_PREFIX
 from streams.wire.state import ROWS
 from streams.wire.topics import partition_for
-from streams.write.changelog import AGGREGATE_PREFIX, aggregate_from_changelog
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 

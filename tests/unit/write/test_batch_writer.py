@@ -8,8 +8,7 @@ from typing import Any
 from bench.offline import CountingProducer, DictState, command_records
 from streams.contexts.orders import context as orders
 from streams.kafka.runtime import ContextRuntime
-from streams.write.batch import BatchWriter
-from streams.write.changelog import (
+from streams.wire.changelog import (
     COMMAND_PREFIX,
     EXPIRY_PREFIX,
     RESULTS_PREFIX,
@@ -19,6 +18,7 @@ from streams.write.changelog import (
     record_writes,
     store_writes,
 )
+from streams.write.batch import BatchWriter
 from streams.write.intake import BatchDecider, IntakeLimits
 
 

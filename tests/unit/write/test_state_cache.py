@@ -12,14 +12,13 @@ from streams.contexts.orders import context as orders
 from streams.core.commands import Aggregate
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.write.changelog import (
+from streams.wire.changelog import (
     AGGREGATE_PREFIX,
     COMMAND_PREFIX,
     encode_aggregate,
     store_writes,
-    unindexed,
 )
-from streams.write.state import CommittedState
+from streams.write.state import CommittedState, unindexed
 
 
 def test_the_aggregate_cache_keeps_to_its_byte_budget(tmp_path: Path) -> None:
@@ -41,9 +40,9 @@ def test_the_aggregate_cache_keeps_to_its_byte_budget(tmp_path: Path) -> None:
 
     gauge = metrics.WRITE_CACHE_BYTES.labels("cache-test")._value.get()
     assert 0 < gauge <= budget
-    cached = [key for key in aggregates if (0, key) in state._cache]
+    cached = [key for key in aggregates if (0, key) in state.cache]
     assert 0 < len(cached) < 1000
-    assert (0, b"order-999") in state._cache  # the most recent ones stay
+    assert (0, b"order-999") in state.cache  # the most recent ones stay
 
 
 def test_a_store_written_before_the_idempotency_index_is_restored_again(tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
-"""The write side's state changelog: its record format, restoring a partition from it, reading it.
+"""The write side's state changelog: its record format (keys, values, what a record becomes in a store).
 
 Keys are `a:<aggregate id>` (value: the aggregate in the internal state format,
 `streams.wire.state`) and `r:<next command offset>` (value: MessagePack of the `[command id,
 first CommandResult in Avro]` pairs of one batch of one partition, for dedupe: one record per
 batch rather than one per command). Changelogs written before hold `c:<command id>` records with
 one result each (`streams rebuild` still writes those); both restore into the store's
-`c:<command id>` keys. The topic is compacted; RocksDB mirrors it and restores from it. Tools
-read it through this module's functions only (the read side never reaches into the write loop).
+`c:<command id>` keys. The topic is compacted; RocksDB mirrors it and restores from it
+(`streams.kafka.tables.restore`). The write side writes it, `streams rebuild` rewrites it from
+the log, and `streams.kafka.fold` reads its aggregates: all through this module.
 
 Command ids are remembered for the idempotency window only (`STREAMS_IDEMPOTENCY_WINDOW_MS`,
 docs/write-side.md): the store indexes each results record under `e:<time ms><changelog key>`
@@ -18,22 +19,14 @@ the record had put in the store.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from streams.config import Settings
 from streams.core.commands import Aggregate
-from streams.kafka.readers import PartitionReader, read_partition
-from streams.kafka.runtime import ContextRuntime
-from streams.kafka.store import PartitionStore
 from streams.wire.state import StateFormat
-from streams.wire.topics import partition_for
-
-log = logging.getLogger(__name__)
 
 AGGREGATE_PREFIX = b"a:"
 COMMAND_PREFIX = b"c:"
@@ -60,6 +53,11 @@ def encode_results(results: dict[bytes, bytes]) -> bytes:
 def expiry_key(at_ms: int, changelog_key: bytes) -> bytes:
     """The store's index key of a results record written at `at_ms` (time-ordered)."""
     return EXPIRY_PREFIX + _VERSION.pack(at_ms) + changelog_key
+
+
+def split_expiry_key(key: bytes) -> tuple[int, bytes]:
+    """(time ms, changelog key) of an index key (inverse of `expiry_key`)."""
+    return _VERSION.unpack_from(key, len(EXPIRY_PREFIX))[0], key[len(EXPIRY_PREFIX) + _VERSION.size :]
 
 
 def encode_ids(command_ids: list[bytes]) -> bytes:
@@ -89,36 +87,6 @@ class ExpiredResults(msgspec.Struct, frozen=True):
     def tombstone_headers(self) -> list[tuple[str, bytes]]:
         """The headers of its changelog tombstone."""
         return [(RESULTS_AT, _VERSION.pack(self.at_ms))]
-
-
-def expired_in(
-    store: PartitionStore, partition: int, cutoff_ms: int, limit: int, start: bytes | None = None
-) -> list[ExpiredResults]:
-    """The results records of `store` written before `cutoff_ms`, oldest first, at most `limit`
-    ids; the index is read from `start` (no index key before it exists)."""
-    out: list[ExpiredResults] = []
-    taken = 0
-    for key, value in store.scan(EXPIRY_PREFIX, start):
-        at_ms = _VERSION.unpack_from(key, len(EXPIRY_PREFIX))[0]
-        if at_ms >= cutoff_ms or taken >= limit:
-            break
-        ids = tuple(decode_ids(value))
-        out.append(ExpiredResults(partition, key[len(EXPIRY_PREFIX) + _VERSION.size :], at_ms, ids))
-        taken += len(ids)
-    return out
-
-
-def unindexed(store: PartitionStore) -> bool:
-    """A store written before command ids expired: it remembers ids but has no expiry index (it
-    is restored from the changelog again, which indexes every results record by its time)."""
-    return (
-        next(store.scan(COMMAND_PREFIX), None) is not None and next(store.scan(EXPIRY_PREFIX), None) is None
-    )
-
-
-def remembered_ids(store: PartitionStore) -> int:
-    """How many command ids `store` remembers (from its index)."""
-    return sum(len(decode_ids(value)) for _, value in store.scan(EXPIRY_PREFIX))
 
 
 def store_writes(key: bytes, value: bytes | None, at_ms: int = 0) -> list[tuple[bytes, bytes | None]]:
@@ -152,20 +120,6 @@ def record_writes(
     return deletes
 
 
-_RESTORE_BATCH = 10000
-
-
-class _Pending:
-    """A store's value of a key as a restore left it so far (its pending writes first)."""
-
-    def __init__(self, store: PartitionStore, writes: dict[bytes, bytes | None]) -> None:
-        self.store = store
-        self.writes = writes
-
-    def __call__(self, key: bytes) -> bytes | None:
-        return self.writes[key] if key in self.writes else self.store.get(key)
-
-
 def encode_aggregate(states: StateFormat, aggregate: Aggregate[Any]) -> bytes:
     """An aggregate's changelog value (`streams.wire.state`)."""
     return states.encode(aggregate)
@@ -174,52 +128,3 @@ def encode_aggregate(states: StateFormat, aggregate: Aggregate[Any]) -> bytes:
 def decode_aggregate(states: StateFormat, raw: bytes) -> Aggregate[Any]:
     """Inverse of `encode_aggregate`; also reads the older version + Avro format."""
     return states.decode(raw)
-
-
-def restore(settings: Settings, store: PartitionStore, topic: str, partition: int) -> None:
-    """Bring a partition's store up to the end of its changelog, from the store's checkpoint."""
-    with PartitionReader(settings, topic, partition, store.position(topic)) as reader:
-        if reader.start >= reader.stop:
-            return
-        writes: dict[bytes, bytes | None] = {}
-        pending = _Pending(store, writes)
-        for batch in reader.batches(_RESTORE_BATCH):
-            for msg in batch:
-                key, value, at = msg.key() or b"", msg.value(), msg.timestamp()[1]
-                writes.update(record_writes(key, value, at, msg.headers(), pending))
-            if len(writes) >= _RESTORE_BATCH:
-                store.write(writes, {topic: reader.position})
-                writes = {}
-                pending = _Pending(store, writes)
-        # the last committed offset may be a transaction marker: resume after it next time
-        store.write(writes, {topic: reader.position})
-        log.info("%s[%d] restored from offset %d to %d", topic, partition, reader.start, reader.position)
-
-
-def changelog_aggregates(
-    settings: Settings, runtime: ContextRuntime, partition: int
-) -> dict[str, Aggregate[Any]]:
-    """Every aggregate of one changelog partition, as a restoring store would hold it."""
-    table: dict[str, Aggregate[Any]] = {}
-    for msg in read_partition(settings, runtime.topics.changelog, partition):
-        key = msg.key() or b""
-        if key.startswith(AGGREGATE_PREFIX):
-            aggregate_id = key[len(AGGREGATE_PREFIX) :].decode()
-            if msg.value() is None:
-                table.pop(aggregate_id, None)
-            else:
-                table[aggregate_id] = decode_aggregate(runtime.states, msg.value())
-    return table
-
-
-def aggregate_from_changelog(
-    settings: Settings, runtime: ContextRuntime, aggregate_id: str
-) -> Aggregate[Any] | None:
-    """The aggregate's latest committed state in the changelog (what a restoring worker gets)."""
-    key = AGGREGATE_PREFIX + aggregate_id.encode()
-    latest = None
-    partition = partition_for(aggregate_id.encode(), settings.partitions)
-    for msg in read_partition(settings, runtime.topics.changelog, partition):
-        if msg.key() == key:
-            latest = msg.value()
-    return None if latest is None else decode_aggregate(runtime.states, latest)

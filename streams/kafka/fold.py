@@ -1,4 +1,5 @@
-"""The one fold of the log: event records, in log order, into aggregates (the seed's StateRebuilder).
+"""The one fold of the log: event records, in log order, into aggregates (the seed's StateRebuilder);
+and the aggregates the state changelog holds, which the fold is checked against.
 
 Time travel, `streams state`, `streams rebuild` / `verify` and single-aggregate rebuilds all read
 records of `<ctx>.events` and fold them here. An event is folded only when it is newer than the
@@ -19,6 +20,7 @@ from streams.core.decider import BoundedContext
 from streams.kafka.readers import read_partition
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
+from streams.wire.changelog import AGGREGATE_PREFIX, decode_aggregate
 from streams.wire.topics import partition_for
 
 _VERSION_HEADER = frozenset({h.AGGREGATE_VERSION})
@@ -94,3 +96,32 @@ def aggregate_from_log(settings: Settings, runtime: ContextRuntime, aggregate_id
     """The aggregate as the fold of its events."""
     events = events_of(settings, runtime, aggregate_id)
     return LogFold(runtime.context).add_all(events).aggregate(aggregate_id)
+
+
+def changelog_aggregates(
+    settings: Settings, runtime: ContextRuntime, partition: int
+) -> dict[str, Aggregate[Any]]:
+    """Every aggregate of one changelog partition, as a restoring store would hold it."""
+    table: dict[str, Aggregate[Any]] = {}
+    for msg in read_partition(settings, runtime.topics.changelog, partition):
+        key = msg.key() or b""
+        if key.startswith(AGGREGATE_PREFIX):
+            aggregate_id = key[len(AGGREGATE_PREFIX) :].decode()
+            if msg.value() is None:
+                table.pop(aggregate_id, None)
+            else:
+                table[aggregate_id] = decode_aggregate(runtime.states, msg.value())
+    return table
+
+
+def aggregate_from_changelog(
+    settings: Settings, runtime: ContextRuntime, aggregate_id: str
+) -> Aggregate[Any] | None:
+    """The aggregate's latest committed state in the changelog (what a restoring worker gets)."""
+    key = AGGREGATE_PREFIX + aggregate_id.encode()
+    latest = None
+    partition = partition_for(aggregate_id.encode(), settings.partitions)
+    for msg in read_partition(settings, runtime.topics.changelog, partition):
+        if msg.key() == key:
+            latest = msg.value()
+    return None if latest is None else decode_aggregate(runtime.states, latest)
