@@ -28,8 +28,9 @@ from streams.kafka import clients
 from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, is_poison, take, watermarks
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
+from streams.kafka.transaction import PoisonOutput, RetryBatch, refused
 from streams.wire.codec import RegistryUnavailable
-from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch, refused
+from streams.write.appends import EventAppend, OffsetsMispredicted
 from streams.write.batch import BatchWriter, DecidedBatch
 from streams.write.changelog import ExpiredResults
 from streams.write.intake import BatchDecider, IntakeLimits
