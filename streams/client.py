@@ -244,12 +244,7 @@ class RecordSender:
             kwargs["timestamp"] = timestamp_ms
         if partition is not None:
             kwargs["partition"] = partition
-        while True:
-            try:
-                self._producer.produce(self.topic, value, key, **kwargs)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
+        clients.produce(self._producer, self.topic, value, key, **kwargs)
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:

@@ -10,7 +10,8 @@ Roles and what they need:
 - `admin`: the admin client.
 
 `records()` is the one policy for errors that arrive as messages; `bounded()` is the watchdog
-for client calls that can hang; `take()` and `watermarks()` are the shared read primitives.
+for client calls that can hang; `take()` and `watermarks()` are the shared read primitives and
+`produce()` the one produce call that waits for room in the producer's queue.
 """
 
 from __future__ import annotations
@@ -271,6 +272,26 @@ def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple
             if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+# --- the shared write primitive --------------------------------------------------------------
+
+
+def produce(
+    producer: Producer, topic: str, value: bytes | None, key: bytes | None, *, poll_s: float = 0.05, **kw: Any
+) -> None:
+    """`producer.produce(topic, value, key, **kw)` that waits for room in librdkafka's queue
+    (serving delivery reports for `poll_s` at a time) instead of failing with BufferError. A
+    `timestamp` of 0 or None means the producer's own. Other errors (a record the client
+    refuses before it leaves: KafkaException) are the caller's."""
+    if "timestamp" in kw and not kw["timestamp"]:
+        del kw["timestamp"]
+    while True:
+        try:
+            producer.produce(topic, value, key, **kw)
+            return
+        except BufferError:
+            producer.poll(poll_s)
 
 
 # --- the watchdog for client calls that can hang ----------------------------------------------

@@ -293,15 +293,10 @@ class Stage:
                 kwargs["partition"] = out.partition
             if out.timestamp:
                 kwargs["timestamp"] = out.timestamp
-            while True:
-                try:
-                    self._producer.produce(out.topic, out.value, out.key, **kwargs)
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
-                except KafkaException as exc:  # refused before it left: too large for the client
-                    refused.append((exc.args[0], out))
-                    break
+            try:
+                clients.produce(self._producer, out.topic, out.value, out.key, poll_s=0.1, **kwargs)
+            except KafkaException as exc:  # refused before it left: too large for the client
+                refused.append((exc.args[0], out))
         if batch.out and self._producer.flush(60) > 0:
             raise RuntimeError("output not acknowledged within 60s")
         if failed:

@@ -10,10 +10,17 @@ So after a crash a window is emitted at most once by the log (an aborted emissio
 to `read_committed` readers, and the window is still open in the restored state), and its
 deterministic command id makes any replay a duplicate the decider absorbs.
 
-Deciding a batch is `streams.windows.intake` (no Kafka); the clients, the watchdog and the
-restart loop are the project's own (`streams.kafka`). A quiet partition (no record for the
-aggregation's `idle_flush_ms`, nothing left to read) has its stream time moved by the wall-clock
-time since its last record, which closes its windows in a transaction of their own.
+Deciding a batch is `streams.windows.intake` (no Kafka); the clients, the transaction calls,
+the retries, the watchdog and the restart loop are the project's own (`streams.kafka`,
+`streams.kafka.transaction`). A quiet partition (no record for the aggregation's
+`idle_flush_ms`, nothing left to read) has its stream time moved by the wall-clock time since
+its last record, which closes its windows in a transaction of their own.
+
+Its poison policy is STOP: the intake already dead-letters the raw records it refuses and keeps
+what it emits under the topics' limits, so an output the broker still refuses for what it is
+(too large, invalid) means a topic set up against its declaration. The stage then stops at that
+batch with the broker's error (`error`), rather than drop a record of an exactly-once fold or
+retry it forever.
 """
 
 from __future__ import annotations
@@ -24,20 +31,25 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams import metrics
 from streams.config import Settings
 from streams.core.windows import WindowedAggregation
 from streams.kafka import clients
-from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, take
+from streams.kafka.clients import produce, take
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, TopicMismatch, ensure_topics
+from streams.kafka.transaction import (
+    PoisonPolicy,
+    PoisonRecord,
+    TransactionalSession,
+    TransactionLoop,
+    refused,
+)
 from streams.windows.intake import WindowBatch, WindowIntake
 from streams.windows.state import NO_TIME, TIMER, WINDOW, WindowState
-from streams.wire.codec import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +57,6 @@ TOPIC_RECHECK_S = 30.0
 """While a topic differs from its declaration the stage waits, checking it again this often."""
 CATCH_UP_LIMIT_S = 30.0
 """Raw records of a newly assigned partition wait for its join table to catch up, this long at most."""
-
-
-class RetryBatch(Exception):
-    """The batch's transaction must be aborted and the batch decided again."""
 
 
 class WindowStage:
@@ -83,9 +91,15 @@ class WindowStage:
         self.on_batch: Callable[[WindowBatch], None] | None = None
         self.folded = 0
         self._labels = (context.name, aggregation.name)
+        self.error = ""
+        """Why the stage stopped by itself (its poison policy), empty while it runs."""
         self._stop = threading.Event()
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self.session = TransactionalSession(
+            settings, self.name, group_id=self.group_id, transactional_id=self.transactional_id,
+            # a backlog is read in batches of max_batch: 16 MiB of prefetched records is plenty
+            consumer_overrides={"enable.partition.eof": True, "queued.max.messages.kbytes": 16384},
+        )  # fmt: skip
+        self.loop = TransactionLoop(self.session, self._stop, poison=PoisonPolicy.STOP)
         self._positions: dict[tuple[str, int], int] = {}
         self._quiet: dict[int, tuple[float, int]] = {}
         """Per partition: (monotonic time of its last raw record or assignment, stream time then)."""
@@ -126,39 +140,37 @@ class WindowStage:
             metrics.RETRIES.labels(self.name, "session").inc()
             self._close_clients()
 
-        restart_loop(f"{self.name} window stage", self._session, self._stop, on_failure=failed)
+        try:
+            restart_loop(
+                f"{self.name} window stage",
+                self._session,
+                self._stop,
+                on_failure=failed,
+                final=(PoisonRecord,),
+            )
+        except PoisonRecord as exc:
+            self.error = str(exc)
+            log.error("%s window stage stopped (poison policy stop): %s", self.name, exc)
         self._close_clients()
 
     def _session(self) -> None:
-        self._producer = clients.write_producer(self.settings, self.transactional_id)
-        self._producer.init_transactions(30)
-        self._consumer = clients.group_consumer(
-            self.settings, self.group_id, instance_id=self.transactional_id, max_poll_interval_ms=120000,
-            # a backlog is read in batches of max_batch: 16 MiB of prefetched records is plenty
-            overrides={"enable.partition.eof": True, "queued.max.messages.kbytes": 16384},
-        )  # fmt: skip
-        self._consumer.subscribe(
+        self.session.open()
+        consumer = self.session.consumer
+        consumer.subscribe(
             [self.input, self.topics.events], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         wait = max(self.settings.commit_interval_s, 0.005)
         who = f"{self.name} consumer"
         while not self._stop.is_set():
             ends: set[tuple[str, int]] = set()
-            messages = clients.records(take(self._consumer, self.max_batch, wait), who, eof=ends)
+            messages = clients.records(take(consumer, self.max_batch, wait), who, eof=ends)
             if messages:
                 self._process(messages)
             self._resume_caught_up(ends)
             self._idle_flush()
 
     def _close_clients(self) -> None:
-        if self._consumer is not None:
-            consumer = self._consumer
-            try:
-                bounded("consumer close", consumer.close, timeout=15)
-            except Exception:
-                log.warning("%s: consumer close failed; abandoning it", self.name, exc_info=True)
-            self._consumer = None
-        self._producer = None
+        self.session.close()
         self.state.close_all()
         self._positions.clear()
         self._quiet.clear()
@@ -198,7 +210,7 @@ class WindowStage:
 
     def _resume_caught_up(self, ends: set[tuple[str, int]]) -> None:
         """Resume the raw partitions whose join table reached the end of its partition."""
-        if not self._waiting or self._consumer is None:
+        if not self._waiting or not self.session.is_open:
             return
         now = time.monotonic()
         ready = [
@@ -206,7 +218,7 @@ class WindowStage:
             if (self.topics.events, p) in ends or now - since > CATCH_UP_LIMIT_S
         ]  # fmt: skip
         if ready:
-            self._consumer.resume([TopicPartition(self.input, p) for p in ready])
+            self.session.consumer.resume([TopicPartition(self.input, p) for p in ready])
             for p in ready:
                 del self._waiting[p]
                 self._quiet[p] = (now, self.state.stream_time(p))
@@ -218,7 +230,9 @@ class WindowStage:
         for msg in messages:
             if msg.topic() == self.input:
                 self._quiet[msg.partition()] = (now, NO_TIME)  # stream time filled in after the batch
-        self._until_committed(lambda: self.intake.decide(messages, self.state, self.state, _now_ms()))
+        self._until_committed(
+            messages, lambda records: self.intake.decide(records, self.state, self.state, _now_ms())
+        )
         for partition, (since, stream_time) in list(self._quiet.items()):
             if stream_time == NO_TIME and partition in self.state:
                 self._quiet[partition] = (since, self.state.stream_time(partition))
@@ -227,7 +241,7 @@ class WindowStage:
         """Close the windows of partitions that went quiet, as if their stream time had moved
         with the wall clock since their last record."""
         now = time.monotonic()
-        if now < self._next_idle_check or self._consumer is None:
+        if now < self._next_idle_check or not self.session.is_open:
             return
         self._next_idle_check = now + 0.2
         idle_s = self.aggregation.idle_flush_ms / 1000
@@ -239,7 +253,7 @@ class WindowStage:
             if self._due(partition, target) and self._caught_up(partition):
                 targets[partition] = target
         if targets:
-            self._until_committed(lambda: self.intake.advance(targets, self.state, _now_ms()))
+            self._until_committed([], lambda _: self.intake.advance(targets, self.state, _now_ms()))
 
     def _due(self, partition: int, target: int) -> bool:
         """Whether a window or timer of the partition closes at stream time `target`."""
@@ -254,67 +268,48 @@ class WindowStage:
 
     def _caught_up(self, partition: int) -> bool:
         """Nothing left to read in the partition's raw input."""
-        assert self._consumer is not None
+        consumer = self.session.consumer
         tp = TopicPartition(self.input, partition)
         try:
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=2)
-            position = self._consumer.position([tp])[0].offset
+                _, high = consumer.get_watermark_offsets(tp, timeout=2)
+            position = consumer.position([tp])[0].offset
         except KafkaException:
             return False
         position = max(position, self._positions.get((self.input, partition), 0))
         return position >= high
 
-    def _until_committed(self, decide: Callable[[], WindowBatch]) -> None:
-        """Decide and commit a batch, retrying (decided again) until it commits; then close, in
-        batches of their own, the windows still due that it left (`more`)."""
-        batch = self._commit_one(decide)
+    def _until_committed(
+        self, messages: list[Message], decide: Callable[[list[Message]], WindowBatch]
+    ) -> None:
+        """Decide and commit a batch (decided again after each abort, by the one transactional
+        loop); then close, in batches of their own, the windows still due that it left (`more`)."""
+        batch = self._commit_one(messages, decide)
         while batch is not None and batch.more and not self._stop.is_set():
             owned = [p for p in batch.more if p in self.state]
-            batch = self._commit_one(functools.partial(self._drain, owned))
+            batch = self._commit_one([], functools.partial(self._drain, owned))
 
-    def _drain(self, partitions: list[int]) -> WindowBatch:
+    def _drain(self, partitions: list[int], _records: list[Message]) -> WindowBatch:
         return self.intake.drain(partitions, self.state, _now_ms())
 
-    def _commit_one(self, decide: Callable[[], WindowBatch]) -> WindowBatch | None:
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                batch = decide()
-                if not batch.empty():
-                    self._write(batch)
-                    self._count(batch)
-                return batch
-            except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
-                fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
-                self._abort()
-                if fatal:
-                    raise
-                metrics.RETRIES.labels(self.name, type(exc).__name__).inc()
-                log.warning(
-                    "%s: batch aborted (%s: %s); retrying in %.1fs", self.name, type(exc).__name__, exc, delay
-                )
-                if self._stop.wait(delay):
-                    return None
-                delay = min(delay * 2, 10.0)
-        return None
+    def _commit_one(
+        self, messages: list[Message], decide: Callable[[list[Message]], WindowBatch]
+    ) -> WindowBatch | None:
+        def attempt(records: list[Message], _careful: bool) -> WindowBatch:
+            batch = decide(records)
+            if not batch.empty():
+                self._write(batch)
+                self._count(batch)
+            return batch
 
-    def _abort(self) -> None:
-        producer = self._producer
-        if producer is None:
-            return
-        try:
-            bounded("abort", lambda: producer.abort_transaction(30))
-        except KafkaException as exc:
-            if is_fatal(exc.args[0]):
-                raise
-            log.debug("abort: %s", exc)
+        # every record reports its delivery: each attempt is careful
+        return self.loop.until_committed(messages, attempt, careful=True)
 
     def _write(self, batch: WindowBatch) -> None:
         """One transaction: commands, dead letters, re-routed records, changelog, offsets."""
-        assert self._producer is not None and self._consumer is not None
-        producer, consumer = self._producer, self._consumer
+        session = self.session
+        producer = session.producer
         failures: list[KafkaError] = []
         changelog_end: dict[int, int] = {}
 
@@ -328,52 +323,32 @@ class WindowStage:
             else:
                 changelog_end[msg.partition()] = max(changelog_end.get(msg.partition(), 0), msg.offset() + 1)
 
-        producer.begin_transaction()
-        send = _Sender(producer)
+        session.begin()
         commands = self.topics.commands
         for command in batch.commands:
-            send(commands, command.value, command.key, partition=command.partition, headers=command.headers,
-                 on_delivery=noted)  # fmt: skip
+            produce(producer, commands, command.value, command.key, partition=command.partition,
+                    headers=command.headers, on_delivery=noted)  # fmt: skip
         for topic, letter in batch.letters:
-            send(topic, letter.value, letter.key, headers=letter.headers, on_delivery=noted)
+            produce(producer, topic, letter.value, letter.key, headers=letter.headers, on_delivery=noted)
         for moved in batch.reroutes:
-            send(self.input, moved.value, moved.key, partition=moved.partition, headers=moved.headers,
-                 timestamp=moved.timestamp, on_delivery=noted)  # fmt: skip
+            produce(producer, self.input, moved.value, moved.key, partition=moved.partition,
+                    headers=moved.headers, timestamp=moved.timestamp, on_delivery=noted)  # fmt: skip
         for partition, writes in batch.writes.items():
             last = len(writes) - 1
             for i, (key, value) in enumerate(writes.items()):
-                send(
-                    self.changelog, value, key, partition=partition, on_delivery=track if i == last else noted
-                )
+                on_delivery = track if i == last else noted
+                produce(producer, self.changelog, value, key, partition=partition, on_delivery=on_delivery)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
         if not offsets:  # an idle flush: the positions it is based on fence a zombie all the same
             partitions = set(batch.writes)
             offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items() if p in partitions]
         if offsets:
-            metadata = consumer.consumer_group_metadata()
-            bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
-        if producer.flush(CALL_TIMEOUT_S):
-            raise RetryBatch("records not acknowledged within the call timeout")
-        if failures:
-            raise RetryBatch(f"a record was refused: {failures[0].str()}")
-        self._commit()
+            session.send_offsets(offsets)
+        session.flush()
+        refused(failures)  # a record refused for what it is: the poison policy (stop)
+        session.commit()
         self._positions.update(batch.offsets)
         self.state.apply(batch.writes, changelog_end, batch.decoded)
-
-    def _commit(self) -> None:
-        assert self._producer is not None
-        producer = self._producer
-        while True:
-            try:
-                bounded("commit", lambda: producer.commit_transaction(30))
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.retriable():
-                    continue
-                if error.txn_requires_abort():
-                    raise RetryBatch(f"commit needs abort: {error}") from exc
-                raise
 
     def _count(self, batch: WindowBatch) -> None:
         context, name = self._labels
@@ -393,23 +368,6 @@ class WindowStage:
         self.folded += batch.outcomes.get("folded", 0)
         if self.on_batch is not None:
             self.on_batch(batch)
-
-
-class _Sender:
-    """`produce` that waits for room in librdkafka's queue instead of failing."""
-
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-
-    def __call__(self, topic: str, value: bytes | None, key: bytes | None, **kw: Any) -> None:
-        if not kw.get("timestamp"):
-            kw.pop("timestamp", None)
-        while True:
-            try:
-                self.producer.produce(topic, value, key, **kw)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
 
 
 def _now_ms() -> int:

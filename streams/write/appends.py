@@ -11,36 +11,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Message
 
-from streams.kafka.clients import is_poison
-
-
-class RetryBatch(Exception):
-    """The batch must be aborted and processed again after a pause."""
+from streams.kafka.transaction import RetryBatch, refused
 
 
 class OffsetsMispredicted(RetryBatch):
     """The events did not land where their results said; retried with the offsets learnt."""
-
-
-class PoisonOutput(RetryBatch):
-    """The broker refused one of the batch's records for what it is (too large, invalid):
-    producing the same records again can only fail again."""
-
-    def __init__(self, error: KafkaError) -> None:
-        super().__init__(f"a record was refused: {error.str()}")
-        self.error = error
-
-
-def refused(failures: list[KafkaError]) -> None:
-    """PoisonOutput for the first failure that is the record's own fault, RetryBatch for any
-    other failure, nothing when there is none."""
-    for error in failures:
-        if is_poison(error):
-            raise PoisonOutput(error)
-    if failures:
-        raise RetryBatch(f"records not acknowledged: {failures[0].str()}")
 
 
 class EventAppend:

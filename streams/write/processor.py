@@ -7,7 +7,10 @@ Zombie workers are fenced by the consumer-group generation (KIP-447); a stable t
 per worker lets a restarted worker abort what its previous life left open.
 
 Deciding a batch is the intake's job (`streams.write.intake`, no Kafka); producing it is the
-`BatchWriter`'s (`streams.write.batch`); this module owns the clients and the transaction.
+`BatchWriter`'s (`streams.write.batch`); the clients, the transaction calls and the retries are
+the one transactional loop's (`streams.kafka.transaction`). Its poison policy here is
+QUARANTINE: a command whose outputs the broker refuses is found by bisecting its batch and
+dead-lettered (`output_rejected`), and the rest of the batch commits exactly once.
 """
 
 from __future__ import annotations
@@ -19,18 +22,27 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams import metrics
 from streams.config import Settings
 from streams.core.clock import utc_now
 from streams.kafka import clients
-from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, is_poison, take, watermarks
+from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, take, watermarks
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
+from streams.kafka.transaction import (
+    RETRIED,
+    PoisonOutput,
+    PoisonPolicy,
+    RetryBatch,
+    TransactionalSession,
+    TransactionLoop,
+    refused,
+)
 from streams.wire.changelog import ExpiredResults
 from streams.wire.codec import RegistryUnavailable
-from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch, refused
+from streams.write.appends import EventAppend, OffsetsMispredicted
 from streams.write.batch import BatchWriter, DecidedBatch
 from streams.write.intake import BatchDecider, IntakeLimits
 from streams.write.state import CommittedState
@@ -85,8 +97,20 @@ class CommandProcessor:
         # consecutive offsets and its commit marker one more (checked before every commit)
         self._next_event_offset: dict[int, int] = {}
         self._stop = threading.Event()
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self.session = TransactionalSession(
+            settings,
+            self.name,
+            group_id=self.group_id,
+            transactional_id=self.transactional_id,
+            transactional=self.exactly_once,
+        )
+        self.loop = TransactionLoop(
+            self.session,
+            self._stop,
+            poison=PoisonPolicy.QUARANTINE,
+            quarantine=self._quarantine,
+            on_abort=self._aborted,
+        )
         self._writer: BatchWriter | None = None
         self.on_batch: Callable[[int], None] | None = None
 
@@ -113,42 +137,27 @@ class CommandProcessor:
         self._close_clients()
 
     def _run_session(self) -> None:
-        self._producer = clients.write_producer(
-            self.settings, self.transactional_id if self.exactly_once else None
-        )
-        if self.exactly_once:
-            self._producer.init_transactions(30)
-        # static membership: a restarted worker takes its partitions back at once
-        self._consumer = clients.group_consumer(
-            self.settings, self.group_id, instance_id=self.transactional_id, max_poll_interval_ms=120000
-        )
-        consumer = self._consumer
+        self.session.open()
+        consumer = self.session.consumer
         self._writer = BatchWriter(
-            self._producer,
+            self.session.producer,
             self.runtime,
             self._next_event_offset,
             lambda p: watermarks(consumer, TopicPartition(self.topics.events, p))[1],
             exactly_once=self.exactly_once,
         )
-        self._consumer.subscribe([self.topics.commands], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        consumer.subscribe([self.topics.commands], on_assign=self._on_assign, on_revoke=self._on_revoke)
         wait = max(self.settings.commit_interval_s, 0.005)
         who = f"{self.name} consumer"
         while not self._stop.is_set():
-            messages = clients.records(take(self._consumer, self.max_batch, wait), who)
+            messages = clients.records(take(consumer, self.max_batch, wait), who)
             if messages:
-                self._process_with_retry(messages)
+                self.loop.until_committed(messages, self._process_batch)
             elif time.monotonic() >= self._next_expiry:
                 self._expire_idle()
 
     def _close_clients(self) -> None:
-        if self._consumer is not None:
-            consumer = self._consumer
-            try:
-                bounded("consumer close", consumer.close, timeout=15)
-            except Exception:
-                log.warning("%s: consumer close failed; abandoning it", self.name, exc_info=True)
-            self._consumer = None
-        self._producer = None
+        self.session.close()
         self._writer = None
         self.state.close_all()
         self._next_event_offset.clear()
@@ -169,46 +178,6 @@ class CommandProcessor:
 
     # --- batches ---------------------------------------------------------------------------
 
-    def _process_with_retry(self, messages: list[Message], *, careful: bool = False) -> None:
-        """Process a batch until it commits. A record the broker refuses for what it is (too
-        large, invalid) cannot be retried: the batch is retried carefully (every record reports
-        its delivery) to find it, split in halves around it, and the command dead-lettered, so
-        the rest of the batch commits exactly once."""
-        delay = 0.2
-        while True:
-            try:
-                self._process_batch(messages, careful=careful)
-                return
-            except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
-                fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
-                self._abort(forget_offsets=not isinstance(exc, OffsetsMispredicted))
-                if fatal:
-                    raise
-                poison = _poison(exc)
-                if poison is not None and len(messages) == 1:
-                    self._quarantine(messages[0], poison)
-                    return
-                if poison is not None:
-                    metrics.RETRIES.labels(self.name, "bisect").inc()
-                    middle = len(messages) // 2
-                    self._process_with_retry(messages[:middle], careful=True)
-                    self._process_with_retry(messages[middle:], careful=True)
-                    return
-                cause = type(exc).__name__
-                metrics.RETRIES.labels(self.name, cause).inc()
-                if not careful and _abortable(exc):  # which record failed? every one reports now
-                    careful = True
-                    continue
-                log.warning("%s: batch aborted (%s: %s); retrying in %.1fs", self.name, cause, exc, delay)
-                if self._stop.wait(delay):
-                    return
-                delay = min(delay * 2, 10.0)
-                # the assignment may have changed while we waited
-                assigned = {tp.partition for tp in self._consumer.assignment()} if self._consumer else set()
-                messages = [m for m in messages if m.partition() in assigned]
-                if not messages:
-                    return
-
     def _quarantine(self, msg: Message, error: KafkaError) -> None:
         """Dead-letter a command the broker refused an output of (`output_rejected`), with a
         rejected result; without the result, then without the value, if those are refused too."""
@@ -218,8 +187,8 @@ class CommandProcessor:
             batch = self.decider.quarantine(msg, "output_rejected", detail, **attempt)
             try:
                 self._write(batch, careful=True)
-            except PoisonOutput:
-                self._abort(forget_offsets=True)
+            except PoisonOutput as exc:
+                self.loop.abort(exc)
                 continue
             self._count(batch, 1)
             return
@@ -227,22 +196,13 @@ class CommandProcessor:
             f"the DLQ refused {msg.topic()}/{msg.partition()}/{msg.offset()} even without its value"
         )
 
-    def _abort(self, *, forget_offsets: bool) -> None:
-        """Abort the open transaction; the caller retries the same records from memory (the
-        consumer's position is left alone, so they are not consumed a second time)."""
-        assert self._producer is not None
-        producer = self._producer
-        if forget_offsets:  # where the partitions end is read again before the retry
+    def _aborted(self, exc: Exception) -> None:
+        """After an abort: where the partitions end is read again before the retry, unless the
+        retry is the one that learnt the real offsets."""
+        if not isinstance(exc, OffsetsMispredicted):
             self._next_event_offset.clear()
-        try:
-            if self.exactly_once:
-                bounded("abort", lambda: producer.abort_transaction(30))
-        except KafkaException as exc:
-            if is_fatal(exc.args[0]):
-                raise
-            log.debug("abort: %s", exc)
 
-    def _process_batch(self, messages: list[Message], *, careful: bool = False) -> None:
+    def _process_batch(self, messages: list[Message], careful: bool) -> None:
         batch = self.decider.decide(messages, self.state, self.state)
         if not batch.offsets:
             return
@@ -265,18 +225,20 @@ class CommandProcessor:
         batch = DecidedBatch(utc_now(), expired=expired)
         try:
             self._write(batch, careful=False)
-        except (RetryBatch, RegistryUnavailable, KafkaException) as exc:
+        except RETRIED as exc:
             if isinstance(exc, KafkaException) and is_fatal(exc.args[0]):
                 raise
-            self._abort(forget_offsets=True)
+            self.session.abort()
+            self._next_event_offset.clear()
             log.warning("%s: expiring command ids failed (%s); trying again later", self.name, exc)
             return
         self._count(batch, 0)
 
     def _write(self, batch: DecidedBatch, *, careful: bool) -> None:
         """Produce a decided batch and commit it with its input offsets; then RocksDB follows."""
-        assert self._producer is not None and self._consumer is not None and self._writer is not None
-        producer = self._producer
+        assert self._writer is not None
+        session = self.session
+        producer = session.producer
 
         def wait_for_offsets(events: EventAppend) -> None:
             # no transaction to abort if a prediction were wrong: wait for the real offsets
@@ -284,46 +246,30 @@ class CommandProcessor:
             events.learn_actual()
 
         if self.exactly_once:
-            producer.begin_transaction()
+            session.begin()
         written = self._writer.write(batch, wait_for_offsets, careful=careful)
         offsets = [TopicPartition(self.topics.commands, p, o) for p, o in batch.offsets.items()]
         if self.exactly_once:
-            metadata = self._consumer.consumer_group_metadata()
             if offsets:  # none: a batch of expired command ids only
-                bounded("send_offsets", lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
+                session.send_offsets(offsets)
             # every record is acknowledged by then: the commit has nothing left to send
             written.events.wait(producer.poll, CALL_TIMEOUT_S)
             if careful:
                 producer.flush(CALL_TIMEOUT_S)
                 refused(written.failures)
             written.events.check()
-            self._commit()
+            session.commit()
             written.events.advance(marker=1)
         else:  # at least once: everything acknowledged, then the offsets
             if producer.flush(30):
                 raise RetryBatch("records not acknowledged")
             refused(written.failures)
-            consumer = self._consumer
+            consumer = session.consumer
             if offsets:
                 bounded("commit offsets", lambda: consumer.commit(offsets=offsets, asynchronous=False))
             written.events.advance(marker=0)
         # committed: now RocksDB and the cache may follow
         self.state.apply(written.store_writes, written.changelog_end, batch.aggregates)
-
-    def _commit(self) -> None:
-        assert self._producer is not None
-        producer = self._producer
-        while True:
-            try:
-                bounded("commit", lambda: producer.commit_transaction(30))
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.retriable():
-                    continue
-                if error.txn_requires_abort():
-                    raise RetryBatch(f"commit needs abort: {error}") from exc
-                raise
 
     def _count(self, batch: DecidedBatch, n: int) -> None:
         name = self.name
@@ -347,20 +293,3 @@ class CommandProcessor:
         metrics.BATCH.labels(name).observe(n)
         if self.on_batch is not None:
             self.on_batch(n)
-
-
-def _poison(exc: Exception) -> KafkaError | None:
-    """The error of a record refused for what it is, if that is what `exc` says."""
-    if isinstance(exc, PoisonOutput):
-        return exc.error
-    if isinstance(exc, KafkaException) and is_poison(exc.args[0]):
-        return exc.args[0]
-    return None
-
-
-def _abortable(exc: Exception) -> bool:
-    """A failure that a refused record may have caused (a failed commit, a failed delivery),
-    rather than a known passing condition (a registry outage, a misprediction, a timeout)."""
-    if isinstance(exc, KafkaException):
-        return not exc.args[0].retriable()
-    return type(exc) is RetryBatch and "within" not in str(exc)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from streams.write.appends import EventAppend, OffsetsMispredicted, PoisonOutput, RetryBatch
+from streams.kafka.transaction import PoisonOutput, RetryBatch
+from streams.write.appends import EventAppend, OffsetsMispredicted
 
 
 def deliver(append: EventAppend, reports: list[tuple[int, int]]) -> Callable[[float], None]:
