@@ -14,7 +14,7 @@ from streams.config import Settings
 from streams.core.views import Document, ReadModelDocument, View, apply_event, apply_retraction
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.read.document_cache import DocumentCache
+from streams.read.documents import DocumentCache
 from streams.read.restore import last_position, restore_partition
 from streams.read.stage import Batch, HaltProjection, Restored, Stage, event_meta, failure_reason
 from streams.wire import headers as h

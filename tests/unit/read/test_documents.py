@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from streams.core.views import Document
-from streams.read.document_cache import DocumentCache, memory_cost
+from streams.read.documents import DocumentCache, memory_cost
 from streams.read.wakeups import BatchWakeups
 
 
