@@ -12,7 +12,7 @@ from aiohttp import web
 from streams import metrics
 from streams.config import Settings
 from streams.core.views import Document
-from streams.read.projector import DOC_PREFIX, ViewProjector
+from streams.read.documents import ViewDocuments
 from streams.read.readside import ContextReadSide, WorkerReadSide, status
 from streams.web.query.paging import LocalPage, local_page, merge
 from streams.web.query.params import BadParameter, document_json, int_param, timeout_param
@@ -107,12 +107,12 @@ class DocumentEndpoints:
         waits = min_version is not None or min_offset is not None
 
         async def local() -> web.Response | None:
-            projector = side.projector(view, version)
-            if projector is None or projector.store(partition) is None:
+            documents = side.documents(view, version)
+            if documents is None or not documents.holds(partition):
                 return None
             if not waits:
                 return self._answer(
-                    view, version, entity_id, await self._read(projector, partition, entity_id)
+                    view, version, entity_id, await self._read(documents, partition, entity_id)
                 )
             if self._waiting >= self.settings.read_max_waiters:
                 metrics.READ_WAITERS_REFUSED.inc()
@@ -122,7 +122,7 @@ class DocumentEndpoints:
             metrics.READ_WAITERS.set(self._waiting)
             try:
                 target = Target(aggregate_id, min_version, min_offset)
-                return await self._wait(projector, partition, entity_id, target, timeout, view, version)
+                return await self._wait(documents, partition, entity_id, target, timeout, view, version)
             finally:
                 self._waiting -= 1
                 metrics.READ_WAITERS.set(self._waiting)
@@ -155,17 +155,17 @@ class DocumentEndpoints:
         except LookupError as exc:
             return problem(404, str(exc))
         version = side.active(view)
-        projector = side.projector(view, version)
+        documents = side.documents(view, version)
         loop = asyncio.get_running_loop()
         page_bytes = self.settings.read_page_bytes
 
         async def scan(partitions: list[int] | None) -> LocalPage:
-            if projector is None:
+            if documents is None:
                 return LocalPage(missing=list(partitions or ()))
             return await loop.run_in_executor(
                 None,
                 lambda: local_page(
-                    projector, view, after, limit, filters, partitions=partitions, max_bytes=page_bytes
+                    documents, view, after, limit, filters, partitions=partitions, max_bytes=page_bytes
                 ),
             )
 
@@ -234,14 +234,14 @@ class DocumentEndpoints:
         metrics.PAGE_BYTES.observe(sum(sizes.get(item["entity_id"], 0) for item in items))
         return ok({"items": items, "next": cursor, "complete": True, "version_served": version})
 
-    async def _read(self, projector: ViewProjector, partition: int, entity_id: str) -> Document | None:
+    async def _read(self, documents: ViewDocuments, partition: int, entity_id: str) -> Document | None:
         """The stored document, read and decoded off the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, projector.document, partition, entity_id)
+        return await loop.run_in_executor(None, documents.get, partition, entity_id)
 
     async def _wait(
         self,
-        projector: ViewProjector,
+        documents: ViewDocuments,
         partition: int,
         entity_id: str,
         target: Target,
@@ -251,18 +251,13 @@ class DocumentEndpoints:
     ) -> web.Response | None:
         """Answer once the document reaches `target`: woken by the commits of the partition's
         batches, it decodes the document once and then reads only what changed (from the
-        projector's cache when it can). None: the partition left this worker meanwhile."""
+        read side's cache when it can). None: the partition left this worker meanwhile."""
         deadline = time.monotonic() + timeout
-        key = DOC_PREFIX + entity_id.encode()
-        signal = projector.wakeups.signal(partition)  # taken before the check: no commit is missed
-        doc = await self._read(projector, partition, entity_id)
+        signal = documents.signal(partition)  # taken before the check: no commit is missed
+        doc = await self._read(documents, partition, entity_id)
         while True:
-            store = projector.store(partition)
-            try:
-                position = -1 if store is None else store.position(projector.inputs[0])
-            except Exception:  # closed under us: the partition is leaving this worker
-                store = None
-            if store is None:
+            position = documents.position(partition)
+            if position is None:
                 return None
             if target.reached(doc, position):
                 return self._answer(view, version, entity_id, doc)
@@ -276,11 +271,11 @@ class DocumentEndpoints:
                     reason="not_reached",
                     headers={"Retry-After": "1"},
                 )
-            changed = signal.changed
-            signal = projector.wakeups.signal(partition)
-            if changed is None or key in changed:
-                doc = projector.cached(partition, entity_id) or await self._read(
-                    projector, partition, entity_id
+            changed = documents.changed(signal, entity_id)
+            signal = documents.signal(partition)
+            if changed:
+                doc = documents.cached(partition, entity_id) or await self._read(
+                    documents, partition, entity_id
                 )
 
     @staticmethod
