@@ -27,6 +27,7 @@ from streams.web.docs import DocsEndpoints
 from streams.web.health import HealthEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
+from streams.web.query.lookup import ReadLookup
 from streams.web.query.routing import Router
 from streams.web.realtime.endpoints import RealtimeEndpoints
 from streams.web.realtime.limits import fitted, raise_open_files_limit
@@ -132,6 +133,7 @@ def served_version(context: str, view: str) -> int:
 
 
 router = Router(settings, read_side.url, secret.ready)
+lookup = ReadLookup(settings, read_side)
 server.install(
     app,
     settings,
@@ -139,9 +141,9 @@ server.install(
     [
         HealthEndpoints(settings, readiness),
         DocsEndpoints(settings, contexts),
-        CommandEndpoints(settings, contexts),
-        DocumentEndpoints(settings, read_side, router),
-        AggregateEndpoints(settings, read_side, router),
+        CommandEndpoints(settings, runtimes),
+        DocumentEndpoints(settings, lookup, router),
+        AggregateEndpoints(settings, lookup, router),
         RealtimeEndpoints(realtime_settings, runtimes, secret.ready, served_version),
     ],
 )

@@ -102,13 +102,22 @@ class ResultWaiter:
 class CommandClient:
     """Produces commands to `<ctx>.commands` (key = aggregate id) and optionally waits."""
 
-    def __init__(self, settings: Settings, context: str | BoundedContext[Any], *, wait: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        context: str | BoundedContext[Any],
+        *,
+        wait: bool = True,
+        runtime: ContextRuntime | None = None,
+    ) -> None:
+        """`runtime`: the context's runtime when the caller has one already (a worker's: no second
+        codec and schema catalog); otherwise the client connects its own."""
         if isinstance(context, str):
             from streams.contexts.registry import get_context  # a name: the installed contexts
 
             context = get_context(context)
         self.settings = settings
-        self.runtime = ContextRuntime.connect(settings, context, retry_for_s=30)
+        self.runtime = runtime or ContextRuntime.connect(settings, context, retry_for_s=30)
         self.runtime.ensure_topics(settings)
         self._producer = clients.producer(settings)
         flush_at_exit(self, self._producer)

@@ -149,7 +149,7 @@ class Settings:
         default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(16 * 1024 * 1024)))
     )
     """Bytes of memory the decoded documents of each view version may take (estimated: six times
-    a document's stored JSON plus 300 bytes, `streams.read.document_cache.memory_cost`)."""
+    a document's stored JSON plus 300 bytes, `streams.read.documents.memory_cost`)."""
     read_max_waiters: int = field(default_factory=lambda: int(_env("STREAMS_READ_MAX_WAITERS", "1000")))
     """Requests one worker lets wait for `min_version` / `min_offset` at once (503 beyond)."""
     read_page_bytes: int = field(

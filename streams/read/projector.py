@@ -14,7 +14,13 @@ from streams.config import Settings
 from streams.core.views import Document, ReadModelDocument, View, apply_event, apply_retraction
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.read.document_cache import DocumentCache
+from streams.read.documents import (
+    DocumentCache,
+    ViewDocuments,
+    decode_document,
+    document_key,
+    encode_document,
+)
 from streams.read.restore import last_position, restore_partition
 from streams.read.stage import Batch, HaltProjection, Restored, Stage, event_meta, failure_reason
 from streams.wire import headers as h
@@ -24,20 +30,8 @@ from streams.wire.jsonable import json_bytes
 
 log = logging.getLogger(__name__)
 
-DOC_PREFIX = b"d:"
 FROZEN_FIELD = "_frozen"
 """The field a document's state gets while events that would make it too large are dead-lettered."""
-
-
-def encode_document(doc: Document) -> bytes:
-    """The store's form of a document (JSON: the state is JSON in the published record too)."""
-    return json_bytes({"s": doc.state, "v": doc.versions, "l": doc.last_event_version, "u": doc.last_updated})
-
-
-def decode_document(entity_id: str, raw: bytes) -> Document:
-    """Inverse of `encode_document`."""
-    data = orjson.loads(raw)
-    return Document(entity_id, data["s"], data["v"], data["l"], data["u"])
 
 
 class ViewProjector(Stage):
@@ -60,17 +54,8 @@ class ViewProjector(Stage):
         self._cache = DocumentCache(settings.read_document_cache_bytes, on_size=gauge.set)
         self._stored: dict[tuple[int, bytes], tuple[Document, int]] = {}
         """The documents the batch being completed stores (cached once it is committed)."""
-
-    def document(self, partition: int, entity_id: str) -> Document | None:
-        """The document as this worker's store holds it (None: absent or not owned here)."""
-        store = self.stores.get(partition)
-        raw = store.get(DOC_PREFIX + entity_id.encode()) if store is not None else None
-        return None if raw is None else decode_document(entity_id, raw)
-
-    def cached(self, partition: int, entity_id: str) -> Document | None:
-        """The document as the last batch that changed it committed it, if still cached (no
-        store read, no decoding: what a `min_version` waiter checks when woken)."""
-        return self._cache.get(partition, self.stores.get(partition), entity_id.encode())
+        self.documents = ViewDocuments(self, self.inputs[0], self.wakeups, self._cache)
+        """This view version's documents on this worker, as the query API reads them."""
 
     def handle(self, msg: Message, batch: Batch) -> None:
         partition = msg.partition()
@@ -82,7 +67,7 @@ class ViewProjector(Stage):
             if current is None:
                 current = self._cache.get(partition, batch.stores.get(partition), key)
             if current is None:
-                raw = batch.get(partition, DOC_PREFIX + key)
+                raw = batch.get(partition, document_key(key))
                 current = None if raw is None else decode_document(entity_id, raw)
             event = None
             if msg.value() is None:  # a retraction: the aggregate's key moved away from this one
@@ -114,7 +99,7 @@ class ViewProjector(Stage):
                 sources = tuple(msg for msg, _, _ in batch.applied.get((partition, key), ()))
                 stored = encode_document(doc)
                 self._stored[(partition, key)] = (doc, len(stored))
-                batch.put(partition, DOC_PREFIX + key, stored)
+                batch.put(partition, document_key(key), stored)
                 batch.produce(
                     self.output, partition, key, value, self._position(batch, partition), sources=sources
                 )
@@ -154,7 +139,7 @@ class ViewProjector(Stage):
                 key.decode("utf-8", "replace"), orjson.loads(published.state), published.versions,
                 published.last_event_version, published.last_updated,
             )  # fmt: skip
-            return DOC_PREFIX + key, encode_document(doc)
+            return document_key(key), encode_document(doc)
 
         keys, records = restore_partition(self.settings, self.output, partition, store, convert)
         store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
@@ -163,7 +148,7 @@ class ViewProjector(Stage):
     def _without_too_large(self, batch: Batch, partition: int, key: bytes) -> None:
         """Fold the batch's events of one document again, one at a time, dead-lettering each
         event that would make it pass the limit; store and publish what fits."""
-        raw = batch.get(partition, DOC_PREFIX + key)
+        raw = batch.get(partition, document_key(key))
         entity_id = key.decode("utf-8", "replace")
         doc = None if raw is None else decode_document(entity_id, raw)
         changed: Document | None = None
@@ -201,7 +186,7 @@ class ViewProjector(Stage):
         if changed is not None:
             stored = encode_document(changed)
             self._stored[(partition, key)] = (changed, len(stored))
-            batch.put(partition, DOC_PREFIX + key, stored)
+            batch.put(partition, document_key(key), stored)
             value = self._published(changed)
             batch.produce(
                 self.output, partition, key, value, self._position(batch, partition), sources=tuple(sources)

@@ -19,6 +19,7 @@ from streams.core.views import View, ViewVersions
 from streams.kafka import clients
 from streams.kafka.readers import PartitionReader, ReaderPool
 from streams.kafka.runtime import ContextRuntime, Runtimes, ensure_topics
+from streams.read.documents import ViewDocuments
 from streams.read.history import HistoryReader
 from streams.read.history_index import HistoryIndexer
 from streams.read.projector import ViewProjector
@@ -85,6 +86,12 @@ class ContextReadSide:
     def projector(self, view: str, version: int | None = None) -> ViewProjector | None:
         """This worker's projector of a view version (default: the active one)."""
         return self.projectors.get((view, version or self.active(view)))
+
+    def documents(self, view: str, version: int | None = None) -> ViewDocuments | None:
+        """This worker's documents of a view version (default: the active one; None: not
+        projected here)."""
+        projector = self.projector(view, version)
+        return None if projector is None else projector.documents
 
     def stages(self) -> list[Stage]:
         """Every running stage."""

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from streams.client import CommandClient
 from streams.config import Settings
-from streams.core.decider import BoundedContext
-from streams.kafka.runtime import TopicMismatch
-from streams.web.envelope import BadEnvelope, data_problem, parse_envelope
-from streams.web.query.params import BadParameter, flag, seconds
-from streams.web.responses import ok, problem
+from streams.kafka.runtime import ContextRuntime, Runtimes
+from streams.web.envelope import data_problem, parse_envelope
+from streams.web.query.params import flag, seconds
+from streams.web.responses import NotFound, ok, problem
 from streams.wire.jsonable import to_json
-from streams.wire.schemas import catalog_for, from_record
+from streams.wire.schemas import from_record
 from streams.wire.validation import JsonInvalid, compile_validator
 
 STATUS_BY_REASON = {"version_conflict": 409}
 
 
 class CommandEndpoints:
-    """Commands from JSON: validated, produced to `<ctx>.commands`, answered with the result."""
+    """Commands from JSON: validated, produced to `<ctx>.commands`, answered with the result.
 
-    def __init__(self, settings: Settings, contexts: Mapping[str, BoundedContext[Any]]) -> None:
+    Each context's client and validators use the runtime (codec, schema catalog) the worker's
+    stages share: the first command of a context opens no second one."""
+
+    def __init__(self, settings: Settings, runtimes: Runtimes) -> None:
         self.settings = settings
-        self.contexts = contexts
+        self.runtimes = runtimes
+        self.contexts = runtimes.contexts
         self._clients: dict[str, CommandClient] = {}
         self._validators: dict[tuple[str, str], Callable[[Any], None]] = {}
         self._lock = asyncio.Lock()
@@ -37,23 +40,30 @@ class CommandEndpoints:
         """This group's routes."""
         return [web.post("/{context}/commands/{command_type}", self.post)]
 
+    async def runtime(self, context: str) -> ContextRuntime:
+        """The context's runtime, as the worker built it (connected on first use: executor)."""
+        connected = self.runtimes.connected(context)
+        if connected is not None:
+            return connected
+        return await asyncio.get_running_loop().run_in_executor(None, self.runtimes.get, context)
+
     async def client(self, context: str) -> CommandClient:
         """The context's client, created on first use (creation blocks: executor)."""
         async with self._lock:
             if context not in self._clients:
+                runtime = await self.runtime(context)
                 loop = asyncio.get_running_loop()
-                bounded_context = self.contexts[context]
                 self._clients[context] = await loop.run_in_executor(
-                    None, lambda: CommandClient(self.settings, bounded_context)
+                    None, lambda: CommandClient(self.settings, runtime.context, runtime=runtime)
                 )
             return self._clients[context]
 
-    def validator(self, context: str, command_type: str) -> Callable[[Any], None]:
-        """The check of a command type's `data` (compiled once)."""
-        key = (context, command_type)
+    def validator(self, runtime: ContextRuntime, command_type: str) -> Callable[[Any], None]:
+        """The check of a command type's `data` (compiled once, from the runtime's catalog)."""
+        key = (runtime.context.name, command_type)
         if key not in self._validators:
-            catalog = catalog_for(self.contexts[context])
-            self._validators[key] = compile_validator(json.loads(catalog.latest(command_type).text))
+            schema = runtime.codec.catalog.latest(command_type).text
+            self._validators[key] = compile_validator(json.loads(schema))
         return self._validators[key]
 
     async def post(self, request: web.Request) -> web.Response:
@@ -61,7 +71,7 @@ class CommandEndpoints:
         context, command_type = request.match_info["context"], request.match_info["command_type"]
         bounded_context = self.contexts.get(context)
         if context not in self.settings.contexts or bounded_context is None:
-            return problem(404, f"unknown context {context!r}")
+            raise NotFound(f"unknown context {context!r}")
         cls = bounded_context.command_names.get(command_type)
         if cls is None:
             known = ", ".join(bounded_context.command_names)
@@ -72,28 +82,19 @@ class CommandEndpoints:
             # worker never grants: so a page the user visits cannot send commands in their name
             detail = f"commands are JSON: Content-Type application/json, not {request.content_type or 'none'}"
             return problem(415, detail, reason="unsupported_media_type")
-        try:
-            wait = flag(request.query, "wait", True)
-            timeout = seconds(request.query, "timeout", 10.0)
-        except BadParameter as exc:
-            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
+        wait = flag(request.query, "wait", True)
+        timeout = seconds(request.query, "timeout", 10.0)
         body = await read_body(request, self.settings.max_body_bytes)
         if body is None:
             detail = f"the body is over {self.settings.max_body_bytes} bytes (STREAMS_MAX_BODY_BYTES)"
             return problem(413, detail, reason="body_too_large")
+        envelope = parse_envelope(body)
         try:
-            envelope = parse_envelope(body)
-            try:
-                self.validator(context, command_type)(envelope.data)
-            except JsonInvalid as exc:
-                raise data_problem(exc) from None
-            command = from_record(cls, envelope.data)
-        except BadEnvelope as exc:
-            return problem(400, str(exc), reason=exc.reason, field=exc.field)
-        try:
-            client = await self.client(context)
-        except TopicMismatch as exc:  # the operator's to fix: the worker says so, and nothing is sent
-            return problem(503, str(exc), reason="topic_mismatch", headers={"Retry-After": "30"})
+            self.validator(await self.runtime(context), command_type)(envelope.data)
+        except JsonInvalid as exc:
+            raise data_problem(exc) from None
+        command = from_record(cls, envelope.data)
+        client = await self.client(context)  # TopicMismatch: the operator's to fix, nothing is sent
         command_id, future = client.send(
             envelope.aggregate_id,
             command,

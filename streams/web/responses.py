@@ -72,6 +72,45 @@ class Starting(Exception):
     """What was asked for exists, but this worker has not started serving it yet (503)."""
 
 
+class Problem(Exception):
+    """A request that is answered with a problem: `status`, `reason` (None: the status's
+    default) and extra fields of the body; `Retry-After` follows from the reason."""
+
+    status = 400
+    reason: str | None = None
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.extra = extra
+
+
+class NotFound(Problem):
+    """No such context, view, document or aggregate (404)."""
+
+    status = 404
+
+
+class Rebalancing(Problem):
+    """The partition asked for is moving between workers (503)."""
+
+    status = 503
+    reason = "rebalancing"
+
+
+class TooManyWaiters(Problem):
+    """This worker holds as many waiting requests as it may (503)."""
+
+    status = 503
+    reason = "too_many_waiters"
+
+
+class NotReached(Problem):
+    """A waiting read did not see the version or offset it asked for in time (409)."""
+
+    status = 409
+    reason = "not_reached"
+
+
 def problem(
     status: int,
     detail: str,

@@ -1,5 +1,5 @@
 """The worker's HTTP surface assembled: the rate limit first (so refused requests count too),
-then the guard, then every endpoint group's routes.
+then the guard, then the problem mapping (`problems.py`), then every endpoint group's routes.
 
 One routing style: each endpoint group is a class with a `routes()` list of aiohttp route
 definitions, added to the Faust worker's aiohttp application before it starts; a group with an
@@ -16,6 +16,7 @@ from aiohttp import web
 from streams.config import Settings
 from streams.web import auth
 from streams.web.peers import Peers
+from streams.web.problems import problems
 from streams.web.ratelimit import rate_limit
 
 
@@ -34,6 +35,7 @@ def install(
     if settings.rate_limit > 0:
         web_app.middlewares.append(rate_limit(settings.rate_limit, Peers(settings.trusted_proxies), secret))
     auth.install(web_app, settings, secret)
+    web_app.middlewares.append(problems)  # innermost: what the handlers raise
     for group in groups:
         web_app.router.add_routes(group.routes())
         on_shutdown = getattr(group, "on_shutdown", None)

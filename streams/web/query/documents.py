@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +13,13 @@ from aiohttp import web
 from streams import metrics
 from streams.config import Settings
 from streams.core.views import Document
-from streams.read.projector import DOC_PREFIX, ViewProjector
-from streams.read.readside import ContextReadSide, WorkerReadSide, status
+from streams.read.documents import ViewDocuments
+from streams.read.readside import status
+from streams.web.query.lookup import ReadLookup
 from streams.web.query.paging import LocalPage, local_page, merge
 from streams.web.query.params import BadParameter, document_json, int_param, timeout_param
 from streams.web.query.routing import Router, WorkerUnavailable
-from streams.web.responses import Starting, ok, problem
+from streams.web.responses import NotFound, NotReached, Rebalancing, TooManyWaiters, ok
 from streams.wire.topics import partition_for
 
 
@@ -43,9 +45,9 @@ RESERVED = frozenset({"limit", "after", "routed", "local", "partitions", "access
 class DocumentEndpoints:
     """Read models: what each view serves, one document, filtered pages."""
 
-    def __init__(self, settings: Settings, read_side: WorkerReadSide, router: Router) -> None:
+    def __init__(self, settings: Settings, lookup: ReadLookup, router: Router) -> None:
         self.settings = settings
-        self.read_side = read_side
+        self.lookup = lookup
         self.router = router
         self._waiting = 0
 
@@ -57,72 +59,46 @@ class DocumentEndpoints:
             web.get("/{context}/views/{view}/{entity_id}", self.document),
         ]
 
-    def _side(self, context: str) -> ContextReadSide:
-        side = self.read_side.sides.get(context)
-        if side is None:
-            if context in self.settings.contexts and self.settings.read_side:
-                raise Starting(f"the read side of {context} is starting; retry in a moment")
-            raise LookupError(f"unknown context {context!r}")
-        return side
-
-    def _view(self, side: ContextReadSide, view: str) -> None:
-        if view not in side.views:
-            raise LookupError(f"unknown view {view!r}; known: {', '.join(side.views)}")
-
     async def views(self, request: web.Request) -> web.Response:
         """`GET /<ctx>/views`: each view version, served or building, with its lag and error."""
         context = request.match_info["context"]
-        try:
-            side = self._side(context)
-        except Starting as exc:
-            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
-        except LookupError as exc:
-            return problem(404, str(exc))
-        return ok({"context": context, "worker": self.read_side.url, "views": status(side)})
+        side = self.lookup.side(context)
+        return ok({"context": context, "worker": self.lookup.url, "views": status(side)})
 
     async def document(self, request: web.Request) -> web.Response:
         """`GET /<ctx>/views/<view>/<id>`, waiting for `min_version` / `min_offset` if asked."""
         context, view, entity_id = (request.match_info[k] for k in ("context", "view", "entity_id"))
         query = request.query
-        try:
-            side = self._side(context)
-            self._view(side, view)
-            min_version = int_param(query, "min_version", None, low=0)
-            min_offset = int_param(query, "min_offset", None, low=0)
-            timeout = timeout_param(query)
-            aggregate_id = query.get("aggregate_id") or entity_id
-            repartitioned = side.views[view].repartitioned
-            if min_offset is not None and repartitioned:
-                raise BadParameter(f"min_offset: {view} is re-keyed; use min_version and aggregate_id")
-            if repartitioned and min_version is not None and "aggregate_id" not in query:
-                raise BadParameter(f"aggregate_id is required with min_version on {view}")
-        except BadParameter as exc:
-            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
-        except Starting as exc:
-            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
-        except LookupError as exc:
-            return problem(404, str(exc))
+        side = self.lookup.view(context, view)
+        min_version = int_param(query, "min_version", None, low=0)
+        min_offset = int_param(query, "min_offset", None, low=0)
+        timeout = timeout_param(query)
+        aggregate_id = query.get("aggregate_id") or entity_id
+        repartitioned = side.views[view].repartitioned
+        if min_offset is not None and repartitioned:
+            raise BadParameter(f"min_offset: {view} is re-keyed; use min_version and aggregate_id")
+        if repartitioned and min_version is not None and "aggregate_id" not in query:
+            raise BadParameter(f"aggregate_id is required with min_version on {view}")
         version = side.active(view)
         partition = partition_for(entity_id.encode(), self.settings.partitions)
         waits = min_version is not None or min_offset is not None
 
         async def local() -> web.Response | None:
-            projector = side.projector(view, version)
-            if projector is None or projector.store(partition) is None:
+            documents = side.documents(view, version)
+            if documents is None or not documents.holds(partition):
                 return None
             if not waits:
                 return self._answer(
-                    view, version, entity_id, await self._read(projector, partition, entity_id)
+                    view, version, entity_id, await self._read(documents, partition, entity_id)
                 )
             if self._waiting >= self.settings.read_max_waiters:
                 metrics.READ_WAITERS_REFUSED.inc()
-                detail = f"{self._waiting} requests are waiting on this worker already; retry"
-                return problem(503, detail, reason="too_many_waiters", headers={"Retry-After": "1"})
+                raise TooManyWaiters(f"{self._waiting} requests are waiting on this worker already; retry")
             self._waiting += 1
             metrics.READ_WAITERS.set(self._waiting)
             try:
                 target = Target(aggregate_id, min_version, min_offset)
-                return await self._wait(projector, partition, entity_id, target, timeout, view, version)
+                return await self._wait(documents, partition, entity_id, target, timeout, view, version)
             finally:
                 self._waiting -= 1
                 metrics.READ_WAITERS.set(self._waiting)
@@ -134,48 +110,35 @@ class DocumentEndpoints:
         """`GET /<ctx>/views/<view>?<field>=<value>&limit=&after=`: documents in id order."""
         context, view = request.match_info["context"], request.match_info["view"]
         query = request.query
-        try:
-            side = self._side(context)
-            self._view(side, view)
-            limit = int_param(query, "limit", 50, low=1, high=1000)
-            after = query.get("after", "")
-            fields = side.views[view].list_fields
-            filters = {}
-            for name, value in query.items():
-                if name in RESERVED:
-                    continue
-                if name not in fields:
-                    allowed = ", ".join(fields) or "none"
-                    raise BadParameter(f"{name} is not a filter of {view} (filters: {allowed})")
-                filters[name] = value
-        except BadParameter as exc:
-            return problem(400, str(exc), reason="invalid_parameter", field=exc.field)
-        except Starting as exc:
-            return problem(503, str(exc), reason="starting", headers={"Retry-After": "1"})
-        except LookupError as exc:
-            return problem(404, str(exc))
+        side = self.lookup.view(context, view)
+        limit = int_param(query, "limit", 50, low=1, high=1000)
+        after = query.get("after", "")
+        fields = side.views[view].list_fields
+        filters = {}
+        for name, value in query.items():
+            if name in RESERVED:
+                continue
+            if name not in fields:
+                allowed = ", ".join(fields) or "none"
+                raise BadParameter(f"{name} is not a filter of {view} (filters: {allowed})")
+            filters[name] = value
         version = side.active(view)
-        projector = side.projector(view, version)
+        documents = side.documents(view, version)
         loop = asyncio.get_running_loop()
         page_bytes = self.settings.read_page_bytes
 
         async def scan(partitions: list[int] | None) -> LocalPage:
-            if projector is None:
+            if documents is None:
                 return LocalPage(missing=list(partitions or ()))
             return await loop.run_in_executor(
                 None,
                 lambda: local_page(
-                    projector, view, after, limit, filters, partitions=partitions, max_bytes=page_bytes
+                    documents, view, after, limit, filters, partitions=partitions, max_bytes=page_bytes
                 ),
             )
 
         if query.get("local"):
-            try:
-                asked = (
-                    [int(p) for p in query["partitions"].split(",") if p] if "partitions" in query else None
-                )
-            except ValueError:
-                return problem(400, "partitions must be partition numbers", reason="invalid_parameter")
+            asked = partitions_param(query)
             mine = await scan(asked)
             return ok(
                 {
@@ -192,26 +155,22 @@ class DocumentEndpoints:
             owners = await self.router.owners(group, refresh=True)
         if len(owners) < self.settings.partitions:
             unowned = sorted(set(range(self.settings.partitions)) - set(owners))
-            return self._rebalancing(f"no worker owns partition(s) {unowned} of {view} yet")
+            raise Rebalancing(f"no worker owns partition(s) {unowned} of {view} yet; retry")
         by_worker: dict[str, list[int]] = {}
         for partition, url in sorted(owners.items()):
             by_worker.setdefault(url, []).append(partition)
         pages: list[LocalPage] = []
         for url, partitions in sorted(by_worker.items()):
-            if url == self.read_side.url:
+            if url == self.lookup.url:
                 pages.append(await scan(partitions))
                 continue
             remote = {
                 **query, "local": "1", "routed": "1", "limit": str(limit),
                 "partitions": ",".join(map(str, partitions)),
             }  # fmt: skip
-            try:
-                status_code, body = await self.router.get(url, request.rel_url.raw_path, remote)
-            except WorkerUnavailable as exc:
-                return problem(502, str(exc), reason="worker_unavailable")
+            status_code, body = await self.router.get(url, request.rel_url.raw_path, remote)
             if status_code != 200:
-                detail = f"worker {url} answered {status_code} for its part of the list"
-                return problem(502, detail, reason="worker_unavailable")
+                raise WorkerUnavailable(f"worker {url} answered {status_code} for its part of the list")
             pages.append(
                 LocalPage(
                     body["items"],
@@ -224,7 +183,7 @@ class DocumentEndpoints:
         missing = sorted(p for page in pages for p in page.missing)
         if missing:  # moved between workers since the group was described: a page would have a hole
             self.router.forget(group)
-            return self._rebalancing(f"partition(s) {missing} of {view} are moving between workers")
+            raise Rebalancing(f"partition(s) {missing} of {view} are moving between workers; retry")
         items, cursor = merge(pages, limit, page_bytes)
         sizes = {
             item["entity_id"]: size
@@ -234,14 +193,14 @@ class DocumentEndpoints:
         metrics.PAGE_BYTES.observe(sum(sizes.get(item["entity_id"], 0) for item in items))
         return ok({"items": items, "next": cursor, "complete": True, "version_served": version})
 
-    async def _read(self, projector: ViewProjector, partition: int, entity_id: str) -> Document | None:
+    async def _read(self, documents: ViewDocuments, partition: int, entity_id: str) -> Document | None:
         """The stored document, read and decoded off the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, projector.document, partition, entity_id)
+        return await loop.run_in_executor(None, documents.get, partition, entity_id)
 
     async def _wait(
         self,
-        projector: ViewProjector,
+        documents: ViewDocuments,
         partition: int,
         entity_id: str,
         target: Target,
@@ -251,47 +210,45 @@ class DocumentEndpoints:
     ) -> web.Response | None:
         """Answer once the document reaches `target`: woken by the commits of the partition's
         batches, it decodes the document once and then reads only what changed (from the
-        projector's cache when it can). None: the partition left this worker meanwhile."""
+        read side's cache when it can). None: the partition left this worker meanwhile."""
         deadline = time.monotonic() + timeout
-        key = DOC_PREFIX + entity_id.encode()
-        signal = projector.wakeups.signal(partition)  # taken before the check: no commit is missed
-        doc = await self._read(projector, partition, entity_id)
+        signal = documents.signal(partition)  # taken before the check: no commit is missed
+        doc = await self._read(documents, partition, entity_id)
         while True:
-            store = projector.store(partition)
-            try:
-                position = -1 if store is None else store.position(projector.inputs[0])
-            except Exception:  # closed under us: the partition is leaving this worker
-                store = None
-            if store is None:
+            position = documents.position(partition)
+            if position is None:
                 return None
             if target.reached(doc, position):
                 return self._answer(view, version, entity_id, doc)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await signal.wait(remaining):
-                return problem(
-                    409,
+                raise NotReached(
                     not_reached(
                         view, target.aggregate_id, target.min_version, target.min_offset, doc, timeout
-                    ),
-                    reason="not_reached",
-                    headers={"Retry-After": "1"},
+                    )
                 )
-            changed = signal.changed
-            signal = projector.wakeups.signal(partition)
-            if changed is None or key in changed:
-                doc = projector.cached(partition, entity_id) or await self._read(
-                    projector, partition, entity_id
+            changed = documents.changed(signal, entity_id)
+            signal = documents.signal(partition)
+            if changed:
+                doc = documents.cached(partition, entity_id) or await self._read(
+                    documents, partition, entity_id
                 )
 
     @staticmethod
     def _answer(view: str, version: int, entity_id: str, doc: Document | None) -> web.Response:
         if doc is None or doc.state is None:
-            return problem(404, f"no {view} document with id {entity_id!r}")
+            raise NotFound(f"no {view} document with id {entity_id!r}")
         return ok({**document_json(view, doc), "version_served": version})
 
-    @staticmethod
-    def _rebalancing(detail: str) -> web.Response:
-        return problem(503, f"{detail}; retry", reason="rebalancing", headers={"Retry-After": "1"})
+
+def partitions_param(query: Mapping[str, str]) -> list[int] | None:
+    """The partitions a worker's part of a list names (None: every one it holds)."""
+    if "partitions" not in query:
+        return None
+    try:
+        return [int(p) for p in query["partitions"].split(",") if p]
+    except ValueError:
+        raise BadParameter("partitions must be partition numbers") from None
 
 
 def not_reached(

@@ -13,35 +13,17 @@ Each partition is scanned by one worker, the one the view's consumer group assig
 caller names the partitions it wants, so a partition that two workers hold for a moment during
 a rebalance is not read twice). A worker that no longer holds a partition asked of it says so
 (`missing`), and the caller answers 503 rather than a page with a hole. Scans run off the event
-loop.
+loop (the scan itself: `streams.read.documents.ViewDocuments.scan`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from streams.kafka.store import PartitionStore
-from streams.read.projector import DOC_PREFIX, decode_document
+from streams.read.documents import BUDGET_S, MAX_SCANNED, ViewDocuments
 from streams.web.query.params import document_json
-
-MAX_SCANNED = 20_000
-"""Documents one request may examine on one worker before it answers with what it has."""
-BUDGET_S = 0.5
-"""Seconds one request may scan on one worker before it answers with what it has."""
-
-
-class DocumentStores(Protocol):
-    """What holds a view's documents on one worker (a `ViewProjector`)."""
-
-    @property
-    def stores(self) -> Mapping[int, PartitionStore]:
-        """The partitions this worker holds."""
-
-    def store(self, partition: int) -> PartitionStore | None:
-        """A partition's store, None when it is not held here (any more)."""
 
 
 @dataclass
@@ -56,17 +38,9 @@ class LocalPage:
     sizes: list[int] = field(default_factory=list)
     """Each item's size in bytes (its stored form), for the page's byte budget."""
 
-    def stopped_at(self, key: str) -> None:
-        """A partition stopped early at `key`: nothing past it is known."""
-        self.horizon = key if self.horizon is None else min(self.horizon, key)
-
-
-def _matches(state: dict[str, Any] | None, filters: Mapping[str, str]) -> bool:
-    return state is not None and all(str(state.get(k)) == v for k, v in filters.items())
-
 
 def local_page(
-    source: DocumentStores,
+    documents: ViewDocuments,
     view: str,
     after: str,
     limit: int,
@@ -78,39 +52,19 @@ def local_page(
     max_bytes: int | None = None,
 ) -> LocalPage:
     """Scan the named partitions of a view on this worker (default: all it holds; blocking:
-    run it in an executor). `max_bytes`: the documents found may not pass it (bar one per
-    partition)."""
-    wanted = sorted(source.stores) if partitions is None else sorted(set(partitions))
-    page = LocalPage()
-    deadline = time.monotonic() + budget_s
-    start = DOC_PREFIX + after.encode() + b"\x00" if after else None
-    scanned = 0
-    found_bytes = 0
-    for partition in wanted:
-        store = source.store(partition)
-        if store is None:  # not held here (revoked meanwhile): its documents are another's
-            page.missing.append(partition)
-            continue
-        found = 0
-        last = after
-        try:
-            for key, raw in store.scan(DOC_PREFIX, start):
-                last = key[len(DOC_PREFIX) :].decode()
-                scanned += 1
-                doc = decode_document(last, raw)
-                if _matches(doc.state, filters):
-                    page.items.append(document_json(view, doc))
-                    page.sizes.append(len(raw))
-                    found += 1
-                    found_bytes += len(raw)
-                full = max_bytes is not None and found_bytes >= max_bytes
-                if found >= limit or full or scanned >= max_scanned or time.monotonic() > deadline:
-                    page.stopped_at(last)
-                    break
-        except Exception:  # the store was closed under the scan (a rebalance): looked up to `last`
-            page.stopped_at(last)
-        page.partitions.append(partition)
-    return page
+    run it in an executor), in the API's form. `max_bytes`: the documents found may not pass it
+    (bar one per partition)."""
+    found = documents.scan(
+        after,
+        limit,
+        filters,
+        partitions=partitions,
+        max_scanned=max_scanned,
+        budget_s=budget_s,
+        max_bytes=max_bytes,
+    )
+    items = [document_json(view, doc) for doc in found.documents]
+    return LocalPage(items, found.horizon, found.partitions, found.missing, found.sizes)
 
 
 def merge(

@@ -24,7 +24,7 @@ from streams.config import Settings
 from streams.kafka import clients
 from streams.web.auth import FORWARDED, forward_signature
 from streams.web.query.params import MAX_TIMEOUT_S
-from streams.web.responses import ok, problem
+from streams.web.responses import Rebalancing, ok
 from streams.wire.signing import verified_url
 
 log = logging.getLogger(__name__)
@@ -113,18 +113,13 @@ class Router:
         if answer is not None:
             return answer
         if request.query.get("routed"):
-            return problem(
-                503, f"partition {partition} is not owned here (rebalancing); retry", reason="rebalancing"
-            )
+            raise Rebalancing(f"partition {partition} is not owned here (rebalancing); retry")
         owners = await self.owners(group)
         url = owners.get(partition)
         if url is None or url == self.self_url:
             owners = await self.owners(group, refresh=True)
             url = owners.get(partition)
         if url is None or url == self.self_url:
-            return problem(503, f"no worker owns partition {partition} yet; retry", reason="rebalancing")
-        try:
-            status, body = await self.get(url, request.rel_url.raw_path, {**request.query, "routed": "1"})
-        except WorkerUnavailable as exc:
-            return problem(502, str(exc), reason="worker_unavailable")
+            raise Rebalancing(f"no worker owns partition {partition} yet; retry")
+        status, body = await self.get(url, request.rel_url.raw_path, {**request.query, "routed": "1"})
         return ok(body, status=status)

@@ -44,7 +44,7 @@ from streams.config import Settings
 from streams.kafka.runtime import Runtimes
 from streams.web.peers import Peers
 from streams.web.realtime.fanout import Closed, Subscriber
-from streams.web.realtime.hub import Hub, Refused
+from streams.web.realtime.hub import Hub
 from streams.web.realtime.mailbox import Signal
 from streams.web.realtime.records import KEEPALIVE_SSE, control_frame
 from streams.web.realtime.subscription import (
@@ -53,7 +53,7 @@ from streams.web.realtime.subscription import (
     TokenError,
     parse_subscription,
 )
-from streams.web.responses import BadHeader, header_problem, problem
+from streams.web.responses import problem
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,6 @@ def _direct_writer(request: web.Request, response: web.StreamResponse) -> Callab
     return direct
 
 
-def _refusal(exc: Refused) -> web.Response:
-    reason = "too_many_streams" if exc.status == 429 else "starting"
-    return problem(exc.status, str(exc), reason=reason, headers={"Retry-After": "5"})
-
-
 class RealtimeEndpoints:
     """`/realtime/ws`, `/realtime/sse` and the `/live` page."""
 
@@ -125,13 +120,8 @@ class RealtimeEndpoints:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         """`GET /realtime/ws`."""
-        try:
-            address = self.peers.client(request)
-            self.hub.connect(address)
-        except BadHeader as exc:
-            return header_problem(exc)
-        except Refused as exc:
-            return _refusal(exc)
+        address = self.peers.client(request)  # BadHeader, Refused: answered by `problems`
+        self.hub.connect(address)
         try:
             return await self._websocket(request)
         finally:
@@ -150,6 +140,9 @@ class RealtimeEndpoints:
         def abort() -> None:
             if request.transport is not None:
                 request.transport.abort()
+
+        def gone() -> bool:
+            return request.transport is None
 
         try:
             async for msg in ws:
@@ -218,13 +211,8 @@ class RealtimeEndpoints:
 
     async def sse(self, request: web.Request) -> web.StreamResponse:
         """`GET /realtime/sse`."""
-        try:
-            address = self.peers.client(request)
-            self.hub.connect(address)
-        except BadHeader as exc:
-            return header_problem(exc)
-        except Refused as exc:
-            return _refusal(exc)
+        address = self.peers.client(request)  # BadHeader, Refused: answered by `problems`
+        self.hub.connect(address)
         try:
             return await self._sse(request)
         finally:
@@ -240,17 +228,12 @@ class RealtimeEndpoints:
             if request.transport is not None:
                 request.transport.abort()
 
-        try:
-            subscription = parse_subscription(params, self.settings.contexts)
-            sub = await self.hub.subscribe(
-                subscription, "sse", gone=lambda: request.transport is None, abort=abort
-            )
-        except SubscriptionError as exc:
-            return problem(400, str(exc), reason="bad_subscription", code="bad_subscription")
-        except NotReady as exc:
-            return problem(503, str(exc), reason="starting", code="starting", headers={"Retry-After": "1"})
-        except TokenError as exc:
-            return problem(410, str(exc), reason=exc.code, code=exc.code)
+        def gone() -> bool:
+            return request.transport is None
+
+        # SubscriptionError, NotReady, TokenError: answered by `problems`
+        subscription = parse_subscription(params, self.settings.contexts)
+        sub = await self.hub.subscribe(subscription, "sse", gone=gone, abort=abort)
         try:
             response = web.StreamResponse(
                 headers={

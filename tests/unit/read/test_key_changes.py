@@ -19,7 +19,8 @@ from streams.core.views import Document, EventMeta, View, apply_retraction, fold
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
 from streams.read.batch import Batch
-from streams.read.projector import DOC_PREFIX, ViewProjector, decode_document
+from streams.read.documents import DOC_PREFIX, decode_document
+from streams.read.projector import ViewProjector
 from streams.read.repartitioner import KEY_PREFIX, POSITION_KEY, Repartitioner
 from streams.wire import headers as h
 from streams.wire.topics import partition_for

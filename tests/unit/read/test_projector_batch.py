@@ -19,7 +19,8 @@ from streams.contexts.orders import VIEWS, ItemAdded, OrderPlaced
 from streams.contexts.orders import context as orders
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
-from streams.read.projector import DOC_PREFIX, Batch, ViewProjector, decode_document
+from streams.read.documents import DOC_PREFIX, decode_document
+from streams.read.projector import Batch, ViewProjector
 from streams.wire import headers as h
 
 SUMMARY = VIEWS[0]

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from streams.client import ResultWaiter
 from streams.config import Settings
 from streams.contexts.registry import get_context
+from streams.kafka.runtime import ContextRuntime, Runtimes
 from streams.web.commands import CommandEndpoints
 from streams.web.envelope import BadEnvelope, parse_envelope
 
@@ -35,7 +36,10 @@ class _Client:
 
 def test_a_command_that_times_out_is_forgotten() -> None:
     """Reproduced: every timed-out HTTP command left its future in the client's pending map."""
-    endpoints = CommandEndpoints(Settings(), {"orders": get_context("orders")})
+    orders = get_context("orders")
+    runtimes = Runtimes(Settings(), {"orders": orders})
+    runtimes._runtimes["orders"] = ContextRuntime.offline(orders)  # the worker's, connected already
+    endpoints = CommandEndpoints(Settings(), runtimes)
     fake = _Client()
     endpoints._clients["orders"] = fake  # type: ignore[assignment]
     app = web.Application()

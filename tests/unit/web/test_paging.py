@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from streams.core.views import Document
 from streams.kafka.store import PartitionStore
-from streams.read.projector import DOC_PREFIX, encode_document
+from streams.read.documents import DocumentCache, ViewDocuments, document_key, encode_document
+from streams.read.wakeups import BatchWakeups
 from streams.web.query.paging import LocalPage, local_page, merge
 from streams.wire.topics import partition_for
 
@@ -26,14 +27,19 @@ ids = st.text(
 documents = st.dictionaries(ids, st.sampled_from(["open", "shipped", None]), max_size=40)
 
 
-class Worker:
-    """The stores of the partitions one worker holds (what `local_page` reads of a projector)."""
+class Stores:
+    """The stores of the partitions one worker holds (what a projector holds)."""
 
     def __init__(self, stores: dict[int, PartitionStore]) -> None:
         self.stores: Mapping[int, PartitionStore] = stores
 
     def store(self, partition: int) -> PartitionStore | None:
         return self.stores.get(partition)
+
+
+def view_documents(stores: dict[int, PartitionStore]) -> ViewDocuments:
+    """One worker's documents of the view over `stores`."""
+    return ViewDocuments(Stores(stores), "in", BatchWakeups(), DocumentCache(0))
 
 
 @contextmanager
@@ -45,7 +51,7 @@ def written(states: dict[str, dict[str, Any] | None]) -> Iterator[dict[int, Part
             for entity_id, state in states.items():
                 doc = Document(entity_id, state, {entity_id: 1}, 1, "")
                 partition = partition_for(entity_id.encode(), PARTITIONS)
-                out[partition].write({DOC_PREFIX + entity_id.encode(): encode_document(doc)}, {})
+                out[partition].write({document_key(entity_id.encode()): encode_document(doc)}, {})
             yield out
         finally:
             for store in out.values():
@@ -62,7 +68,7 @@ def expected(docs: dict[str, str | None], status: str | None) -> list[str]:
 
 
 def all_pages(
-    workers: list[Worker],
+    workers: list[ViewDocuments],
     owners: dict[int, int],
     limit: int,
     filters: dict[str, str],
@@ -113,7 +119,7 @@ def test_concatenated_pages_are_the_full_result_in_order_without_duplicates(
     filters = {} if status is None else {"status": status}
     with stores(docs) as held:
         owners = dict(enumerate(split))
-        workers = [Worker({p: s for p, s in held.items() if owners[p] == w}) for w in (0, 1)]
+        workers = [view_documents({p: s for p, s in held.items() if owners[p] == w}) for w in (0, 1)]
         pages = all_pages(workers, owners, limit, filters, max_scanned)
     got = [item["entity_id"] for page in pages for item in page]
     assert got == expected(docs, status)
@@ -125,14 +131,14 @@ def test_one_worker_holding_every_partition_pages_the_same_way(
     docs: dict[str, str | None], limit: int
 ) -> None:
     with stores(docs) as held:
-        pages = all_pages([Worker(held)], dict.fromkeys(range(PARTITIONS), 0), limit, {}, 20_000)
+        pages = all_pages([view_documents(held)], dict.fromkeys(range(PARTITIONS), 0), limit, {}, 20_000)
     assert [item["entity_id"] for page in pages for item in page] == expected(docs, None)
 
 
 def test_a_partition_asked_of_a_worker_that_no_longer_holds_it_is_reported_missing() -> None:
     docs = {f"d{i}": "open" for i in range(20)}
     with stores(docs) as held:
-        worker = Worker({p: s for p, s in held.items() if p != 2})
+        worker = view_documents({p: s for p, s in held.items() if p != 2})
         page = local_page(worker, "v", "", 50, {}, partitions=[0, 1, 2, 3])
     assert page.missing == [2] and page.partitions == [0, 1, 3]
     assert len(page.items) == sum(1 for d in docs if partition_for(d.encode(), PARTITIONS) != 2)
@@ -155,7 +161,7 @@ def test_pages_keep_to_their_byte_budget_and_still_page_every_document(
 ) -> None:
     with sized_stores(sizes) as held:
         owners = dict(enumerate(split))
-        workers = [Worker({p: s for p, s in held.items() if owners[p] == w}) for w in (0, 1)]
+        workers = [view_documents({p: s for p, s in held.items() if owners[p] == w}) for w in (0, 1)]
         pages = all_pages(workers, owners, limit, {}, 20_000, max_bytes)
     assert [item["entity_id"] for page in pages for item in page] == sorted(sizes)
     for page in pages:
@@ -166,5 +172,5 @@ def test_pages_keep_to_their_byte_budget_and_still_page_every_document(
 def test_a_document_larger_than_the_budget_is_served_alone_and_paging_goes_on() -> None:
     sizes = {"a": 10, "b": 50_000, "c": 10, "d": 10}
     with sized_stores(sizes) as held:
-        pages = all_pages([Worker(held)], dict.fromkeys(range(PARTITIONS), 0), 10, {}, 20_000, 1000)
+        pages = all_pages([view_documents(held)], dict.fromkeys(range(PARTITIONS), 0), 10, {}, 20_000, 1000)
     assert [[item["entity_id"] for item in page] for page in pages] == [["a"], ["b"], ["c", "d"]]
