@@ -16,8 +16,8 @@ from streams.config import Settings
 from streams.sinks.connect import deploy, remove
 from tests.conftest import StackEndpoints
 from tests.integration.sinks.test_connect_sinks import PrivateConnect
-from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past, wait_until
-from tests.integration.workers import Deployment, deployed
+from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
