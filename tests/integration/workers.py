@@ -120,6 +120,18 @@ class Deployment:
             time.sleep(0.3)
         raise TimeoutError(f"worker {worker_id} not healthy: {self.log_tail(worker_id)}")
 
+    def assigned(self, worker_id: str, stage: str = "orders") -> set[int]:
+        """Partitions the worker's `stage` last logged as assigned (a stage logs every assignment
+        and revocation)."""
+        latest: set[int] = set()
+        path = self.data_dir / f"{worker_id}.log"
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            for word, change in (("assigned", "set"), ("revoked", "remove")):
+                if f"{stage}: {word}" in line:
+                    found = {int(p) for p in line.split(word, 1)[1].strip(" []").split(",") if p.strip()}
+                    latest = found if change == "set" else latest - found
+        return latest
+
     def kill(self, worker_id: str = "w1", sig: int = signal.SIGKILL) -> None:
         proc = self.workers.pop(worker_id, None)
         if proc is None or proc.poll() is not None:
