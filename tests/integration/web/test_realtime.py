@@ -23,11 +23,11 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.client import CommandClient, read_topic
+from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
 from streams.web.realtime.subscription import encode_token
-from streams.wire import headers as h
 from tests.conftest import StackEndpoints
+from tests.integration.web.realtime_kit import event_ids, no_more, sse_read, ws_frames
 from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
@@ -55,32 +55,6 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
 
 def base_url(dep: Deployment) -> str:
     return f"http://127.0.0.1:{dep.ports['w1']}"
-
-
-def log_events(dep: Deployment, client: CommandClient, aggregate_id: str) -> list[str]:
-    return [
-        h.as_dict(m.headers())[h.EVENT_ID]
-        for m in read_topic(dep.settings(), client.runtime.topics.events, idle_timeout=1.0)
-        if m.key() == aggregate_id.encode()
-    ]
-
-
-async def ws_frames(
-    ws: aiohttp.ClientWebSocketResponse, count: int, timeout: float = 20
-) -> list[dict[str, Any]]:
-    frames = []
-    deadline = time.monotonic() + timeout
-    while len(frames) < count:
-        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        frames.append(json.loads(msg.data))
-    return frames
-
-
-async def no_more(ws: aiohttp.ClientWebSocketResponse, wait: float = 1.5) -> None:
-    with pytest.raises(asyncio.TimeoutError):
-        msg = await ws.receive(timeout=wait)
-        raise AssertionError(f"unexpected frame {msg.data}")
 
 
 def test_websocket_streams_committed_events_and_resumes_without_gaps_or_repeats(
@@ -112,7 +86,7 @@ def test_websocket_streams_committed_events_and_resumes_without_gaps_or_repeats(
             await ws2.close()
         received = first + rest
         assert all(f["type"] == "event" and f["aggregate_id"] == agg for f in received)
-        assert [f["event_id"] for f in received] == log_events(deployment, client, agg)
+        assert [f["event_id"] for f in received] == event_ids(deployment, client, agg)
         assert [f["aggregate_version"] for f in received] == list(range(1, 10))
         assert received[0]["event_type"] == "OrderPlaced" and received[0]["data"]["customer_id"] == "c-ws"
 
@@ -171,24 +145,6 @@ def test_websocket_bad_input_keeps_the_socket_usable_and_bad_tokens_are_refused(
     assert resp.status_code == 410 and resp.json()["code"] == "token_expired"
 
 
-def sse_read(lines: Iterator[str], count: int) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
-    event: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if "data" in event:
-                frame = json.loads(event["data"])
-                frame["_id"] = event.get("id", "")
-                frames.append(frame)
-                if len(frames) == count:
-                    return frames
-            event = {}
-        elif ":" in line:
-            name, _, value = line.partition(":")
-            event[name] = value.lstrip(" ")
-    return frames
-
-
 def test_sse_streams_events_and_resumes_with_last_event_id(
     deployment: Deployment, client: CommandClient
 ) -> None:
@@ -210,7 +166,7 @@ def test_sse_streams_events_and_resumes_with_last_event_id(
             frames = sse_read(resp.iter_lines(), 5)  # subscribed + the 4 missed
     assert frames[0]["type"] == "subscribed"
     received = first + frames[1:]
-    assert [f["event_id"] for f in received] == log_events(deployment, client, agg)
+    assert [f["event_id"] for f in received] == event_ids(deployment, client, agg)
     assert [f["aggregate_version"] for f in received] == list(range(1, 7))
     assert all(f["_id"] == f["token"] for f in received)
 
