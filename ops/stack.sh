@@ -14,6 +14,8 @@ source "$OPS/stack.env"
 export STREAMS_STACK_HOME STREAMS_STACK_DATA
 # shellcheck source=ops/artifacts.sh
 source "$OPS/artifacts.sh"   # ensure_kafka_artifacts, ensure_connect_plugins, ensure_registry_*
+# shellcheck source=ops/config/services.sh
+source "$OPS/config/services.sh"   # kafka_server_properties, connect_worker_properties (shared with ops/images)
 
 SERVICES=(postgres kafka registry connect)
 LOGS="$STREAMS_STACK_DATA/logs"
@@ -219,58 +221,25 @@ start_postgres() {
 
 # ---------------------------------------------------------------- kafka
 write_log4j2() { # $1 file
-  cat > "$1" <<'EOF'
-status = warn
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.stdout.ref = STDOUT
-logger.kafka.name = kafka
-logger.kafka.level = INFO
-logger.state.name = state.change.logger
-logger.state.level = WARN
-logger.reflections.name = org.reflections
-logger.reflections.level = ERROR
-logger.clients.name = org.apache.kafka.clients
-logger.clients.level = WARN
-EOF
+  cp -f "$OPS/config/log4j2.properties" "$1"
+}
+
+# The broker's config (ops/config/services.sh, as in the kafka image).
+write_kafka_conf() {
+  local dir="$STREAMS_STACK_DATA/kafka"
+  mkdir -p "$CONF"
+  write_log4j2 "$CONF/log4j2.properties"
+  kafka_server_properties "PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT" \
+    "PLAINTEXT://127.0.0.1:$KAFKA_PORT" PLAINTEXT "$KAFKA_CONTROLLER_PORT" "$dir/data" > "$CONF/kafka-server.properties"
 }
 
 start_kafka() {
   need_java
   ensure_kafka_artifacts
   local dir="$STREAMS_STACK_DATA/kafka" props="$CONF/kafka-server.properties"
-  mkdir -p "$dir" "$CONF"
+  mkdir -p "$dir"
   chmod 700 "$dir"   # the event log: readable by its owner only
-  write_log4j2 "$CONF/log4j2.properties"
-  cat > "$props" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$dir/data
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-# a topic exists only as streams declares it (partitions, policies): never made by a first produce
-auto.create.topics.enable=false
-log.retention.hours=168
-log.segment.bytes=104857600
-EOF
+  write_kafka_conf
   local jopts=(-Dstreams.stack="$STREAMS_STACK_DATA" -Dlog4j2.configurationFile="$CONF/log4j2.properties"
                -Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20)
   if [ ! -f "$dir/data/meta.properties" ]; then
@@ -330,49 +299,12 @@ start_connect() {
 # The Connect worker's config (also written by `prepare connect`, for tests that run a Connect
 # worker of their own against another stack, e.g. the compose stack).
 write_connect_conf() {
-  local props="$CONF/connect-distributed.properties" reg="http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2"
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
-  cat > "$props" <<EOF
-bootstrap.servers=127.0.0.1:$KAFKA_PORT
-group.id=streams-connect
-listeners=http://127.0.0.1:$CONNECT_PORT
-rest.advertised.host.name=127.0.0.1
-rest.advertised.port=$CONNECT_PORT
-plugin.path=$PLUGINS
-plugin.discovery=hybrid_warn
-config.storage.topic=_connect-configs
-offset.storage.topic=_connect-offsets
-status.storage.topic=_connect-status
-config.storage.replication.factor=1
-offset.storage.replication.factor=1
-offset.storage.partitions=5
-status.storage.replication.factor=1
-status.storage.partitions=1
-offset.flush.interval.ms=1000
-scheduled.rebalance.max.delay.ms=0
-# Defaults for connectors that do not set their own converters: string keys, Avro values in
-# Confluent wire format (magic 0 + 4-byte id) with ids from the registry's ccompat API (contentIds).
-key.converter=org.apache.kafka.connect.storage.StringConverter
-value.converter=io.apicurio.registry.utils.converter.AvroConverter
-value.converter.apicurio.registry.url=$reg
-value.converter.apicurio.registry.as-confluent=true
-value.converter.apicurio.registry.use-id=contentId
-value.converter.apicurio.registry.headers.enabled=false
-# Connectors name the database credentials (\${file:<secrets file>:password}) instead of holding
-# them: STREAMS_CONNECT_SECRETS=$CONF/connect-secrets.properties (docs/realtime-and-sinks.md).
-config.providers=file
-config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
-EOF
-  write_connect_secrets "$CONF/connect-secrets.properties"
-}
-
-# The database credentials for the Connect worker's FileConfigProvider, readable by this user only
-# (a backslash is doubled: the file is read as Java properties).
-write_connect_secrets() { # $1 file
-  local user="${PG_USER//\\/\\\\}" password="${PG_PASSWORD//\\/\\\\}"
-  (umask 077 && printf 'username=%s\npassword=%s\n' "$user" "$password" > "$1.tmp")
-  chmod 600 "$1.tmp" && mv -f "$1.tmp" "$1"
+  connect_worker_properties "127.0.0.1:$KAFKA_PORT" 127.0.0.1 "$CONNECT_PORT" 127.0.0.1 "$PLUGINS" \
+    "http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2" > "$CONF/connect-distributed.properties"
+  # the connectors name this file: STREAMS_CONNECT_SECRETS=$CONF/connect-secrets.properties
+  write_connect_secrets "$CONF/connect-secrets.properties" "$PG_USER" "$PG_PASSWORD"
 }
 
 # ---------------------------------------------------------------- commands
@@ -519,5 +451,12 @@ case "${1:-}" in
     shift; [ "${1:-}" = connect ] || die "usage: $0 prepare connect"
     ensure_kafka_artifacts; ensure_connect_plugins; write_connect_conf
     log "prepared connect: $CONF/connect-distributed.properties (registry port $REGISTRY_PORT)" ;;
-  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env | prepare connect" >&2; exit 2 ;;
+  render) # write a service's config only (no artifacts, nothing started) and print its path
+    shift
+    case "${1:-}" in
+      kafka) write_kafka_conf; echo "$CONF/kafka-server.properties" ;;
+      connect) write_connect_conf; echo "$CONF/connect-distributed.properties" ;;
+      *) die "usage: $0 render kafka|connect" ;;
+    esac ;;
+  *) echo "usage: $0 up [service…] | down [service…] | status [service…] | logs [service] | env | prepare connect | render kafka|connect" >&2; exit 2 ;;
 esac

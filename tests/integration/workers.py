@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,19 @@ import pytest
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import PlaceOrder
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 120.0, every: float = 1.0) -> Any:
+    """`check()` once it is truthy, asked every `every` seconds (AssertionError naming `what`
+    and the last answer after `timeout`). The one way the integration tests wait on a condition."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:3000])
 
 
 def free_port() -> int:
@@ -106,6 +119,18 @@ class Deployment:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"worker {worker_id} not healthy: {self.log_tail(worker_id)}")
+
+    def assigned(self, worker_id: str, stage: str = "orders") -> set[int]:
+        """Partitions the worker's `stage` last logged as assigned (a stage logs every assignment
+        and revocation)."""
+        latest: set[int] = set()
+        path = self.data_dir / f"{worker_id}.log"
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            for word, change in (("assigned", "set"), ("revoked", "remove")):
+                if f"{stage}: {word}" in line:
+                    found = {int(p) for p in line.split(word, 1)[1].strip(" []").split(",") if p.strip()}
+                    latest = found if change == "set" else latest - found
+        return latest
 
     def kill(self, worker_id: str = "w1", sig: int = signal.SIGKILL) -> None:
         proc = self.workers.pop(worker_id, None)

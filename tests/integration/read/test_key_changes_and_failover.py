@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,7 +33,7 @@ from streams.read.stage import event_meta
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
 from tests.integration.fussy_orders import BY_STATUS
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, wait_until
 
 pytestmark = pytest.mark.integration
 ENV = {"STREAMS_CONTEXT_MODULES": "tests.integration.fussy_orders", "STREAMS_SINKS": "0"}
@@ -63,14 +62,16 @@ def get(dep: Deployment, worker: str, path: str, **query: Any) -> tuple[int, Any
         return err.code, json.loads(err.read())
 
 
-def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout}s"
-        time.sleep(0.3)
+def views(dep: Deployment, worker: str) -> list[dict[str, Any]]:
+    """The views' status on `worker` ([] while its read side is starting)."""
+    code, body = get(dep, worker, "/orders/views")
+    return body["views"] if code == 200 else []
+
+
+def settled(dep: Deployment, worker: str) -> bool:
+    """Every view on `worker` serves all 4 partitions and has folded all it was given (lag 0)."""
+    found = views(dep, worker)
+    return bool(found) and all(v["lag"] == 0 and len(v["partitions"]) == 4 for v in found)
 
 
 def latest(dep: Deployment, topic: str) -> dict[str, bytes | None]:
@@ -137,7 +138,7 @@ def test_when_an_orders_status_changes_its_old_document_is_updated_or_deleted(
         return found
 
     # the query API
-    assert wait_for(lambda: served() == expected and served(), what="documents moved") == expected
+    assert wait_until(lambda: served() == expected and served(), "documents moved", 60, 0.3) == expected
     assert get(deployment, "w1", f"/orders/views/orders-by-status/{customer}:confirmed")[0] == 404
     # the view topic: updates and a tombstone for the document the last order left
     topic = client.runtime.topics.view("orders-by-status")
@@ -171,24 +172,16 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
             client.execute(order, ConfirmOrder())
     last = client.execute(orders[-1], AddItem("z", 1, 1))
     path = f"/orders/views/order-summary/{orders[-1]}"
-    wait_for(lambda: get(deployment, "w1", path, min_version=last.aggregate_version)[0] == 200)
-    time.sleep(2)  # the re-keyed views and their keys topics settle too
+    wait_until(lambda: get(deployment, "w1", path, min_version=last.aggregate_version)[0] == 200, path, 60)
+    wait_until(lambda: settled(deployment, "w1"), "the re-keyed views and their keys topics settled", 60, 0.3)
     deployment.kill("w1", signal.SIGTERM)
     deployment.start("w2")  # a worker of its own, with nothing on disk
     deployment.wait_healthy("w2")
 
-    def views() -> list[dict[str, Any]]:
-        code, body = get(deployment, "w2", "/orders/views")
-        return body["views"] if code == 200 else []
-
-    def settled() -> bool:
-        found = views()
-        return bool(found) and all(v["lag"] == 0 and len(v["partitions"]) == 4 for v in found)
-
-    wait_for(settled, 120, "w2 caught up")
+    wait_until(lambda: settled(deployment, "w2"), "w2 caught up", 120, 0.3)
     events = client.runtime.topics.events
     total_events = sum(1 for _ in read_topic(deployment.settings(), events, idle_timeout=1.0))
-    for view in views():
+    for view in views(deployment, "w2"):
         if view["view"] in ("order-summary", "orders-by-customer", "orders-by-status"):
             # every partition its topic has documents in (an empty one has nothing to restore)
             keys = latest(deployment, view["topic"])
@@ -201,8 +194,8 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
         assert client.execute(order, AddItem("a", 2, 10)).accepted
     after = client.execute(open_orders[0], AddItem("late", 1, 1))
     path = f"/orders/views/order-summary/{open_orders[0]}"
-    wait_for(lambda: get(deployment, "w2", path, min_version=after.aggregate_version)[0] == 200)
-    time.sleep(2)
+    wait_until(lambda: get(deployment, "w2", path, min_version=after.aggregate_version)[0] == 200, path, 60)
+    wait_until(lambda: settled(deployment, "w2"), "every view folded the last changes", 60, 0.3)
     log = log_of(deployment, client.runtime)
     summary, by_customer = VIEWS
     expected = fold_view(summary, log)

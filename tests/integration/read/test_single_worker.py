@@ -26,7 +26,7 @@ from streams.read.replay import replay
 from streams.read.stage import event_meta
 from streams.wire import headers as h
 from streams.wire.jsonable import to_json
-from tests.integration.workers import Deployment, module_deployment
+from tests.integration.workers import Deployment, module_deployment, wait_until
 
 pytestmark = pytest.mark.integration
 SUMMARY, BY_CUSTOMER = VIEWS
@@ -75,13 +75,6 @@ def some_orders(client: CommandClient, n: int, tag: str) -> dict[str, int]:
     return versions
 
 
-def wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.3)
-
-
 def test_each_view_equals_the_fold_of_the_log(deployment: Deployment, client: CommandClient) -> None:
     versions = some_orders(client, 12, "fold")
     for order, version in versions.items():
@@ -100,10 +93,13 @@ def test_each_view_equals_the_fold_of_the_log(deployment: Deployment, client: Co
         if doc is None or doc.state is None:
             assert status == 404
         else:
-            wait_for(
+            wait_until(
                 lambda c=customer, d=doc: (
                     get(deployment, f"/orders/views/orders-by-customer/{c}")[1].get("state") == d.state
-                )
+                ),
+                f"orders-by-customer/{customer}",
+                60,
+                0.3,
             )
 
 
@@ -188,7 +184,12 @@ def test_time_travel_gives_the_fold_up_to_a_version_or_a_time(
     ]
     events = [client.runtime.codec.decode(m.value()).message for m in records]
     times = [h.as_dict(m.headers())[h.OCCURRED_AT] for m in records]
-    wait_for(lambda: get(deployment, "/orders/aggregates/tt-1")[1].get("latest_version") == len(events))
+    wait_until(
+        lambda: get(deployment, "/orders/aggregates/tt-1")[1].get("latest_version") == len(events),
+        "the history at the last version",
+        60,
+        0.3,
+    )
     rng = random.Random(4)
     for version in rng.sample(range(1, len(events) + 1), 8):
         status, body = get(deployment, "/orders/aggregates/tt-1", at_version=version)
@@ -240,7 +241,7 @@ def test_replay_beside_the_live_view_switches_to_an_equal_new_version(
     thread = threading.Thread(target=keep_sending)
     thread.start()
     try:
-        time.sleep(2)
+        wait_until(lambda: len(sent) >= 40, "commands arriving before the replay", 60, 0.1)
         progress: list[Any] = []
         report = replay(
             deployment.settings(),
@@ -260,14 +261,17 @@ def test_replay_beside_the_live_view_switches_to_an_equal_new_version(
     get(deployment, "/orders/views/order-summary/replay-0", min_version=last.aggregate_version, timeout=30)
     expected = fold_view(SUMMARY, log_of(deployment, client.runtime))
     for order in set(sent):
-        wait_for(
+        wait_until(
             lambda o=order: (
                 get(deployment, f"/orders/views/order-summary/{o}")[1].get("state") == expected[o].state
-            )
+            ),
+            f"order-summary/{order}",
+            60,
+            0.3,
         )
     old_topic = client.runtime.topics.view("order-summary")
     admin = AdminClient({"bootstrap.servers": deployment.settings().bootstrap})
-    wait_for(lambda: old_topic not in admin.list_topics(timeout=10).topics)
+    wait_until(lambda: old_topic not in admin.list_topics(timeout=10).topics, f"{old_topic} deleted", 60, 0.3)
 
 
 def test_rebuild_after_losing_rocksdb_and_the_changelog(
@@ -280,7 +284,12 @@ def test_rebuild_after_losing_rocksdb_and_the_changelog(
     shutil.rmtree(deployment.data_dir / "w1", ignore_errors=True)
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     admin.delete_topics([runtime.topics.changelog])[runtime.topics.changelog].result()
-    wait_for(lambda: runtime.topics.changelog not in admin.list_topics(timeout=10).topics)
+    wait_until(
+        lambda: runtime.topics.changelog not in admin.list_topics(timeout=10).topics,
+        "changelog deleted",
+        60,
+        0.3,
+    )
     time.sleep(2)
     report = rebuild(settings, runtime)
     assert report.aggregates > 5 and report.commands >= report.aggregates

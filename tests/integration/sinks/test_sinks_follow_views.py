@@ -1,7 +1,7 @@
 """The PostgreSQL read models follow the read side: a view whose key moves retracts its old rows,
 and after `streams replay` switches a view to a new version the rows are that version's.
 
-Same set-up as test_connect_sinks.py (a private Connect worker, a schema of our own), with the
+Same set-up as test_connect_sinks.py (kit.py: a private Connect worker, a schema of our own), with the
 test-only orders variant (tests/integration/fussy_orders.py) so that `orders-by-status`, keyed
 by customer and status, is there; the deriver copies every declared view.
 """
@@ -9,12 +9,9 @@ by customer and status, is there; the deriver copies every declared view.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 
-import psycopg
 import pytest
 from confluent_kafka import Producer
 
@@ -23,20 +20,12 @@ from streams.config import Settings
 from streams.contexts.orders import AddItem, CancelOrder, ConfirmOrder, PlaceOrder, ShipOrder
 from streams.core.views import ReadModelDocument
 from streams.read.replay import replay
-from streams.sinks.connect import deploy, remove, status
+from streams.sinks.connect import deploy, status
 from tests.conftest import StackEndpoints
-from tests.integration.sinks.test_connect_sinks import PrivateConnect, query, wait_for
+from tests.integration.sinks.kit import PrivateConnect, query, sink_settings, wait_for
 from tests.integration.workers import Deployment, deployed, warmed_client
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateConnect]:
-    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap, stack.pg_dsn)
-    worker.start()
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,28 +38,20 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settings]:
-    s = replace(
-        deployment.settings(),
-        connect_url=connect.url,
-        sink_schema=deployment.prefix,
-        connect_secrets=str(connect.secrets),
-    )
-    deploy(s)
-    wait_for(
-        s,
-        lambda: (
-            all(
-                e["state"] == "RUNNING" and all(t["state"] == "RUNNING" for t in e["tasks"])
-                for e in status(s)
-            )
-            and status(s)
-        ),
-        "connectors running",
-    )
-    yield s
-    remove(s)
-    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
-        conn.execute(f"drop schema if exists {s.sink_schema} cascade".encode())
+    with sink_settings(deployment, connect) as s:
+        deploy(s)
+        wait_for(
+            s,
+            lambda: (
+                all(
+                    e["state"] == "RUNNING" and all(t["state"] == "RUNNING" for t in e["tasks"])
+                    for e in status(s)
+                )
+                and status(s)
+            ),
+            "connectors running",
+        )
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -146,4 +127,3 @@ def test_after_a_replay_the_rows_are_the_new_versions(
     ]
     assert set(rows(settings, "orders.order-summary", tag)) == set(orders)
     assert not rows(settings, "orders.order-summary.v2", "")  # one entity type whatever the version
-    time.sleep(0.1)

@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
 
 from streams.config import Settings
-from streams.sinks.connect import deploy, remove
+from streams.sinks.connect import deploy
 from tests.conftest import StackEndpoints
-from tests.integration.sinks.test_connect_sinks import PrivateConnect
-from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past, wait_until
-from tests.integration.workers import Deployment, deployed
+from tests.integration.sinks.kit import PrivateConnect, query, sink_settings
+from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def connect(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateConnect]:
-    worker = PrivateConnect(tmp_path_factory.mktemp("connect"), stack.bootstrap, stack.pg_dsn)
-    worker.start()
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +29,8 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def settings(deployment: Deployment, connect: PrivateConnect) -> Iterator[Settings]:
-    s = replace(
-        deployment.settings(),
-        connect_url=connect.url,
-        sink_schema=deployment.prefix,
-        connect_secrets=str(connect.secrets),
-        contexts=("devices",),
-        sink_views=("telemetry-10s",),
-    )
-    yield s
-    remove(s)
-    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
-        conn.execute(f"drop schema if exists {s.sink_schema} cascade".encode())
-
-
-def query(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
-        return conn.execute(sql.replace("{s}", settings.sink_schema).encode(), args).fetchall()
+    with sink_settings(deployment, connect, contexts=("devices",), sink_views=("telemetry-10s",)) as s:
+        yield s
 
 
 def test_window_rows_reach_postgresql_as_a_typed_time_series(

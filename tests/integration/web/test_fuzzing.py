@@ -1,6 +1,7 @@
 """Property-based fuzzing of a live worker from its own OpenAPI document (schemathesis), of
 the command envelope and of the headers the server parses (Hypothesis): no 5xx, no hang, the
-worker healthy afterwards, and no event appended for a request the API refused.
+worker healthy afterwards, and, after each test, no event appended for a request the API refused
+and every accepted command's events in the log (`Ledger`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,13 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from streams.client import read_topic
+from streams.client import CommandClient, read_topic
 from streams.config import Settings
 from streams.contexts.registry import get_context
+from streams.core.commands import CommandResult
 from streams.web.openapi import openapi_document
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +38,66 @@ SCHEMA = schemathesis.openapi.from_dict(
 ).exclude(path_regex="^/realtime/")
 EXAMPLES = 25
 """Examples per operation (the default 100 would take ~15 minutes on this machine)."""
-ANSWERED: dict[str, set[str]] = {"accepted": set(), "queued": set()}
-"""Command ids the API accepted, or queued without an answer yet (202)."""
+
+
+@dataclass
+class Ledger:
+    """The commands one test had answered 200 (accepted) or 202 (queued), checked against the log
+    after the test: every accepted command's events are there, and every event appended meanwhile
+    comes from a command the API accepted or queued (none from a refused request)."""
+
+    settings: Settings
+    client: CommandClient
+    events_end: dict[int, int]
+    results_end: dict[int, int]
+    accepted: set[str] = field(default_factory=set)
+    queued: set[str] = field(default_factory=set)
+
+    @classmethod
+    def start(cls, settings: Settings, client: CommandClient) -> Ledger:
+        topics = client.runtime.topics
+        return cls(settings, client, _ends(settings, topics.events), _ends(settings, topics.results))
+
+    def note(self, status: int, body: bytes | str) -> None:
+        if status in (200, 202):
+            (self.accepted if status == 200 else self.queued).add(json.loads(body)["command_id"])
+
+    def _since(self, topic: str, ends: dict[int, int]) -> list[Any]:
+        return [
+            m
+            for m in read_topic(self.settings, topic, idle_timeout=0.5)
+            if m.offset() > ends.get(m.partition(), -1)
+        ]
+
+    def verify(self) -> None:
+        topics, codec = self.client.runtime.topics, self.client.runtime.codec
+
+        def decided() -> list[dict[str, list[CommandResult]]] | None:  # a list: {} is an answer too
+            results: dict[str, list[CommandResult]] = {}
+            for m in self._since(topics.results, self.results_end):
+                results.setdefault(m.key().decode(), []).append(codec.decode(m.value()).message)
+            return [results] if self.accepted | self.queued <= results.keys() else None
+
+        (results,) = wait_until(decided, "a result for every accepted and queued command", timeout=60)
+        events = self._since(topics.events, self.events_end)
+        by_place = {(m.partition(), m.offset()): h.as_dict(m.headers())[h.COMMAND_ID] for m in events}
+        explained = {cid for cid in self.accepted | self.queued if any(r.accepted for r in results[cid])}
+        unexplained = set(by_place.values()) - explained
+        assert not unexplained, f"{len(unexplained)} commands appended events unanswered: {unexplained}"
+        for cid in explained:  # and their events are where their results say
+            for result in results[cid]:
+                if result.accepted and not result.duplicate:
+                    places = {(result.event_partition, offset) for offset in result.event_offsets}
+                    assert {by_place.get(place) for place in places} <= {cid}, (cid, result)
+        print(f" [{len(events)} events from {len(explained)} accepted commands]", end="")
+
+
+def _ends(settings: Settings, topic: str) -> dict[int, int]:
+    """The last offset of each partition of `topic` that holds a record."""
+    ends: dict[int, int] = {}
+    for m in read_topic(settings, topic, idle_timeout=0.5):
+        ends[m.partition()] = max(ends.get(m.partition(), -1), m.offset())
+    return ends
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +112,27 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
         yield dep
 
 
-def _note_command(case: Any, response: Any) -> None:
-    if case.method != "POST" or response.status_code not in (200, 202):
-        return
-    body = response.json()
-    ANSWERED["accepted" if response.status_code == 200 else "queued"].add(body["command_id"])
+@pytest.fixture
+def ledger(deployment: Deployment, client: CommandClient) -> Iterator[Ledger]:
+    """This test's answered commands, checked against the log when it ends."""
+    book = Ledger.start(deployment.settings(), client)
+    yield book
+    book.verify()
 
 
 @SCHEMA.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_request_the_document_allows_or_forbids_gets_a_5xx(case: Any, deployment: Deployment) -> None:
+def test_no_request_the_document_allows_or_forbids_gets_a_5xx(
+    case: Any, deployment: Deployment, ledger: Ledger
+) -> None:
     if isinstance(case.query, dict) and "timeout" in case.query:
         case.query["timeout"] = 0.5  # a request may wait for a view up to a minute: not here
     started = time.monotonic()
     response = case.call(base_url=deployment.url(), timeout=30)
     assert time.monotonic() - started < 30, "the worker hung"
     case.validate_response(response, checks=[not_a_server_error])
-    _note_command(case, response)
+    if case.method == "POST":
+        ledger.note(response.status_code, response.content)
 
 
 ENVELOPE_FIELDS = [
@@ -91,7 +156,9 @@ envelopes = st.dictionaries(st.sampled_from(ENVELOPE_FIELDS), json_values, max_s
 
 @given(body=envelopes, command=st.sampled_from(["PlaceOrder", "AddItem", "ShipOrder", "Nope"]))
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_command_envelope_gets_a_5xx(deployment: Deployment, body: Any, command: str) -> None:
+def test_no_command_envelope_gets_a_5xx(
+    deployment: Deployment, ledger: Ledger, body: Any, command: str
+) -> None:
     response = httpx.post(
         f"{deployment.url()}/orders/commands/{command}",
         content=json.dumps(body).encode(),
@@ -100,9 +167,8 @@ def test_no_command_envelope_gets_a_5xx(deployment: Deployment, body: Any, comma
         timeout=30,
     )
     assert response.status_code < 500, response.text
-    if response.status_code in (200, 202):
-        ANSWERED["accepted" if response.status_code == 200 else "queued"].add(response.json()["command_id"])
-    else:
+    ledger.note(response.status_code, response.content)
+    if response.status_code not in (200, 202):
         assert response.headers["content-type"].startswith("application/problem+json"), response.headers
         assert response.json()["reason"], response.text
 
@@ -140,7 +206,7 @@ HEADER_TARGETS = [
 @example(headers={"X-Streams-Forwarded": "9" * 5000 + ".x"}, target=HEADER_TARGETS[1])
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_header_gets_a_5xx(
-    deployment: Deployment, headers: dict[str, str], target: tuple[str, str]
+    deployment: Deployment, ledger: Ledger, headers: dict[str, str], target: tuple[str, str]
 ) -> None:
     """Reproduced: `Origin: http://[` and a 5,000-digit forwarded stamp answered 500."""
     method, path = target
@@ -154,8 +220,8 @@ def test_no_header_gets_a_5xx(
     if status >= 400 and status not in (404, 409, 422):  # 409/422: a command's rejected result
         assert content_type == "application/problem+json", (status, headers, answer[:300])
         assert json.loads(answer)["reason"]
-    if status in (200, 202) and method == "POST":
-        ANSWERED["accepted" if status == 200 else "queued"].add(json.loads(answer)["command_id"])
+    if method == "POST":
+        ledger.note(status, answer)
 
 
 def _raw_request(
@@ -213,17 +279,6 @@ def test_bodies_json_cannot_hold_are_refused_with_a_reason(deployment: Deploymen
     assert response.status_code == 400 and response.json()["reason"] == "invalid_json", response.text
 
 
-def test_the_worker_is_healthy_and_appended_only_what_it_accepted_or_queued(deployment: Deployment) -> None:
+def test_the_worker_is_healthy_after_the_fuzzing(deployment: Deployment) -> None:
     with urllib.request.urlopen(f"{deployment.url()}/health", timeout=10) as response:
         assert response.status == 200
-    time.sleep(2)  # queued commands are decided meanwhile
-    events = list(read_topic(deployment.settings(), f"{deployment.prefix}.orders.events", idle_timeout=2.0))
-    unexplained = {
-        h.as_dict(m.headers())[h.COMMAND_ID]
-        for m in events
-        if h.as_dict(m.headers())[h.COMMAND_ID] not in ANSWERED["accepted"] | ANSWERED["queued"]
-    }
-    assert not unexplained, (
-        f"{len(unexplained)} commands appended events without being accepted: {unexplained}"
-    )
-    print(f"\nfuzzing: {len(events)} events from {len(ANSWERED['accepted'])} accepted commands")

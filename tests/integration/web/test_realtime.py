@@ -23,12 +23,12 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.client import CommandClient, read_topic
+from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
 from streams.web.realtime.subscription import encode_token
-from streams.wire import headers as h
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.web.realtime_kit import event_ids, no_more, sse_read, ws_frames
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,32 +55,6 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
 
 def base_url(dep: Deployment) -> str:
     return f"http://127.0.0.1:{dep.ports['w1']}"
-
-
-def log_events(dep: Deployment, client: CommandClient, aggregate_id: str) -> list[str]:
-    return [
-        h.as_dict(m.headers())[h.EVENT_ID]
-        for m in read_topic(dep.settings(), client.runtime.topics.events, idle_timeout=1.0)
-        if m.key() == aggregate_id.encode()
-    ]
-
-
-async def ws_frames(
-    ws: aiohttp.ClientWebSocketResponse, count: int, timeout: float = 20
-) -> list[dict[str, Any]]:
-    frames = []
-    deadline = time.monotonic() + timeout
-    while len(frames) < count:
-        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        frames.append(json.loads(msg.data))
-    return frames
-
-
-async def no_more(ws: aiohttp.ClientWebSocketResponse, wait: float = 1.5) -> None:
-    with pytest.raises(asyncio.TimeoutError):
-        msg = await ws.receive(timeout=wait)
-        raise AssertionError(f"unexpected frame {msg.data}")
 
 
 def test_websocket_streams_committed_events_and_resumes_without_gaps_or_repeats(
@@ -112,7 +86,7 @@ def test_websocket_streams_committed_events_and_resumes_without_gaps_or_repeats(
             await ws2.close()
         received = first + rest
         assert all(f["type"] == "event" and f["aggregate_id"] == agg for f in received)
-        assert [f["event_id"] for f in received] == log_events(deployment, client, agg)
+        assert [f["event_id"] for f in received] == event_ids(deployment, client, agg)
         assert [f["aggregate_version"] for f in received] == list(range(1, 10))
         assert received[0]["event_type"] == "OrderPlaced" and received[0]["data"]["customer_id"] == "c-ws"
 
@@ -171,24 +145,6 @@ def test_websocket_bad_input_keeps_the_socket_usable_and_bad_tokens_are_refused(
     assert resp.status_code == 410 and resp.json()["code"] == "token_expired"
 
 
-def sse_read(lines: Iterator[str], count: int) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
-    event: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if "data" in event:
-                frame = json.loads(event["data"])
-                frame["_id"] = event.get("id", "")
-                frames.append(frame)
-                if len(frames) == count:
-                    return frames
-            event = {}
-        elif ":" in line:
-            name, _, value = line.partition(":")
-            event[name] = value.lstrip(" ")
-    return frames
-
-
 def test_sse_streams_events_and_resumes_with_last_event_id(
     deployment: Deployment, client: CommandClient
 ) -> None:
@@ -210,7 +166,7 @@ def test_sse_streams_events_and_resumes_with_last_event_id(
             frames = sse_read(resp.iter_lines(), 5)  # subscribed + the 4 missed
     assert frames[0]["type"] == "subscribed"
     received = first + frames[1:]
-    assert [f["event_id"] for f in received] == log_events(deployment, client, agg)
+    assert [f["event_id"] for f in received] == event_ids(deployment, client, agg)
     assert [f["aggregate_version"] for f in received] == list(range(1, 7))
     assert all(f["_id"] == f["token"] for f in received)
 
@@ -289,63 +245,66 @@ def dropped(dep: Deployment) -> float:
     )
 
 
-def raw_websocket(port: int, subscription: dict[str, Any]) -> socket.socket:
+class RawWebSocket:
     """A WebSocket client on a plain socket with a tiny receive buffer, so it can refuse to read."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /realtime/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert b" 101 " in head.split(b"\r\n")[0], head
-    data = json.dumps(subscription).encode()
-    assert len(data) < 126
-    mask = os.urandom(4)
-    sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-    return sock
 
+    def __init__(self, port: int, subscription: dict[str, Any]) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(30)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = [
+            "GET /realtime/ws HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", f"Authorization: Bearer {TOKEN}",
+        ]  # fmt: skip
+        self.sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self.buf:
+            assert self._fill(len(self.buf) + 1), self.buf
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        data = json.dumps(subscription).encode()
+        assert len(data) < 126
+        mask = os.urandom(4)
+        self.sock.sendall(
+            bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        )
 
-def read_until_close(sock: socket.socket) -> int | None:
-    """Read server frames until a close frame (its code) or the end of the connection (None)."""
-    sock.settimeout(30)
-    buf = b""
-
-    def need(n: int) -> bool:
-        nonlocal buf
-        while len(buf) < n:
+    def _fill(self, n: int) -> bool:
+        """Read until `n` bytes are buffered (False: the connection ended first)."""
+        while len(self.buf) < n:
             try:
-                chunk = sock.recv(1 << 20)
+                chunk = self.sock.recv(1 << 20)
             except OSError:
                 return False
             if not chunk:
                 return False
-            buf += chunk
+            self.buf += chunk
         return True
 
-    while need(2):
-        opcode, length = buf[0] & 0x0F, buf[1] & 0x7F
-        offset = 2
-        if length == 126:
-            if not need(4):
-                return None
-            length, offset = int.from_bytes(buf[2:4], "big"), 4
-        elif length == 127:
-            if not need(10):
-                return None
-            length, offset = int.from_bytes(buf[2:10], "big"), 10
-        if not need(offset + length):
+    def frame(self) -> tuple[int, bytes] | None:
+        """The next server frame (opcode, payload), or None at the end of the connection."""
+        if not self._fill(2):
             return None
-        payload, buf = buf[offset : offset + length], buf[offset + length :]
-        if opcode == 0x8:
-            return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-    return None
+        opcode, length, offset = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
+        if length in (126, 127):
+            offset = 4 if length == 126 else 10
+            if not self._fill(offset):
+                return None
+            length = int.from_bytes(self.buf[2:offset], "big")
+        if not self._fill(offset + length):
+            return None
+        payload, self.buf = self.buf[offset : offset + length], self.buf[offset + length :]
+        return opcode, payload
+
+    def close_code(self) -> int | None:
+        """Read server frames until a close frame (its code) or the end of the connection (None)."""
+        while (frame := self.frame()) is not None:
+            opcode, payload = frame
+            if opcode == 0x8:
+                return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        return None
 
 
 def test_a_client_that_does_not_read_is_disconnected_with_4008(
@@ -353,22 +312,22 @@ def test_a_client_that_does_not_read_is_disconnected_with_4008(
 ) -> None:
     agg = f"o-slow-{uuid.uuid4().hex[:6]}"
     before = dropped(deployment)
-    sock = raw_websocket(deployment.ports["w1"], {"context": "orders", "event_type": "OrderPlaced"})
+    ws = RawWebSocket(deployment.ports["w1"], {"context": "orders", "event_type": "OrderPlaced"})
     try:
-        time.sleep(2)  # the subscription opens ("from now")
+        subscribed = ws.frame()  # the subscription is open ("from now") once it says so
+        assert subscribed is not None and json.loads(subscribed[1])["type"] == "subscribed", subscribed
         # ~1 kB frames (customer ids at their 255-character limit), 3,000 of them: the socket
         # buffers fill, then the 50-frame queue, then the grace runs out
         big = "x" * 250
         for i in range(3000):
             client.send(f"{agg}-{i}", PlaceOrder(f"{big}{i}"))
         client.flush()
-        deadline = time.monotonic() + 90
-        while dropped(deployment) == before and time.monotonic() < deadline:
-            time.sleep(0.5)  # the client never reads meanwhile
+        # the client never reads meanwhile; it reads as soon as the worker has dropped it, within
+        # the worker's grace for the close frame
+        wait_until(lambda: dropped(deployment) > before, "the slow client dropped", timeout=90, every=0.2)
+        code = ws.close_code()  # what was buffered, then the close frame
+        assert code == 4008
         assert dropped(deployment) == before + 1
         assert httpx.get(f"{base_url(deployment)}/health").status_code == 200  # the worker is unaffected
-        code = read_until_close(sock)  # what was buffered, then the close frame (or a reset)
-        print(f"\nslow client: close code {code}")
-        assert code in (4008, None)
     finally:
-        sock.close()
+        ws.sock.close()

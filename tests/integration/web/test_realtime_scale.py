@@ -9,7 +9,6 @@ back catches up through Kafka (the shared reader pool), then from the ring, then
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 import time
@@ -22,11 +21,11 @@ import aiohttp
 import httpx
 import pytest
 
-from streams.client import CommandClient, read_topic
+from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
-from streams.wire import headers as h
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.web.realtime_kit import event_ids, ws_frames
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,26 +57,6 @@ def clients_gauge(dep: Deployment) -> float:
         for line in text.splitlines()
         if line.startswith("streams_realtime_clients{")
     )
-
-
-def event_ids(dep: Deployment, client: CommandClient, aggregate_id: str) -> list[str]:
-    return [
-        h.as_dict(m.headers())[h.EVENT_ID]
-        for m in read_topic(dep.settings(), client.runtime.topics.events, idle_timeout=1.0)
-        if m.key() == aggregate_id.encode()
-    ]
-
-
-async def ws_frames(
-    ws: aiohttp.ClientWebSocketResponse, count: int, timeout: float = 30
-) -> list[dict[str, Any]]:
-    out = []
-    deadline = time.monotonic() + timeout
-    while len(out) < count:
-        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        out.append(json.loads(msg.data))
-    return out
 
 
 def test_a_client_resuming_past_the_ring_catches_up_and_joins_live_without_gap_or_repeat(
@@ -135,7 +114,7 @@ def test_threads_do_not_grow_with_clients_and_clients_that_go_are_released(
             one = await http.ws_connect(f"{url}/realtime/ws")
             await one.send_json({"context": "orders"})
             await ws_frames(one, 1)
-            time.sleep(1)
+            wait_until(lambda: clients_gauge(deployment) == 1, "one client counted", 10, 0.2)
             with_one = threads(deployment)
             sockets = []
             for _ in range(15):
@@ -205,9 +184,7 @@ def test_one_address_may_hold_a_limited_number_of_streams(deployment: Deployment
                 resp.close()
 
     asyncio.run(scenario())
-    deadline = time.monotonic() + 10
-    while clients_gauge(deployment) > 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: clients_gauge(deployment) == 0, "every stream released", 10, 0.2)
 
 
 def test_sse_errors_are_problem_details(deployment: Deployment) -> None:

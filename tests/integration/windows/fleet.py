@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from streams.config import Settings
 from streams.contexts.devices import ConfigureThresholds, RegisterDevice, TelemetryReading
 from streams.wire import headers as h
 from streams.wire.topics import ContextTopics
+from tests.integration.workers import wait_until
 
 WINDOW_MS = 10_000
 
@@ -39,18 +40,6 @@ def metric_value(url: str, name: str, **labels: str) -> float:
         if all(found.get(k) == v for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 120.0, every: float = 1.0) -> Any:
-    """`check()` once it is truthy (AssertionError naming `what` after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:3000])
 
 
 @dataclass

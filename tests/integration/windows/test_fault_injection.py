@@ -38,8 +38,8 @@ from streams.read.stage import event_meta
 from streams.wire import headers as h
 from streams.wire.jsonable import json_bytes
 from tests.conftest import StackEndpoints
-from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past, wait_until
-from tests.integration.workers import Deployment
+from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past
+from tests.integration.workers import Deployment, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

@@ -20,8 +20,8 @@ from streams.contexts.devices import DeviceWentSilent, TelemetryReading
 from streams.wire import headers as h
 from streams.wire.topics import ContextTopics, partition_for
 from tests.conftest import StackEndpoints
-from tests.integration.windows.fleet import Fleet, aligned_past, metric_value, wait_until
-from tests.integration.workers import Deployment
+from tests.integration.windows.fleet import Fleet, aligned_past, metric_value
+from tests.integration.workers import Deployment, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from streams.contexts.devices import (
 )
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
-from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past, metric_value, wait_until
-from tests.integration.workers import Deployment
+from tests.integration.windows.fleet import WINDOW_MS, Fleet, aligned_past, metric_value
+from tests.integration.workers import Deployment, wait_until
 
 pytestmark = pytest.mark.integration
 
