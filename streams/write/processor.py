@@ -41,7 +41,6 @@ from streams.kafka.transaction import (
     refused,
 )
 from streams.wire.changelog import ExpiredResults
-from streams.wire.codec import RegistryUnavailable
 from streams.write.appends import EventAppend, OffsetsMispredicted
 from streams.write.batch import BatchWriter, DecidedBatch
 from streams.write.intake import BatchDecider, IntakeLimits
