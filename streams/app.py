@@ -12,7 +12,7 @@ import socket
 
 import faust
 
-from streams.allocator import limit_arenas
+from streams.allocator import fix_mmap_threshold, limit_arenas
 from streams.config import Settings
 from streams.contexts.registry import get_context
 from streams.kafka.hosting import Readiness, Runnable, hosted
@@ -40,6 +40,7 @@ for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per 
     logging.getLogger(_name).setLevel(logging.WARNING)
 settings = Settings()
 limit_arenas(settings.malloc_arenas)  # before any thread: see streams/allocator.py
+fix_mmap_threshold(settings.malloc_mmap_threshold)
 
 
 def worker_id(s: Settings) -> str:

@@ -145,6 +145,12 @@ class Settings:
     fewer arenas may keep a many-threaded worker's heap from fragmenting (`streams.allocator`).
     Not the default: in one pair of 10-minute soaks, 2 arenas left RSS about 20 MiB lower but
     its slope unchanged (bench/results/soak-*.json)."""
+    malloc_mmap_threshold: int = field(
+        default_factory=lambda: int(_env("STREAMS_MALLOC_MMAP_THRESHOLD", str(128 * 1024)))
+    )
+    """Blocks of this many bytes or more come from `mmap` and go back to the system when freed
+    (0: glibc's dynamic threshold, which rises until large blocks fragment the heap;
+    `streams.allocator`)."""
     read_document_cache_bytes: int = field(
         default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(16 * 1024 * 1024)))
     )
