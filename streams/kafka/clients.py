@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
+from streams.kafka import stats
 from streams.wire.limits import producer_message_max_bytes
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def group_consumer(
 ) -> Consumer:
     """A consumer-group member reading committed records from the earliest offset; offsets are
     committed by the caller. `instance_id` makes it a static member (a restarted worker takes its
-    partitions back without a rebalance); `client_id` is what the group's description shows."""
+    partitions back without a rebalance); `client_id` is what the group's description shows.
+    Its statistics feed the lag and rebalance metrics (`streams.kafka.stats`)."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
         "group.id": group_id,
@@ -112,6 +114,8 @@ def group_consumer(
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": max_poll_interval_ms,
         "fetch.wait.max.ms": 20,
+        "statistics.interval.ms": stats.STATS_INTERVAL_MS,
+        "stats_cb": stats.COLLECTOR.callback(group_id),
     }
     if instance_id is not None:
         config["group.instance.id"] = instance_id
