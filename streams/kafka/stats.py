@@ -7,11 +7,12 @@ full); one daemon thread per process parses it and sets the metrics:
 
 - `streams_consumer_lag_records{group,topic,partition}` for each partition the member is
   assigned: the partition's end (its last stable offset, since every group member reads
-  `read_committed`; the high watermark when there is none) minus the member's position (the
-  offset after the last record handed to the stage, which librdkafka moves past transaction
-  markers; the committed offset before the first record). Not librdkafka's own `consumer_lag`:
-  that counts from the committed offset the client knows, which a transactional stage never
-  tells it (its offsets are committed inside the producer's transaction);
+  `read_committed`; the high watermark when there is none) minus the member's position. The
+  position of a member that commits its offsets itself (a read stage, the sink deriver) is its
+  committed offset, as in librdkafka's own `consumer_lag`: records being folded still count. A
+  transactional stage commits inside its producer's transaction, which the consumer never
+  learns of: its position is the offset after the last record handed to it (librdkafka moves it
+  past transaction markers). Either falls back on the other while unknown;
 - `streams_consumer_rebalances_total{group}`: the member's rebalances (its first join included);
 - `streams_consumer_assigned_partitions{group}`.
 
@@ -64,15 +65,16 @@ class ConsumerStats:
     assigned: int
 
 
-def parse(raw: str) -> ConsumerStats:
-    """The lags and group state of a consumer's statistics JSON (see the module's docstring)."""
+def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
+    """The lags and group state of a consumer's statistics JSON (see the module's docstring);
+    `commits`: the member commits its offsets itself."""
     stats = json.loads(raw)
     lags = []
     for topic, entry in stats.get("topics", {}).items():
         for key, part in entry.get("partitions", {}).items():
             if key == "-1" or not part.get("desired"):  # -1: librdkafka's unassigned-messages queue
                 continue
-            lag = partition_lag(part)
+            lag = partition_lag(part, commits=commits)
             if lag is not None:
                 lags.append(PartitionLag(topic, int(key), lag))
     group = stats.get("cgrp") or {}
@@ -84,15 +86,17 @@ def parse(raw: str) -> ConsumerStats:
     )
 
 
-def partition_lag(part: dict[str, Any]) -> int | None:
-    """End (LSO, else high watermark) minus position (the application's offset, else the
-    committed one); None while either is unknown (negative in librdkafka's statistics)."""
+def partition_lag(part: dict[str, Any], *, commits: bool = True) -> int | None:
+    """End (LSO, else high watermark) minus position (the committed offset of a member that
+    `commits`, else the offset after the records handed over; each falls back on the other);
+    None while either end is unknown (negative in librdkafka's statistics)."""
     end = part.get("ls_offset", -1)
     if end < 0:
         end = part.get("hi_offset", -1)
-    position = part.get("app_offset", -1)
+    first, second = ("committed_offset", "app_offset") if commits else ("app_offset", "committed_offset")
+    position = part.get(first, -1)
     if position < 0:
-        position = part.get("committed_offset", -1)
+        position = part.get(second, -1)
     if end < 0 or position < 0:
         return None
     return max(0, int(end) - int(position))
@@ -106,7 +110,7 @@ class StatsCollector:
 
     def __init__(self, interval_s: float = STATS_INTERVAL_MS / 1000) -> None:
         self.interval_s = interval_s
-        self._queue: queue.Queue[tuple[str, str]] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[tuple[str, bool, str]] = queue.Queue(QUEUE_SIZE)
         self._rebalances: dict[str, int] = {}
         self._seen: dict[str, float] = {}
         """Client name -> when its last report was applied (monotonic)."""
@@ -115,13 +119,14 @@ class StatsCollector:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def callback(self, group: str) -> Callable[[str], None]:
-        """The `stats_cb` of a member of `group`: queues the report, never blocks."""
+    def callback(self, group: str, *, commits: bool = True) -> Callable[[str], None]:
+        """The `stats_cb` of a member of `group` (`commits`: see `parse`): queues the report,
+        never blocks."""
         self._start()
 
         def queued(raw: str) -> None:
             with contextlib.suppress(queue.Full):  # a dropped report: the next one comes in 5 s
-                self._queue.put_nowait((group, raw))
+                self._queue.put_nowait((group, commits, raw))
 
         return queued
 
@@ -134,12 +139,12 @@ class StatsCollector:
     def _run(self) -> None:
         while True:
             try:
-                group, raw = self._queue.get(timeout=self.interval_s)
+                group, commits, raw = self._queue.get(timeout=self.interval_s)
             except queue.Empty:
                 self.expire(time.monotonic())
                 continue
             try:
-                self.apply(group, parse(raw), time.monotonic())
+                self.apply(group, parse(raw, commits=commits), time.monotonic())
             except Exception:  # a report we cannot read must not end the thread
                 log.warning("unreadable consumer statistics of %s", group, exc_info=True)
             self.expire(time.monotonic())

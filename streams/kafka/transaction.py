@@ -137,7 +137,7 @@ class TransactionalSession:
             self._producer.init_transactions(30)
         self._consumer = clients.group_consumer(
             self.settings, self.group_id, instance_id=self.transactional_id, max_poll_interval_ms=120000,
-            overrides=self.consumer_overrides,
+            overrides=self.consumer_overrides, commits=not self.transactional,
         )  # fmt: skip
 
     def close(self) -> None:

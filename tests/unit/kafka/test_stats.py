@@ -36,16 +36,25 @@ def value(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-def test_lag_is_the_last_stable_offset_minus_the_position() -> None:
-    assert partition_lag(partition(app_offset=10, ls_offset=25, hi_offset=30)) == 15
+def test_lag_is_the_last_stable_offset_minus_the_committed_offset() -> None:
+    """Records handed over but not committed yet (a batch being folded) still count."""
+    assert partition_lag(partition(committed_offset=10, app_offset=20, ls_offset=25, hi_offset=30)) == 15
+
+
+def test_a_transactional_member_counts_from_the_records_handed_over() -> None:
+    """Its offsets are committed in the producer's transaction: the consumer's committed offset
+    stays where it was at the assignment."""
+    part = partition(committed_offset=10, app_offset=20, ls_offset=25)
+    assert partition_lag(part, commits=False) == 5
 
 
 def test_without_a_stable_offset_the_high_watermark_is_the_end() -> None:
-    assert partition_lag(partition(app_offset=10, hi_offset=12)) == 2
+    assert partition_lag(partition(committed_offset=10, hi_offset=12)) == 2
 
 
-def test_before_the_first_record_the_committed_offset_is_the_position() -> None:
-    assert partition_lag(partition(committed_offset=4, ls_offset=9)) == 5
+def test_each_position_falls_back_on_the_other() -> None:
+    assert partition_lag(partition(app_offset=4, ls_offset=9)) == 5
+    assert partition_lag(partition(committed_offset=4, ls_offset=9), commits=False) == 5
 
 
 def test_a_lag_is_unknown_until_both_ends_are_known() -> None:
@@ -54,7 +63,7 @@ def test_a_lag_is_unknown_until_both_ends_are_known() -> None:
 
 
 def test_a_position_past_the_end_is_no_lag() -> None:
-    assert partition_lag(partition(app_offset=12, ls_offset=10)) == 0
+    assert partition_lag(partition(committed_offset=12, ls_offset=10)) == 0
 
 
 def test_parse_reads_assigned_partitions_only() -> None:
