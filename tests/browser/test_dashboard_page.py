@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import urllib.request
@@ -24,40 +23,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.client import CommandClient
 from streams.contexts.orders import ConfirmOrder, PlaceOrder
+from tests.browser.kit import HERE, TOKEN, token_worker
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, wait_until
 
 pytestmark = pytest.mark.integration
 
-HERE = Path(__file__).parent
-TOKEN = "browser-token"
-
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    if (
-        not Path("/usr/bin/chromium").exists()
-        or shutil.which("node") is None
-        or not (HERE / "node_modules" / "playwright-core").exists()
-    ):
-        pytest.fail(
-            "needs /usr/bin/chromium, node and tests/browser/node_modules: `make test` installs them "
-            "(bash ops/prereqs.sh test)"
-        )
-    dep = Deployment(
-        prefix=f"bd{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={
-            "STREAMS_AUTH_TOKEN": TOKEN,
-            "STREAMS_SECRET": "test-secret",
-            "STREAMS_SINKS": "0",
-            "STREAMS_WORKER_ID": "dash-w1",
-        },
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    yield dep
-    dep.stop_all()
+    with token_worker("bd", tmp_path_factory.mktemp("worker"), STREAMS_WORKER_ID="dash-w1") as dep:
+        yield dep
 
 
 def scrape(dep: Deployment) -> dict[str, float]:
