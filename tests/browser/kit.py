@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, deployed
 
 HERE = Path(__file__).parent
 TOKEN = "browser-token"
@@ -34,10 +33,5 @@ def token_worker(letter: str, data_dir: Path, **extra_env: str) -> Iterator[Depl
     """One healthy worker `w1` of a new deployment that wants `TOKEN`, without sinks."""
     require_browser()
     env = {"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SECRET": "test-secret", "STREAMS_SINKS": "0", **extra_env}
-    dep = Deployment(prefix=f"{letter}{uuid.uuid4().hex[:8]}", data_dir=data_dir, extra_env=env)
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    try:
+    with deployed(data_dir, letter, **env) as dep:
         yield dep
-    finally:
-        dep.stop_all()
