@@ -3,7 +3,8 @@
 #
 #   bash ops/prereqs.sh lint      Python >= 3.11 with venv, the package and its dev/test extras in .venv
 #   bash ops/prereqs.sh demo      + a JDK 17+, Maven, curl, PostgreSQL (the local stack), the registry's Java 21+
-#   bash ops/prereqs.sh test      + Chromium, Node.js/npm and the browser test's npm packages (tests/browser)
+#   bash ops/prereqs.sh test      + Chromium, Node.js/npm and the browser test's npm packages (tests/browser),
+#                                   Prometheus (promtool: tests/ops)
 #   bash ops/prereqs.sh compose   + Podman, runc, debootstrap (the container stack, under Podman)
 #
 # Debian packages are installed with apt-get when running as root. As another user, a missing
@@ -51,6 +52,7 @@ if [ "$TARGET" != lint ]; then
 fi
 if [ "$TARGET" = test ]; then
   want chromium test -x /usr/bin/chromium
+  want prometheus command -v promtool  # the rules' test (tests/ops)
   want nodejs command -v node
   want npm command -v npm
 fi

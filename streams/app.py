@@ -23,6 +23,7 @@ from streams.sinks.deriver import SinkDeriver
 from streams.web import server
 from streams.web.auth import check_advertised_url, check_secret
 from streams.web.commands import CommandEndpoints
+from streams.web.dashboard import DashboardEndpoints
 from streams.web.docs import DocsEndpoints
 from streams.web.health import HealthEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
@@ -142,6 +143,7 @@ server.install(
     [
         HealthEndpoints(settings, readiness),
         DocsEndpoints(settings, contexts),
+        DashboardEndpoints(worker_id(settings)),
         CommandEndpoints(settings, runtimes),
         DocumentEndpoints(settings, lookup, router),
         AggregateEndpoints(settings, lookup, router),

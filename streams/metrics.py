@@ -11,11 +11,14 @@ COMMANDS = Counter(
 )
 EVENTS = Counter("streams_events_appended_total", "Events appended to the log.", ["context", "event_type"])
 DLQ = Counter("streams_dlq_records_total", "Records sent to a dead-letter topic.", ["context", "reason"])
+COMMAND_LATENCY_TARGET_S = 0.15
+"""The p99 target of command -> result (BENCHMARKS.md); a bucket edge, so the share of commands
+under it is exact, and the threshold of the `StreamsCommandLatencyP99OverTarget` alert."""
 LATENCY = Histogram(
     "streams_command_latency_seconds",
     "Command record timestamp to committed result.",
     ["context"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, COMMAND_LATENCY_TARGET_S, 0.2, 0.3, 0.5, 1, 2, 5, 10),
 )
 BATCH = Histogram(
     "streams_batch_size",
@@ -27,6 +30,30 @@ RETRIES = Counter(
     "streams_transaction_retries_total",
     "Aborted and retried transactions, by cause.",
     ["context", "cause"],
+)
+TRANSACTION_COMMIT = Histogram(
+    "streams_transaction_commit_seconds",
+    "Duration of a transactional stage's commit_transaction call (retriable errors retried within).",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+# --- consumer groups (streams/kafka/stats.py: librdkafka's statistics of every group member) ----
+CONSUMER_LAG = Gauge(
+    "streams_consumer_lag_records",
+    "Records between a group member's position and the end (last stable offset) of an assigned partition.",
+    ["group", "topic", "partition"],
+)
+CONSUMER_REBALANCES = Counter(
+    "streams_consumer_rebalances_total",
+    "Rebalances a group member of this process went through (its first join included).",
+    ["group"],
+)
+CONSUMER_ASSIGNED = Gauge(
+    "streams_consumer_assigned_partitions",
+    "Partitions assigned to a group member of this process.",
+    ["group"],
 )
 
 WRITE_CACHE_BYTES = Gauge(

@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
+from streams.kafka import stats
 from streams.wire.limits import producer_message_max_bytes
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,14 @@ def group_consumer(
     client_id: str | None = None,
     max_poll_interval_ms: int = 300000,
     overrides: Mapping[str, Any] | None = None,
+    commits: bool = True,
 ) -> Consumer:
     """A consumer-group member reading committed records from the earliest offset; offsets are
     committed by the caller. `instance_id` makes it a static member (a restarted worker takes its
-    partitions back without a rebalance); `client_id` is what the group's description shows."""
+    partitions back without a rebalance); `client_id` is what the group's description shows.
+    Its statistics feed the lag and rebalance metrics (`streams.kafka.stats`): `commits` says
+    whether the caller commits offsets through this consumer (its lag counts from the committed
+    offset), not inside a producer's transaction (from the records handed over)."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
         "group.id": group_id,
@@ -118,6 +123,8 @@ def group_consumer(
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": max_poll_interval_ms,
         "fetch.wait.max.ms": 20,
+        "statistics.interval.ms": stats.STATS_INTERVAL_MS,
+        "stats_cb": stats.COLLECTOR.callback(group_id, commits=commits),
     }
     if instance_id is not None:
         config["group.instance.id"] = instance_id

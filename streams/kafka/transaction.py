@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -136,7 +137,7 @@ class TransactionalSession:
             self._producer.init_transactions(30)
         self._consumer = clients.group_consumer(
             self.settings, self.group_id, instance_id=self.transactional_id, max_poll_interval_ms=120000,
-            overrides=self.consumer_overrides,
+            overrides=self.consumer_overrides, commits=not self.transactional,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -188,9 +189,11 @@ class TransactionalSession:
         """Commit the open transaction: a retriable error is retried, one that requires an
         abort raises RetryBatch, any other is raised as it is."""
         producer = self.producer
+        started = time.perf_counter()
         while True:
             try:
                 bounded("commit", lambda: producer.commit_transaction(30))
+                metrics.TRANSACTION_COMMIT.labels(self.name).observe(time.perf_counter() - started)
                 return
             except KafkaException as exc:
                 error = exc.args[0]

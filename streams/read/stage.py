@@ -173,12 +173,13 @@ class Stage:
             store = self.stores[partition]
             if self.settings.view_restore and all(store.position(t) == 0 for t in self.inputs):
                 self._restore(partition, store)
-        consumer.assign(
-            [
-                TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
-                for tp in partitions
-            ]
-        )
+        positions = [
+            TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
+            for tp in partitions
+        ]
+        consumer.assign(positions)
+        if positions:  # the consumer (and its lag metric) learns where the stage stands at once
+            consumer.commit(offsets=positions, asynchronous=True)
         log.info("%s: assigned %s", self.group_id, sorted({tp.partition for tp in partitions}))
 
     def _open(self, partition: int) -> PartitionStore:

@@ -9,8 +9,8 @@ own signed forwards.
   Requests without an `Origin` header (non-browser clients) pass.
 - **Bearer token**: with `STREAMS_AUTH_TOKEN` set, a request must carry `Authorization: Bearer
   <token>` (or, for WebSocket and EventSource, which cannot set headers, `?access_token=`).
-  `/health`, `/openapi.json` and `/docs` stay open. Tokens are compared in constant time, before any WebSocket
-  upgrade.
+  `/health`, `/openapi.json`, `/docs` and `/dashboard` (a page without data) stay open. Tokens are
+  compared in constant time, before any WebSocket upgrade.
 - **Workers**: a GET (or HEAD) forwarded by another worker carries `X-Streams-Forwarded`, a
   signature with the deployment's secret over the method, the target host name, the path, the
   percent-escaped canonical query and a timestamp (valid for a minute); it stands for the caller's
@@ -34,7 +34,7 @@ from streams.config import Settings
 from streams.web.responses import BadHeader, header_problem, problem
 from streams.wire.signing import signature, verify
 
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/dashboard"})
 FORWARDED = "X-Streams-Forwarded"
 FORWARD_VALID_S = 60.0
 FORWARD_METHODS = frozenset({"GET", "HEAD"})

@@ -109,6 +109,15 @@ def _fixed() -> dict[str, Any]:
                 "responses": {"200": ok("a page", {"type": "string"}, "text/html")},
             }
         },
+        "/dashboard": {
+            "get": {
+                "operationId": "dashboard",
+                "tags": ["worker"],
+                "summary": "charts of this worker's /metrics (the page asks for the bearer token)",
+                "security": [],
+                "responses": {"200": ok("a page", {"type": "string"}, "text/html")},
+            }
+        },
         "/live": {
             "get": {
                 "operationId": "live",

@@ -7,47 +7,27 @@ commit and the `order-summary` document as the projector updates it.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from streams.client import CommandClient
 from streams.contexts.orders import PlaceOrder
+from tests.browser.kit import HERE, TOKEN, token_worker
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment
 
 pytestmark = pytest.mark.integration
 
-HERE = Path(__file__).parent
-TOKEN = "browser-token"
-
 
 @pytest.fixture(scope="module")
 def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    if (
-        not Path("/usr/bin/chromium").exists()
-        or shutil.which("node") is None
-        or not (HERE / "node_modules" / "playwright-core").exists()
-    ):
-        pytest.fail(
-            "needs /usr/bin/chromium, node and tests/browser/node_modules: `make test` installs them "
-            "(bash ops/prereqs.sh test)"
-        )
-    dep = Deployment(
-        prefix=f"b{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SECRET": "test-secret", "STREAMS_SINKS": "0"},
-    )
-    dep.start("w1")
-    dep.wait_healthy("w1")
-    with CommandClient(dep.settings(), "orders") as client:  # waits out the group join
-        client.execute("warm-up", PlaceOrder("c-0"), timeout=120)
-    yield dep
-    dep.stop_all()
+    with token_worker("b", tmp_path_factory.mktemp("worker")) as dep:
+        with CommandClient(dep.settings(), "orders") as client:  # waits out the group join
+            client.execute("warm-up", PlaceOrder("c-0"), timeout=120)
+        yield dep
 
 
 def test_live_page_shows_events_and_read_model_updates(deployment: Deployment) -> None:
