@@ -38,7 +38,10 @@ pid_of() { # prints pid if the pid file names a live process
   local f="$RUN/$1.pid" p
   [ -f "$f" ] || return 1
   p="$(cat "$f" 2>/dev/null || true)"
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+  # a zombie (exited, not yet reaped by init) is not alive: a node stopped a moment ago is restarted
+  [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] || return 1
+  echo "$p"
 }
 
 port_of() {
@@ -150,7 +153,11 @@ wait_healthy() { # $1 service
     fi
     sleep 1
   done
-  local name="$svc"; [ "$svc" = kafka ] && name="$(kafka_name "$STACK_BROKERS")"
+  local name="$svc" i
+  if [ "$svc" = kafka ]; then # the log of the first node that is not running (else the last)
+    name="$(kafka_name "$STACK_BROKERS")"
+    for i in $(kafka_nodes); do pid_of "$(kafka_name "$i")" >/dev/null || { name="$(kafka_name "$i")"; break; }; done
+  fi
   log "$svc did not become healthy within ${STACK_START_TIMEOUT}s; last 40 lines of $LOGS/$name.log:"
   tail -n 40 "$LOGS/$name.log" >&2 2>/dev/null || true
   exit 1

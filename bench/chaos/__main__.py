@@ -78,6 +78,13 @@ def main() -> int:
             verdict = check(settings, load.seen)
         finally:
             dep.stop_all()
+            worker_log = (Path(directory) / "w1.log").read_text(errors="replace")
+    result["worker_log"] = {
+        "session_restarts": worker_log.count("failed; restarting"),
+        "ambiguous_outcomes": worker_log.count("AmbiguousOutcome"),
+        "stuck_clients": worker_log.count("StuckClient"),
+        "batches_aborted": worker_log.count("batch aborted"),
+    }
     result.update(
         outcomes=[o.row() for o in outcomes], check={**asdict(verdict), "passed": verdict.passed},
         commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
@@ -100,6 +107,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"chaos-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
+    path.with_name(f"{path.stem}-worker.log").write_text(worker_log)
+    print(f"worker: {result['worker_log']}")
     print(f"written {path} ({result['seconds']:.0f}s in all)")
     if os.environ.get("CHAOS_KEEP_CLUSTER") != "1":
         cluster.stack("down")

@@ -83,9 +83,10 @@ class Cluster:
         try:
             pid = int(path.read_text().strip())
             os.kill(pid, 0)
-        except (OSError, ValueError):
+            zombie = Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        except (OSError, ValueError, IndexError):
             return None
-        return pid
+        return None if zombie else pid
 
     def signal(self, node: int, sig: signal.Signals) -> None:
         """Send `sig` to node `node` (it must be running)."""
@@ -109,12 +110,8 @@ class Cluster:
     def _wait_gone(self, pid: int | None, node: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while pid is not None and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
+            if self.pid(node) != pid:  # gone, or a zombie: dead, not yet reaped
                 return
-            if Path(f"/proc/{pid}/stat").exists() and " Z " in Path(f"/proc/{pid}/stat").read_text():
-                return  # a zombie: dead, not yet reaped by its (detached) parent
             time.sleep(0.1)
         if pid is not None:
             raise TimeoutError(f"kafka-{node} (pid {pid}) still running after {timeout:.0f}s")

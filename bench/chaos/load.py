@@ -121,5 +121,5 @@ class Load:
             consumer.close()
 
     def window(self, since: float) -> list[Probe]:
-        """The probes sent since `since` (monotonic)."""
-        return [p for p in self.probes if p.sent_at >= since]
+        """The probes that were waiting for their result at `since` (monotonic) or sent later."""
+        return [p for p in self.probes if p.sent_at + (p.latency_s or self.probe_timeout_s) >= since]

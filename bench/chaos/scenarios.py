@@ -48,7 +48,7 @@ class Outcome:
 
 
 def outcome(name: str, nodes: list[int], fault_at: float, healed_at: float, probes: list[Probe]) -> Outcome:
-    """The figures of a scenario from its probes (those sent from the fault on)."""
+    """The figures of a scenario from its probes (those still waiting at the fault or sent later)."""
     timed_out = [p for p in probes if p.latency_s is None]
     slow = [p for p in probes if p.latency_s is not None and p.latency_s > SLOW_S]
     done = [p.sent_at + p.latency_s - fault_at for p in slow if p.latency_s is not None]
