@@ -262,7 +262,8 @@ class TransactionLoop:
         """`attempt(messages, careful)` until it commits; its outcome. None: the stage was
         stopped, every record's partition was revoked meanwhile, or the batch was bisected.
 
-        A fatal error is raised (after the abort), and so is AmbiguousOutcome (a commit or
+        A fatal error is raised (after the abort), and so is a lost group membership
+        (`left_group`) and AmbiguousOutcome (a commit or
         abort whose outcome is unknown), without running the batch again. A poison output is
         handled by the policy: a batch of several records is bisected (each half retried
         carefully), a single record quarantined; under STOP, or with no records to bisect (a
@@ -275,7 +276,7 @@ class TransactionLoop:
             try:
                 return attempt(messages, careful)
             except RETRIED as exc:
-                fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
+                fatal = isinstance(exc, KafkaException) and (is_fatal(exc.args[0]) or left_group(exc))
                 self.abort(exc)
                 if fatal:
                     raise
@@ -319,6 +320,19 @@ def poison_error(exc: Exception) -> KafkaError | None:
     if isinstance(exc, KafkaException) and is_poison(exc.args[0]):
         return exc.args[0]
     return None
+
+
+GROUP_LOST = frozenset(
+    {KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.FENCED_INSTANCE_ID}
+)
+"""What `send_offsets_to_transaction` answers once the consumer is no longer the group member
+it was (it did not poll while the batch was retried, past the poll interval or the session)."""
+
+
+def left_group(exc: KafkaException) -> bool:
+    """The consumer lost its group membership: retrying the batch on it can only fail again (it
+    rejoins only by polling), so the session ends and the stage's restart rejoins."""
+    return bool(exc.args[0].code() in GROUP_LOST)
 
 
 def abortable(exc: Exception) -> bool:

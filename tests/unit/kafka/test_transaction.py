@@ -180,6 +180,16 @@ def test_a_fatal_error_aborts_and_is_raised() -> None:
     assert len(calls) == 1 and producer.calls == ["abort"]
 
 
+def test_a_lost_group_membership_aborts_and_ends_the_session() -> None:
+    producer = FakeProducer()
+    stage = loop(producer)
+    lost = KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID, txn_requires_abort=True))
+    calls, attempt = failing(lost)
+    with pytest.raises(KafkaException):
+        stage.until_committed([FakeMessage(0, 1)], attempt)
+    assert len(calls) == 1 and producer.calls == ["abort"]
+
+
 def test_a_commit_asks_for_an_abort_when_the_broker_does_and_raises_a_fatal_error() -> None:
     producer = FakeProducer([KafkaError(KafkaError._STATE, txn_requires_abort=True)])
     with pytest.raises(RetryBatch, match="commit needs abort"):
