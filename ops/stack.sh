@@ -422,7 +422,15 @@ stop_one() { # $1 service (not postgres)
   rm -f "$RUN/$svc.pid"
 }
 
-stop_kafka() { local i; for i in $(kafka_nodes); do stop_one "$(kafka_name "$i")"; done; }
+# All nodes are asked at once: a node stopped last, alone, has no quorum to shut down cleanly with.
+stop_kafka() {
+  local i p
+  for i in $(kafka_nodes); do
+    p="$(pid_of "$(kafka_name "$i")" || true)"
+    [ -z "$p" ] || kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+  done
+  for i in $(kafka_nodes); do stop_one "$(kafka_name "$i")"; done
+}
 
 stop_postgres() {
   local pgdata

@@ -111,7 +111,7 @@ def main() -> int:
     print(f"worker: {result['worker_log']}")
     print(f"written {path} ({result['seconds']:.0f}s in all)")
     if os.environ.get("CHAOS_KEEP_CLUSTER") != "1":
-        cluster.stack("down")
+        cluster.stack("down", "registry", "kafka")
     return 1 if failed else 0
 
 
