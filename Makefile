@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PY VENV
 
 .PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read bench-realtime \
-	bench-failover soak soak-short clean images compose-up compose-down compose-test testcontainers-test
+	bench-failover soak soak-short chaos chaos-short clean images compose-up compose-down compose-test testcontainers-test
 
 install:
 	bash ops/prereqs.sh lint
@@ -66,6 +66,18 @@ soak: stack-up
 soak-short: stack-up
 	$(BIN)/pip install -q -e '.[bench]'
 	SOAK_SECONDS=90 SOAK_WARMUP_SECONDS=30 SOAK_FAIL_ON_VERDICT=0 SOAK_OUT=bench-results $(BIN)/python -m bench.soak
+
+# The three-broker cluster under faults (bench/chaos): its own cluster and registry on side ports
+# (19092-19094, 18081; data in .stack-chaos), one worker under steady command load, scenarios one at a
+# time, then the checker; a table and bench/results/chaos-<time>.json. Not in `make test`.
+chaos:
+	@bash ops/prereqs.sh demo
+	$(BIN)/python -m bench.chaos
+
+# One scenario (kill -9 an events partition's leader), for CI.
+chaos-short:
+	@bash ops/prereqs.sh demo
+	CHAOS_SCENARIOS=leader $(BIN)/python -m bench.chaos
 
 # The container stack under Podman (docker-compose.yml, ops/images/Containerfile); see ops/README.md.
 images:

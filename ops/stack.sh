@@ -38,12 +38,15 @@ pid_of() { # prints pid if the pid file names a live process
   local f="$RUN/$1.pid" p
   [ -f "$f" ] || return 1
   p="$(cat "$f" 2>/dev/null || true)"
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
+  # a zombie (exited, not yet reaped by init) is not alive: a node stopped a moment ago is restarted
+  [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] || return 1
+  echo "$p"
 }
 
 port_of() {
   case "$1" in
-    postgres) echo "$PG_PORT" ;; kafka) echo "$KAFKA_PORT" ;;
+    postgres) echo "$PG_PORT" ;; kafka) kafka_ports ;;
     registry) echo "$REGISTRY_PORT" ;; connect) echo "$CONNECT_PORT" ;;
   esac
 }
@@ -90,24 +93,38 @@ pg_data_dir() {
   echo "$d"
 }
 
+# ---------------------------------------------------------------- kafka nodes
+# One node (STACK_BROKERS=1, the default) keeps the names it always had: pid/log `kafka`, data
+# <data>/kafka/data. In cluster mode node i is `kafka-i`, data <data>/kafka-i/data.
+kafka_nodes() { seq 1 "$STACK_BROKERS"; }
+kafka_name() { if [ "$STACK_BROKERS" -gt 1 ]; then echo "kafka-$1"; else echo kafka; fi; }
+kafka_port() { echo $(( KAFKA_PORT + $1 - 1 )); }
+kafka_controller_port() { echo $(( KAFKA_CONTROLLER_PORT + $1 - 1 )); }
+kafka_ports() { local i out=(); for i in $(kafka_nodes); do out+=("$(kafka_port "$i")"); done; (IFS=,; echo "${out[*]}"); }
+kafka_bootstrap() { local i out=(); for i in $(kafka_nodes); do out+=("127.0.0.1:$(kafka_port "$i")"); done; (IFS=,; echo "${out[*]}"); }
+kafka_voters() { local i out=(); for i in $(kafka_nodes); do out+=("$i@127.0.0.1:$(kafka_controller_port "$i")"); done; (IFS=,; echo "${out[*]}"); }
+kafka_replicas() { echo $(( STACK_BROKERS < 3 ? STACK_BROKERS : 3 )); }
+kafka_alive() { local i; for i in $(kafka_nodes); do pid_of "$(kafka_name "$i")" >/dev/null || return 1; done; }
+
 # ---------------------------------------------------------------- health checks
 health_postgres() {
   find_pg_bin >/dev/null 2>&1 || return 1
   "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -d "$PG_DB" -U "$PG_USER" 2>/dev/null
 }
 
-health_kafka() {
-  port_open "$KAFKA_PORT" || return 1
+health_kafka() { # every node answers, and the metadata names all of them
+  local i
+  for i in $(kafka_nodes); do port_open "$(kafka_port "$i")" || return 1; done
   local py; py="$(python_bin)"
   if "$py" -c 'import confluent_kafka' 2>/dev/null; then
-    "$py" - "$KAFKA_PORT" <<'EOF' 2>/dev/null
+    "$py" - "$(kafka_bootstrap)" "$STACK_BROKERS" <<'EOF' 2>/dev/null
 import sys
 from confluent_kafka.admin import AdminClient
-md = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}"}).list_topics(timeout=5)
-sys.exit(0 if md.brokers else 1)
+md = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)
+sys.exit(0 if len(md.brokers) >= int(sys.argv[2]) else 1)
 EOF
   else
-    grep -q "Kafka Server started" "$LOGS/kafka.log" 2>/dev/null
+    for i in $(kafka_nodes); do grep -q "Kafka Server started" "$LOGS/$(kafka_name "$i").log" 2>/dev/null || return 1; done
   fi
 }
 
@@ -129,13 +146,20 @@ wait_healthy() { # $1 service
   local svc="$1" deadline=$(( SECONDS + STACK_START_TIMEOUT ))
   while [ $SECONDS -lt $deadline ]; do
     if healthy "$svc"; then return 0; fi
-    if [ "$svc" != postgres ] && ! pid_of "$svc" >/dev/null; then
+    if [ "$svc" = kafka ] && ! kafka_alive; then
+      log "kafka: a node exited during startup"; break
+    elif [ "$svc" != postgres ] && [ "$svc" != kafka ] && ! pid_of "$svc" >/dev/null; then
       log "$svc exited during startup"; break
     fi
     sleep 1
   done
-  log "$svc did not become healthy within ${STACK_START_TIMEOUT}s; last 40 lines of $LOGS/$svc.log:"
-  tail -n 40 "$LOGS/$svc.log" >&2 2>/dev/null || true
+  local name="$svc" i
+  if [ "$svc" = kafka ]; then # the log of the first node that is not running (else the last)
+    name="$(kafka_name "$STACK_BROKERS")"
+    for i in $(kafka_nodes); do pid_of "$(kafka_name "$i")" >/dev/null || { name="$(kafka_name "$i")"; break; }; done
+  fi
+  log "$svc did not become healthy within ${STACK_START_TIMEOUT}s; last 40 lines of $LOGS/$name.log:"
+  tail -n 40 "$LOGS/$name.log" >&2 2>/dev/null || true
   exit 1
 }
 
@@ -224,32 +248,42 @@ write_log4j2() { # $1 file
   cp -f "$OPS/config/log4j2.properties" "$1"
 }
 
-# The broker's config (ops/config/services.sh, as in the kafka image).
+# The config of node $1 (ops/config/services.sh, as in the kafka image); prints its path.
 write_kafka_conf() {
-  local dir="$STREAMS_STACK_DATA/kafka"
+  local i="$1" name port cport
+  name="$(kafka_name "$i")"; port="$(kafka_port "$i")"; cport="$(kafka_controller_port "$i")"
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
-  kafka_server_properties "PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT" \
-    "PLAINTEXT://127.0.0.1:$KAFKA_PORT" PLAINTEXT "$KAFKA_CONTROLLER_PORT" "$dir/data" > "$CONF/kafka-server.properties"
+  kafka_server_properties "PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
+    "PLAINTEXT://127.0.0.1:$port" PLAINTEXT "$cport" "$STREAMS_STACK_DATA/$name/data" \
+    "$i" "$(kafka_voters)" "$(kafka_replicas)" > "$CONF/$name-server.properties"
+  echo "$CONF/$name-server.properties"
 }
 
+# Start the nodes that are not running (a cluster's nodes share one cluster id, made once).
 start_kafka() {
   need_java
   ensure_kafka_artifacts
-  local dir="$STREAMS_STACK_DATA/kafka" props="$CONF/kafka-server.properties"
-  mkdir -p "$dir"
-  chmod 700 "$dir"   # the event log: readable by its owner only
-  write_kafka_conf
   local jopts=(-Dstreams.stack="$STREAMS_STACK_DATA" -Dlog4j2.configurationFile="$CONF/log4j2.properties"
                -Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20)
-  if [ ! -f "$dir/data/meta.properties" ]; then
-    log "formatting KRaft storage in $dir/data"
-    local cid; cid="$(java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
-    java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool format -t "$cid" -c "$props" \
-      > "$LOGS/kafka-format.log" 2>&1 || { tail -n 40 "$LOGS/kafka-format.log" >&2; die "kafka storage format failed"; }
-  fi
-  # shellcheck disable=SC2086
-  spawn kafka java $KAFKA_HEAP_OPTS "${jopts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka "$props"
+  local idfile="$STREAMS_STACK_DATA/kafka.cluster-id" i name props port cport
+  for i in $(kafka_nodes); do
+    name="$(kafka_name "$i")"; port="$(kafka_port "$i")"; cport="$(kafka_controller_port "$i")"
+    pid_of "$name" >/dev/null && continue
+    port_open "$port" && die "port $port (needed by $name) is in use by another process; set KAFKA_PORT"
+    port_open "$cport" && die "port $cport (controller of $name) is in use by another process; set KAFKA_CONTROLLER_PORT"
+    mkdir -p "$STREAMS_STACK_DATA/$name"
+    chmod 700 "$STREAMS_STACK_DATA/$name"   # the event log: readable by its owner only
+    props="$(write_kafka_conf "$i")"
+    if [ ! -f "$STREAMS_STACK_DATA/$name/data/meta.properties" ]; then
+      log "formatting KRaft storage in $STREAMS_STACK_DATA/$name/data"
+      [ -s "$idfile" ] || java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 > "$idfile"
+      java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool format -t "$(cat "$idfile")" -c "$props" \
+        > "$LOGS/$name-format.log" 2>&1 || { tail -n 40 "$LOGS/$name-format.log" >&2; die "kafka storage format failed"; }
+    fi
+    # shellcheck disable=SC2086
+    spawn "$name" java $KAFKA_HEAP_OPTS "${jopts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka "$props"
+  done
   wait_healthy kafka
 }
 
@@ -269,7 +303,7 @@ start_registry() {
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MGMT_PORT" \
     -Dapicurio.storage.kind=kafkasql \
-    -Dapicurio.kafkasql.bootstrap.servers="127.0.0.1:$KAFKA_PORT" \
+    -Dapicurio.kafkasql.bootstrap.servers="$(kafka_bootstrap)" \
     -Dapicurio.kafkasql.topic=kafkasql-journal \
     -Dapicurio.kafkasql.snapshots.topic=kafkasql-snapshots \
     -Dapicurio.storage.snapshot.location="$STREAMS_STACK_DATA/registry" \
@@ -301,8 +335,8 @@ start_connect() {
 write_connect_conf() {
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
-  connect_worker_properties "127.0.0.1:$KAFKA_PORT" 127.0.0.1 "$CONNECT_PORT" 127.0.0.1 "$PLUGINS" \
-    "http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2" > "$CONF/connect-distributed.properties"
+  connect_worker_properties "$(kafka_bootstrap)" 127.0.0.1 "$CONNECT_PORT" 127.0.0.1 "$PLUGINS" \
+    "http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2" "$(kafka_replicas)" > "$CONF/connect-distributed.properties"
   # the connectors name this file: STREAMS_CONNECT_SECRETS=$CONF/connect-secrets.properties
   write_connect_secrets "$CONF/connect-secrets.properties" "$PG_USER" "$PG_PASSWORD"
 }
@@ -334,6 +368,13 @@ cmd_up() {
       [ "$svc" != connect ] || write_connect_conf
       continue
     fi
+    if [ "$svc" = kafka ] && [ "$STACK_BROKERS" -gt 1 ]; then
+      # a cluster: start the nodes that are down (e.g. one a chaos scenario killed)
+      log "kafka: starting the nodes of $STACK_BROKERS that are not running"
+      start_kafka
+      log "kafka: healthy (ports $(kafka_ports))"
+      continue
+    fi
     if [ "$svc" != postgres ] && pid_of "$svc" >/dev/null; then
       # our own process, still starting (e.g. a concurrent `up`): give it the start timeout
       log "$svc: process of this stack is running but not healthy yet; waiting"
@@ -343,8 +384,7 @@ cmd_up() {
     fi
     case "$svc" in
       postgres) check_port_free postgres PG_PORT ;;
-      kafka) check_port_free kafka KAFKA_PORT
-             port_open "$KAFKA_CONTROLLER_PORT" && die "port $KAFKA_CONTROLLER_PORT (kafka controller) is in use by another process; set KAFKA_CONTROLLER_PORT" ;;
+      kafka) ;;  # start_kafka checks each node's ports
       registry) check_port_free registry REGISTRY_PORT
                 port_open "$REGISTRY_MGMT_PORT" && die "port $REGISTRY_MGMT_PORT (registry management/health interface) is in use by another process; set REGISTRY_MGMT_PORT" ;;
       connect) check_port_free connect CONNECT_PORT ;;
@@ -360,7 +400,7 @@ cmd_up() {
 
 print_endpoints() {
   cat <<EOF
-bootstrap=127.0.0.1:$KAFKA_PORT
+bootstrap=$(kafka_bootstrap)
 registry_url=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 connect_url=http://127.0.0.1:$CONNECT_PORT
 pg_dsn=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
@@ -382,6 +422,16 @@ stop_one() { # $1 service (not postgres)
   rm -f "$RUN/$svc.pid"
 }
 
+# All nodes are asked at once: a node stopped last, alone, has no quorum to shut down cleanly with.
+stop_kafka() {
+  local i p
+  for i in $(kafka_nodes); do
+    p="$(pid_of "$(kafka_name "$i")" || true)"
+    [ -z "$p" ] || kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+  done
+  for i in $(kafka_nodes); do stop_one "$(kafka_name "$i")"; done
+}
+
 stop_postgres() {
   local pgdata
   if [ -f "$RUN/postgres.datadir" ]; then pgdata="$(cat "$RUN/postgres.datadir")"; else pgdata="$(pg_data_dir)"; fi
@@ -400,11 +450,12 @@ cmd_down() {
   local svc left
   if [ $# -gt 0 ]; then # only the named services, e.g. for outage tests
     for svc in $(selected "$@" | tac); do
-      if [ "$svc" = postgres ]; then stop_postgres; else stop_one "$svc"; fi
+      case "$svc" in postgres) stop_postgres ;; kafka) stop_kafka ;; *) stop_one "$svc" ;; esac
     done
     return
   fi
-  for svc in connect registry kafka; do stop_one "$svc"; done
+  for svc in connect registry; do stop_one "$svc"; done
+  stop_kafka
   stop_postgres
   # stragglers: any JVM started with -Dstreams.stack=<this data dir>
   left="$(pgrep -f -- "-Dstreams.stack=$STREAMS_STACK_DATA( |$)" || true)"
@@ -454,7 +505,7 @@ case "${1:-}" in
   render) # write a service's config only (no artifacts, nothing started) and print its path
     shift
     case "${1:-}" in
-      kafka) write_kafka_conf; echo "$CONF/kafka-server.properties" ;;
+      kafka) for i in $(kafka_nodes); do write_kafka_conf "$i"; done ;;
       connect) write_connect_conf; echo "$CONF/connect-distributed.properties" ;;
       *) die "usage: $0 render kafka|connect" ;;
     esac ;;

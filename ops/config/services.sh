@@ -5,13 +5,18 @@
 # takes only what differs between the two: addresses and paths. A setting changes here, for both.
 
 # kafka_server_properties LISTENERS ADVERTISED_LISTENERS INTER_BROKER_LISTENER CONTROLLER_PORT LOG_DIR
-# KRaft, one combined broker+controller.
+#                         [NODE_ID VOTERS REPLICAS]
+# KRaft, combined broker+controller nodes. One node by default; a cluster passes each node its id,
+# the quorum (`1@host:port,2@host:port,…`) and the replication of every topic: REPLICAS copies,
+# a write acknowledged by all (acks=all) once REPLICAS-1 of them have it (at least 1).
 kafka_server_properties() {
   local listeners="$1" advertised="$2" inter_broker="$3" controller_port="$4" log_dir="$5"
+  local node_id="${6:-1}" voters="${7:-1@127.0.0.1:$4}" replicas="${8:-1}"
+  local min_isr=$(( replicas > 1 ? replicas - 1 : 1 ))
   cat <<EOF
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
+node.id=$node_id
+controller.quorum.voters=$voters
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -19,15 +24,18 @@ inter.broker.listener.name=$inter_broker
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT
 log.dirs=$log_dir
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+# topics created without a replication factor (streams asks for the broker's default) get these
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+# a replica that is not in sync never becomes leader: acknowledged writes are not lost
+unclean.leader.election.enable=false
 group.initial.rebalance.delay.ms=0
 # a topic exists only as streams declares it (partitions, policies): never made by a first produce
 auto.create.topics.enable=false
@@ -36,10 +44,11 @@ log.segment.bytes=104857600
 EOF
 }
 
-# connect_worker_properties BOOTSTRAP LISTEN_HOST PORT ADVERTISED_HOST PLUGIN_PATH REGISTRY_URL
+# connect_worker_properties BOOTSTRAP LISTEN_HOST PORT ADVERTISED_HOST PLUGIN_PATH REGISTRY_URL [REPLICAS]
 # Distributed Connect with the Debezium JDBC sink and the Apicurio Avro converter.
 connect_worker_properties() {
   local bootstrap="$1" listen_host="$2" port="$3" advertised_host="$4" plugin_path="$5" registry_url="$6"
+  local replicas="${7:-1}"
   cat <<EOF
 bootstrap.servers=$bootstrap
 group.id=streams-connect
@@ -51,10 +60,10 @@ plugin.discovery=hybrid_warn
 config.storage.topic=_connect-configs
 offset.storage.topic=_connect-offsets
 status.storage.topic=_connect-status
-config.storage.replication.factor=1
-offset.storage.replication.factor=1
+config.storage.replication.factor=$replicas
+offset.storage.replication.factor=$replicas
 offset.storage.partitions=5
-status.storage.replication.factor=1
+status.storage.replication.factor=$replicas
 status.storage.partitions=1
 offset.flush.interval.ms=1000
 scheduled.rebalance.max.delay.ms=0

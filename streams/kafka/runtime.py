@@ -82,8 +82,10 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> None:
     against their declaration (`TopicMismatch` names every difference)."""
     client = admin(settings)
     existing = client.list_topics(timeout=10).topics
+    # replication -1: the broker's default.replication.factor (KIP-464), so that one code serves a
+    # single broker (1) and a cluster (3); min.insync.replicas also comes from the broker
     missing = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config)
         for s in specs
         if s.name not in existing
     ]

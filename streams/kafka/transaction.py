@@ -7,8 +7,9 @@ counting is here:
 
 - `TransactionalSession`: the clients (a transactional producer and a static member of the
   stage's consumer group, built by `streams.kafka.clients`) and the transaction's calls: begin,
-  send offsets, flush, commit (a retriable error retried, one that requires an abort raised as
-  `RetryBatch`), abort, close;
+  send offsets, flush, commit (one that requires an abort raised as `RetryBatch`), abort, close;
+  a commit or abort whose outcome is unknown is never retried on the same producer: it raises
+  `AmbiguousOutcome`, which ends the session like a fatal error;
 - `TransactionLoop.until_committed`: a batch is retried until it commits. A fatal error ends the
   session (the stage's restart loop builds new clients); any other failure aborts the
   transaction and runs the batch again, at once and carefully (every record reports its
@@ -51,6 +52,16 @@ class PoisonOutput(RetryBatch):
     def __init__(self, error: KafkaError) -> None:
         super().__init__(f"a record was refused: {error.str()}")
         self.error = error
+
+
+class AmbiguousOutcome(Exception):
+    """A commit or an abort whose outcome is unknown: it timed out, or failed with an error that
+    says the call may be retried (librdkafka's retriable errors). Retrying it on the same producer
+    can let a late request of the old attempt land in a later transaction (what KIP-890 closes on
+    the broker; librdkafka has not implemented its client side). The stage drops its clients
+    instead: the next producer, with the same transactional id, is fenced in by
+    `init_transactions`, which completes or aborts whatever the old one left, and the stage
+    resumes from the offsets that were really committed, its state rebuilt from the changelog."""
 
 
 class PoisonRecord(Exception):
@@ -186,34 +197,38 @@ class TransactionalSession:
             raise RetryBatch("records not acknowledged within the call timeout")
 
     def commit(self) -> None:
-        """Commit the open transaction: a retriable error is retried, one that requires an
-        abort raises RetryBatch, any other is raised as it is."""
+        """Commit the open transaction: an error that requires an abort raises RetryBatch, one
+        that leaves the outcome unknown (retriable: e.g. timed out) AmbiguousOutcome, any other
+        is raised as it is."""
         producer = self.producer
         started = time.perf_counter()
-        while True:
-            try:
-                bounded("commit", lambda: producer.commit_transaction(30))
-                metrics.TRANSACTION_COMMIT.labels(self.name).observe(time.perf_counter() - started)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.retriable():
-                    continue
-                if error.txn_requires_abort():
-                    raise RetryBatch(f"commit needs abort: {error}") from exc
-                raise
+        try:
+            bounded("commit", lambda: producer.commit_transaction(30))
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.txn_requires_abort():
+                raise RetryBatch(f"commit needs abort: {error}") from exc
+            if error.retriable() and not is_fatal(error):
+                raise AmbiguousOutcome(f"{self.name}: commit outcome unknown: {error}") from exc
+            raise
+        metrics.TRANSACTION_COMMIT.labels(self.name).observe(time.perf_counter() - started)
 
     def abort(self) -> None:
-        """Abort the open transaction (if any); only a fatal error is raised. The consumer's
-        position is left alone: the caller retries the same records from memory."""
+        """Abort the open transaction (if any). The consumer's position is left alone: the
+        caller retries the same records from memory. A fatal error is raised, and an abort
+        whose outcome is unknown (retriable: e.g. timed out) as AmbiguousOutcome; any other
+        (no transaction open) is ignored."""
         producer = self._producer
         if producer is None or not self.transactional:
             return
         try:
             bounded("abort", lambda: producer.abort_transaction(30))
         except KafkaException as exc:
-            if is_fatal(exc.args[0]):
+            error = exc.args[0]
+            if is_fatal(error):
                 raise
+            if error.retriable():
+                raise AmbiguousOutcome(f"{self.name}: abort outcome unknown: {error}") from exc
             log.debug("abort: %s", exc)
 
 
@@ -263,18 +278,21 @@ class TransactionLoop:
         """`attempt(messages, careful)` until it commits; its outcome. None: the stage was
         stopped, every record's partition was revoked meanwhile, or the batch was bisected.
 
-        A fatal error is raised (after the abort). A poison output is handled by the policy: a
-        batch of several records is bisected (each half retried carefully), a single record
-        quarantined; under STOP, or with no records to bisect (a batch of timers), PoisonRecord
-        is raised. Other failures retry the batch: at once and carefully if a refused record may
-        have caused them, else after the back-off, with the records of partitions still owned.
+        A fatal error is raised (after the abort), and so is a lost group membership
+        (`left_group`) and AmbiguousOutcome (a commit or
+        abort whose outcome is unknown), without running the batch again. A poison output is
+        handled by the policy: a batch of several records is bisected (each half retried
+        carefully), a single record quarantined; under STOP, or with no records to bisect (a
+        batch of timers), PoisonRecord is raised. Other failures retry the batch: at once and
+        carefully if a refused record may have caused them, else after the back-off, with the
+        records of partitions still owned.
         """
         delay = self.FIRST_DELAY_S
         while True:  # a batch taken before `stop` is still finished
             try:
                 return attempt(messages, careful)
             except RETRIED as exc:
-                fatal = isinstance(exc, KafkaException) and is_fatal(exc.args[0])
+                fatal = isinstance(exc, KafkaException) and (is_fatal(exc.args[0]) or left_group(exc))
                 self.abort(exc)
                 if fatal:
                     raise
@@ -318,6 +336,19 @@ def poison_error(exc: Exception) -> KafkaError | None:
     if isinstance(exc, KafkaException) and is_poison(exc.args[0]):
         return exc.args[0]
     return None
+
+
+GROUP_LOST = frozenset(
+    {KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.FENCED_INSTANCE_ID}
+)
+"""What `send_offsets_to_transaction` answers once the consumer is no longer the group member
+it was (it did not poll while the batch was retried, past the poll interval or the session)."""
+
+
+def left_group(exc: KafkaException) -> bool:
+    """The consumer lost its group membership: retrying the batch on it can only fail again (it
+    rejoins only by polling), so the session ends and the stage's restart rejoins."""
+    return bool(exc.args[0].code() in GROUP_LOST)
 
 
 def abortable(exc: Exception) -> bool:

@@ -27,7 +27,7 @@ PER_PARTITION = 50
 
 def _topic(bootstrap: str, name: str) -> str:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])[name].result()
+    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=-1)])[name].result()
     return name
 
 

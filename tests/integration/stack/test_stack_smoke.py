@@ -47,7 +47,7 @@ def _topic_name(name: str) -> str:
 
 def _create_topic(bootstrap: str, topic: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1)])
     for future in futures.values():
         future.result(timeout=30)
 

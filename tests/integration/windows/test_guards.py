@@ -67,7 +67,7 @@ def with_a_one_partition_topic(
     settings = dep.settings()
     topic = topic_of(ContextTopics(context, settings.topic_prefix))
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1)])[topic].result(30)
     return dep, topic
 
 

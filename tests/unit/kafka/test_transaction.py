@@ -12,6 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from streams.config import Settings
 from streams.kafka.clients import produce
 from streams.kafka.transaction import (
+    AmbiguousOutcome,
     PoisonOutput,
     PoisonPolicy,
     PoisonRecord,
@@ -43,11 +44,15 @@ class FakeMessage:
 
 
 class FakeProducer:
-    """Counts the transaction calls; `commit_errors` are raised by the next commits."""
+    """Counts the transaction calls; `commit_errors` (`abort_errors`) are raised by the next
+    commits (aborts)."""
 
-    def __init__(self, commit_errors: list[KafkaError] | None = None) -> None:
+    def __init__(
+        self, commit_errors: list[KafkaError] | None = None, abort_errors: list[KafkaError] | None = None
+    ) -> None:
         self.calls: list[str] = []
         self.commit_errors = list(commit_errors or [])
+        self.abort_errors = list(abort_errors or [])
         self.full = 0
         self.produced: list[tuple[str, bytes | None, bytes | None, dict[str, Any]]] = []
 
@@ -61,6 +66,8 @@ class FakeProducer:
 
     def abort_transaction(self, _timeout: float) -> None:
         self.calls.append("abort")
+        if self.abort_errors:
+            raise KafkaException(self.abort_errors.pop(0))
 
     def send_offsets_to_transaction(self, offsets: list[TopicPartition], _meta: object, _t: float) -> None:
         self.calls.append(f"offsets {[(tp.partition, tp.offset) for tp in offsets]}")
@@ -173,16 +180,60 @@ def test_a_fatal_error_aborts_and_is_raised() -> None:
     assert len(calls) == 1 and producer.calls == ["abort"]
 
 
-def test_a_commit_retries_a_retriable_error_and_asks_for_an_abort_when_the_broker_does() -> None:
-    producer = FakeProducer([KafkaError(KafkaError._TIMED_OUT, retriable=True)])
-    session(producer).commit()
-    assert producer.calls == ["commit", "commit"]
+def test_a_lost_group_membership_aborts_and_ends_the_session() -> None:
+    producer = FakeProducer()
+    stage = loop(producer)
+    lost = KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID, txn_requires_abort=True))
+    calls, attempt = failing(lost)
+    with pytest.raises(KafkaException):
+        stage.until_committed([FakeMessage(0, 1)], attempt)
+    assert len(calls) == 1 and producer.calls == ["abort"]
+
+
+def test_a_commit_asks_for_an_abort_when_the_broker_does_and_raises_a_fatal_error() -> None:
     producer = FakeProducer([KafkaError(KafkaError._STATE, txn_requires_abort=True)])
     with pytest.raises(RetryBatch, match="commit needs abort"):
         session(producer).commit()
     producer = FakeProducer([KafkaError(KafkaError._FENCED, fatal=True)])
     with pytest.raises(KafkaException):
         session(producer).commit()
+
+
+TIMED_OUT = KafkaError(KafkaError._TIMED_OUT, retriable=True)
+
+
+def test_a_commit_that_timed_out_is_not_retried_on_the_same_producer() -> None:
+    producer = FakeProducer([TIMED_OUT])
+    with pytest.raises(AmbiguousOutcome, match="commit outcome unknown"):
+        session(producer).commit()
+    assert producer.calls == ["commit"]  # once: neither retried nor aborted
+
+
+def test_an_ambiguous_commit_ends_the_session_so_that_a_new_producer_fences_the_old() -> None:
+    producer = FakeProducer([TIMED_OUT])
+    stage = loop(producer)
+    calls: list[list[Any]] = []
+
+    def attempt(messages: list[Any], _careful: bool) -> str:
+        calls.append(messages)
+        stage.session.commit()
+        return "committed"
+
+    with pytest.raises(AmbiguousOutcome):
+        stage.until_committed([FakeMessage(0, 1)], attempt)
+    assert len(calls) == 1 and producer.calls == ["commit"]  # the batch is not run again
+
+
+def test_an_abort_that_timed_out_is_ambiguous_one_with_no_transaction_open_is_not() -> None:
+    producer = FakeProducer(abort_errors=[TIMED_OUT])
+    stage = loop(producer)
+    calls, attempt = failing(RetryBatch("records not acknowledged within the call timeout"))
+    with pytest.raises(AmbiguousOutcome, match="abort outcome unknown"):
+        stage.until_committed([FakeMessage(0, 1)], attempt)
+    assert len(calls) == 1
+    producer = FakeProducer(abort_errors=[KafkaError(KafkaError._STATE)])
+    session(producer).abort()  # nothing to abort: ignored, as before
+    assert producer.calls == ["abort"]
 
 
 def poisoned_by(poison: FakeMessage, committed: list[list[FakeMessage]]) -> Any:

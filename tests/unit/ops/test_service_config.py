@@ -108,3 +108,30 @@ def test_every_ops_script_parses() -> None:
     for script in [*OPS.glob("*.sh"), *OPS.glob("images/*.sh"), *OPS.glob("config/*.sh")]:
         done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"{script}: {done.stderr}"
+
+
+def test_a_cluster_renders_one_config_per_node_with_replicated_topics(tmp_path: Path) -> None:
+    env = {
+        "STREAMS_STACK_DATA": str(tmp_path / "stack"),
+        "STREAMS_STACK_HOME": str(tmp_path / "home"),
+        "STACK_BROKERS": "3",
+        "KAFKA_PORT": "19092",
+    }
+    done = subprocess.run(
+        ["bash", str(OPS / "stack.sh"), "render", "kafka"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    nodes = [_properties(Path(p)) for p in done.stdout.split()]
+    assert [n["node.id"] for n in nodes] == ["1", "2", "3"]
+    voters = "1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194"
+    for i, node in enumerate(nodes):
+        assert node["controller.quorum.voters"] == voters
+        assert node["listeners"] == f"PLAINTEXT://127.0.0.1:{19092 + i},CONTROLLER://127.0.0.1:{19192 + i}"
+        assert node["log.dirs"] == str(tmp_path / "stack" / f"kafka-{i + 1}" / "data")
+        for key in ("default.replication.factor", "offsets.topic.replication.factor",
+                    "transaction.state.log.replication.factor"):  # fmt: skip
+            assert node[key] == "3"
+        assert node["min.insync.replicas"] == node["transaction.state.log.min.isr"] == "2"
+        assert node["unclean.leader.election.enable"] == "false"
+        assert node["auto.create.topics.enable"] == "false"

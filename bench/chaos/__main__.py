@@ -1,0 +1,119 @@
+"""`python -m bench.chaos`: start the chaos cluster (if needed) and one worker, run the scenarios
+named by `CHAOS_SCENARIOS` (default `leader,coordinator,pause,rolling`; `leader` alone is the
+short form for CI) under the load, check, print the table and write it as JSON under `CHAOS_OUT`
+(bench/results). Exits 1 when the checker finds a problem or a probe command got no result.
+`CHAOS_KEEP_CLUSTER=1` leaves the cluster running afterwards (`ops/stack.sh down` with its
+environment stops it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.chaos.check import check
+from bench.chaos.cluster import Cluster, ClusterConfig
+from bench.chaos.load import Load
+from bench.chaos.scenarios import Outcome, Target, run
+from bench.provenance import provenance
+from streams.wire.topics import ContextTopics, GroupNames
+from tests.integration.workers import Deployment, wait_until
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """The scenarios as a text table."""
+    head = (
+        f"{'scenario':<12} {'nodes':<8} {'healed s':>9} {'recovered s':>12} {'max latency s':>14} "
+        f"{'slow/probes':>12}"
+    )
+    lines = [head, "-" * len(head)]
+    for o in outcomes:
+        latency = "no result" if o.max_latency_s is None else f"{o.max_latency_s:.2f}"
+        lines.append(
+            f"{o.scenario:<12} {','.join(map(str, o.nodes)):<8} {o.healed_s:>9.1f} {o.recovered_s:>12.1f} "
+            f"{latency:>14} {f'{o.slow_probes}/{o.probes}':>12}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    config = ClusterConfig()
+    os.environ.update(config.env())
+    names = [n for n in os.environ.get("CHAOS_SCENARIOS", "leader,coordinator,pause,rolling").split(",") if n]
+    cluster = Cluster(config)
+    started = time.monotonic()
+    cluster.up()
+    result: dict[str, Any] = {"provenance": provenance(), "scenarios_asked": names}
+    result["cluster_up_s"] = round(time.monotonic() - started, 1)
+    with tempfile.TemporaryDirectory(prefix="chaos-") as directory:
+        dep = Deployment(
+            prefix=f"chaos{uuid.uuid4().hex[:8]}", data_dir=Path(directory),
+            extra_env={"STREAMS_CONTEXTS": "orders", "STREAMS_SINKS": "0"},
+        )  # fmt: skip
+        dep.start("w1")
+        try:
+            dep.wait_healthy("w1")
+            settings = dep.settings()
+            groups = GroupNames(settings.app_id, settings.topic_prefix, "orders")
+            target = Target(
+                events_topic=ContextTopics("orders", settings.topic_prefix).events,
+                transactional_id=groups.transactional_id("w1"),
+            )
+            load = Load(settings, rate=float(os.environ.get("CHAOS_RATE", "50")))
+            load.start()
+            wait_until(lambda: any(p.latency_s for p in load.probes), "the first probe's result", timeout=180)
+            outcomes = []
+            for name in names:
+                print(f"[chaos] scenario {name}", file=sys.stderr, flush=True)
+                outcomes.append(run(name, cluster, target, load))
+                print(f"[chaos] {outcomes[-1]}", file=sys.stderr, flush=True)
+            load.stop()
+            worker_alive = dep.workers["w1"].poll() is None
+            verdict = check(settings, load.seen)
+        finally:
+            dep.stop_all()
+            worker_log = (Path(directory) / "w1.log").read_text(errors="replace")
+    result["worker_log"] = {
+        "session_restarts": worker_log.count("failed; restarting"),
+        "ambiguous_outcomes": worker_log.count("AmbiguousOutcome"),
+        "stuck_clients": worker_log.count("StuckClient"),
+        "batches_aborted": worker_log.count("batch aborted"),
+    }
+    result.update(
+        outcomes=[o.row() for o in outcomes], check={**asdict(verdict), "passed": verdict.passed},
+        commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
+        seconds=round(time.monotonic() - started, 1),
+    )  # fmt: skip
+    failed = (
+        not verdict.passed or load.errors or not worker_alive
+        or any(o.timed_out_probes for o in outcomes)
+    )  # fmt: skip
+    result["passed"] = not failed
+    print(table(outcomes))
+    print(
+        f"\ncheck: {verdict.accepted} accepted commands, {verdict.results} results, {verdict.events} events, "
+        f"{verdict.aborted_records} aborted records in the log, {verdict.seen_by_reader} records seen by the "
+        f"concurrent read_committed reader; {'PASSED' if verdict.passed else 'FAILED'}"
+    )
+    for problem in [*verdict.problems, *load.errors]:
+        print(f"  problem: {problem}")
+    out = Path(os.environ.get("CHAOS_OUT", "bench/results"))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"chaos-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    path.with_name(f"{path.stem}-worker.log").write_text(worker_log)
+    print(f"worker: {result['worker_log']}")
+    print(f"written {path} ({result['seconds']:.0f}s in all)")
+    if os.environ.get("CHAOS_KEEP_CLUSTER") != "1":
+        cluster.stack("down", "registry", "kafka")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

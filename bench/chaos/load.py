@@ -1,0 +1,125 @@
+"""What runs through every scenario: a steady orders command load, probe commands that time the
+end-to-end latency, and a read_committed reader of the events topic that records what it saw."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streams.client import CommandClient
+from streams.config import Settings
+from streams.contexts.orders import AddItem, PlaceOrder
+from streams.kafka import clients
+from streams.kafka.clients import take
+from streams.wire.topics import ContextTopics
+
+log = logging.getLogger(__name__)
+
+AGGREGATES_PER_ROUND = 100
+COMMANDS_PER_AGGREGATE = 20  # an order, then items: within what an order accepts
+SKUS = [("apple", 100), ("pear", 120), ("plum", 90), ("fig", 300), ("kiwi", 80)]
+
+
+def command_for(n: int) -> tuple[str, object]:
+    """The `n`th command of the load: rounds of 100 orders, each placed, then given 19 items,
+    round-robin over the round's orders (so one order's commands stay in order)."""
+    round_, within = divmod(n, AGGREGATES_PER_ROUND * COMMANDS_PER_AGGREGATE)
+    step, a = divmod(within, AGGREGATES_PER_ROUND)
+    aggregate = f"chaos-{round_}-{a}"
+    if step == 0:
+        return aggregate, PlaceOrder(f"customer-{a % 37}", "EUR")
+    sku, price = SKUS[(a + step) % len(SKUS)]
+    return aggregate, AddItem(sku, 1 + step % 3, price)
+
+
+@dataclass
+class Probe:
+    """One probe command: when it was sent (monotonic) and how long its result took (None:
+    none within the timeout)."""
+
+    sent_at: float
+    latency_s: float | None
+
+
+@dataclass
+class Load:
+    """The load's three threads; `start`, then `stop` after the scenarios."""
+
+    settings: Settings
+    rate: float = 50.0
+    probe_every_s: float = 0.5
+    probe_timeout_s: float = 180.0
+    sent: list[str] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
+    seen: set[tuple[int, int]] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        for target in (self._commands, self._probe, self._read):
+            thread = threading.Thread(target=self._guarded(target), name=target.__name__, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.probe_timeout_s + 60)
+
+    def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except Exception as exc:  # reported by the checker: the load must not die silently
+                log.exception("load thread failed")
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+        return run
+
+    def _commands(self) -> None:
+        client = CommandClient(self.settings, "orders", wait=False)
+        started = time.monotonic()
+        n = 0
+        try:
+            while not self._stop.is_set():
+                aggregate, command = command_for(n)
+                command_id, _ = client.send(aggregate, command)
+                self.sent.append(command_id)
+                n += 1
+                ahead = started + n / self.rate - time.monotonic()
+                if ahead > 0:
+                    self._stop.wait(ahead)
+        finally:
+            client.close()
+
+    def _probe(self) -> None:
+        with CommandClient(self.settings, "orders") as client:
+            n = 0
+            while not self._stop.is_set():
+                sent_at = time.monotonic()
+                try:
+                    client.execute(f"probe-{n}", PlaceOrder("probe", "EUR"), timeout=self.probe_timeout_s)
+                    self.probes.append(Probe(sent_at, time.monotonic() - sent_at))
+                except TimeoutError:
+                    self.probes.append(Probe(sent_at, None))
+                n += 1
+                self._stop.wait(max(0.0, sent_at + self.probe_every_s - time.monotonic()))
+
+    def _read(self) -> None:
+        consumer = clients.reader(self.settings)
+        consumer.subscribe([ContextTopics("orders", self.settings.topic_prefix).events])
+        try:
+            while not self._stop.is_set():
+                for msg in take(consumer, 1000, 0.25):
+                    if msg.error() is None:
+                        self.seen.add((msg.partition(), msg.offset()))
+        finally:
+            consumer.close()
+
+    def window(self, since: float) -> list[Probe]:
+        """The probes that were waiting for their result at `since` (monotonic) or sent later."""
+        return [p for p in self.probes if p.sent_at + (p.latency_s or self.probe_timeout_s) >= since]

@@ -1,0 +1,61 @@
+"""The chaos suite's pure parts: where a transactional id is coordinated, the load's commands,
+the checker's verdicts and a scenario's figures."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bench.chaos.check import Event, judge
+from bench.chaos.cluster import java_string_hash, transaction_state_partition
+from bench.chaos.load import Probe, command_for
+from bench.chaos.scenarios import outcome
+from streams.contexts.orders import AddItem, PlaceOrder
+
+
+def test_the_coordinator_partition_follows_kafkas_hash_of_the_transactional_id() -> None:
+    assert java_string_hash("") == 0
+    assert java_string_hash("a") == 97
+    assert java_string_hash("hello") == 99162322  # "hello".hashCode() in Java
+    assert java_string_hash("polygenelubricants") == -2147483648  # Integer.MIN_VALUE
+    assert transaction_state_partition("polygenelubricants", 10) == 0  # Utils.abs masks the sign
+    assert transaction_state_partition("hello", 10) == 99162322 % 10
+
+
+def test_the_load_places_each_order_before_its_items() -> None:
+    first = [command_for(n) for n in range(2000)]
+    assert first[0] == ("chaos-0-0", first[0][1]) and isinstance(first[0][1], PlaceOrder)
+    assert all(isinstance(c, PlaceOrder) for _, c in first[:100])
+    assert all(isinstance(c, AddItem) for _, c in first[100:])
+    assert command_for(2000)[0] == "chaos-1-0"
+
+
+def _events(*triples: tuple[str, str, int]) -> list[Event]:
+    return [Event(*t) for t in triples]
+
+
+def test_a_clean_history_passes() -> None:
+    verdict = judge(
+        ["c1", "c2"], Counter({"c1": 1, "c2": 1}), _events(("c1", "a", 1), ("c2", "a", 2)),
+        committed={(0, 0), (0, 1)}, uncommitted={(0, 0), (0, 1), (0, 2)}, seen={(0, 0)},
+    )  # fmt: skip
+    assert verdict.passed and verdict.aborted_records == 1
+
+
+def test_the_checker_names_losses_duplicates_gaps_and_aborted_reads() -> None:
+    verdict = judge(
+        ["c1", "c2", "c3"], Counter({"c1": 2, "c2": 1}),
+        _events(("c1", "a", 1), ("c1", "a", 2), ("c2", "b", 2)),
+        committed={(0, 0)}, uncommitted={(0, 0), (0, 1)}, seen={(0, 1)},
+    )  # fmt: skip
+    text = "\n".join(verdict.problems)
+    assert "without a result" in text and "more than one result" in text
+    assert "without an event" in text and "appended twice" in text
+    assert "not 1..n" in text and "aborted records seen" in text
+
+
+def test_a_scenario_recovers_when_its_last_slow_probe_completes() -> None:
+    probes = [Probe(100.5, 0.1), Probe(101.0, 12.0), Probe(101.5, 11.6), Probe(114.0, 0.1)]
+    o = outcome("leader", [2], fault_at=100.0, healed_at=130.0, probes=probes)
+    assert o.recovered_s == 13.1 and o.max_latency_s == 12.0 and o.healed_s == 30.0
+    assert (o.slow_probes, o.timed_out_probes) == (2, 0)
+    assert outcome("x", [1], 0.0, 1.0, [Probe(0.5, None)]).max_latency_s is None
