@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import signal
@@ -36,6 +38,23 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 120.0, ever
         if last:
             return last
         time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:3000])
+
+
+async def async_wait_until(
+    check: Callable[[], Any], what: str, timeout: float = 120.0, every: float = 1.0
+) -> Any:
+    """`wait_until` inside an event loop: `check()` (awaited when it returns an awaitable) once
+    it is truthy; the loop runs the other tasks in between."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:3000])
 
 
