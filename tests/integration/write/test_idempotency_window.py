@@ -73,7 +73,7 @@ def test_the_store_stays_flat_under_distinct_commands_and_a_restore_keeps_them_f
                 sent += 1
             sender.flush()
             samples.append((elapsed, remembered(deployment)))
-            time.sleep(0.25)
+            time.sleep(0.25)  # the load's pace and the sampling interval, not a wait
     steady = [n for t, n in samples if t > WINDOW_MS / 1000 + 3]
     bound = RATE * (WINDOW_MS / 1000 + 3)  # the window's commands plus the idle check's lag
     print(f"sent {sent} distinct commands; remembered ids after warm-up: {steady}")
