@@ -105,12 +105,22 @@ def _read_side() -> list[Runnable]:
     return [read_side]
 
 
+window_stages: list[WindowStage] = []
+"""This worker's window stages, once the `windows` service built them (for `/health`)."""
+
+
 def _window_stages() -> list[Runnable]:
-    return [
+    window_stages[:] = [
         WindowStage(settings, runtimes.get(name), aggregation, worker_id=worker_id(settings))
         for name, context in contexts.items()
         for aggregation in context.windows
     ]
+    return list(window_stages)
+
+
+def stopped_stages() -> dict[str, str]:
+    """The window stages that stopped by themselves (poison policy STOP), with why."""
+    return {f"windows {stage.name}": stage.error for stage in window_stages if stage.error}
 
 
 def _sink_derivers() -> list[Runnable]:
@@ -141,7 +151,7 @@ server.install(
     settings,
     secret.ready,
     [
-        HealthEndpoints(settings, readiness),
+        HealthEndpoints(settings, readiness, stopped_stages),
         DocsEndpoints(settings, contexts),
         DashboardEndpoints(worker_id(settings)),
         CommandEndpoints(settings, runtimes),

@@ -222,12 +222,6 @@ def is_fatal(error: KafkaError) -> bool:
     return bool(error.fatal()) or error.code() == KafkaError._FATAL
 
 
-def is_eof(msg: Message) -> bool:
-    """True for the end-of-partition event (`enable.partition.eof`)."""
-    err = msg.error()
-    return err is not None and err.code() == KafkaError._PARTITION_EOF
-
-
 def records(batch: Iterable[Message], who: str, *, eof: set[tuple[str, int]] | None = None) -> list[Message]:
     """The data records of a consumed batch.
 

@@ -109,10 +109,6 @@ class ConnectClient:
                 return False
             raise
 
-    def restart_failed(self, name: str) -> Any:
-        """Restart the connector and its failed tasks."""
-        return self._call("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
-
 
 def deploy(settings: Settings, contexts: tuple[str, ...] | None = None) -> list[str]:
     """Apply the SQL migration, then create/update every connector; returns connector names."""

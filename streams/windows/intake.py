@@ -248,7 +248,7 @@ class _Pass(Pass):
         missed = []
         folded = []
         for start, end in windows:
-            if stream_time >= end + spec.grace_ms:
+            if spec.is_closed(end, stream_time):
                 missed.append((start, end))
                 continue
             wkey = window_key(end, raw_key, group)

@@ -280,17 +280,6 @@ class AvroCodec:
                 pass
         return self._write(writer, to_record(message))
 
-    def encode_as(self, cls: type, record: dict[str, Any]) -> bytes:
-        """Serialize `cls`'s record form (what `to_record` gives) with its latest schema: for a
-        caller that completes a record without building a second message object."""
-        writer = self._writers[cls]
-        if writer.of_record is not None:
-            try:
-                return writer.of_record(record)
-            except Exception:  # fastavro's path below decides and explains
-                pass
-        return self._write(writer, record)
-
     def _write(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         out = io.BytesIO(writer.header)
         out.seek(len(writer.header))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import signal
@@ -36,6 +38,23 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 120.0, ever
         if last:
             return last
         time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:3000])
+
+
+async def async_wait_until(
+    check: Callable[[], Any], what: str, timeout: float = 120.0, every: float = 1.0
+) -> Any:
+    """`wait_until` inside an event loop: `check()` (awaited when it returns an awaitable) once
+    it is truthy; the loop runs the other tasks in between."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}"[:3000])
 
 
@@ -105,20 +124,23 @@ class Deployment:
         return f"http://127.0.0.1:{self.ports[worker_id]}"
 
     def wait_healthy(self, worker_id: str = "w1", timeout: float = 180.0) -> None:
+        """Until the worker's `/health` answers 200 (RuntimeError at once if it exited,
+        TimeoutError with its log's tail after `timeout`)."""
         url = f"http://127.0.0.1:{self.ports[worker_id]}/health"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            proc = self.workers[worker_id]
-            if proc.poll() is not None:
+
+        def healthy() -> bool:
+            if self.workers[worker_id].poll() is not None:
                 raise RuntimeError(f"worker {worker_id} exited: {self.log_tail(worker_id)}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    return bool(response.status == 200)
             except OSError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"worker {worker_id} not healthy: {self.log_tail(worker_id)}")
+                return False
+
+        try:
+            wait_until(healthy, f"worker {worker_id} healthy", timeout, every=0.3)
+        except AssertionError:
+            raise TimeoutError(f"worker {worker_id} not healthy: {self.log_tail(worker_id)}") from None
 
     def assigned(self, worker_id: str, stage: str = "orders") -> set[int]:
         """Partitions the worker's `stage` last logged as assigned (a stage logs every assignment
@@ -199,7 +221,7 @@ def warmed_client(settings: Settings, attempts: int = 5) -> Iterator[CommandClie
         except Exception:
             if attempt == attempts - 1:
                 raise
-            time.sleep(2)
+            time.sleep(2)  # a retry's back-off (the error is what is waited out), not a wait on a state
     with client:
         client.execute("warm-up", PlaceOrder("c-0", "EUR"), timeout=120)
         yield client

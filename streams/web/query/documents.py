@@ -168,9 +168,10 @@ class DocumentEndpoints:
                 **query, "local": "1", "routed": "1", "limit": str(limit),
                 "partitions": ",".join(map(str, partitions)),
             }  # fmt: skip
-            status_code, body = await self.router.get(url, request.rel_url.raw_path, remote)
-            if status_code != 200:
-                raise WorkerUnavailable(f"worker {url} answered {status_code} for its part of the list")
+            forwarded = await self.router.get(url, request.rel_url.raw_path, remote)
+            body = forwarded.body
+            if forwarded.status != 200:
+                raise WorkerUnavailable(f"worker {url} answered {forwarded.status} for its part of the list")
             pages.append(
                 LocalPage(
                     body["items"],

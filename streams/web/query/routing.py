@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,7 @@ from streams.config import Settings
 from streams.kafka import clients
 from streams.web.auth import FORWARDED, forward_signature
 from streams.web.query.params import MAX_TIMEOUT_S
-from streams.web.responses import Rebalancing, ok
+from streams.web.responses import Rebalancing
 from streams.wire.signing import verified_url
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,24 @@ log = logging.getLogger(__name__)
 
 class WorkerUnavailable(Exception):
     """Another worker did not answer, or answered with an error; the message says which."""
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """Another worker's JSON answer, relayed as it came: status, body, content type (a problem
+    stays `application/problem+json`) and `Retry-After` (None: it sent none)."""
+
+    status: int
+    body: Any
+    content_type: str = "application/json"
+    retry_after: str | None = None
+
+    def response(self) -> web.Response:
+        """The answer to give the caller."""
+        headers = None if self.retry_after is None else {"Retry-After": self.retry_after}
+        return web.json_response(
+            self.body, status=self.status, headers=headers, content_type=self.content_type
+        )
 
 
 class Router:
@@ -83,9 +102,9 @@ class Router:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=MAX_TIMEOUT_S + 10))
         return self._session
 
-    async def get(self, url: str, raw_path: str, query: Mapping[str, str]) -> tuple[int, Any]:
-        """GET another worker (signed as a worker); (status, JSON body). WorkerUnavailable when it
-        does not answer with JSON."""
+    async def get(self, url: str, raw_path: str, query: Mapping[str, str]) -> Forwarded:
+        """GET another worker (signed as a worker). WorkerUnavailable when it does not answer
+        with JSON."""
         secret = self.secret()
         if secret is None:
             raise WorkerUnavailable("this worker is starting (no deployment secret yet)")
@@ -96,7 +115,9 @@ class Router:
             async with self.session().get(target, headers=headers, allow_redirects=False) as response:
                 if response.content_type not in ("application/json", "application/problem+json"):
                     raise WorkerUnavailable(f"worker {url} answered {response.status} without JSON")
-                return response.status, await response.json(content_type=None)
+                body = await response.json(content_type=None)
+                retry = response.headers.get("Retry-After")
+                return Forwarded(response.status, body, response.content_type, retry)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerUnavailable(f"worker {url} did not answer: {type(exc).__name__}") from None
 
@@ -121,5 +142,5 @@ class Router:
             url = owners.get(partition)
         if url is None or url == self.self_url:
             raise Rebalancing(f"no worker owns partition {partition} yet; retry")
-        status, body = await self.get(url, request.rel_url.raw_path, {**request.query, "routed": "1"})
-        return ok(body, status=status)
+        forwarded = await self.get(url, request.rel_url.raw_path, {**request.query, "routed": "1"})
+        return forwarded.response()

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from streams.contexts.orders import AddItem, PlaceOrder
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, free_port, warmed_client
+from tests.integration.workers import Deployment, free_port, wait_until, warmed_client
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +54,6 @@ def _commands_handled(port: int) -> float:
     )
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.3)
-
-
 def test_two_processes_share_the_partitions_and_survive_a_kill(stack: StackEndpoints, tmp_path: Path) -> None:
     dep = Deployment(prefix=f"pw{uuid.uuid4().hex[:8]}", data_dir=tmp_path)
     port = _two_free_ports()
@@ -74,7 +65,7 @@ def test_two_processes_share_the_partitions_and_survive_a_kill(stack: StackEndpo
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        _wait(lambda: _healthy(port) and _healthy(port + 1), 240, "both processes healthy")
+        wait_until(lambda: _healthy(port) and _healthy(port + 1), "both processes healthy", 240, every=0.3)
         with warmed_client(dep.settings()) as client:
             results = [client.execute(f"o-{i}", PlaceOrder(f"c-{i}", "EUR"), timeout=60) for i in range(40)]
             assert all(r.accepted for r in results)
@@ -84,9 +75,16 @@ def test_two_processes_share_the_partitions_and_survive_a_kill(stack: StackEndpo
 
             pid = int(re.findall(r"worker 0: pid (\d+)", log_path.read_text())[0])
             os.kill(pid, signal.SIGKILL)
-            _wait(lambda: "worker 0 exited" in log_path.read_text(), 30, "the launcher saw the kill")
-            _wait(lambda: len(re.findall(r"worker 0: pid", log_path.read_text())) == 2, 60, "restarted")
-            _wait(lambda: _healthy(port), 240, "the restarted process healthy")
+            wait_until(
+                lambda: "worker 0 exited" in log_path.read_text(), "the launcher saw the kill", 30, every=0.3
+            )
+            wait_until(
+                lambda: len(re.findall(r"worker 0: pid", log_path.read_text())) == 2,
+                "restarted",
+                60,
+                every=0.3,
+            )
+            wait_until(lambda: _healthy(port), "the restarted process healthy", 240, every=0.3)
             more = [client.execute(f"o-{i}", AddItem("sku-1", 1, 100), timeout=120) for i in range(40)]
             assert all(r.accepted and r.aggregate_version == 2 for r in more)
         launcher.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ import pytest
 from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,13 @@ def long_order(deployment: Deployment, client: CommandClient) -> str:
     futures = [client.send(order, AddItem(f"sku-{i % 5}", 1, 100))[1] for i in range(VERSIONS - 1)]
     client.flush()
     assert all(f is not None and f.result(timeout=120).accepted for f in futures)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def indexed() -> bool:
         answer = httpx.get(f"{deployment.url()}/orders/aggregates/{order}/events", params={"limit": 1})
-        if answer.status_code == 200 and answer.json()["latest_version"] == VERSIONS:
-            return order
-        time.sleep(0.2)
-    raise AssertionError(f"the history index did not reach {VERSIONS}: {answer.text[:300]}")
+        return answer.status_code == 200 and answer.json()["latest_version"] == VERSIONS
+
+    wait_until(indexed, f"the history index to reach {VERSIONS}", 60, every=0.2)
+    return order
 
 
 def test_pages_of_a_long_history_follow_each_other_to_the_end(
@@ -107,8 +107,7 @@ def test_history_requests_leave_health_fast(deployment: Deployment, long_order: 
     for thread in readers:
         thread.start()
     try:
-        while len(statuses) < 10:  # every reader is under way
-            time.sleep(0.01)
+        wait_until(lambda: len(statuses) >= 10, "every reader under way", 60, every=0.01)
         loaded = _health_p95(url, 100)
     finally:
         stop.set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
-from tests.integration.workers import Deployment, module_deployment
+from tests.integration.workers import Deployment, async_wait_until, module_deployment
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +69,13 @@ async def _health_p95(url: str, samples: int) -> float:
     return statistics.quantiles(took, n=20)[-1]
 
 
+async def _waiters(http: httpx.AsyncClient, url: str, at_least: int) -> bool:
+    """Whether the worker holds `at_least` waiting requests (`streams_read_waiters`)."""
+    text = (await http.get(f"{url}/metrics")).text
+    found = re.search(r"^streams_read_waiters (\S+)$", text, re.M)
+    return found is not None and float(found.group(1)) >= at_least
+
+
 async def _while_waiting(url: str, order: str, waiters: int) -> tuple[float, list[httpx.Response]]:
     """/health p95 while `waiters` clients long-poll the document for a version it never reaches."""
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=None)) as http:
@@ -76,7 +84,9 @@ async def _while_waiting(url: str, order: str, waiters: int) -> tuple[float, lis
             asyncio.create_task(http.get(doc, params={"min_version": 10_000, "timeout": 8}))
             for _ in range(waiters)
         ]
-        await asyncio.sleep(1.0)  # let the polls arrive (a measurement, not a condition)
+        await async_wait_until(
+            lambda: _waiters(http, url, waiters), f"{waiters} polls waiting on the worker", 30, every=0.1
+        )
         p95 = await _health_p95(url, 100)
         return p95, list(await asyncio.gather(*polls))
 
@@ -106,7 +116,9 @@ def test_a_waiter_wakes_when_its_version_commits(
                     params={"min_version": 127, "timeout": 30},
                 )
             )
-            await asyncio.sleep(0.5)
+            await async_wait_until(
+                lambda: _waiters(http, deployment.url(), 1), "the poll waiting", 30, every=0.1
+            )
             assert not poll.done()
             await asyncio.to_thread(client.execute, big_order, AddItem("sku-0", 1, 100))
             return await poll

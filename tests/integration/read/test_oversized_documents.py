@@ -9,7 +9,6 @@ keeps its last state that fits; the other documents and views go on.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -22,7 +21,7 @@ from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,25 +66,27 @@ def test_the_event_that_would_outgrow_a_document_is_dead_lettered_and_the_view_g
         exposition = response.read().decode()
     assert 'streams_view_frozen_documents_total{context="orders",version="1",view="hoard"}' in exposition
     assert "document 'big-2' is frozen" in deployment.log_tail("w1", 100000)
-    deadline = time.monotonic() + 30
-    letters: list[Any] = []
-    while time.monotonic() < deadline and len(letters) < 2 * (11 - kept):
-        letters = list(
+
+    def all_letters() -> list[Any] | None:
+        found = list(
             read_topic(deployment.settings(), client.runtime.topics.view_dlq("hoard"), idle_timeout=1.0)
         )
+        return found if len(found) >= 2 * (11 - kept) else None
+
+    letters: list[Any] = wait_until(all_letters, f"{2 * (11 - kept)} dead letters of hoard", 30, every=0)
     reasons = Counter(h.as_dict(m.headers())[h.DLQ_REASON] for m in letters)
     assert reasons == {"document_too_large": 2 * (11 - kept)}, reasons
     detail = h.as_dict(letters[0].headers())[h.DLQ_DETAIL]
     assert "the view topic's limit: 16384" in detail
     # the view keeps serving, and keeps folding what fits
     assert client.execute("small", PlaceOrder("c", "EUR")).accepted
-    status, small = document(deployment, "hoard", "small")
-    for _ in range(100):
-        if status == 200:
-            break
-        time.sleep(0.2)
-        status, small = document(deployment, "hoard", "small")
-    assert status == 200 and len(small["state"]["kept"]) == 1
+
+    def served() -> Any:
+        status, body = document(deployment, "hoard", "small")
+        return body if status == 200 else None
+
+    small = wait_until(served, "hoard serves the small order", 20, every=0.2)
+    assert len(small["state"]["kept"]) == 1
     with urllib.request.urlopen(f"{deployment.url()}/orders/views", timeout=30) as response:
         views = json.loads(response.read())["views"]
     assert all(v["error"] == "" for v in views), views

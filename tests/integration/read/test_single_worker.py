@@ -14,8 +14,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import VIEWS, AddItem, CancelOrder, ConfirmOrder, PlaceOrder, RemoveItem
@@ -175,7 +175,7 @@ def test_time_travel_gives_the_fold_up_to_a_version_or_a_time(
     client.execute("tt-1", PlaceOrder("tt", "EUR"))
     for i in range(22):
         last = client.execute("tt-1", AddItem(f"s{i % 4}", 1, 10 + i % 4))
-        time.sleep(0.01)
+        time.sleep(0.01)  # spaces the events' timestamps (as_of picks between them), not a wait
     get(deployment, "/orders/views/order-summary/tt-1", min_version=last.aggregate_version, timeout=30)
     records = [
         m
@@ -290,7 +290,17 @@ def test_rebuild_after_losing_rocksdb_and_the_changelog(
         60,
         0.3,
     )
-    time.sleep(2)
+
+    def recreatable() -> bool:  # the deletion is complete: the broker would create the topic again
+        spec = runtime.topics.changelog_spec(settings.partitions)
+        topic = NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
+        try:
+            admin.create_topics([topic], validate_only=True)[spec.name].result()
+        except KafkaException:
+            return False
+        return True
+
+    wait_until(recreatable, "the changelog can be created again", 60, 0.3)
     report = rebuild(settings, runtime)
     assert report.aggregates > 5 and report.commands >= report.aggregates
     checked, mismatches = verify(settings, runtime)

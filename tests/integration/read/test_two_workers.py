@@ -30,7 +30,7 @@ from streams.core.clock import utc_now
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, wait_until
 
 pytestmark = pytest.mark.integration
 FUSSY_ENV = {
@@ -50,13 +50,6 @@ def get(dep: Deployment, worker: str, path: str, **query: Any) -> tuple[int, Any
             return response.status, json.loads(body) if path != "/metrics" else body.decode()
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout}s"
-        time.sleep(0.3)
 
 
 def view_status(dep: Deployment, worker: str, view: str) -> dict[str, Any]:
@@ -102,7 +95,7 @@ def pair(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Ite
         return True
 
     try:
-        wait_for(split, 120, "partitions split between w1 and w2")
+        wait_until(split, "partitions split between w1 and w2", 120, every=0.3)
         yield dep
     finally:
         dep.stop_all()
@@ -265,7 +258,12 @@ def test_view_metrics_show_lag_latency_and_dlq_counts(pair: Deployment, client: 
 
     # lag goes back to 0 once idle (the transaction markers after the last event do not count)
     for worker in ("w1", "w2"):
-        wait_for(lambda w=worker: summary_lag(w) == [0.0], 30, f"lag 0 on {worker}: {summary_lag(worker)}")
+        wait_until(
+            lambda w=worker: summary_lag(w) == [0.0],
+            f"lag 0 on {worker}: {summary_lag(worker)}",
+            30,
+            every=0.3,
+        )
         assert view_status(pair, worker, "order-summary")["lag"] == 0
 
     dlq_total = 0.0
@@ -323,7 +321,12 @@ def test_replay_rebuild_and_verify_commands(pair: Deployment, client: CommandCli
     assert report["events"] > 0 and report["events_per_s"] > 0 and report["raw_events_per_s"] > 0
     assert " events/s" in replayed.stdout and "lag" in replayed.stdout
     for worker in ("w1", "w2"):
-        wait_for(lambda w=worker: view_status(pair, w, "order-summary").get("version") == 2, 30, "v2 served")
+        wait_until(
+            lambda w=worker: view_status(pair, w, "order-summary").get("version") == 2,
+            "v2 served",
+            30,
+            every=0.3,
+        )
         status, body = get(pair, worker, "/orders/views/order-summary/dlq-2")
         assert status == 200 and body["version_served"] == 2
 
@@ -389,12 +392,17 @@ def test_with_view_errors_halt_the_stage_stops_and_reports_its_error(
             get(dep, "w1", "/orders/views/fussy/ok-1", min_version=1, timeout=60)
             writer.execute("halt-1", PlaceOrder("poison-2", "EUR"))
             after = writer.execute("ok-2", PlaceOrder("fine", "EUR"))
-        wait_for(lambda: view_status(dep, "w1", "fussy").get("error", "") != "", 60, "fussy halted")
+        wait_until(
+            lambda: view_status(dep, "w1", "fussy").get("error", "") != "", "fussy halted", 60, every=0.3
+        )
         fussy = view_status(dep, "w1", "fussy")
         assert "ValueError" in fussy["error"] and "refusing customer poison-2" in fussy["error"]
         assert f"{dep.prefix}.orders.events/" in fussy["error"]  # where the failing event is
-        wait_for(
-            lambda: view_status(dep, "w1", "fussy-keyed").get("error", "") != "", 60, "fussy-keyed halted"
+        wait_until(
+            lambda: view_status(dep, "w1", "fussy-keyed").get("error", "") != "",
+            "fussy-keyed halted",
+            60,
+            every=0.3,
         )
         keyed = view_status(dep, "w1", "fussy-keyed")
         assert "repartition" in keyed["error"] and "refusing customer poison-2" in keyed["error"]
@@ -402,13 +410,14 @@ def test_with_view_errors_halt_the_stage_stops_and_reports_its_error(
         status, body = get(dep, "w1", "/orders/views/fussy/ok-2", min_version=1, timeout=2)
         assert status in (503, 409), body
         assert view_status(dep, "w1", "order-summary")["error"] == ""
-        wait_for(  # 503 "retry" is allowed while the other views' groups settle
+        wait_until(  # 503 "retry" is allowed while the other views' groups settle
             lambda: (
                 get(dep, "w1", "/orders/views/order-summary/ok-2", min_version=after.aggregate_version)[0]
                 == 200
             ),
-            60,
             "order-summary serves ok-2",
+            60,
+            every=0.3,
         )
         for view in ("fussy", "fussy-keyed"):  # halt, not dead-letter
             assert list(read_topic(dep.settings(), f"{dep.prefix}.orders.{view}.dlq", idle_timeout=1.0)) == []

@@ -25,7 +25,7 @@ from streams.client import CommandClient, read_topic
 from streams.contexts.orders import AddItem, PlaceOrder
 from streams.wire import headers as h
 from tests.conftest import ROOT, StackEndpoints
-from tests.integration.workers import Deployment, free_port
+from tests.integration.workers import Deployment, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -124,10 +124,12 @@ def test_a_registry_outage_delays_but_loses_nothing(isolated: IsolatedStack, tmp
             assert future is not None
             # the registry client retries a refused connection for several seconds before the
             # worker sees the registry as unavailable and aborts the batch
-            deadline = time.monotonic() + 60
-            while metric(dep, "streams_transaction_retries_total", 'cause="RegistryUnavailable"') < 1:
-                assert time.monotonic() < deadline, "the batch was never aborted for the registry"
-                time.sleep(0.5)
+            wait_until(
+                lambda: metric(dep, "streams_transaction_retries_total", 'cause="RegistryUnavailable"') >= 1,
+                "the batch to be aborted for the registry",
+                60,
+                every=0.5,
+            )
             assert not future.done(), "decided without the registry?"
 
             isolated.stack("up", "registry")
@@ -158,28 +160,28 @@ def test_a_broker_outage_delays_but_loses_and_duplicates_nothing(
                     command = PlaceOrder("c", "EUR") if i < 20 else AddItem("a", 1, 1)
                     sent.append(client.send(aggregate, command)[0])
                     i += 1
-                    time.sleep(0.01)
+                    time.sleep(0.01)  # the load's pace, not a wait
 
             producer = threading.Thread(target=produce)
             producer.start()
-            time.sleep(2)
+            wait_until(lambda: len(sent) >= 100, "the load under way before the outage", 60, every=0.05)
             isolated.stack("down", "kafka")
-            time.sleep(5)
+            time.sleep(5)  # the outage's length: a fault's timing, not a wait
             isolated.stack("up", "kafka")
-            time.sleep(3)
+            time.sleep(3)  # the load goes on across the recovery: a fault's timing, not a wait
             stop.set()
             producer.join()
             client.flush(120)
 
-            deadline = time.monotonic() + 180
             results: dict[str, int] = defaultdict(int)
-            while time.monotonic() < deadline:
+
+            def all_answered() -> bool:
                 results.clear()
                 for msg in read_topic(settings, client.runtime.topics.results, idle_timeout=2.0):
                     results[msg.key().decode()] += 1
-                if set(sent) <= set(results):
-                    break
-                time.sleep(2)
+                return set(sent) <= set(results)
+
+            wait_until(all_answered, f"a result for each of the {len(sent)} commands sent", 180, every=2)
             missing = set(sent) - set(results)
             assert not missing, f"{len(missing)} of {len(sent)} commands have no result"
             assert all(results[c] == 1 for c in sent), "a result was published twice"

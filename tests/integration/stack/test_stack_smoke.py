@@ -20,6 +20,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from psycopg import sql
 
+from tests.integration.workers import wait_until
+
 pytestmark = pytest.mark.integration
 
 SMOKE_SCHEMA = """
@@ -187,20 +189,21 @@ def test_jdbc_sink_copies_avro_topic_to_postgres(stack: Any, unique_name: Any) -
         resp = http.put(f"/connectors/{connector}/config", json=config)
         assert resp.status_code in (200, 201), resp.text
         try:
-            rows: list[tuple[Any, ...]] = []
-            deadline = time.monotonic() + 90
             with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
-                while time.monotonic() < deadline:
+
+                def sunk() -> list[tuple[Any, ...]] | None:
+                    """The five rows, or None; a failed task fails the test at once."""
                     status = http.get(f"/connectors/{connector}/status").json()
                     failed = [t for t in status.get("tasks", []) if t.get("state") == "FAILED"]
                     assert not failed, failed[0].get("trace", "")[:3000]
                     exists = conn.execute("select to_regclass(%s)", (table,)).fetchone()
-                    if exists and exists[0] is not None:
-                        query = sql.SQL("select id, amount, note from {} order by id")
-                        rows = conn.execute(query.format(sql.Identifier(table))).fetchall()
-                        if len(rows) == 5:
-                            break
-                    time.sleep(1)
+                    if not exists or exists[0] is None:
+                        return None
+                    query = sql.SQL("select id, amount, note from {} order by id")
+                    found = conn.execute(query.format(sql.Identifier(table))).fetchall()
+                    return found if len(found) == 5 else None
+
+                rows = wait_until(sunk, f"five rows in {table}", 90)
             assert rows == [
                 ("r0", 100, "n0"),
                 ("r1", 101, None),

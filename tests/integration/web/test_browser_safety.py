@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from streams.contexts.orders import PlaceOrder
 from streams.web.realtime.subscription import encode_token
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed, free_port
+from tests.integration.workers import Deployment, deployed, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -153,18 +152,17 @@ def test_a_group_member_that_is_not_a_signed_worker_is_never_sent_a_request(
         thread.start()
     try:
         admin = AdminClient({"bootstrap.servers": deployment.settings().bootstrap})
-        taken: set[int] = set()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not taken:
+
+        def rogues_own() -> set[int]:
             description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-            taken = {
+            return {
                 tp.partition
                 for member in description.members
                 if member.client_id.startswith(f"http://127.0.0.1:{port}") and member.assignment
                 for tp in member.assignment.topic_partitions
             }
-            time.sleep(1)
-        assert taken, "the rogue members were given no partition"
+
+        taken: set[int] = wait_until(rogues_own, "the rogue members to be given a partition", 90)
         key = next(
             f"o-{i}"
             for i in range(10_000)

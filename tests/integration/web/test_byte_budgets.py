@@ -19,7 +19,7 @@ import pytest
 
 from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
-from tests.integration.workers import Deployment, module_deployment
+from tests.integration.workers import Deployment, module_deployment, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -78,11 +78,8 @@ def test_a_document_frame_over_the_cap_arrives_as_changed_with_where_to_fetch_it
     fetched = httpx.get(f"{url}{frame['fetch']}")
     assert fetched.status_code == 200 and len(fetched.content) > FRAME_BYTES
     # the hub publishes its counts about once a second: wait for the next publication
-    deadline = time.monotonic() + 15
     elided = 'streams_realtime_frames_elided_total{context="orders"}'
-    while elided not in httpx.get(f"{url}/metrics").text and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert elided in httpx.get(f"{url}/metrics").text
+    wait_until(lambda: elided in httpx.get(f"{url}/metrics").text, "the elided frames' metric", 15, every=0.2)
 
 
 def test_a_list_page_over_its_byte_budget_ends_early_and_the_pages_hold_every_document(

@@ -223,7 +223,7 @@ def test_push_latency_with_100_clients(deployment: Deployment, client: CommandCl
             await loop.run_in_executor(None, client.execute, agg, PlaceOrder("c"))
             for i in range(commands - 1):
                 await loop.run_in_executor(None, client.execute, agg, AddItem(f"l{i}", 1, 1))
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the commands' pace, not a wait
             await asyncio.gather(*readers)
             for ws in sockets:
                 await ws.close()

@@ -25,7 +25,7 @@ from streams.client import CommandClient
 from streams.contexts.orders import AddItem, PlaceOrder
 from tests.conftest import StackEndpoints
 from tests.integration.web.realtime_kit import event_ids, ws_frames
-from tests.integration.workers import Deployment, deployed, wait_until
+from tests.integration.workers import Deployment, async_wait_until, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +139,9 @@ def test_threads_do_not_grow_with_clients_and_clients_that_go_are_released(
             for resp in streams:
                 resp.close()  # the SSE client goes away without a word
             await one.close()
-            while clients_gauge(deployment) > 0 and time.monotonic() - closed_at < 15:
-                await asyncio.sleep(0.2)
+            await async_wait_until(
+                lambda: clients_gauge(deployment) == 0, "every stream released", 15, every=0.2
+            )
             return with_one, with_31, time.monotonic() - closed_at
 
     with_one, with_31, released_s = asyncio.run(scenario())
@@ -171,14 +172,15 @@ def test_one_address_may_hold_a_limited_number_of_streams(deployment: Deployment
                 await http.ws_connect(f"{url}/realtime/ws")
             assert info.value.status == 429
             streams[0].close()
-            deadline = time.monotonic() + 10
-            while True:  # the closed stream's place is free again
+
+            async def admitted() -> aiohttp.ClientResponse | None:
                 again = await http.get(f"{url}/realtime/sse", params={"context": "orders"})
-                if again.status == 200 or time.monotonic() > deadline:
-                    break
+                if again.status == 200:
+                    return again
                 again.close()
-                await asyncio.sleep(0.2)
-            assert again.status == 200
+                return None
+
+            again = await async_wait_until(admitted, "the closed stream's place free again", 10, every=0.2)
             again.close()
             for resp in streams[1:]:
                 resp.close()
@@ -221,8 +223,7 @@ def test_the_worker_stops_within_seconds_with_streams_open(deployment: Deploymen
             for resp in streams:
                 await asyncio.wait_for(resp.content.read(), 20)  # the stream ends
             outcome["codes"] = codes
-            while proc.poll() is None and time.monotonic() - started < 60:
-                await asyncio.sleep(0.1)
+            await async_wait_until(lambda: proc.poll() is not None, "the worker to exit", 60, every=0.1)
             outcome["exit_s"] = time.monotonic() - started
 
     asyncio.run(scenario())

@@ -89,7 +89,7 @@ def test_kill_minus_nine_folds_every_window_exactly_once(stack: StackEndpoints, 
                     produced += 1
                 ahead = started + PRODUCE_S * (second + 1) / SECONDS - time.monotonic()
                 if ahead > 0:
-                    time.sleep(ahead)
+                    time.sleep(ahead)  # the load's pace, not a wait
 
     producer = threading.Thread(target=produce)
     started = time.monotonic()
@@ -98,7 +98,7 @@ def test_kill_minus_nine_folds_every_window_exactly_once(stack: StackEndpoints, 
     while_producing = 0
     try:
         while kills < KILLS or producer.is_alive():
-            time.sleep(rng.uniform(1.0, 8.0))
+            time.sleep(rng.uniform(1.0, 8.0))  # when the next kill lands: a fault's timing, not a wait
             if kills >= KILLS:
                 continue
             while_producing += producer.is_alive()

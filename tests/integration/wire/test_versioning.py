@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,7 +31,7 @@ from streams.wire.codec import AvroCodec, IncompatibleSchema, NoUpcasterPath
 from streams.wire.governance import Subject, check, register
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, load_schema_file
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -141,15 +140,14 @@ def test_views_and_aggregates_fold_a_log_mixing_v1_and_v2_events(
         status, body = view(deployment, "orders-by-customer", customer, timeout=30)
         return body.get("state") if status == 200 else None
 
-    deadline = time.monotonic() + 60
-
-    def settled(state: Any) -> bool:  # both orders folded up to their last event
+    def settled() -> Any:  # both orders folded up to their last event
+        state = by_customer()
         orders = state["orders"] if state else {}
-        return set(orders) == {"o-legacy", "o-new"} and orders["o-new"]["total_cents"] == 30
+        return (
+            state if set(orders) == {"o-legacy", "o-new"} and orders["o-new"]["total_cents"] == 30 else None
+        )
 
-    while not settled(state := by_customer()):
-        assert time.monotonic() < deadline, state
-        time.sleep(0.3)
+    state = wait_until(settled, "both orders folded into orders-by-customer", 60, every=0.3)
     assert state["orders"]["o-legacy"]["total_cents"] == 549
     assert state["orders"]["o-new"]["total_cents"] == 30 and state["total_cents"] == 579
 
@@ -189,19 +187,16 @@ def test_a_version_without_upcaster_path_goes_to_the_dlqs(
     assert [d[h.DLQ_REASON] for d in dlq] == ["no_upcaster_path"]
     assert "no upcaster" in dlq[0][h.DLQ_DETAIL]
 
-    deadline = time.monotonic() + 60
-    while True:
-        view_dlq = [
+    def view_letters() -> list[dict[str, str]]:
+        return [
             h.as_dict(m.headers())
             for m in read_topic(
                 deployment.settings(), client.runtime.topics.view_dlq("order-summary"), idle_timeout=1.0
             )
             if m.key() == b"o-rogue"
         ]
-        if view_dlq or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert view_dlq, "the view dead-letters the event it cannot read"
+
+    view_dlq = wait_until(view_letters, "the view dead-letters the event it cannot read", 60, every=0.5)
     # the projector names the exception class (projector.py); the detail carries the codec's reason
     assert view_dlq[0][h.DLQ_REASON] == "no_upcaster_path"
     assert "no upcaster" in view_dlq[0][h.DLQ_DETAIL]

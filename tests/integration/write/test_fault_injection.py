@@ -6,6 +6,7 @@ Afterwards a read_committed reader must find every command's events exactly once
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -21,7 +22,7 @@ from streams.contexts.orders import AddItem, PlaceOrder
 from streams.wire import headers as h
 from streams.wire.changelog import AGGREGATE_PREFIX, decode_aggregate
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -66,7 +67,7 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
     killed_with_backlog = 0
     try:
         while kills < KILLS:
-            time.sleep(rng.uniform(0.2, 2.5))
+            time.sleep(rng.uniform(0.2, 2.5))  # when the next kill lands: a fault's timing, not a wait
             killed_with_backlog += producer.is_alive()
             dep.kill("w1")
             kills += 1
@@ -77,13 +78,16 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(stack: StackEndpoints, tmp
         dep.wait_healthy("w1")
 
         results: dict[str, int] = {}
-        deadline = time.monotonic() + 300
-        while len(results) < total and time.monotonic() < deadline:
+
+        def all_answered() -> bool:
+            results.clear()
             for msg in read_topic(settings, client.runtime.topics.results, idle_timeout=2.0):
                 results[msg.key().decode()] = results.get(msg.key().decode(), 0) + 1
-            if len(results) < total:
-                results.clear()
-                time.sleep(2)
+            return len(results) >= total
+
+        # on a timeout the report below (with the seed) and its assertions say what is missing
+        with contextlib.suppress(AssertionError):
+            wait_until(all_answered, f"a result for each of the {total} commands", 300, every=2)
         elapsed = time.monotonic() - started
         assert len(set(sent)) == total
 

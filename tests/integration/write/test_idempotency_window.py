@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from streams.contexts.orders import AddItem
 from streams.kafka.store import PartitionStore
 from streams.wire.changelog import COMMAND_PREFIX, EXPIRY_PREFIX
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed
+from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +42,6 @@ def remembered(dep: Deployment) -> int:
         text = response.read().decode()
     found = re.search(r'^streams_idempotency_ids\{context="orders"\} (\S+)$', text, re.M)
     return int(float(found.group(1))) if found else -1
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def store_keys(dep: Deployment, prefix: bytes) -> int:
@@ -82,14 +73,14 @@ def test_the_store_stays_flat_under_distinct_commands_and_a_restore_keeps_them_f
                 sent += 1
             sender.flush()
             samples.append((elapsed, remembered(deployment)))
-            time.sleep(0.25)
+            time.sleep(0.25)  # the load's pace and the sampling interval, not a wait
     steady = [n for t, n in samples if t > WINDOW_MS / 1000 + 3]
     bound = RATE * (WINDOW_MS / 1000 + 3)  # the window's commands plus the idle check's lag
     print(f"sent {sent} distinct commands; remembered ids after warm-up: {steady}")
     assert steady and max(steady) < bound < sent / 2, f"remembered {max(steady)}, bound {bound}, sent {sent}"
     assert steady[-1] < 2 * max(steady[: len(steady) // 2] or [bound])  # flat, not growing
 
-    wait_for(lambda: remembered(deployment) == 0, 30, "every id to leave the window")
+    wait_until(lambda: remembered(deployment) == 0, "every id to leave the window", 30, every=0.2)
     resent = client.execute("o-window", AddItem("widget", 1, 100), command_id="cmd-window-first")
     assert not resent.duplicate  # after the window: a new command
 
@@ -99,7 +90,7 @@ def test_the_store_stays_flat_under_distinct_commands_and_a_restore_keeps_them_f
     shutil.rmtree(Path(deployment.data_dir) / "w1")
     deployment.start("w1")
     deployment.wait_healthy("w1")
-    wait_for(lambda: remembered(deployment) >= 0, 60, "the orders store to be restored")
+    wait_until(lambda: remembered(deployment) >= 0, "the orders store to be restored", 60, every=0.2)
     assert remembered(deployment) <= 1
     late = client.execute("o-window", AddItem("widget", 1, 100), command_id="cmd-s-0", timeout=120)
     assert not late.duplicate  # expired before the restart, not resurrected by the restore

@@ -31,7 +31,7 @@ from streams.read.rebuild import verify
 from streams.wire import headers as h
 from streams.wire.topics import ContextTopics, partition_for
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, deployed, warmed_client
+from tests.integration.workers import Deployment, deployed, wait_until, warmed_client
 
 pytestmark = pytest.mark.integration
 
@@ -127,11 +127,15 @@ def test_a_string_over_its_schema_limit_is_dead_lettered_when_produced_directly(
     )
     raw.produce(client.runtime.topics.commands, record, b"o-long-sku", headers=[(h.COMMAND_ID, b"long-sku")])
     assert raw.flush(30) == 0
-    deadline = time.monotonic() + 60
-    found: list[Any] = []
-    while not found and time.monotonic() < deadline:
-        found = [m for m in dlq(deployment, client) if h.as_dict(m.headers()).get(h.COMMAND_ID) == "long-sku"]
-    assert found and h.as_dict(found[0].headers())[h.DLQ_REASON] == "invalid_field"
+    found: list[Any] = wait_until(
+        lambda: [
+            m for m in dlq(deployment, client) if h.as_dict(m.headers()).get(h.COMMAND_ID) == "long-sku"
+        ],
+        "the long sku dead-lettered",
+        60,
+        every=0,
+    )
+    assert h.as_dict(found[0].headers())[h.DLQ_REASON] == "invalid_field"
     assert "sku has 300 characters; at most 255" in h.as_dict(found[0].headers())[h.DLQ_DETAIL]
 
 
