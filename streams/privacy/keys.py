@@ -111,7 +111,7 @@ class Keyring:
         self.store, self.master = store, master
         self.ttl_s, self.max_keys, self._clock = ttl_s, max_keys, clock
         self._cache: OrderedDict[str, tuple[float, DataKey]] = OrderedDict()
-        self._dead: OrderedDict[bytes, None] = OrderedDict()
+        self._dead: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self._lock = threading.Lock()
 
     def for_write(self, subject: str) -> DataKey:
@@ -133,9 +133,9 @@ class Keyring:
     def for_read(self, subject: str, key_id: bytes) -> DataKey | None:
         """The key `key_id` of the subject (None: it was deleted, the subject forgotten).
 
-        Key ids are random and never reused, so a key id found deleted is remembered as such
-        (bounded): replaying a forgotten subject's records asks the store once."""
-        if key_id in self._dead:
+        Key ids are random and never reused, so a subject's key id found deleted is remembered
+        as such (bounded): replaying a forgotten subject's records asks the store once."""
+        if (subject, key_id) in self._dead:
             return None
         key = self._cached(subject)
         if key is not None and key.key_id == key_id:
@@ -146,7 +146,7 @@ class Keyring:
             self._remember(subject, key)
         if key is None or key.key_id != key_id:
             with self._lock:
-                self._dead[key_id] = None
+                self._dead[(subject, key_id)] = None
                 while len(self._dead) > self.max_keys:
                     self._dead.popitem(last=False)
             return None
