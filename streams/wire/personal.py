@@ -93,6 +93,17 @@ class PersonalPlan:
         return {**record, **{f.name: f.erased for f in self.fields if record.get(f.name) is not None}}
 
 
+def plain_type(field: dict[str, Any]) -> Any:
+    """A field's Avro type as its message holds it: a personal field's `bytes` read as `string`
+    (what JSON input and the API document show); other fields' types unchanged."""
+    avro_type = field["type"]
+    if not field.get(PII):
+        return avro_type
+    if isinstance(avro_type, list):
+        return ["string" if t == "bytes" else t for t in avro_type]
+    return "string" if avro_type == "bytes" else avro_type
+
+
 def _is_bytes(avro_type: Any) -> bool:
     if avro_type == "bytes":
         return True
