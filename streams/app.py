@@ -15,6 +15,7 @@ import faust
 from streams.allocator import limit_arenas
 from streams.config import Settings
 from streams.contexts.registry import get_context
+from streams.kafka.forgetting import ForgetListener
 from streams.kafka.hosting import Readiness, Runnable, hosted
 from streams.kafka.runtime import Runtimes
 from streams.kafka.secret import DeploymentSecret
@@ -25,6 +26,7 @@ from streams.web.auth import check_advertised_url, check_secret
 from streams.web.commands import CommandEndpoints
 from streams.web.docs import DocsEndpoints
 from streams.web.health import HealthEndpoints
+from streams.web.privacy import PrivacyEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
 from streams.web.query.lookup import ReadLookup
@@ -124,6 +126,7 @@ if settings.sinks_enabled:
     app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
 if settings.windows_enabled:
     app.service(hosted("windows", _window_stages))
+app.service(hosted("privacy", lambda: [ForgetListener(settings)]))  # evicts keys of forgotten subjects
 
 
 def served_version(context: str, view: str) -> int:
@@ -145,6 +148,7 @@ server.install(
         DocumentEndpoints(settings, lookup, router),
         AggregateEndpoints(settings, lookup, router),
         RealtimeEndpoints(realtime_settings, runtimes, secret.ready, served_version),
+        PrivacyEndpoints(settings),
     ],
 )
 
