@@ -338,22 +338,19 @@ class AvroCodec:
         writer = self._writers[cls]
         if writer.personal is not None:
             return self._write_sealed(writer, record)
+        return self._write_record(writer, record)
+
+    def _write_sealed(self, writer: _Writer, record: dict[str, Any]) -> bytes:
+        assert writer.personal is not None
+        return self._write_record(writer, writer.personal.seal(record, self.keyring))
+
+    def _write_record(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         if writer.of_record is not None:
             try:
                 return writer.of_record(record)
             except Exception:  # fastavro's path below decides and explains
                 pass
         return self._write(writer, record)
-
-    def _write_sealed(self, writer: _Writer, record: dict[str, Any]) -> bytes:
-        assert writer.personal is not None
-        sealed = writer.personal.seal(record, self.keyring)
-        if writer.of_record is not None:
-            try:
-                return writer.of_record(sealed)
-            except Exception:  # fastavro's path below decides and explains
-                pass
-        return self._write(writer, sealed)
 
     def _write(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         out = io.BytesIO(writer.header)
