@@ -18,6 +18,8 @@ from streams.wire.codec import AvroCodec
 from streams.wire.schemas import catalog_for
 from tests.conftest import StackEndpoints
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def store(stack: StackEndpoints, unique_name) -> Iterator[PostgresKeyStore]:  # type: ignore[no-untyped-def]
