@@ -93,10 +93,7 @@ def json_text(value: Any) -> str:
 def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], where: dict[str, Any]) -> Any:
     """EventStoreRow of one `<ctx>.events` record (personal fields as their replacement)."""
     decoded = runtime.codec.decode(value)
-    data = to_json(decoded.message)
-    personal = runtime.codec.personal(decoded.type_name)
-    if personal is not None:  # PostgreSQL cannot be shredded: its rows never hold personal values
-        data = personal.erase(data)
+    data = runtime.codec.impersonal_json(decoded)  # PostgreSQL cannot be shredded: no personal value
     metadata = {k: v for k, v in headers.items() if k not in (h.EVENT_ID, h.EVENT_TYPE)}
     metadata.update(where)
     return EventStoreRow(

@@ -50,6 +50,7 @@ from streams.wire.codec_errors import (
     UnknownType,
     UpcastFailed,
 )
+from streams.wire.jsonable import to_json
 from streams.wire.personal import PersonalPlan, personal_plan
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 from streams.wire.topics import subject_name
@@ -203,6 +204,13 @@ class AvroCodec:
     def personal(self, type_name: str) -> PersonalPlan | None:
         """The personal fields of a type's latest version (None: it has none)."""
         return self._plans.get(type_name)
+
+    def impersonal_json(self, decoded: Decoded) -> Any:
+        """A decoded message as JSON-ready data with every personal field replaced: for copies
+        that cannot be shredded (PostgreSQL rows, the real-time feed and its ring)."""
+        data = to_json(decoded.message)
+        personal = self._plans.get(decoded.type_name)
+        return data if personal is None else personal.erase(data)
 
     @classmethod
     def offline(cls, catalog: SchemaCatalog, keyring: Keyring | None = None) -> AvroCodec:

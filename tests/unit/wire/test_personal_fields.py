@@ -159,3 +159,16 @@ def _raw(codec: AvroCodec, data: bytes) -> dict[str, object]:
 
     sv = codec.catalog.latest("Signup")
     return fastavro.schemaless_reader(io.BytesIO(data[5:]), sv.parsed, sv.parsed)  # type: ignore[return-value]
+
+
+def test_copies_that_cannot_be_shredded_get_the_replacement_not_the_value(codec: AvroCodec) -> None:
+    decoded = codec.decode(codec.encode(Signup("A", "Ann", "ann@x.org", "pro")))
+    assert decoded.message.name == "Ann"
+    assert codec.impersonal_json(decoded) == {
+        "customer_id": "A",
+        "name": None,
+        "email": "[erased]",
+        "plan": "pro",
+    }
+    plain = codec.decode(codec.encode(Plain("s", 1)))
+    assert codec.impersonal_json(plain) == {"sku": "s", "quantity": 1}
