@@ -80,6 +80,8 @@ class Decoded(msgspec.Struct, frozen=True):
     type_name: str
     schema_version: int
     message: Any
+    erased: tuple[str, ...] = ()
+    """Personal fields read as their replacement: their data subject was forgotten."""
 
 
 @dataclass(frozen=True)
@@ -393,16 +395,15 @@ class AvroCodec:
                 record = step(record)
             if reader.check is not None:
                 _validate(reader, record)
-        if reader.personal is not None:
-            record = self._open(reader.personal, schema_id, record)
+        erased = () if reader.personal is None else self._open(reader.personal, schema_id, record)
         try:
             cls = self.catalog.types[reader.type_name]
             message = from_record(cls, record)
         except Exception as exc:
             raise MalformedRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
-        return Decoded(reader.type_name, reader.version, message)
+        return Decoded(reader.type_name, reader.version, message, erased)
 
-    def _open(self, plan: PersonalPlan, schema_id: int, record: dict[str, Any]) -> dict[str, Any]:
+    def _open(self, plan: PersonalPlan, schema_id: int, record: dict[str, Any]) -> tuple[str, ...]:
         try:
             return plan.open(record, self.keyring)
         except TamperedCiphertext as exc:

@@ -72,10 +72,11 @@ class PersonalPlan:
             out[f.name] = seal(key, _encode(value), binding(subject, self.type_name, f.name))
         return out
 
-    def open(self, record: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
-        """The record with its personal fields opened (`erased` where the subject's key is gone).
-
-        Raises `MalformedCiphertext` or `TamperedCiphertext` (`streams.privacy.errors`)."""
+    def open(self, record: dict[str, Any], keyring: Keyring) -> tuple[str, ...]:
+        """Open the record's personal fields in place (`erased` where the subject's key is
+        gone); the names of the fields erased so. Raises `MalformedCiphertext` or
+        `TamperedCiphertext` (`streams.privacy.errors`)."""
+        erased: list[str] = []
         for f in self.fields:
             sealed = record.get(f.name)
             if sealed is None:
@@ -84,9 +85,10 @@ class PersonalPlan:
             key = keyring.for_read(subject, key_id_of(sealed))
             if key is None:
                 record[f.name] = f.erased
+                erased.append(f.name)
                 continue
             record[f.name] = _decode(open_sealed(key, sealed, binding(subject, self.type_name, f.name)))
-        return record
+        return tuple(erased)
 
     def erase(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record with every personal field replaced (what a forgotten subject reads as)."""

@@ -76,6 +76,7 @@ def test_a_forgotten_subject_reads_as_the_declared_replacement(codec: AvroCodec,
     a, b = codec.encode(Signup("A", "Ann", "ann@x.org")), codec.encode(Signup("B", "Bob", "bob@x.org"))
     assert keyring.forget("A")
     assert codec.decode(a).message == Signup("A", None, "[erased]")
+    assert codec.decode(a).erased == ("name", "email") and codec.decode(b).erased == ()
     assert codec.decode(b).message == Signup("B", "Bob", "bob@x.org")
     again = codec.encode(Signup("A", "Ann again", "new@x.org"))  # a new key: only new records read
     assert codec.decode(again).message.name == "Ann again" and codec.decode(a).message.name is None
