@@ -81,3 +81,17 @@ def test_a_wrong_master_key_is_a_named_error_not_a_plaintext_or_a_replacement(
     other = AvroCodec.offline(catalog, Keyring(store, LocalMasterKey.parse(LocalMasterKey.generate())))
     with pytest.raises(WrongMasterKey, match="master key"):
         other.decode(data)
+
+
+def test_rotating_the_master_key_rewraps_the_rows_and_the_data_still_opens(store: PostgresKeyStore) -> None:
+    old, new = (LocalMasterKey.parse(LocalMasterKey.generate()) for _ in range(2))
+    catalog = catalog_for(orders)
+    data = AvroCodec.offline(catalog, Keyring(store, old)).encode(
+        OrderPlaced("cust-A", "EUR", "Ada", "a@x.org")
+    )
+    assert Keyring(store, old).rotate(new) == 1
+    stored = store.get("cust-A")
+    assert stored is not None and stored.master_id == new.key_id
+    assert AvroCodec.offline(catalog, Keyring(store, new)).decode(data).message.customer_name == "Ada"
+    with pytest.raises(WrongMasterKey, match=new.key_id):
+        AvroCodec.offline(catalog, Keyring(store, old)).decode(data)
