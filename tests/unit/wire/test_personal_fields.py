@@ -173,3 +173,20 @@ def test_copies_that_cannot_be_shredded_get_the_replacement_not_the_value(codec:
     }
     plain = codec.decode(codec.encode(Plain("s", 1)))
     assert codec.impersonal_json(plain) == {"sku": "s", "quantity": 1}
+
+
+def test_json_input_and_command_limits_take_the_plain_value_of_a_personal_field() -> None:
+    from streams.contexts.orders import PlaceOrder
+    from streams.contexts.orders import context as orders
+    from streams.wire.limits import CommandLimits, FieldTooLong
+    from streams.wire.schemas import catalog_for
+    from streams.wire.validation import JsonInvalid, compile_validator
+
+    catalog = catalog_for(orders)
+    check = compile_validator(catalog.latest("PlaceOrder").raw)
+    check({"customer_id": "c-1", "customer_name": "Ada", "customer_email": None})
+    with pytest.raises(JsonInvalid, match="customer_name"):
+        check({"customer_id": "c-1", "customer_name": 7})
+    limits = CommandLimits(catalog, ["PlaceOrder"])
+    with pytest.raises(FieldTooLong, match="customer_name"):
+        limits.check_message("PlaceOrder", PlaceOrder("c-1", "EUR", "x" * 201))
