@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
-import psycopg
 import pytest
 from confluent_kafka import TopicPartition
-from psycopg import sql
 
 from streams.config import Settings
 from streams.kafka.clients import reader, records
@@ -23,6 +20,7 @@ from streams.wire.codec import AvroCodec
 from streams.wire.forgotten import SubjectForgotten, forgotten_catalog
 from streams.wire.topics import privacy_topic
 from tests.conftest import StackEndpoints
+from tests.integration.workers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,25 +28,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def settings(stack: StackEndpoints, unique_name) -> Settings:  # type: ignore[no-untyped-def]
     return replace(Settings(), topic_prefix=unique_name("priv") + ".")
-
-
-@pytest.fixture
-def store(stack: StackEndpoints, unique_name) -> Iterator[PostgresKeyStore]:  # type: ignore[no-untyped-def]
-    table = unique_name("keys").replace("-", "_")
-    s = PostgresKeyStore(stack.pg_dsn, table)
-    yield s
-    s.close()
-    with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-
-
-def _wait(condition, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_forgetting_deletes_the_row_appends_the_audit_record_and_evicts_listening_workers(
@@ -66,7 +45,7 @@ def test_forgetting_deletes_the_row_appends_the_audit_record_and_evicts_listenin
         done = forget_subject(settings, "cust-A", "test", keyring=Keyring(store, master))
         assert done.key_deleted and done.topic == privacy_topic(settings.topic_prefix)
         assert store.subjects() == ["cust-B"]
-        assert _wait(lambda: worker_ring._cached("cust-A") is None)
+        wait_until(lambda: worker_ring._cached("cust-A") is None, "the eviction", 30, 0.1)
         assert worker_ring.for_read("cust-A", key.key_id) is None
     finally:
         listener.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from psycopg import sql
@@ -19,16 +17,6 @@ from streams.wire.schemas import catalog_for
 from tests.conftest import StackEndpoints
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(stack: StackEndpoints, unique_name) -> Iterator[PostgresKeyStore]:  # type: ignore[no-untyped-def]
-    table = unique_name("keys").replace("-", "_")
-    s = PostgresKeyStore(stack.pg_dsn, table)
-    yield s
-    s.close()
-    with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
 def test_keys_are_created_once_read_back_by_another_process_and_deleted(
