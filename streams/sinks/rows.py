@@ -92,8 +92,7 @@ def json_text(value: Any) -> str:
 
 def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], where: dict[str, Any]) -> Any:
     """EventStoreRow of one `<ctx>.events` record (personal fields as their replacement)."""
-    decoded = runtime.codec.decode(value)
-    data = runtime.codec.impersonal_json(decoded)  # PostgreSQL cannot be shredded: no personal value
+    decoded = runtime.codec.decode(value, keep_personal=False)  # PostgreSQL cannot be shredded
     metadata = {k: v for k, v in headers.items() if k not in (h.EVENT_ID, h.EVENT_TYPE)}
     metadata.update(where)
     return EventStoreRow(
@@ -101,7 +100,7 @@ def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], wh
         AggregateID=headers.get(h.AGGREGATE_ID, ""),
         AggregateType=headers.get(h.AGGREGATE_TYPE, runtime.context.aggregate_type),
         EventType=headers.get(h.EVENT_TYPE, decoded.type_name),
-        EventData=json_bytes(data).decode(),
+        EventData=json_bytes(to_json(decoded.message)).decode(),
         Metadata=json_bytes(metadata).decode(),
         Timestamp=iso_to_millis(headers.get(h.OCCURRED_AT)),
         Version=int(headers.get(h.AGGREGATE_VERSION, "0")),

@@ -50,7 +50,6 @@ from streams.wire.codec_errors import (
     UnknownType,
     UpcastFailed,
 )
-from streams.wire.jsonable import to_json
 from streams.wire.personal import PersonalPlan, personal_plan
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 from streams.wire.topics import subject_name
@@ -207,13 +206,6 @@ class AvroCodec:
         """The personal fields of a type's latest version (None: it has none)."""
         return self._plans.get(type_name)
 
-    def impersonal_json(self, decoded: Decoded) -> Any:
-        """A decoded message as JSON-ready data with every personal field replaced: for copies
-        that cannot be shredded (PostgreSQL rows, the real-time feed and its ring)."""
-        data = to_json(decoded.message)
-        personal = self._plans.get(decoded.type_name)
-        return data if personal is None else personal.erase(data)
-
     @classmethod
     def offline(cls, catalog: SchemaCatalog, keyring: Keyring | None = None) -> AvroCodec:
         """A codec without a registry: ids are assigned locally (tests, the compatibility gate).
@@ -368,8 +360,12 @@ class AvroCodec:
         fastavro.schemaless_writer(out, writer.version.parsed, record)
         return out.getvalue()
 
-    def decode(self, data: bytes | None) -> Decoded:
-        """Deserialize bytes written by any registered version of a known type."""
+    def decode(self, data: bytes | None, *, keep_personal: bool = True) -> Decoded:
+        """Deserialize bytes written by any registered version of a known type.
+
+        `keep_personal=False` gives every personal field its replacement without opening it (no
+        key is asked for): for copies that cannot be shredded (PostgreSQL rows, the real-time
+        feed and its ring)."""
         if data is None or len(data) < _HEADER.size or data[0] != MAGIC_BYTE:
             raise MalformedRecord("not Confluent Avro wire format (magic byte 0 + schema id)")
         _, schema_id = _HEADER.unpack_from(data)
@@ -395,7 +391,12 @@ class AvroCodec:
                 record = step(record)
             if reader.check is not None:
                 _validate(reader, record)
-        erased = () if reader.personal is None else self._open(reader.personal, schema_id, record)
+        erased: tuple[str, ...] = ()
+        if reader.personal is not None:
+            if keep_personal:
+                erased = self._open(reader.personal, schema_id, record)
+            else:
+                record, erased = reader.personal.erase(record)
         try:
             cls = self.catalog.types[reader.type_name]
             message = from_record(cls, record)

@@ -90,9 +90,11 @@ class PersonalPlan:
             record[f.name] = _decode(open_sealed(key, sealed, binding(subject, self.type_name, f.name)))
         return tuple(erased)
 
-    def erase(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The record with every personal field replaced (what a forgotten subject reads as)."""
-        return {**record, **{f.name: f.erased for f in self.fields if record.get(f.name) is not None}}
+    def erase(self, record: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The record with every personal field that holds a value replaced, unopened (what a
+        forgotten subject reads as), and the names of those fields."""
+        names = tuple(f.name for f in self.fields if record.get(f.name) is not None)
+        return {**record, **{f.name: f.erased for f in self.fields if f.name in names}}, names
 
 
 def plain_type(field: dict[str, Any]) -> Any:

@@ -24,6 +24,7 @@ from confluent_kafka import Message
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
 from streams.wire.generic import GenericDecoder
+from streams.wire.jsonable import to_json
 
 TopicPartition = tuple[str, int]
 """(topic, partition): where a record is and what a position is for."""
@@ -138,7 +139,7 @@ class FrameDecoder:
         hdrs = h.as_dict(msg.headers())
         try:
             # personal fields never reach the feed: its ring and clients cannot be shredded
-            data: Any = self.runtime.codec.impersonal_json(self.runtime.codec.decode(msg.value()))
+            data: Any = to_json(self.runtime.codec.decode(msg.value(), keep_personal=False).message)
         except Exception as exc:  # an undecodable event is still shown, with the reason
             data = {"undecodable": str(exc)}
         aggregate_id = hdrs.get(h.AGGREGATE_ID, key)
