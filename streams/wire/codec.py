@@ -202,12 +202,17 @@ class AvroCodec:
             self._keyring = self._keyring_factory()
         return self._keyring
 
+    def _keys(self) -> Keyring:
+        return self.keyring
+
     def personal(self, type_name: str) -> PersonalPlan | None:
         """The personal fields of a type's latest version (None: it has none)."""
         return self._plans.get(type_name)
 
     @classmethod
-    def offline(cls, catalog: SchemaCatalog, keyring: Keyring | None = None) -> AvroCodec:
+    def offline(
+        cls, catalog: SchemaCatalog, keyring: Keyring | Callable[[], Keyring] | None = None
+    ) -> AvroCodec:
         """A codec without a registry: ids are assigned locally (tests, the compatibility gate).
 
         Encoding and decoding take exactly the same path as with registry-assigned ids. Without
@@ -344,7 +349,7 @@ class AvroCodec:
 
     def _write_sealed(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         assert writer.personal is not None
-        return self._write_record(writer, writer.personal.seal(record, self.keyring))
+        return self._write_record(writer, writer.personal.seal(record, self._keys))
 
     def _write_record(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         if writer.of_record is not None:
@@ -406,7 +411,7 @@ class AvroCodec:
 
     def _open(self, plan: PersonalPlan, schema_id: int, record: dict[str, Any]) -> tuple[str, ...]:
         try:
-            return plan.open(record, self.keyring)
+            return plan.open(record, self._keys)
         except TamperedCiphertext as exc:
             raise TamperedField(f"schema id {schema_id}: {plan.type_name}: {exc}") from exc
         except (MalformedCiphertext, KeyError, TypeError, ValueError, msgspec.DecodeError) as exc:

@@ -18,6 +18,7 @@ none, and its records take the codec's path untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,29 +61,31 @@ class PersonalPlan:
         """The fields naming subjects (each must be present and a string)."""
         return tuple(dict.fromkeys(f.subject_field for f in self.fields))
 
-    def seal(self, record: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
-        """A copy of a plain record with its personal fields sealed."""
+    def seal(self, record: dict[str, Any], keyring: Callable[[], Keyring]) -> dict[str, Any]:
+        """A copy of a plain record with its personal fields sealed (`keyring` is asked for only
+        when a personal field holds a value)."""
         out = dict(record)
         for f in self.fields:
             value = out.get(f.name)
             if value is None:
                 continue
             subject = out[f.subject_field]
-            key = keyring.for_write(subject)
+            key = keyring().for_write(subject)
             out[f.name] = seal(key, _encode(value), binding(subject, self.type_name, f.name))
         return out
 
-    def open(self, record: dict[str, Any], keyring: Keyring) -> tuple[str, ...]:
+    def open(self, record: dict[str, Any], keyring: Callable[[], Keyring]) -> tuple[str, ...]:
         """Open the record's personal fields in place (`erased` where the subject's key is
-        gone); the names of the fields erased so. Raises `MalformedCiphertext` or
-        `TamperedCiphertext` (`streams.privacy.errors`)."""
+        gone); the names of the fields erased so. `keyring` is asked for only when a personal
+        field holds a value. Raises `MalformedCiphertext` or `TamperedCiphertext`
+        (`streams.privacy.errors`)."""
         erased: list[str] = []
         for f in self.fields:
             sealed = record.get(f.name)
             if sealed is None:
                 continue
             subject = record[f.subject_field]
-            key = keyring.for_read(subject, key_id_of(sealed))
+            key = keyring().for_read(subject, key_id_of(sealed))
             if key is None:
                 record[f.name] = f.erased
                 erased.append(f.name)

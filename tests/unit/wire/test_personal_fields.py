@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from msgspec import Struct
 
 from streams.core.records import Personal
+from streams.privacy.errors import NoMasterKey
 from streams.privacy.keys import Keyring, MemoryKeyStore
 from streams.privacy.master import LocalMasterKey
 from streams.wire.codec import AvroCodec, MalformedField, TamperedField
@@ -189,3 +190,18 @@ def test_json_input_and_command_limits_take_the_plain_value_of_a_personal_field(
     limits = CommandLimits(catalog, ["PlaceOrder"])
     with pytest.raises(FieldTooLong, match="customer_name"):
         limits.check_message("PlaceOrder", PlaceOrder("c-1", "EUR", "x" * 201))
+
+
+def test_records_without_personal_values_need_no_keys() -> None:
+    from streams.contexts.orders import OrderPlaced, PlaceOrder
+    from streams.contexts.orders import context as orders
+    from streams.wire.schemas import catalog_for
+
+    def no_master_key() -> Keyring:
+        raise NoMasterKey("none configured")
+
+    codec = AvroCodec.offline(catalog_for(orders), no_master_key)
+    for message in (PlaceOrder("c-1", "EUR"), OrderPlaced("c-1", "EUR")):
+        assert codec.decode(codec.encode(message)).message == message
+    with pytest.raises(NoMasterKey):
+        codec.encode(OrderPlaced("c-1", "EUR", "Ada"))
