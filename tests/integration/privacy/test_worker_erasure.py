@@ -4,11 +4,14 @@ tampered ciphertext dead-lettered with its reason."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import psycopg
 import pytest
@@ -23,6 +26,7 @@ from streams.privacy.postgres import TABLE
 from streams.wire import headers as h
 from streams.wire.topics import privacy_topic
 from tests.conftest import StackEndpoints
+from tests.integration.web.realtime_kit import ws_frames
 from tests.integration.workers import Deployment, deployed, wait_until
 
 pytestmark = pytest.mark.integration
@@ -137,3 +141,30 @@ def test_a_forgotten_customer_reads_as_erased_and_no_topic_holds_their_data(
 
     with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
         conn.execute(f"DELETE FROM {TABLE} WHERE subject = ANY(%s)", ([b["customer_id"]],))
+
+
+def test_a_websocket_client_never_receives_a_personal_field(deployment: Deployment) -> None:
+    run = uuid.uuid4().hex[:8]
+    order, name = f"o-W-{run}", f"Wanda {run}"
+
+    async def watch() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"{deployment.url()}/realtime/ws?access_token={TOKEN}")
+            await ws.send_json({"type": "subscribe", "context": "orders", "aggregate_id": order})
+            (subscribed,) = await ws_frames(ws, 1)
+            assert subscribed["type"] == "subscribed", subscribed
+            data = {
+                "customer_id": f"cust-W-{run}",
+                "customer_name": name,
+                "customer_email": f"w-{run}@example.org",
+            }
+            sent = await asyncio.get_running_loop().run_in_executor(None, _place, deployment, order, data)
+            assert sent.status_code == 200, sent.text
+            frames = await ws_frames(ws, 1)
+            await ws.close()
+            return frames
+
+    (frame,) = asyncio.run(watch())
+    assert frame["type"] == "event" and frame["event_type"] == "OrderPlaced"
+    assert frame["data"]["customer_name"] is None and frame["data"]["customer_email"] is None
+    assert name not in json.dumps(frame)
