@@ -82,11 +82,15 @@ class DictState:
         return None if raw is None else self.runtime.codec.decode(raw).message
 
 
-def command_records(runtime: ContextRuntime, n: int, aggregates: int) -> list[Message]:
-    """The bench traffic as consumed records (with command ids, like the client sends)."""
+def command_records(
+    runtime: ContextRuntime, n: int, aggregates: int, change: Callable[[Any], Any] = lambda c: c
+) -> list[Message]:
+    """The bench traffic as consumed records (with command ids, like the client sends);
+    `change` may alter each command first."""
     out = []
     topic = runtime.topics.commands
-    for offset, (aggregate_id, command) in enumerate(commands(n, aggregates)):
+    for offset, (aggregate_id, original) in enumerate(commands(n, aggregates)):
+        command = change(original)
         key = aggregate_id.encode()
         out.append(
             Message(

@@ -15,6 +15,7 @@ import faust
 from streams.allocator import fix_mmap_threshold, limit_arenas
 from streams.config import Settings
 from streams.contexts.registry import get_context
+from streams.kafka.forgetting import ForgetListener
 from streams.kafka.hosting import Readiness, Runnable, hosted
 from streams.kafka.runtime import Runtimes
 from streams.kafka.secret import DeploymentSecret
@@ -26,6 +27,7 @@ from streams.web.commands import CommandEndpoints
 from streams.web.dashboard import DashboardEndpoints
 from streams.web.docs import DocsEndpoints
 from streams.web.health import HealthEndpoints
+from streams.web.privacy import PrivacyEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
 from streams.web.query.lookup import ReadLookup
@@ -136,6 +138,7 @@ if settings.sinks_enabled:
     app.service(hosted("sink", _sink_derivers, join_timeout_s=30))
 if settings.windows_enabled:
     app.service(hosted("windows", _window_stages))
+app.service(hosted("privacy", lambda: [ForgetListener(settings)]))  # evicts keys of forgotten subjects
 
 
 def served_version(context: str, view: str) -> int:
@@ -158,6 +161,7 @@ server.install(
         DocumentEndpoints(settings, lookup, router),
         AggregateEndpoints(settings, lookup, router),
         RealtimeEndpoints(realtime_settings, runtimes, secret.ready, served_version),
+        PrivacyEndpoints(settings),
     ],
 )
 

@@ -22,6 +22,7 @@ from streams.cli.inputs import (
     topic_named,
     view_named,
 )
+from streams.cli.privacy import privacy
 from streams.cli.scaffold import new
 from streams.cli.schemas import schemas
 from streams.config import Settings
@@ -326,6 +327,10 @@ def verify(context: str) -> None:
 # --- schemas: streams/cli/schemas.py -------------------------------------------------------
 
 main.add_command(schemas)
+
+# --- privacy: streams/cli/privacy.py --------------------------------------------------------
+
+main.add_command(privacy)
 
 # --- new: streams/cli/scaffold.py ------------------------------------------------------------
 

@@ -4,7 +4,11 @@ Money is an integer amount of minor units (cents) so that totals are exact. Mess
 state are frozen `msgspec.Struct`s: plain immutable classes like frozen dataclasses (which a
 context may use as well), ten times cheaper to build, and every command builds several.
 
-Schema history (docs/versioning.md): `ShipOrder`/`OrderShipped` v2 add `tracking_id` and
+Schema history (docs/versioning.md): `PlaceOrder` v3 and `OrderPlaced` v2 add the customer's
+name and e-mail, personal data sealed under the customer's key (docs/privacy.md; optional fields
+with defaults, so older records read by Avro resolution with null for both; the state keeps only
+the customer id, which `decide` needs, and no view copies them);
+`ShipOrder`/`OrderShipped` v2 add `tracking_id` and
 `AddItem` v2 an optional `currency` (fields with defaults: pure Avro evolution, old producers and
 old events are read by schema resolution); `ItemAdded` v2 renamed `unit_price_cents` to
 `unit_price_minor`, which Avro defaults cannot express: the upcaster at the end of this module
@@ -18,21 +22,29 @@ from typing import Annotated, Any
 from msgspec import Meta, Struct
 
 from streams.core.decider import BoundedContext, Message, Rejected
+from streams.core.records import Personal
 from streams.core.views import EventMeta, State, View
 
 MAX_LINES = 100
 Id = Annotated[str, Meta(max_length=255)]
 """A customer id or a sku (the schemas' `maxLength`, checked before `decide` runs)."""
 Currency = Annotated[str, Meta(max_length=3)]
+Name = Annotated[Annotated[str, Meta(max_length=200)] | None, Personal(subject="customer_id")]
+"""A customer's name: personal data of the customer (`customer_id`), sealed on the wire."""
+Email = Annotated[Annotated[str, Meta(max_length=254)] | None, Personal(subject="customer_id")]
+"""A customer's e-mail address: personal data of the customer, sealed on the wire."""
 
 # --- commands ---------------------------------------------------------------------------------
 
 
 class PlaceOrder(Struct, frozen=True):
-    """Open a new order for a customer (v2: field lengths declared with maxLength)."""
+    """Open a new order for a customer (v2: field lengths declared with maxLength; v3: the
+    customer's name and e-mail, personal data)."""
 
     customer_id: Id
     currency: Currency = "EUR"
+    customer_name: Name = None
+    customer_email: Email = None
 
 
 class AddItem(Struct, frozen=True):
@@ -74,10 +86,13 @@ class CancelOrder(Struct, frozen=True):
 
 
 class OrderPlaced(Struct, frozen=True):
-    """An order was opened."""
+    """An order was opened (v2: the customer's name and e-mail, personal data; null once the
+    customer is forgotten)."""
 
     customer_id: str
     currency: str
+    customer_name: Annotated[str | None, Personal(subject="customer_id")] = None
+    customer_email: Annotated[str | None, Personal(subject="customer_id")] = None
 
 
 class ItemAdded(Struct, frozen=True):
@@ -159,14 +174,16 @@ def _require_open(state: OrderState) -> None:
 def decide(state: OrderState, command: Message) -> list[Message]:
     """Check a command against the order's rules and return the events it causes."""
     match command:
-        case PlaceOrder(customer_id=customer_id, currency=currency):
+        case PlaceOrder(customer_id=customer_id, currency=currency, customer_name=name, customer_email=email):
             if state.status != "none":
                 raise Rejected("order_already_exists", f"the order is {state.status}")
             if not customer_id.strip():
                 raise Rejected("missing_customer", "customer_id must not be empty")
             if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
                 raise Rejected("invalid_currency", f"{currency!r} is not an ISO-4217 code")
-            return [OrderPlaced(customer_id=customer_id, currency=currency)]
+            if email is not None and ("@" not in email.strip("@") or any(c.isspace() for c in email)):
+                raise Rejected("invalid_email", "customer_email is not an e-mail address")
+            return [OrderPlaced(customer_id, currency, name, email)]
         case AddItem(sku=sku, quantity=quantity, unit_price_cents=price, currency=price_currency):
             _require_open(state)
             if price_currency is not None and price_currency != state.currency:

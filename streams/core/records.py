@@ -51,3 +51,20 @@ def replace_record(obj: Any, **changes: Any) -> Any:
     if isinstance(obj, msgspec.Struct):
         return msgspec.structs.replace(obj, **changes)
     return dataclasses.replace(obj, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Personal:
+    """Marks a field as personal data: `Annotated[str | None, Personal(subject="customer_id")]`.
+
+    The field is sealed under the key of the data subject that field `subject` names (a plain
+    string field of the same record) and reads as `erased` once the subject is forgotten
+    (docs/privacy.md). The derived schema declares it `bytes` with `streams.pii`; the class keeps
+    the plain type, so deciders and views see plain values.
+    """
+
+    subject: str
+    erased: Any = None
+    """What the field reads as after the subject is forgotten (a value of the field's type)."""
+    tags: tuple[str, ...] = ("PII",)
+    """`confluent:tags` of the field, for data-governance tooling."""

@@ -16,6 +16,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.core.decider import BoundedContext
 from streams.kafka.clients import admin
+from streams.privacy.deployment import keyring_for
 from streams.wire.codec import AvroCodec, RegistryUnavailable
 from streams.wire.limits import CommandLimits
 from streams.wire.schemas import catalog_for
@@ -48,7 +49,12 @@ class ContextRuntime:
         delay = 0.5
         while True:
             try:
-                codec = AvroCodec.connect(catalog, settings.registry_url, settings.topic_prefix)
+                codec = AvroCodec.connect(
+                    catalog,
+                    settings.registry_url,
+                    settings.topic_prefix,
+                    keyring=lambda: keyring_for(settings.pg_dsn),
+                )
                 break
             except RegistryUnavailable:
                 if time.monotonic() >= deadline:

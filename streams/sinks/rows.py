@@ -91,8 +91,8 @@ def json_text(value: Any) -> str:
 
 
 def event_row(runtime: ContextRuntime, value: bytes, headers: dict[str, str], where: dict[str, Any]) -> Any:
-    """EventStoreRow of one `<ctx>.events` record."""
-    decoded = runtime.codec.decode(value)
+    """EventStoreRow of one `<ctx>.events` record (personal fields as their replacement)."""
+    decoded = runtime.codec.decode(value, keep_personal=False)  # PostgreSQL cannot be shredded
     metadata = {k: v for k, v in headers.items() if k not in (h.EVENT_ID, h.EVENT_TYPE)}
     metadata.update(where)
     return EventStoreRow(

@@ -16,6 +16,7 @@ from typing import Any
 from streams.config import Settings
 from streams.core.decider import BoundedContext
 from streams.web.openapi_paths import (
+    IDENTIFIER,
     PROBLEM,
     aggregate_paths,
     command_path,
@@ -116,6 +117,28 @@ def _fixed() -> dict[str, Any]:
                 "summary": "charts of this worker's /metrics (the page asks for the bearer token)",
                 "security": [],
                 "responses": {"200": ok("a page", {"type": "string"}, "text/html")},
+            }
+        },
+        "/privacy/subjects/{subject}": {
+            "delete": {
+                "operationId": "privacy.forget",
+                "tags": ["privacy"],
+                "summary": "forget a data subject: delete its key, append SubjectForgotten (docs/privacy.md)",
+                "parameters": [param("subject", "path", IDENTIFIER, "the data subject's id")],
+                "responses": {
+                    "200": ok(
+                        "the key is deleted (`key_deleted`: whether there was one), the audit appended",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "subject": {"type": "string"},
+                                "key_deleted": {"type": "boolean"},
+                                "audit": {"type": "object"},
+                            },
+                        },
+                    ),
+                    **problems(400, 401, 403, 429, 503),
+                },
             }
         },
         "/live": {

@@ -15,7 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.kafka.forgetting import AuditNotWritten
 from streams.kafka.runtime import TopicMismatch
+from streams.privacy.errors import KeyStoreUnavailable, NoMasterKey, WrongMasterKey
 from streams.read.history import NotInHistory
 from streams.web.envelope import BadEnvelope
 from streams.web.query.params import BadParameter
@@ -32,6 +34,7 @@ RETRY_AFTER_S = {
     "too_many_waiters": 1,
     "not_reached": 1,
     "topic_mismatch": 30,
+    "key_store_unavailable": 5,
 }
 """Seconds a client is told to wait before it asks again, per reason (none: retrying will not help)."""
 
@@ -66,6 +69,10 @@ def answer(exc: BaseException) -> web.Response | None:
         return _problem(502, str(exc), "worker_unavailable")
     if isinstance(exc, TopicMismatch):  # the operator's to fix: the worker says so, and nothing is sent
         return _problem(503, str(exc), "topic_mismatch")
+    if isinstance(exc, NoMasterKey | WrongMasterKey | KeyStoreUnavailable):  # personal fields' keys
+        return _problem(503, str(exc), exc.reason)
+    if isinstance(exc, AuditNotWritten):
+        return _problem(503, str(exc), "audit_not_written", retry=1)
     return _realtime(exc)
 
 

@@ -39,6 +39,11 @@ PROBLEM_TYPES: dict[str, str] = {
     "not_reached": "The view has not reached the version asked for yet",
     "version_conflict": "The aggregate is at another version",
     "rule_broken": "A business rule was broken",
+    "erasure_needs_token": "Erasure is served only by a worker with a bearer token",
+    "no_master_key": "Personal fields need a master key, and none is configured",
+    "wrong_master_key": "A data key does not unwrap with the configured master key",
+    "key_store_unavailable": "The key store (PostgreSQL) could not be reached",
+    "audit_not_written": "The key was deleted but the audit record was not appended",
 }
 """Every `reason` a problem can carry, with its title."""
 

@@ -11,6 +11,10 @@ is read with its own schema, and each step is either an upcaster or an Avro sche
 hop between two versions (for stretches without upcasters); without upcasters the record is read
 directly with Avro schema resolution to the latest schema. A version that neither path can read
 raises `NoUpcasterPath`.
+
+Personal fields (`streams.wire.personal`) are sealed on write and opened on read with the
+codec's keyring, so messages hold plain values; types without them take the generated
+encoders and decoders, untouched.
 """
 
 from __future__ import annotations
@@ -31,17 +35,22 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
+from streams.privacy.errors import MalformedCiphertext, NoMasterKey, TamperedCiphertext
+from streams.privacy.keys import Keyring, ephemeral_keyring
 from streams.wire.avro_compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
 from streams.wire.codec_errors import (
     DecodeError,
     IncompatibleSchema,
+    MalformedField,
     MalformedRecord,
     NoUpcasterPath,
     RegistryUnavailable,
+    TamperedField,
     UnknownSchema,
     UnknownType,
     UpcastFailed,
 )
+from streams.wire.personal import PersonalPlan, personal_plan
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 from streams.wire.topics import subject_name
 
@@ -50,9 +59,11 @@ __all__ = [
     "DecodeError",
     "Decoded",
     "IncompatibleSchema",
+    "MalformedField",
     "MalformedRecord",
     "NoUpcasterPath",
     "RegistryUnavailable",
+    "TamperedField",
     "UnknownSchema",
     "UnknownType",
     "UpcastFailed",
@@ -68,6 +79,8 @@ class Decoded(msgspec.Struct, frozen=True):
     type_name: str
     schema_version: int
     message: Any
+    erased: tuple[str, ...] = ()
+    """Personal fields read as their replacement: their data subject was forgotten."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,8 @@ class _Writer:
     """Generated encoder of a message object (None: the schema is not compiled)."""
     of_record: Encoder | None = None
     """Generated encoder of the record dict form."""
+    personal: PersonalPlan | None = None
+    """The type's personal fields, sealed before encoding (None: it has none)."""
 
 
 Step = Callable[[dict[str, Any]], dict[str, Any]]
@@ -99,6 +114,8 @@ class _Reader:
     """The version the first read resolves to."""
     direct: Decoder | None = None
     """Generated decoder, when the writer's schema is the latest (no resolution, no steps)."""
+    personal: PersonalPlan | None = None
+    """The latest version's personal fields, opened after the steps (None: it has none)."""
 
 
 class _Hop:
@@ -157,6 +174,7 @@ class AvroCodec:
         registry: SchemaRegistryClient | None,
         registry_url: str = "",
         subject_prefix: str = "",
+        keyring: Keyring | Callable[[], Keyring] | None = None,
     ) -> None:
         self.catalog = catalog
         self.registry = registry
@@ -168,24 +186,56 @@ class AvroCodec:
         self._ids: dict[tuple[str, int], int] = {}
         self._unavailable_at = float("-inf")
         """When (time.monotonic) the registry last failed to answer a schema id look-up."""
+        self._keyring = keyring if isinstance(keyring, Keyring) else None
+        self._keyring_factory = None if isinstance(keyring, Keyring) else keyring
+        """Built on first use: a context whose records hold no personal value needs no keys."""
+        self._plans = {
+            name: personal_plan(name, self.catalog.latest(name).raw) for name in self.catalog.types
+        }
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys personal fields are sealed with (`NoMasterKey` when none is configured)."""
+        if self._keyring is None:
+            if self._keyring_factory is None:
+                raise NoMasterKey("this codec has no keyring: it cannot seal or open personal fields")
+            self._keyring = self._keyring_factory()
+        return self._keyring
+
+    def _keys(self) -> Keyring:
+        return self.keyring
+
+    def personal(self, type_name: str) -> PersonalPlan | None:
+        """The personal fields of a type's latest version (None: it has none)."""
+        return self._plans.get(type_name)
 
     @classmethod
-    def offline(cls, catalog: SchemaCatalog) -> AvroCodec:
+    def offline(
+        cls, catalog: SchemaCatalog, keyring: Keyring | Callable[[], Keyring] | None = None
+    ) -> AvroCodec:
         """A codec without a registry: ids are assigned locally (tests, the compatibility gate).
 
-        Encoding and decoding take exactly the same path as with registry-assigned ids.
+        Encoding and decoding take exactly the same path as with registry-assigned ids. Without
+        a keyring, personal fields are sealed with keys in memory (`ephemeral_keyring`).
         """
-        codec = cls(catalog, None)
+        codec = cls(catalog, None, keyring=keyring or ephemeral_keyring)
         for schema_id, sv in enumerate(catalog.all_versions(), start=1):
             codec._install(sv, schema_id)
         return codec
 
     @classmethod
-    def connect(cls, catalog: SchemaCatalog, registry_url: str, subject_prefix: str = "") -> AvroCodec:
+    def connect(
+        cls,
+        catalog: SchemaCatalog,
+        registry_url: str,
+        subject_prefix: str = "",
+        keyring: Keyring | Callable[[], Keyring] | None = None,
+    ) -> AvroCodec:
         """A codec whose schemas are registered under the deployment's subjects (`subject_prefix`
-        is its topic prefix; raises RegistryUnavailable when the registry is down)."""
+        is its topic prefix; raises RegistryUnavailable when the registry is down). `keyring`
+        (or a function building it on first use) seals and opens personal fields."""
         registry = SchemaRegistryClient({"url": registry_url, "timeout": 10})
-        codec = cls(catalog, registry, registry_url, subject_prefix)
+        codec = cls(catalog, registry, registry_url, subject_prefix, keyring)
         codec.register()
         return codec
 
@@ -218,21 +268,28 @@ class AvroCodec:
             cls_ = self.catalog.types[sv.type_name]
             header = _HEADER.pack(MAGIC_BYTE, schema_id)
             raw = json.loads(sv.text)
+            personal = self._plans.get(sv.type_name)
+            # a personal type's objects hold plain values: only its sealed record dicts encode
+            of_object = None if personal else _compiled(compile_encoder, raw, cls_, header)
             self._writers[cls_] = _Writer(
-                schema_id, header, sv, _compiled(compile_encoder, raw, cls_, header),
-                _compiled(compile_encoder, raw, None, header),
+                schema_id, header, sv, of_object, _compiled(compile_encoder, raw, None, header), personal
             )  # fmt: skip
 
     def _reader_for(self, type_name: str, version: int, writer: Any) -> _Reader:
         """The read plan for one writer schema (compiled once per schema id)."""
         latest = self.catalog.latest(type_name)
+        personal = self._plans.get(type_name)
         ups = [v for v in self.catalog.upcaster_versions(type_name) if v >= version]
         if version == latest.version:  # the writer's schema is the latest: read it directly
             cls_ = self.catalog.types[type_name]
-            direct = _compiled(compile_decoder, json.loads(latest.text), cls_)
-            return _Reader(type_name, version, writer, latest.parsed, target=version, direct=direct)
+            direct = None if personal else _compiled(compile_decoder, json.loads(latest.text), cls_)
+            return _Reader(
+                type_name, version, writer, latest.parsed, target=version, direct=direct, personal=personal
+            )
         if version == 0 or not ups:  # unknown writer version, or nothing to upcast: resolve
-            return _Reader(type_name, version, writer, latest.parsed, target=latest.version)
+            return _Reader(
+                type_name, version, writer, latest.parsed, target=latest.version, personal=personal
+            )
         first = ups[0]
         reader = None if first == version else self.catalog.version(type_name, first).parsed
         steps: list[Step] = []
@@ -247,7 +304,7 @@ class AvroCodec:
         if current < latest.version:
             steps.append(_Hop(version_of(type_name, current), latest))
             check = None
-        return _Reader(type_name, version, writer, reader, tuple(steps), check, first)
+        return _Reader(type_name, version, writer, reader, tuple(steps), check, first, personal=personal)
 
     def schema_id(self, cls: type) -> int:
         """The registry id written for `cls`."""
@@ -273,6 +330,8 @@ class AvroCodec:
     def encode(self, message: Any) -> bytes:
         """Serialize a message with the latest schema of its type."""
         writer = self._writers[type(message)]
+        if writer.personal is not None:
+            return self._write_sealed(writer, to_record(message))
         if writer.of_object is not None:
             try:
                 return writer.of_object(message)
@@ -280,14 +339,30 @@ class AvroCodec:
                 pass
         return self._write(writer, to_record(message))
 
+    def _write_sealed(self, writer: _Writer, record: dict[str, Any]) -> bytes:
+        assert writer.personal is not None
+        return self._write_record(writer, writer.personal.seal(record, self._keys))
+
+    def _write_record(self, writer: _Writer, record: dict[str, Any]) -> bytes:
+        if writer.of_record is not None:
+            try:
+                return writer.of_record(record)
+            except Exception:  # fastavro's path below decides and explains
+                pass
+        return self._write(writer, record)
+
     def _write(self, writer: _Writer, record: dict[str, Any]) -> bytes:
         out = io.BytesIO(writer.header)
         out.seek(len(writer.header))
         fastavro.schemaless_writer(out, writer.version.parsed, record)
         return out.getvalue()
 
-    def decode(self, data: bytes | None) -> Decoded:
-        """Deserialize bytes written by any registered version of a known type."""
+    def decode(self, data: bytes | None, *, keep_personal: bool = True) -> Decoded:
+        """Deserialize bytes written by any registered version of a known type.
+
+        `keep_personal=False` gives every personal field its replacement without opening it (no
+        key is asked for): for copies that cannot be shredded (PostgreSQL rows, the real-time
+        feed and its ring)."""
         if data is None or len(data) < _HEADER.size or data[0] != MAGIC_BYTE:
             raise MalformedRecord("not Confluent Avro wire format (magic byte 0 + schema id)")
         _, schema_id = _HEADER.unpack_from(data)
@@ -313,12 +388,28 @@ class AvroCodec:
                 record = step(record)
             if reader.check is not None:
                 _validate(reader, record)
+        erased: tuple[str, ...] = ()
+        if reader.personal is not None:
+            if keep_personal:
+                erased = self._open(reader.personal, schema_id, record)
+            else:
+                record, erased = reader.personal.erase(record)
         try:
             cls = self.catalog.types[reader.type_name]
             message = from_record(cls, record)
         except Exception as exc:
             raise MalformedRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
-        return Decoded(reader.type_name, reader.version, message)
+        return Decoded(reader.type_name, reader.version, message, erased)
+
+    def _open(self, plan: PersonalPlan, schema_id: int, record: dict[str, Any]) -> tuple[str, ...]:
+        try:
+            return plan.open(record, self._keys)
+        except TamperedCiphertext as exc:
+            raise TamperedField(f"schema id {schema_id}: {plan.type_name}: {exc}") from exc
+        except (MalformedCiphertext, KeyError, TypeError, ValueError, msgspec.DecodeError) as exc:
+            raise MalformedField(
+                f"schema id {schema_id}: {plan.type_name}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _resolve(self, schema_id: int) -> _Reader:
         """Fetch an id we did not register ourselves (another producer's) once, then cache."""

@@ -42,6 +42,18 @@ class UpcastFailed(DecodeError):
     reason = "upcast_failed"
 
 
+class MalformedField(DecodeError):
+    """A personal field's bytes are not a sealed field (`streams.privacy.cipher`)."""
+
+    reason = "malformed_ciphertext"
+
+
+class TamperedField(DecodeError):
+    """A personal field fails authentication: changed, or copied from another subject or field."""
+
+    reason = "tampered_ciphertext"
+
+
 class IncompatibleSchema(Exception):
     """The registry refused a schema version under its subject's compatibility rules (HTTP 409).
 

@@ -17,7 +17,9 @@ reviewed and versioned like a hand-written one, and goes through the same compat
 
 The record's `doc` is the class docstring (whitespace collapsed); a field's default is the
 class default; `Annotated[str, msgspec.Meta(max_length=N, description=...)]` adds the field's
-`maxLength` (the command limits of `streams.wire.limits`) and `doc`. Anything else (enums,
+`maxLength` (the command limits of `streams.wire.limits`) and `doc`; `Annotated[X, Personal(...)]`
+makes the field personal (`streams.wire.personal`): `bytes` on the wire, with `streams.pii`,
+`streams.subject`, `streams.erased` and `confluent:tags`. Anything else (enums,
 datetimes, decimals, other unions) is refused with `UnsupportedType`, naming the field: keep
 such a type's schema hand-written, or use `str` (ISO-8601 time, `streams.core.clock`) or integer
 minor units.
@@ -38,8 +40,9 @@ from typing import Any
 import msgspec
 
 from streams.core.decider import BoundedContext
-from streams.core.records import is_record_class, record_fields
+from streams.core.records import Personal, is_record_class, record_fields
 from streams.wire.limits import MAX_LENGTH
+from streams.wire.personal import ERASED, PII, SUBJECT, TAGS
 from streams.wire.schemas import SCHEMA_FILE, SchemaCatalog, load_schema_file
 
 Schema = dict[str, Any]
@@ -101,6 +104,11 @@ class _Deriver:
         where = f"{cls.__name__}.{name}"
         metas = list(_metas(hint))
         avro_type = self.type_of(_strip(hint), where, nullable_first=default is None)
+        personal = _personal(hint)
+        if personal is not None:  # sealed on the wire (streams.wire.personal)
+            avro_type = (
+                [b if b == "null" else "bytes" for b in avro_type] if isinstance(avro_type, list) else "bytes"
+            )
         out: Schema = {"name": name, "type": avro_type}
         if default is not _NO_DEFAULT:
             out["default"] = _json_default(default, where)
@@ -109,6 +117,13 @@ class _Deriver:
                 out["doc"] = " ".join(meta.description.split())
             if meta.max_length is not None:
                 out[MAX_LENGTH] = meta.max_length
+        if personal is not None:
+            out[PII] = True
+            out[SUBJECT] = personal.subject
+            if personal.erased is not None:
+                out[ERASED] = personal.erased
+            if personal.tags:
+                out[TAGS] = list(personal.tags)
         return out
 
     def type_of(self, hint: Any, where: str, *, nullable_first: bool = True) -> Any:
@@ -195,6 +210,16 @@ def _metas(hint: Any) -> Iterator[msgspec.Meta]:
         for arg in typing.get_args(hint):
             if typing.get_origin(arg) is typing.Annotated:
                 yield from (m for m in arg.__metadata__ if isinstance(m, msgspec.Meta))
+
+
+def _personal(hint: Any) -> Personal | None:
+    """The `Personal` marker of a field (on the field or on the X of `X | None`), if any."""
+    if typing.get_origin(hint) is typing.Annotated:
+        found = next((m for m in hint.__metadata__ if isinstance(m, Personal)), None)
+        return found or _personal(typing.get_args(hint)[0])
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next((p for a in typing.get_args(hint) if (p := _personal(a)) is not None), None)
+    return None
 
 
 def _strip(hint: Any) -> Any:

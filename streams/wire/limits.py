@@ -1,7 +1,8 @@
 """String limits of commands, declared in their schemas and checked before a decider runs.
 
 A string field of a command schema may declare `"maxLength": N` (an Avro field property, which
-Avro resolution ignores); one that does not gets `DEFAULT_MAX_CHARS`. No command string may
+Avro resolution ignores); one that does not gets `DEFAULT_MAX_CHARS`. Personal fields
+(`streams.wire.personal`) are checked as the strings they are before sealing. No command string may
 contain U+0000 (PostgreSQL's text and JSON columns cannot hold it). So a decider never sees a
 megabyte string, and the HTTP API answers 400 for what the worker would dead-letter.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from streams.wire.personal import PII
 from streams.wire.schemas import SchemaCatalog, to_record
 from streams.wire.topics import DLQ_MAX_BYTES
 
@@ -50,8 +52,10 @@ class _Rule:
     nested: Callable[[Any, str], None] | None = None
 
 
-def _is_string(schema: Any) -> bool:
-    return schema == "string" or (isinstance(schema, list) and "string" in schema)
+def _is_string(field: dict[str, Any]) -> bool:
+    """A string field, or a personal one (`bytes` on the wire, a string in the message)."""
+    schema = field["type"]
+    return schema == "string" or (isinstance(schema, list) and "string" in schema) or bool(field.get(PII))
 
 
 def _record_of(schema: Any) -> dict[str, Any] | None:
@@ -71,7 +75,7 @@ def _record_of(schema: Any) -> dict[str, Any] | None:
 def _compile(schema: dict[str, Any], default: int) -> Callable[[Any, str], None]:
     rules: list[_Rule] = []
     for field in schema.get("fields", []):
-        if _is_string(field["type"]):
+        if _is_string(field):
             rules.append(_Rule(field["name"], int(field.get(MAX_LENGTH, default))))
         else:
             record = _record_of(field["type"])
@@ -104,7 +108,7 @@ def _compile_fits(schema: dict[str, Any], default: int) -> Callable[[Any], bool]
     for field in schema.get("fields", []):
         if _record_of(field["type"]) is not None:
             return None
-        if _is_string(field["type"]):
+        if _is_string(field):
             name, limit = field["name"], int(field.get(MAX_LENGTH, default))
             tests.append(f"((v := o.{name}) is None or (len(v) <= {limit} and '\\x00' not in v))")
     scope: dict[str, Any] = {}

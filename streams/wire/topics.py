@@ -44,6 +44,18 @@ def subject_name(prefix: str, fullname: str) -> str:
     return f"{prefix}{fullname}"
 
 
+def privacy_topic(prefix: str) -> str:
+    """The deployment's audited privacy topic (`SubjectForgotten`, docs/privacy.md), shared by
+    every context: keyed by subject, one partition, kept forever."""
+    return f"{prefix}streams.privacy"
+
+
+def privacy_spec(prefix: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> TopicSpec:
+    """The privacy topic's policy: an audit trail, never deleted nor compacted."""
+    config = {"cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": str(max_message_bytes)}
+    return TopicSpec(privacy_topic(prefix), 1, config)
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """A topic's name and the configuration it is created with."""

@@ -6,7 +6,9 @@ parsed as a float is not an integer), so a value must have the Avro type's own J
 `int`/`long` take JSON integers within their 32/64-bit range (never booleans or fractions),
 `float`/`double` take finite numbers, `string` takes strings within the field's `maxLength`
 (`streams.wire.limits`) and without U+0000, records take objects without unknown fields and with
-every field that has no default. The same schemas give the OpenAPI document its JSON Schemas.
+every field that has no default. A personal field (`streams.wire.personal`) takes the plain
+value its message holds, not the sealed bytes of the wire. The same schemas give the OpenAPI
+document its JSON Schemas.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.wire.limits import DEFAULT_MAX_CHARS, MAX_LENGTH
+from streams.wire.personal import plain_type
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
@@ -76,7 +79,11 @@ class _Compiler:
         if schema.get("namespace"):
             self.named[f"{schema['namespace']}.{schema['name']}"] = schema
         fields = [
-            (f["name"], "default" in f, self.compile(f["type"], int(f.get(MAX_LENGTH, DEFAULT_MAX_CHARS))))
+            (
+                f["name"],
+                "default" in f,
+                self.compile(plain_type(f), int(f.get(MAX_LENGTH, DEFAULT_MAX_CHARS))),
+            )
             for f in schema["fields"]
         ]
         known = frozenset(name for name, _, _ in fields)
@@ -223,7 +230,7 @@ def json_schema(
         required = []
         for field in schema["fields"]:
             limit = int(field.get(MAX_LENGTH, DEFAULT_MAX_CHARS))
-            prop = json_schema(field["type"], named, limit)
+            prop = json_schema(plain_type(field), named, limit)
             if "doc" in field:
                 prop["description"] = field["doc"]
             if "default" in field:

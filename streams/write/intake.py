@@ -232,6 +232,11 @@ class _Intake:
             return self._reject(
                 partition, command_id, aggregate_id, command_type, current, "unknown_command_type", detail
             )
+        if decoded.erased:  # its personal data was shredded after it was sent: deciding would lose it
+            detail = f"{', '.join(decoded.erased)}: the data subject was forgotten (docs/privacy.md)"
+            return self._reject(
+                partition, command_id, aggregate_id, command_type, current, "subject_forgotten", detail
+            )
         try:
             self.command_limits.check_message(command_type, decoded.message)
         except FieldTooLong as exc:

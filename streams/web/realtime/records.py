@@ -138,7 +138,8 @@ class FrameDecoder:
     def _event(self, msg: Message, key: str, where: dict[str, Any]) -> FeedRecord:
         hdrs = h.as_dict(msg.headers())
         try:
-            data: Any = to_json(self.runtime.codec.decode(msg.value()).message)
+            # personal fields never reach the feed: its ring and clients cannot be shredded
+            data: Any = to_json(self.runtime.codec.decode(msg.value(), keep_personal=False).message)
         except Exception as exc:  # an undecodable event is still shown, with the reason
             data = {"undecodable": str(exc)}
         aggregate_id = hdrs.get(h.AGGREGATE_ID, key)

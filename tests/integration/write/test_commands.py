@@ -54,7 +54,7 @@ def test_an_accepted_command_appends_its_events_with_every_header(
     records = events_for(deployment, client, "o-accept")
     assert [h.as_dict(m.headers())[h.AGGREGATE_VERSION] for m in records] == ["1", "2"]
     first = h.as_dict(records[0].headers())
-    assert first[h.EVENT_TYPE] == "OrderPlaced" and first[h.SCHEMA_VERSION] == "1"
+    assert first[h.EVENT_TYPE] == "OrderPlaced" and first[h.SCHEMA_VERSION] == "2"
     assert first[h.AGGREGATE_TYPE] == "Order" and first[h.AGGREGATE_ID] == "o-accept"
     assert first[h.COMMAND_ID] == placed.command_id and first[h.CORRELATION_ID] == "corr-1"
     assert first[h.ACTOR] == "alice" and first[h.OCCURRED_AT].endswith("Z") and first[h.EVENT_ID]

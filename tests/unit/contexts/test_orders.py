@@ -153,3 +153,24 @@ def test_a_cancelled_order_cannot_be_changed_or_shipped() -> None:
 def test_evolve_ignores_events_it_does_not_know() -> None:
     state = context.fold([PLACED])
     assert context.evolve(state, object()) == state
+
+
+def test_the_customers_name_and_email_go_into_the_event_not_the_state() -> None:
+    placed = OrderPlaced("c-1", "EUR", "Ada Lovelace", "ada@example.org")
+    state = given(context).when(PlaceOrder("c-1", "EUR", "Ada Lovelace", "ada@example.org")).then(placed)
+    assert "Ada" not in repr(state)  # the state holds the customer id only (data minimisation)
+
+
+def test_an_email_that_is_not_one_is_rejected() -> None:
+    for bad in ("ada", "ada@", "@example.org", "ada lovelace@example.org"):
+        given(context).when(PlaceOrder("c-1", "EUR", None, bad)).then_rejected("invalid_email")
+
+
+def test_an_order_placed_before_v2_reads_with_no_personal_data() -> None:
+    from streams.kafka.runtime import ContextRuntime
+
+    codec = ContextRuntime.offline(context).codec
+    old = codec.encode_record("OrderPlaced", 1, {"customer_id": "c-1", "currency": "EUR"})
+    assert codec.decode(old).message == OrderPlaced("c-1", "EUR", None, None)
+    command = codec.encode_record("PlaceOrder", 2, {"customer_id": "c-1", "currency": "EUR"})
+    assert codec.decode(command).message == PlaceOrder("c-1", "EUR", None, None)

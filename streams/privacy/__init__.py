@@ -1,0 +1,1 @@
+"""Per-person crypto-shredding: field ciphers, data keys per subject, the master key (docs/privacy.md)."""
