@@ -23,7 +23,12 @@ from typing import Any
 from streams.core.decider import BoundedContext
 
 ENTRY_POINT_GROUP = "streams.contexts"
-BUILT_IN = ("streams.contexts.orders", "streams.contexts.devices")
+BUILT_IN = (
+    "streams.contexts.orders",
+    "streams.contexts.devices",
+    "streams.contexts.games",
+    "streams.contexts.wallet",
+)
 
 
 def _from_module(module: str) -> BoundedContext[Any]:
