@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 
 import msgspec
 import pytest
@@ -42,6 +43,7 @@ from streams.contexts.games.rules import MAX_BETS
 from streams.core.views import EventMeta, fold_view
 from streams.testing import assert_conformant, given
 from streams.wire.schemas import catalog_for
+from streams.wire.topics import partition_for
 from streams.wire.validation import JsonInvalid, compile_validator
 from tests.compat.samples_tool import SAMPLES
 
@@ -341,3 +343,11 @@ def test_the_hourly_leaderboard_ranks_net_winnings_by_the_hour_bets_were_placed(
 
 def test_the_games_context_is_conformant() -> None:
     assert_conformant(context, SAMPLES / "games")
+
+
+def test_a_burst_on_one_round_spreads_over_every_partition() -> None:
+    """The hot key: bets go to stake aggregates, one per (round, player), so the command
+    partition of a bet depends on the player; only one player's bets share an aggregate."""
+    partitions = 12
+    used = Counter(partition_for(stake_id("r-hot", f"p-{i}").encode(), partitions) for i in range(1_000))
+    assert len(used) == partitions and max(used.values()) < 2 * 1_000 / partitions
