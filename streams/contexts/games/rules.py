@@ -122,6 +122,8 @@ def decide(state: GameState, command: Message) -> list[Message]:
             terms = _require_round(state)
             if state.status != "open":
                 raise Rejected("round_not_open", f"the round is {state.status}")
+            if closed_at <= 0:
+                raise Rejected("invalid_closed_at", f"closed_at must be a positive epoch ms, got {closed_at}")
             return [BettingClosed(round_id=terms.round_id, closed_at=min(closed_at, terms.closes_at))]
         case SettleRound(outcome=outcome, reveal=reveal):
             terms = _require_round(state)

@@ -99,6 +99,7 @@ def test_betting_closes_once_at_the_earlier_of_the_command_and_the_closing_time(
     given(context, STARTED).when(CloseBetting(T0 + 5_000)).then(BettingClosed("r-1", T0 + 5_000))
     given(context, STARTED).when(CloseBetting(CLOSES + 9_000)).then(CLOSED)
     given(context, STARTED, CLOSED).when(CloseBetting(CLOSES)).then_rejected("round_not_open")
+    given(context, STARTED).when(CloseBetting(0)).then_rejected("invalid_closed_at")
 
 
 def test_a_round_settles_once_after_close_with_the_committed_reveal() -> None:
