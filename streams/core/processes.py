@@ -126,6 +126,19 @@ class SentCommand(msgspec.Struct, frozen=True):
     command_type: str
 
 
+class ProcessInstance(msgspec.Struct, frozen=True):
+    """An instance as the stage keeps it (schema `streams.ProcessInstance`): the manager's state
+    as JSON text."""
+
+    process: str
+    correlation_id: str
+    state: str
+    version: int
+    deadlines: tuple[Deadline, ...] = ()
+    sent: tuple[SentCommand, ...] = ()
+    updated_at: str = ""
+
+
 class Instance(msgspec.Struct, Generic[S], frozen=True):
     """One process instance: the manager's state, how many inputs it folded, its deadlines and
     its most recent commands."""
