@@ -39,6 +39,7 @@ from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.kafka.tables import ChangelogTable, TableCache
 from streams.kafka.transaction import (
+    Deliveries,
     PoisonPolicy,
     PoisonRecord,
     TransactionalSession,
@@ -194,30 +195,20 @@ class ProcessStage:
         """One transaction: commands, re-keyed inputs, deadlines, dead letters, changelog, offsets."""
         session = self.session
         producer = session.producer
-        failures: list[KafkaError] = []
-        changelog_end: dict[int, int] = {}
-
-        def noted(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-
-        def track(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-            else:
-                changelog_end[msg.partition()] = max(changelog_end.get(msg.partition(), 0), msg.offset() + 1)
-
+        deliveries = Deliveries()
         session.begin()
         for out in batch.records:
             where = {} if out.partition < 0 else {"partition": out.partition}
-            produce(producer, out.topic, out.value, out.key, headers=out.headers, on_delivery=noted, **where)
-        for partition, writes in batch.writes.items():
-            last = len(writes) - 1
-            for i, (key, value) in enumerate(writes.items()):
-                on_delivery = track if i == last else noted
-                produce(
-                    producer, self.topics.changelog, value, key, partition=partition, on_delivery=on_delivery
-                )
+            produce(
+                producer,
+                out.topic,
+                out.value,
+                out.key,
+                headers=out.headers,
+                on_delivery=deliveries.noted,
+                **where,
+            )
+        deliveries.changelog(producer, self.topics.changelog, batch.writes)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
         if not offsets:  # deadlines only: the positions they are based on fence a zombie all the same
             owned = set(batch.writes)
@@ -225,10 +216,10 @@ class ProcessStage:
         if offsets:
             session.send_offsets(offsets)
         session.flush()
-        refused(failures)
+        refused(deliveries.failures)
         session.commit()
         self._positions.update(batch.offsets)
-        self.table.apply(batch.writes, changelog_end)
+        self.table.apply(batch.writes, deliveries.changelog_end)
 
     def _quarantine(self, msg: Message, error: KafkaError) -> None:
         """Dead-letter one input whose outputs the broker refused, and commit its offset."""
