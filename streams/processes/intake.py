@@ -166,11 +166,13 @@ class _Batch:
             if topic == intake.topics.timers:
                 self.deadline(msg)
             elif topic == intake.topics.inputs:
-                source = h.as_dict(msg.headers()).get(SOURCE_HEADER, "")
-                self.event(msg, intake.runtimes[source].topics.events, rekeyed=True)
+                source = intake.runtimes.get(h.as_dict(msg.headers()).get(SOURCE_HEADER, ""))
+                if source is None or source.topics.events not in intake.sources:
+                    raise ProcessFailed("unknown_source", f"no subscribed context in {SOURCE_HEADER}")
+                self.event(msg, source.topics.events, rekeyed=True)
             else:
                 self.event(msg, topic, rekeyed=False)
-        except (DecodeError, ProcessFailed, ForgedDeadline, KeyError, ValueError) as exc:
+        except (DecodeError, ProcessFailed, ForgedDeadline, ValueError) as exc:
             reason = getattr(exc, "reason", type(exc).__name__)
             self.letter(msg, reason, getattr(exc, "detail", "") or str(exc))
 

@@ -182,6 +182,7 @@ class ProcessStage:
     def _commit(self, messages: list[Message]) -> None:
         def attempt(records: list[Message], _careful: bool) -> ProcessBatch:
             assert self.intake is not None
+            records = [m for m in records if m.partition() in self.table]  # not of a revoked partition
             batch = self.intake.decide(records, self._lookup, self._scan, self.table.owned(), self.clock())
             if not batch.empty():
                 self._write(batch)

@@ -168,3 +168,14 @@ def test_a_forged_deadline_record_is_dead_lettered_with_its_reason() -> None:
     reasons = [dict(r.headers)[h.DLQ_REASON] for r in batch.records if r.topic == TOPICS.dlq]
     assert reasons == [b"unknown_deadline", b"unknown_instance", b"malformed_record"]
     assert not batch.commands and batch.offsets[(TOPICS.timers, home)] == 4
+
+
+def test_a_rekeyed_input_of_an_unknown_source_is_dead_lettered() -> None:
+    run = Harness()
+    home = partition_for(b"o-5", PARTITIONS)
+    event = run.event("o-5", OrderPlaced("c", "EUR"))
+    moved = FakeMessage(
+        TOPICS.inputs, home, 1, b"o-5", event.value(), [*event.headers(), ("process_source", b"x")]
+    )
+    batch = run.run([moved], T0)
+    assert [dict(r.headers)[h.DLQ_REASON] for r in batch.records] == [b"unknown_source"]
