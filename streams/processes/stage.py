@@ -189,7 +189,11 @@ class ProcessStage:
             return batch
 
         batch = self.loop.until_committed(messages, attempt, careful=True)
-        if batch is not None and not batch.empty() and self.on_batch is not None:
+        if batch is None or batch.empty():
+            return
+        for outcome, n in batch.outcomes.items():
+            metrics.PROCESS_INPUTS.labels(self.pm.name, outcome).inc(n)
+        if self.on_batch is not None:
             self.on_batch(batch)
 
     def _write(self, batch: ProcessBatch) -> None:

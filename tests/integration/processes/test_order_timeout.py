@@ -16,6 +16,7 @@ from streams.core.clock import iso_to_ms
 from streams.core.processes import DeadlineReached, deadline_id, process_command_id
 from streams.kafka import clients
 from streams.kafka.readers import read_partition
+from streams.processes.inspect import as_json, committed_instance
 from streams.processes.records import process_codec
 from streams.wire import headers as h
 from streams.wire.topics import ContextTopics, ProcessTopics, partition_for
@@ -71,6 +72,17 @@ def test_an_unconfirmed_order_is_cancelled_once_by_its_deadline(
     prefix = deployment.settings().topic_prefix
     timers = records(deployment, ProcessTopics(process.name, prefix).timers, "pm-late")
     assert len(timers) == 1  # the deadline was emitted once
+
+    def cancelled() -> dict[str, object] | None:  # the OrderCancelled it caused is folded in too
+        found = committed_instance(deployment.settings(), process.name, "pm-late")
+        shown = None if found is None else as_json(found)
+        return shown if shown is not None and shown["state"] == {"status": "cancelled"} else None
+
+    instance = wait_until(cancelled, "the instance to see its order cancelled", timeout=30)
+    assert instance["deadlines"] == []
+    assert [c["command_id"] for c in instance["sent"]] == [
+        process_command_id(process.name, "pm-late", "cancel")
+    ]
 
 
 def test_a_confirmed_order_keeps_its_deadline_cancelled(
