@@ -7,7 +7,7 @@ Given/when/then reads like the rules::
     given(orders, OrderPlaced("c-1", "EUR")).when(ShipOrder("DHL")).then_rejected("order_not_confirmed")
 
 and so does a process manager's (`given_process(pm, *events).when(event).then(Send(...))`,
-`.when_clock(ms)` for deadlines).
+`.when_clock(ms)` for deadlines, `.when_outcome(step, "rejected", reason)` for a command's result).
 
 The conformance check is what every context must pass (like `eventsourcing.tests`): run
 `assert_conformant(context, samples_dir)` in your test suite. `samples_dir/<Type>.v<N>.json`
@@ -26,6 +26,7 @@ from streams.core.commands import Aggregate, CommandEnvelope, handle_command
 from streams.core.decider import BoundedContext, Rejected
 from streams.core.processes import (
     Command,
+    CommandOutcome,
     Deadline,
     Instance,
     ProcessManager,
@@ -130,6 +131,27 @@ class ProcessScenario:
             self.instance = admission.instance
             if admission.fires:
                 self._feed(record, deadline.due_ms)
+
+    def when_outcome(
+        self, step: str, status: str = "accepted", reason: str = "", attempt: int = 0
+    ) -> ProcessScenario:
+        """The target context answered the command the instance sent at `step` (`accepted`, or
+        `rejected` with `reason`)."""
+        command_id = process_command_id(self.pm.name, self.instance.correlation_id, step, attempt)
+        sent = next((c for c in self.instance.sent if c.command_id == command_id), None)
+        assert sent is not None, f"no command sent at step {step!r} (attempt {attempt})"
+        outcome = CommandOutcome(
+            self.instance.correlation_id,
+            sent.context,
+            command_id,
+            sent.command_type,
+            step,
+            attempt,
+            status,
+            reason,
+        )
+        self._feed(outcome, self.at_ms)
+        return self
 
     def then(self, *expected: Send) -> ProcessScenario:
         """Assert exactly these commands were sent since `given` (context, aggregate, command and

@@ -17,7 +17,9 @@ input with **actions**:
 `evolve(state, input)` folds it in; both must be pure and total (an input may be an event of any
 subscribed type or a `DeadlineReached`). The stage that hosts a manager (`streams.processes`)
 owns Kafka, RocksDB, the wall clock and the transaction; nothing here knows about them:
-`advance` is the whole of what one input does to an instance.
+`advance` is the whole of what one input does to an instance. A manager declared with
+`outcomes=True` is also handed a `CommandOutcome` for each command it sent, once the target
+context has accepted or rejected it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class Send:
     command: Message
     step: str
     attempt: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.step or ":" in self.step or self.attempt < 0:
+            raise ValueError("a step is a non-empty name without ':', an attempt a count >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +124,31 @@ class Deadline(msgspec.Struct, frozen=True):
 
 
 class SentCommand(msgspec.Struct, frozen=True):
-    """A command an instance sent (schema `streams.ProcessCommand`)."""
+    """A command an instance sent (schema `streams.ProcessCommand`), and its outcome once known
+    (`accepted` / `rejected`; "" before, or for a manager that does not follow outcomes)."""
 
     command_id: str
     context: str
     aggregate_id: str
     command_type: str
+    status: str = ""
+
+
+class CommandOutcome(msgspec.Struct, frozen=True):
+    """The result of a command the instance sent (from the target's `<ctx>.command-results`),
+    handed to `decide` like an event by a manager declared with `outcomes=True`."""
+
+    correlation_id: str
+    context: str
+    command_id: str
+    command_type: str
+    step: str
+    attempt: int
+    status: str
+    """`accepted` or `rejected`."""
+    reason: str = ""
+    """The rejection's machine-readable reason."""
+    detail: str = ""
 
 
 class ProcessInstance(msgspec.Struct, frozen=True):
@@ -188,6 +213,13 @@ class ProcessManager(Generic[S]):
     evolve: Callable[[S, Message], S]
     decide: Callable[[S, Message], Sequence[Action]]
     sends: tuple[str, ...] = ()
+    outcomes: bool = False
+    """Hand the outcome of every command sent (`CommandOutcome`) to `decide`: the stage then
+    also reads the command results of the contexts in `sends`."""
+
+    def __post_init__(self) -> None:
+        if not self.name or ":" in self.name:
+            raise ValueError("a process manager's name is non-empty, without ':'")
 
     def subscription(self, context: str) -> Subscription | None:
         """The subscription to `context`'s events, if any."""
@@ -243,8 +275,31 @@ def bounded_id(text: str) -> str:
 
 
 def process_command_id(process: str, correlation_id: str, step: str, attempt: int = 0) -> str:
-    """The deterministic command id of one step of one process instance."""
-    return bounded_id(f"p:{process}:{correlation_id}:{step}:{attempt}")
+    """The deterministic command id of one step of one process instance:
+    `p:<process>:<step>:<attempt>:<correlation id>` (hashed past 255 characters)."""
+    return bounded_id(f"p:{process}:{step}:{attempt}:{correlation_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class SentBy:
+    """What a process command id says: the instance and the step that sent it."""
+
+    correlation_id: str
+    step: str
+    attempt: int
+
+
+def sent_by(process: str, command_id: str) -> SentBy | None:
+    """The instance and step of a command id `process` made (None: not one of its ids, or one
+    hashed because it was too long)."""
+    prefix = f"p:{process}:"
+    if not command_id.startswith(prefix):
+        return None
+    step, _, rest = command_id[len(prefix) :].partition(":")
+    attempt, _, correlation_id = rest.partition(":")
+    if not step or not attempt.isdigit() or not correlation_id:
+        return None
+    return SentBy(correlation_id, step, int(attempt))
 
 
 def deadline_id(process: str, correlation_id: str, name: str, version: int) -> str:
@@ -276,7 +331,13 @@ def advance(pm: ProcessManager[S], instance: Instance[S], message: Message, at_m
                 deadlines[action.name] = Deadline(action.name, did, action.due_ms(at_ms))
         else:
             raise ProcessFailed("invalid_action", f"{type(action).__name__} is not an action")
-    sent = instance.sent + tuple(
+    sent = instance.sent
+    if isinstance(message, CommandOutcome):
+        sent = tuple(
+            msgspec.structs.replace(c, status=message.status) if c.command_id == message.command_id else c
+            for c in sent
+        )
+    sent += tuple(
         SentCommand(c.command_id, c.context, c.aggregate_id, type(c.command).__name__) for c in commands
     )
     new = Instance(instance.correlation_id, state, version, (*voided, *deadlines.values()), sent[-SENT_KEPT:])

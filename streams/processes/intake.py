@@ -25,8 +25,10 @@ from typing import Any
 from confluent_kafka import Message
 
 from streams.core.clock import iso_to_ms
+from streams.core.commands import CommandResult
 from streams.core.processes import (
     Command,
+    CommandOutcome,
     DeadlineReached,
     ForgedDeadline,
     Instance,
@@ -37,12 +39,15 @@ from streams.core.processes import (
     due,
     emitted,
     reached,
+    sent_by,
 )
 from streams.core.views import EventMeta
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.tables import Writes
 from streams.processes.records import (
     DUE,
+    INPUT_HEADER,
+    RESULT,
     SOURCE_HEADER,
     InstanceFormat,
     due_keys,
@@ -114,6 +119,9 @@ class ProcessIntake:
         self.max_due = max_due
         """Deadlines emitted per partition and batch at most (the rest in the next turns)."""
         self.sources = {runtimes[s.context].topics.events: s for s in pm.subscriptions}
+        self.results = {runtimes[c].topics.results: c for c in pm.sends} if pm.outcomes else {}
+        """The command-results topics read for outcomes, and their context."""
+        self.own_ids = f"p:{pm.name}:".encode()
         self.actor = f"process:{pm.name}".encode()
 
     def decide(
@@ -166,15 +174,72 @@ class _Batch:
             if topic == intake.topics.timers:
                 self.deadline(msg)
             elif topic == intake.topics.inputs:
-                source = intake.runtimes.get(h.as_dict(msg.headers()).get(SOURCE_HEADER, ""))
-                if source is None or source.topics.events not in intake.sources:
-                    raise ProcessFailed("unknown_source", f"no subscribed context in {SOURCE_HEADER}")
-                self.event(msg, source.topics.events, rekeyed=True)
+                self.rekeyed(msg)
+            elif topic in intake.results:
+                self.result(msg, intake.results[topic], rekeyed=False)
             else:
                 self.event(msg, topic, rekeyed=False)
         except (DecodeError, ProcessFailed, ForgedDeadline, ValueError) as exc:
             reason = getattr(exc, "reason", type(exc).__name__)
             self.letter(msg, reason, getattr(exc, "detail", "") or str(exc))
+
+    def rekeyed(self, msg: Message) -> None:
+        """An input re-keyed by this stage: an event, or a command result (`process_input`)."""
+        intake = self.intake
+        headers = h.as_dict(msg.headers())
+        source = intake.runtimes.get(headers.get(SOURCE_HEADER, ""))
+        if (
+            headers.get(INPUT_HEADER) == RESULT
+            and source is not None
+            and source.topics.results in intake.results
+        ):
+            self.result(msg, source.context.name, rekeyed=True)
+        elif source is not None and source.topics.events in intake.sources:
+            self.event(msg, source.topics.events, rekeyed=True)
+        else:
+            raise ProcessFailed("unknown_source", f"no subscribed context in {SOURCE_HEADER}")
+
+    def moved(
+        self, msg: Message, correlation_id: str, context: str, *, rekeyed: bool, result: bool = False
+    ) -> int | None:
+        """The partition of the instance, or None when the input was re-keyed there (it is
+        handled when read back)."""
+        home = partition_for(correlation_id.encode(), self.intake.partitions)
+        if home == msg.partition():
+            return home
+        if rekeyed:
+            raise ProcessFailed("wrong_partition", f"re-keyed input on {msg.partition()}, not {home}")
+        added = [(SOURCE_HEADER, context.encode())] + ([(INPUT_HEADER, RESULT.encode())] if result else [])
+        headers = [*(msg.headers() or []), *added]
+        self.out.records.append(
+            Outgoing(self.intake.topics.inputs, correlation_id.encode(), msg.value(), headers, home)
+        )
+        self.out.outcomes["rekeyed"] += 1
+        return None
+
+    def result(self, msg: Message, context: str, *, rekeyed: bool) -> None:
+        """A command result: the outcome of a command this manager sent, or not its business."""
+        if not rekeyed and not (msg.key() or b"").startswith(self.intake.own_ids):
+            return  # another sender's command: the usual case, not even decoded
+        result = self.intake.runtimes[context].codec.decode(msg.value()).message
+        if not isinstance(result, CommandResult):
+            raise ProcessFailed("unknown_type", f"a {type(result).__name__} among command results")
+        by = sent_by(self.intake.pm.name, result.command_id)
+        if by is None or result.duplicate:
+            self.out.outcomes["skipped"] += 1
+            return
+        home = self.moved(msg, by.correlation_id, context, rekeyed=rekeyed, result=True)
+        if home is None:
+            return
+        before = self.instance(home, by.correlation_id)
+        if before is None:
+            raise ProcessFailed("unknown_instance", f"a result for no instance ({result.command_id})")
+        outcome = CommandOutcome(
+            by.correlation_id, context, result.command_id, result.command_type, by.step, by.attempt,
+            result.status, result.reason, result.detail,
+        )  # fmt: skip
+        at_ms = iso_to_ms(result.processed_at) if result.processed_at else 0
+        self.advance(home, before, before, outcome, at_ms)
 
     def event(self, msg: Message, events_topic: str, *, rekeyed: bool) -> None:
         subscription = self.intake.sources[events_topic]
@@ -198,15 +263,8 @@ class _Batch:
         if not correlation_id:
             self.out.outcomes["uncorrelated"] += 1
             return
-        home = partition_for(correlation_id.encode(), self.intake.partitions)
-        if home != msg.partition():
-            if rekeyed:
-                raise ProcessFailed("wrong_partition", f"re-keyed input on {msg.partition()}, not {home}")
-            moved = [*(msg.headers() or []), (SOURCE_HEADER, subscription.context.encode())]
-            self.out.records.append(
-                Outgoing(self.intake.topics.inputs, correlation_id.encode(), msg.value(), moved, home)
-            )
-            self.out.outcomes["rekeyed"] += 1
+        home = self.moved(msg, correlation_id, subscription.context, rekeyed=rekeyed)
+        if home is None:
             return
         at_ms = iso_to_ms(meta.occurred_at) if meta.occurred_at else 0
         before = self.instance(home, correlation_id)

@@ -32,7 +32,10 @@ PROCESS_TYPES: tuple[type, ...] = (ProcessInstance, DeadlineReached)
 INSTANCE = b"I"
 DUE = b"T"
 SOURCE_HEADER = "process_source"
-"""On a re-keyed input (`<process>.process-inputs`): the context whose event it is."""
+"""On a re-keyed input (`<process>.process-inputs`): the context whose event (or result) it is."""
+INPUT_HEADER = "process_input"
+"""On a re-keyed input: `result` for a command result (absent: an event)."""
+RESULT = "result"
 
 
 def process_catalog() -> SchemaCatalog:

@@ -140,7 +140,7 @@ class ProcessStage:
             codec = process_codec(self.settings)
             self.intake = ProcessIntake(self.pm, self.topics, self.runtimes, codec, self.settings.partitions)
         self.session.open()
-        inputs = [*self.intake.sources, self.topics.inputs, self.topics.timers]
+        inputs = [*self.intake.sources, *self.intake.results, self.topics.inputs, self.topics.timers]
         self.session.consumer.subscribe(inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
         wait = min(max(self.settings.commit_interval_s, 0.005), self.due_every_s)
         while not self._stop.is_set():

@@ -1,6 +1,7 @@
 """A test-only process manager over the orders context: an order placed and not confirmed in
 time is cancelled (a deadline scheduled on `OrderPlaced`, cancelled by `OrderConfirmed` or
-`OrderCancelled`). Its timeout is `ORDER_TIMEOUT_MS` (default 3 s) so a worker can run it."""
+`OrderCancelled`), and what orders answered to that cancel is kept. Its timeout is
+`ORDER_TIMEOUT_MS` (default 3 s) so a worker can run it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from streams.contexts.orders import CancelOrder, OrderCancelled, OrderConfirmed,
 from streams.core.processes import (
     Action,
     Cancel,
+    CommandOutcome,
     DeadlineReached,
     ProcessManager,
     Schedule,
@@ -29,6 +31,8 @@ class Watch(msgspec.Struct, frozen=True):
     """Where the order is."""
 
     status: str = "new"
+    cancel_outcome: str = ""
+    """What orders answered to the cancel this process sent (accepted, or the rejection's reason)."""
 
 
 def decide(state: Watch, event: Message) -> list[Action]:
@@ -42,14 +46,16 @@ def decide(state: Watch, event: Message) -> list[Action]:
 
 
 def evolve(state: Watch, event: Message) -> Watch:
+    if isinstance(event, CommandOutcome):
+        return msgspec.structs.replace(state, cancel_outcome=event.reason or event.status)
     if isinstance(event, OrderPlaced):
         return Watch("placed")
     if isinstance(event, OrderConfirmed):
-        return Watch("confirmed")
+        return msgspec.structs.replace(state, status="confirmed")
     if isinstance(event, OrderCancelled):
-        return Watch("cancelled")
+        return msgspec.structs.replace(state, status="cancelled")
     if isinstance(event, DeadlineReached) and state.status == "placed":
-        return Watch("cancelling")
+        return msgspec.structs.replace(state, status="cancelling")
     return state
 
 
@@ -65,4 +71,5 @@ process = ProcessManager(
     evolve=evolve,
     decide=decide,
     sends=("orders",),
+    outcomes=True,
 )

@@ -73,13 +73,15 @@ def test_an_unconfirmed_order_is_cancelled_once_by_its_deadline(
     timers = records(deployment, ProcessTopics(process.name, prefix).timers, "pm-late")
     assert len(timers) == 1  # the deadline was emitted once
 
-    def cancelled() -> dict[str, object] | None:  # the OrderCancelled it caused is folded in too
+    def cancelled() -> dict[str, object] | None:  # the OrderCancelled it caused, and its result
         found = committed_instance(deployment.settings(), process.name, "pm-late")
         shown = None if found is None else as_json(found)
-        return shown if shown is not None and shown["state"] == {"status": "cancelled"} else None
+        done = {"status": "cancelled", "cancel_outcome": "accepted"}  # the result of its cancel came back
+        return shown if shown is not None and shown["state"] == done else None
 
     instance = wait_until(cancelled, "the instance to see its order cancelled", timeout=30)
     assert instance["deadlines"] == []
+    assert [c["status"] for c in instance["sent"]] == ["accepted"]
     assert [c["command_id"] for c in instance["sent"]] == [
         process_command_id(process.name, "pm-late", "cancel")
     ]

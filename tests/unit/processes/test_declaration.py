@@ -13,12 +13,14 @@ from streams.core.processes import (
     ProcessFailed,
     Schedule,
     Send,
+    SentBy,
     admit,
     advance,
     due,
     emitted,
     process_command_id,
     reached,
+    sent_by,
 )
 from streams.testing import given_process
 from tests.processes.order_timeout import DEADLINE, TIMEOUT_MS, process
@@ -52,7 +54,7 @@ def test_when_deadline_names_a_pending_deadline() -> None:
 
 def test_command_ids_are_deterministic_per_process_instance_step_and_attempt() -> None:
     one = process_command_id("p", "c-1", "cancel", 0)
-    assert one == process_command_id("p", "c-1", "cancel", 0) == "p:p:c-1:cancel:0"
+    assert one == process_command_id("p", "c-1", "cancel", 0) == "p:p:cancel:0:c-1"
     assert (
         len({one, process_command_id("p", "c-1", "cancel", 1), process_command_id("p", "c-2", "cancel", 0)})
         == 3
@@ -131,3 +133,25 @@ def test_schedule_needs_exactly_one_time() -> None:
     with pytest.raises(ValueError):
         Schedule("x", at_ms=1, after_ms=1)
     assert Schedule("x", at_ms=5).due_ms(100) == 5 and Schedule("x", after_ms=5).due_ms(100) == 105
+
+
+def test_a_process_command_id_says_which_instance_and_step_sent_it() -> None:
+    command_id = process_command_id("p", "round:7", "reserve", 2)
+    assert sent_by("p", command_id) == SentBy("round:7", "reserve", 2)
+    assert sent_by("q", command_id) is None  # another manager's
+    assert sent_by("p", "p:p:no-attempt") is None
+    assert sent_by("p", process_command_id("p", "x" * 300, "cancel")) is None  # hashed
+
+
+def test_a_step_may_not_hide_a_separator() -> None:
+    with pytest.raises(ValueError):
+        Send("orders", "o-1", CancelOrder(), step="a:b")
+
+
+def test_the_outcome_of_a_command_reaches_decide_and_marks_it_sent() -> None:
+    scenario = given_process(process, PLACED).when_deadline(DEADLINE).then(CANCEL)
+    scenario.when_outcome("cancel", "rejected", "order_already_shipped")
+    assert scenario.state.cancel_outcome == "order_already_shipped"
+    assert [c.status for c in scenario.instance.sent] == ["rejected"]
+    with pytest.raises(AssertionError, match="no command sent"):
+        scenario.when_outcome("refund")

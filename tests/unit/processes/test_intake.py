@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.contexts.orders import CancelOrder, OrderConfirmed, OrderPlaced, context
+from streams.core.commands import CommandResult
 from streams.core.processes import DeadlineReached, process_command_id
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.tables import Writes
@@ -179,3 +180,31 @@ def test_a_rekeyed_input_of_an_unknown_source_is_dead_lettered() -> None:
     )
     batch = run.run([moved], T0)
     assert [dict(r.headers)[h.DLQ_REASON] for r in batch.records] == [b"unknown_source"]
+
+
+def result_of(command_id: str, status: str, partition: int, offset: int, reason: str = "") -> FakeMessage:
+    result = CommandResult(command_id, "o-6", "CancelOrder", status, 3, reason=reason)  # type: ignore[arg-type]
+    return FakeMessage(
+        ORDERS.topics.results, partition, offset, command_id.encode(), ORDERS.codec.encode(result)
+    )
+
+
+def test_the_result_of_a_command_it_sent_is_handed_back_as_an_outcome_others_are_skipped() -> None:
+    run = Harness()
+    run.run([run.event("o-6", OrderPlaced("c", "EUR"))], T0)
+    [timer] = run.read_back(run.run([], T0 + TIMEOUT_MS), TOPICS.timers)
+    [command] = run.run([timer], T0 + TIMEOUT_MS).commands
+    home = partition_for(b"o-6", PARTITIONS)
+    other = (home + 1) % PARTITIONS
+    batch = run.run(
+        [result_of("someone-else", "accepted", home, 1),
+         result_of(command.command_id, "rejected", other, 2, "order_already_shipped")],
+        T0,
+    )  # fmt: skip
+    assert batch.outcomes["rekeyed"] == 1 and not batch.writes  # the result's partition is the aggregate's
+    [moved] = run.read_back(batch, TOPICS.inputs)
+    handled = run.run([moved], T0)
+    assert handled.outcomes["handled"] == 1
+    instance = run.intake.format.decode(run.table.lookup(home, b"Io-6") or b"")
+    assert instance.state.cancel_outcome == "order_already_shipped"
+    assert [c.status for c in instance.sent] == ["rejected"]
