@@ -57,6 +57,8 @@ from streams.processes.records import (
 from streams.wire import headers as h
 from streams.wire.codec import AvroCodec, DecodeError
 from streams.wire.dlq import DeadLetter, dead_letter, source_of
+from streams.wire.identifiers import check_identifier
+from streams.wire.schemas import to_record
 from streams.wire.topics import ProcessTopics, partition_for
 
 log = logging.getLogger(__name__)
@@ -288,25 +290,33 @@ class _Batch:
     def advance(
         self, partition: int, before: Instance[Any] | None, instance: Instance[Any], message: Any, at_ms: int
     ) -> None:
+        """Hand one input to the manager; nothing of it is kept if one of its commands is invalid."""
         step = advance(self.intake.pm, instance, message, at_ms)
+        correlation_id = step.instance.correlation_id
+        outgoing = [self.command(command, correlation_id) for command in step.commands]
         self.put(partition, before, step.instance)
-        for command in step.commands:
-            self.command(command, step.instance.correlation_id)
+        self.out.records.extend(outgoing)
+        self.out.commands.extend(step.commands)
         self.out.outcomes["handled"] += 1
 
-    def command(self, command: Command, correlation_id: str) -> None:
+    def command(self, command: Command, correlation_id: str) -> Outgoing:
+        """The record of a command to another context (ProcessFailed when it cannot be one)."""
         runtime = self.intake.runtimes.get(command.context)
+        name = type(command.command).__name__
         if runtime is None or type(command.command) not in runtime.context.commands:
-            raise ProcessFailed("unknown_command", f"{type(command.command).__name__} of {command.context}")
+            raise ProcessFailed("unknown_command", f"{name} of {command.context}")
+        try:
+            check_identifier("aggregate_id", command.aggregate_id)
+            runtime.limits.check(name, to_record(command.command))
+            value = runtime.codec.encode(command.command)
+        except Exception as exc:
+            raise ProcessFailed("invalid_command", f"{name}: {type(exc).__name__}: {exc}") from exc
         headers = [
             (h.COMMAND_ID, command.command_id.encode()),
             (h.CORRELATION_ID, correlation_id.encode()),
             (h.ACTOR, self.intake.actor),
         ]
-        value = runtime.codec.encode(command.command)
-        key = command.aggregate_id.encode()
-        self.out.records.append(Outgoing(runtime.topics.commands, key, value, headers))
-        self.out.commands.append(command)
+        return Outgoing(runtime.topics.commands, command.aggregate_id.encode(), value, headers)
 
     def letter(self, msg: Message, reason: str, detail: str) -> None:
         where = source_of(msg.topic(), msg.partition(), msg.offset())

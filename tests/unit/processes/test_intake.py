@@ -4,12 +4,12 @@ forged deadline records."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.contexts.orders import CancelOrder, OrderConfirmed, OrderPlaced, context
 from streams.core.commands import CommandResult
-from streams.core.processes import DeadlineReached, process_command_id
+from streams.core.processes import DeadlineReached, Send, process_command_id
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.tables import Writes
 from streams.processes.intake import ProcessBatch, ProcessIntake
@@ -208,3 +208,15 @@ def test_the_result_of_a_command_it_sent_is_handed_back_as_an_outcome_others_are
     instance = run.intake.format.decode(run.table.lookup(home, b"Io-6") or b"")
     assert instance.state.cancel_outcome == "order_already_shipped"
     assert [c.status for c in instance.sent] == ["rejected"]
+
+
+def test_an_input_whose_command_is_invalid_is_dead_lettered_and_changes_nothing() -> None:
+    def decide(_state: Any, _event: Any) -> list[Send]:
+        return [Send("orders", "", CancelOrder("no aggregate id"), step="cancel")]
+
+    broken = replace(process, decide=decide)
+    run = Harness()
+    run.intake = ProcessIntake(broken, TOPICS, {"orders": ORDERS}, CODEC, PARTITIONS)
+    batch = run.run([run.event("o-7", OrderPlaced("c", "EUR"))], T0)
+    assert [dict(r.headers)[h.DLQ_REASON] for r in batch.records] == [b"invalid_command"]
+    assert not batch.writes and not batch.commands
