@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.commands import Aggregate, CommandEnvelope, handle_command
+from streams.core.deadlines import admit, due, emitted, reached
 from streams.core.decider import BoundedContext, Rejected
 from streams.core.processes import (
     Command,
@@ -31,12 +32,8 @@ from streams.core.processes import (
     Instance,
     ProcessManager,
     Send,
-    admit,
     advance,
-    due,
-    emitted,
     process_command_id,
-    reached,
 )
 from streams.core.views import EventMeta, fold_view
 from streams.core.windows import ClosedWindow, fold_windows

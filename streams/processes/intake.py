@@ -26,19 +26,15 @@ from confluent_kafka import Message
 
 from streams.core.clock import iso_to_ms
 from streams.core.commands import CommandResult
+from streams.core.deadlines import ForgedDeadline, admit, due, emitted, reached
 from streams.core.processes import (
     Command,
     CommandOutcome,
     DeadlineReached,
-    ForgedDeadline,
     Instance,
     ProcessFailed,
     ProcessManager,
-    admit,
     advance,
-    due,
-    emitted,
-    reached,
     sent_by,
 )
 from streams.core.views import EventMeta

@@ -5,21 +5,17 @@ from __future__ import annotations
 import pytest
 
 from streams.contexts.orders import CancelOrder, OrderConfirmed, OrderPlaced
+from streams.core.deadlines import ForgedDeadline, admit, due, emitted, reached
 from streams.core.processes import (
     EMITTED,
     VOID,
     DeadlineReached,
-    ForgedDeadline,
     ProcessFailed,
     Schedule,
     Send,
     SentBy,
-    admit,
     advance,
-    due,
-    emitted,
     process_command_id,
-    reached,
     sent_by,
 )
 from streams.testing import given_process
