@@ -50,6 +50,7 @@ def as_json(record: ProcessInstance) -> dict[str, Any]:
                 "context": c.context,
                 "aggregate_id": c.aggregate_id,
                 "command_type": c.command_type,
+                "status": c.status,
             }
             for c in record.sent
         ],
