@@ -45,6 +45,11 @@ def _batch_size(settings: Settings) -> int:
     return max(1024, min(1_000_000, settings.max_message_bytes - 1024))
 
 
+TRANSACTION_TIMEOUT_MS = 30000
+"""How long the coordinator lets a transaction stay open before it aborts it (a paused or dead
+worker's transaction ends by then at the latest)."""
+
+
 def write_producer(settings: Settings, transactional_id: str | None) -> Producer:
     """The write path's producer: transactional with `transactional_id`, else idempotent only."""
     config: dict[str, Any] = {
@@ -58,7 +63,8 @@ def write_producer(settings: Settings, transactional_id: str | None) -> Producer
         "retry.backoff.ms": 10,
     }
     if transactional_id is not None:
-        config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 30000})
+        config.update({"transactional.id": transactional_id})
+        config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
     return Producer(config)
 
 

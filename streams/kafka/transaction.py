@@ -31,7 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streams import metrics
 from streams.config import Settings
 from streams.kafka import clients
-from streams.kafka.clients import CALL_TIMEOUT_S, bounded, is_fatal, is_poison
+from streams.kafka.clients import CALL_TIMEOUT_S, TRANSACTION_TIMEOUT_MS, bounded, is_fatal, is_poison
 from streams.wire.codec import RegistryUnavailable
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,19 @@ class TransactionalSession:
         if self._consumer is None:
             return set()
         return {tp.partition for tp in self._consumer.assignment()}
+
+    def committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets of `partitions`, once they are stable.
+
+        Call it when partitions are assigned, *before* restoring their state. Under
+        read_committed the fetch waits while a transaction that commits offsets for them is
+        still open (KIP-447): a previous owner paused mid-transaction (a zombie) may yet commit
+        it when it resumes, or the coordinator aborts it after the transaction timeout. A state
+        restored before that would stop at the open transaction (the last stable offset) while
+        the offsets read afterwards include it: the stage would decide on stale state."""
+        wait_s = TRANSACTION_TIMEOUT_MS / 1000 + 30  # the coordinator's abort comes by then
+        found: list[TopicPartition] = self.consumer.committed(partitions, timeout=wait_s)
+        return found
 
     def begin(self) -> None:
         """Begin a transaction."""

@@ -181,12 +181,13 @@ class WindowStage:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in partitions})
+        # stable offsets first: a previous owner's open transaction ends before the restore
+        for tp in self.session.committed(partitions):
+            if tp.offset >= 0:
+                self._positions[(tp.topic, tp.partition)] = tp.offset
         for partition in numbers:
             if partition not in self.state:
                 self.state.open(partition)
-        for tp in consumer.committed(partitions, timeout=30):
-            if tp.offset >= 0:
-                self._positions[(tp.topic, tp.partition)] = tp.offset
         now = time.monotonic()
         raw = [tp for tp in partitions if tp.topic == self.input]
         for tp in raw:  # readings wait until the join table has read its partition to the end

@@ -164,6 +164,7 @@ class CommandProcessor:
     # --- rebalance -------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.session.committed(partitions)  # a previous owner's open transaction ends first
         for tp in partitions:
             self.state.open(tp.partition)
         log.info("%s: assigned %s", self.name, self.state.owned())
