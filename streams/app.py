@@ -84,8 +84,12 @@ except ValueError as exc:
 realtime_settings = fitted(settings, raise_open_files_limit())
 contexts = {name: get_context(name) for name in settings.contexts}
 runtimes = Runtimes(settings, contexts)
-processes = {name: pm for name, pm in process_managers().items() if set(pm.contexts) <= set(contexts)}
-for _skipped in set(process_managers()) - set(processes):
+processes = {
+    name: pm
+    for name, pm in process_managers().items()
+    if settings.processes_enabled and set(pm.contexts) <= set(contexts)
+}
+for _skipped in set(process_managers()) - set(processes) if settings.processes_enabled else ():
     log.warning("process %s not run: this worker does not run all of its contexts", _skipped)
 secret = DeploymentSecret(settings)
 read_side = WorkerReadSide(settings, runtimes, worker_id=worker_id(settings), url=settings.self_url())

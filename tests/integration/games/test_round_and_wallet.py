@@ -2,7 +2,8 @@
 and through the client, rejections with their reasons, and the read models.
 
 The settlement process (bet -> reserve, round settled -> settle stakes -> credit or capture) is
-played here by the test itself, with the commands that process will send."""
+played here by the test itself, with the commands that process sends: the worker runs no process
+(`STREAMS_PROCESSES=0`); tests/integration/games/test_settlement.py runs the real one."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from tests.integration.workers import Deployment, json_answer, module_deployment
 
 pytestmark = pytest.mark.integration
 
-deployment = module_deployment("g", STREAMS_CONTEXTS="games,wallet", STREAMS_SINKS="0")
+deployment = module_deployment("g", STREAMS_CONTEXTS="games,wallet", STREAMS_SINKS="0", STREAMS_PROCESSES="0")
 
 REVEAL = "seed-91c2:17"
 NOW = int(time.time() * 1000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.contexts import registry
+from streams.contexts import registry, settlement
 from tests.processes import order_timeout
 
 process = object()
@@ -15,8 +15,21 @@ def test_a_process_module_named_in_the_environment_is_registered(monkeypatch: py
     monkeypatch.setenv("STREAMS_PROCESS_MODULES", "tests.processes.order_timeout")
     registry.process_managers.cache_clear()
     try:
-        assert registry.process_managers() == {"order-timeout": order_timeout.process}
+        assert registry.process_managers() == {
+            "settlement": settlement.process,
+            "order-timeout": order_timeout.process,
+        }
         assert order_timeout.process.contexts == ("orders",)
+    finally:
+        registry.process_managers.cache_clear()
+
+
+def test_the_settlement_process_is_built_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMS_PROCESS_MODULES", raising=False)
+    registry.process_managers.cache_clear()
+    try:
+        assert registry.process_managers()["settlement"] is settlement.process
+        assert set(settlement.process.contexts) <= {"games", "wallet"}  # a games,wallet worker runs it
     finally:
         registry.process_managers.cache_clear()
 
