@@ -11,6 +11,7 @@ the step (docs/games.md, "What the settlement process does"), so a replay pays n
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import quote
 
 import msgspec
@@ -30,6 +31,7 @@ from streams.contexts.games import (
     RoundTerms,
     RoundVoided,
     SettleStake,
+    StakeOpened,
     VoidStake,
     stake_id,
 )
@@ -54,6 +56,9 @@ RESERVE_TIMEOUT_MS = 30_000
 """How long after a bet was placed its reservation must be confirmed, or the bet is refused."""
 TIMED_OUT = "reservation_timeout"
 """The reason of a bet refused because its reservation was not confirmed in time."""
+STARTED_BY = "round-start"
+"""The deadline by which a round must have started once a bet on it was seen (`RESERVE_TIMEOUT_MS`
+after that bet): its bets are then refused `unknown_round`."""
 
 
 def reservation_id(round_id: str, bet_id: str) -> str:
@@ -83,7 +88,9 @@ def step(action: str, key: str) -> str:
 class Wager(msgspec.Struct, frozen=True):
     """A bet as the process follows it.
 
-    `funds`: pending (reservation sent, no answer yet), reserved, rejected or released.
+    `funds`: waiting (for the round's start, before anything is reserved), pending (reservation
+    sent, no answer yet), reserved, rejected (nothing is held: the wallet said no, or the bet was
+    refused before any reservation) or released.
     `status`: open, cancelled, refused, voided, won or lost (as games last said, or as this
     process decided for a refusal it sent)."""
 
@@ -106,6 +113,22 @@ class Settlement(msgspec.Struct, frozen=True):
     """Every player who placed a bet on the round, first seen first."""
     bets: dict[str, Wager] = msgspec.field(default_factory=dict)
     """By `bet_key`."""
+    stake_terms: dict[str, str] = msgspec.field(default_factory=dict)
+    """Per player, the fingerprint of the terms their stake pinned (`StakeOpened`)."""
+
+
+def fingerprint(terms: RoundTerms) -> str:
+    """A short digest of a round's terms, to compare a stake's copy with the round's own."""
+    return hashlib.sha256(msgspec.json.encode(terms)).hexdigest()[:32]
+
+
+def admission(state: Settlement, player_id: str) -> str:
+    """What a new bet of `player_id` gets: `reserve`, `wait` (the round has not started, as far
+    as the process knows) or `terms_mismatch` (the stake pinned other terms than the round's)."""
+    if state.terms is None:
+        return "wait"
+    pinned = state.stake_terms.get(player_id)
+    return "terms_mismatch" if pinned is not None and pinned != fingerprint(state.terms) else "reserve"
 
 
 # --- the commands it sends ----------------------------------------------------------------------
@@ -119,6 +142,26 @@ def _refuse(round_id: str, key: str, wager: Wager, reason: str) -> Send:
 def _release(round_id: str, key: str, wager: Wager) -> Send:
     command = ReleaseReservation(reservation_id(round_id, wager.bet_id))
     return Send("wallet", wager.player_id, command, step=step("release", key))
+
+
+def _reserve(round_id: str, key: str, wager: Wager) -> list[Action]:
+    command = ReserveFunds(reservation_id(round_id, wager.bet_id), wager.stake)
+    return [
+        Send("wallet", wager.player_id, command, step=step("reserve", key)),
+        Schedule(step("reserve", key), after_ms=RESERVE_TIMEOUT_MS),
+    ]
+
+
+def _admit(state: Settlement, key: str, wager: Wager) -> list[Action]:
+    """Reserve a bet's stake, or refuse the bet when its stake pinned other terms than the round's."""
+    verdict = admission(state, wager.player_id)
+    if verdict == "reserve":
+        return _reserve(state.round_id, key, wager)
+    return [_refuse(state.round_id, key, wager, verdict)] if verdict == "terms_mismatch" else []
+
+
+def _waiting(state: Settlement) -> list[tuple[str, Wager]]:
+    return [(k, w) for k, w in state.bets.items() if w.funds == "waiting" and w.status == "open"]
 
 
 def _pay(round_id: str, key: str, wager: Wager) -> list[Action]:
@@ -152,6 +195,10 @@ def _on_deadline(state: Settlement, deadline: DeadlineReached) -> list[Action]:
             return []
         command = CloseBetting(closed_at=state.terms.closes_at)
         return [Send("games", deadline.correlation_id, command, step=CLOSE)]
+    if deadline.name == STARTED_BY:
+        if state.status != "none":
+            return []
+        return [_refuse(state.round_id, key, wager, "unknown_round") for key, wager in _waiting(state)]
     _, _, key = deadline.name.partition(".")
     wager = state.bets.get(key)
     if wager is None or wager.funds != "pending" or wager.status != "open":
@@ -190,23 +237,27 @@ def decide(state: Settlement, event: Message) -> list[Action]:
     """The commands and deadlines one input causes (the state is before the input)."""
     match event:
         case RoundStarted(terms=terms) if state.status == "none":
-            return [Schedule(CLOSE, at_ms=terms.closes_at)]
+            started = msgspec.structs.replace(state, round_id=terms.round_id, status="open", terms=terms)
+            actions: list[Action] = [Schedule(CLOSE, at_ms=terms.closes_at), Cancel(STARTED_BY)]
+            for key, wager in _waiting(state):
+                actions += _admit(started, key, wager)
+            return actions
         case BettingClosed():
             return [Cancel(CLOSE)]
         case BetPlaced(round_id=round_id, player_id=player, bet_id=bet, stake=stake):
             key = bet_key(player, bet)
             if key in state.bets:
                 return []
-            reserve = ReserveFunds(reservation_id(round_id, bet), stake)
-            return [
-                Send("wallet", player, reserve, step=step("reserve", key)),
-                Schedule(step("reserve", key), after_ms=RESERVE_TIMEOUT_MS),
-            ]
+            if admission(state, player) == "wait" and _waiting(state):
+                return []  # the round-start deadline is already scheduled
+            if admission(state, player) == "wait":
+                return [Schedule(STARTED_BY, after_ms=RESERVE_TIMEOUT_MS)]
+            return _admit(msgspec.structs.replace(state, round_id=round_id), key, Wager(player, bet, stake))
         case BetCancelled() | BetRefused() | BetVoided():
             key = bet_key(event.player_id, event.bet_id)
             wager = state.bets.get(key, Wager(event.player_id, event.bet_id, event.stake))
-            if wager.funds in ("rejected", "released"):
-                return []
+            if wager.funds not in ("pending", "reserved"):
+                return []  # nothing is held
             return [Cancel(step("reserve", key)), _release(event.round_id, key, wager)]
         case BetLost() | BetWon():
             key = bet_key(event.player_id, event.bet_id)
@@ -251,8 +302,24 @@ def _outcome(state: Settlement, outcome: CommandOutcome) -> Settlement:
     return _with(state, key, msgspec.structs.replace(wager, funds="rejected", status=status))
 
 
+def _admitted(state: Settlement, key: str, wager: Wager) -> Settlement:
+    verdict = admission(state, wager.player_id)
+    if verdict == "reserve":
+        return _with(state, key, msgspec.structs.replace(wager, funds="pending"))
+    if verdict == "wait":
+        return _with(state, key, msgspec.structs.replace(wager, funds="waiting"))
+    return _with(state, key, msgspec.structs.replace(wager, funds="rejected", status="refused"))
+
+
 def _deadline(state: Settlement, deadline: DeadlineReached) -> Settlement:
     if deadline.name == CLOSE:
+        return state
+    if deadline.name == STARTED_BY:
+        if state.status != "none":
+            return state
+        for waiting_key, waiting in _waiting(state):
+            refused = msgspec.structs.replace(waiting, funds="rejected", status="refused")
+            state = _with(state, waiting_key, refused)
         return state
     key = deadline.name.partition(".")[2]
     wager = state.bets.get(key)
@@ -265,7 +332,13 @@ def evolve(state: Settlement, event: Message) -> Settlement:
     """Fold one input into the round's settlement."""
     match event:
         case RoundStarted(terms=terms) if state.status == "none":
-            return msgspec.structs.replace(state, round_id=terms.round_id, status="open", terms=terms)
+            started = msgspec.structs.replace(state, round_id=terms.round_id, status="open", terms=terms)
+            for waiting_key, waiting in _waiting(state):
+                started = _admitted(started, waiting_key, waiting)
+            return started
+        case StakeOpened(terms=terms, player_id=player):
+            pinned = {**state.stake_terms, player: fingerprint(terms)}
+            return msgspec.structs.replace(state, round_id=terms.round_id, stake_terms=pinned)
         case BettingClosed(round_id=round_id, closed_at=closed_at):
             return msgspec.structs.replace(state, round_id=round_id, status="closed", closed_at=closed_at)
         case RoundSettled(round_id=round_id) | RoundVoided(round_id=round_id):
@@ -278,7 +351,7 @@ def evolve(state: Settlement, event: Message) -> Settlement:
                 return state
             players = state.players if player in state.players else (*state.players, player)
             new = msgspec.structs.replace(state, round_id=round_id, players=players)
-            return _with(new, key, Wager(player, bet, stake))
+            return _admitted(new, key, Wager(player, bet, stake))
         case BetCancelled() | BetRefused() | BetVoided():
             status = (
                 "cancelled"
@@ -287,8 +360,9 @@ def evolve(state: Settlement, event: Message) -> Settlement:
                 if isinstance(event, BetRefused)
                 else "voided"
             )
-            wager = state.bets.get(bet_key(event.player_id, event.bet_id))
-            funds = "released" if wager is None or wager.funds != "rejected" else "rejected"
+            known = state.bets.get(bet_key(event.player_id, event.bet_id))
+            held = known is None or known.funds in ("pending", "reserved")
+            funds = "released" if held else "rejected"
             return _update(state, event.player_id, event.bet_id, status=status, funds=funds)
         case BetWon(payout=payout):
             return _update(state, event.player_id, event.bet_id, status="won", payout=payout)
@@ -302,7 +376,7 @@ def evolve(state: Settlement, event: Message) -> Settlement:
 
 
 def _round_of(event: Message, _meta: EventMeta) -> str | None:
-    if isinstance(event, RoundStarted):
+    if isinstance(event, RoundStarted | StakeOpened):
         return event.terms.round_id
     round_id = getattr(event, "round_id", None)
     return round_id if isinstance(round_id, str) else None
@@ -318,6 +392,7 @@ process: ProcessManager[Settlement] = ProcessManager(
                 BettingClosed,
                 RoundSettled,
                 RoundVoided,
+                StakeOpened,
                 BetPlaced,
                 BetCancelled,
                 BetRefused,

@@ -20,10 +20,11 @@ from streams.contexts.games import (
     RoundTerms,
     RoundVoided,
     SettleStake,
+    StakeOpened,
     VoidStake,
     stake_id,
 )
-from streams.contexts.settlement import RESERVE_TIMEOUT_MS, TIMED_OUT, bet_key, process
+from streams.contexts.settlement import RESERVE_TIMEOUT_MS, STARTED_BY, TIMED_OUT, bet_key, process
 from streams.contexts.wallet import CaptureStake, CreditWinnings, ReleaseReservation, ReserveFunds
 from streams.core.processes import Send, advance, process_command_id
 from streams.testing import ProcessScenario, given_process
@@ -127,6 +128,31 @@ def test_a_reservation_not_confirmed_in_time_refuses_the_bet_and_releases_its_fu
     # the late answer and the refusal's event send nothing more
     scenario.when_outcome(reserve_step("p-1", "b-1")).when(BetRefused(R, "p-1", "b-1", 500, TIMED_OUT))
     scenario.then(refuse("p-1", "b-1", TIMED_OUT), release("p-1", "b-1"))
+
+
+def test_a_bet_seen_before_its_round_started_is_reserved_once_the_round_starts() -> None:
+    scenario = given().when(StakeOpened(TERMS, "p-1")).when(placed("p-1", "b-1"))
+    scenario.then().then_scheduled(**{STARTED_BY: T0 + RESERVE_TIMEOUT_MS})
+    scenario.when(STARTED).then(reserve("p-1", "b-1"))
+    assert set(scenario.scheduled()) == {"close", reserve_step("p-1", "b-1")}
+
+
+def test_a_bet_whose_stake_pinned_other_terms_is_refused_and_nothing_reserved() -> None:
+    forged = msgspec.structs.replace(TERMS, max_stake=1_000_000)
+    scenario = given(STARTED).when(StakeOpened(forged, "p-1")).when(placed("p-1", "b-1"))
+    scenario.then(refuse("p-1", "b-1", "terms_mismatch")).then_scheduled(close=TERMS.closes_at)
+    scenario.when(BetRefused(R, "p-1", "b-1", 500, "terms_mismatch"))
+    scenario.then(refuse("p-1", "b-1", "terms_mismatch"))  # no release
+
+
+def test_bets_on_a_round_that_never_starts_are_refused_as_unknown_round() -> None:
+    scenario = given(placed("p-1", "b-1"), placed("p-2", "b-2"))
+    scenario.when_clock(T0 + RESERVE_TIMEOUT_MS).then(
+        refuse("p-1", "b-1", "unknown_round"), refuse("p-2", "b-2", "unknown_round")
+    )
+    scenario.when(STARTED).then(  # a start after that reserves nothing for them
+        refuse("p-1", "b-1", "unknown_round"), refuse("p-2", "b-2", "unknown_round")
+    )
 
 
 def test_a_cancelled_bet_releases_its_reservation() -> None:
