@@ -109,6 +109,8 @@ class Settlement(msgspec.Struct, frozen=True):
     status: str = "none"
     terms: RoundTerms | None = None
     closed_at: int = 0
+    outcome: str = ""
+    """A settled round's outcome, or a voided round's reason."""
     players: tuple[str, ...] = ()
     """Every player who placed a bet on the round, first seen first."""
     bets: dict[str, Wager] = msgspec.field(default_factory=dict)
@@ -208,29 +210,20 @@ def _on_deadline(state: Settlement, deadline: DeadlineReached) -> list[Action]:
     return [_refuse(state.round_id, key, wager, TIMED_OUT), _release(state.round_id, key, wager)]
 
 
+def _to_stake(state: Settlement, player_id: str) -> Send:
+    """Settle or void a player's stake, as the (settled or voided) round was."""
+    stake, player = stake_id(state.round_id, player_id), quote(player_id, safe="")
+    if state.status == "settled":
+        cutoff = state.closed_at or (state.terms.closes_at if state.terms else 0)
+        return Send("games", stake, SettleStake(state.outcome, cutoff), step=step("settle", player))
+    return Send("games", stake, VoidStake(state.outcome or "round_voided"), step=step("void", player))
+
+
 def _to_stakes(state: Settlement, event: RoundSettled | RoundVoided) -> list[Action]:
     if state.status in ("settled", "voided"):
         return []
-    if isinstance(event, RoundSettled):
-        cutoff = state.closed_at or (state.terms.closes_at if state.terms else 0)
-        return [
-            Send(
-                "games",
-                stake_id(event.round_id, p),
-                SettleStake(event.outcome, cutoff),
-                step=step("settle", quote(p, safe="")),
-            )
-            for p in state.players
-        ]
-    return [
-        Send(
-            "games",
-            stake_id(event.round_id, p),
-            VoidStake(event.reason or "round_voided"),
-            step=step("void", quote(p, safe="")),
-        )
-        for p in state.players
-    ]
+    ended = evolve(state, event)
+    return [_to_stake(ended, p) for p in state.players]
 
 
 def decide(state: Settlement, event: Message) -> list[Action]:
@@ -252,7 +245,12 @@ def decide(state: Settlement, event: Message) -> list[Action]:
                 return []  # the round-start deadline is already scheduled
             if admission(state, player) == "wait":
                 return [Schedule(STARTED_BY, after_ms=RESERVE_TIMEOUT_MS)]
-            return _admit(msgspec.structs.replace(state, round_id=round_id), key, Wager(player, bet, stake))
+            actions = _admit(
+                msgspec.structs.replace(state, round_id=round_id), key, Wager(player, bet, stake)
+            )
+            if state.status in ("settled", "voided") and player not in state.players:
+                actions.append(_to_stake(state, player))  # a stake seen only after the round ended
+            return actions
         case BetCancelled() | BetRefused() | BetVoided():
             key = bet_key(event.player_id, event.bet_id)
             wager = state.bets.get(key, Wager(event.player_id, event.bet_id, event.stake))
@@ -342,9 +340,13 @@ def evolve(state: Settlement, event: Message) -> Settlement:
         case BettingClosed(round_id=round_id, closed_at=closed_at):
             return msgspec.structs.replace(state, round_id=round_id, status="closed", closed_at=closed_at)
         case RoundSettled(round_id=round_id) | RoundVoided(round_id=round_id):
-            status = "settled" if isinstance(event, RoundSettled) else "voided"
-            final = state.status if state.status in ("settled", "voided") else status
-            return msgspec.structs.replace(state, round_id=round_id, status=final)
+            if state.status in ("settled", "voided"):
+                return state
+            if isinstance(event, RoundSettled):
+                return msgspec.structs.replace(
+                    state, round_id=round_id, status="settled", outcome=event.outcome
+                )
+            return msgspec.structs.replace(state, round_id=round_id, status="voided", outcome=event.reason)
         case BetPlaced(round_id=round_id, player_id=player, bet_id=bet, stake=stake):
             key = bet_key(player, bet)
             if key in state.bets:

@@ -210,6 +210,19 @@ def test_a_voided_round_voids_every_stake_and_the_voided_bets_release_all() -> N
     scenario.then(release("p-1", "b-1"), release("p-2", "b-2"))
 
 
+def test_a_stake_first_seen_after_the_round_settled_is_reserved_and_settled_too() -> None:
+    """Stake events reach the round's partition through a re-keying topic: they may lag behind it."""
+    scenario = reserved(("p-1", "b-1")).when(CLOSED).when(RoundSettled(R, "17", "x"))
+    scenario.sent.clear()
+    scenario.when(placed("p-2", "b-2")).when(placed("p-2", "b-3"))
+    settle = SettleStake("17", CLOSED.closed_at)
+    scenario.then(
+        reserve("p-2", "b-2"),
+        Send("games", stake_id(R, "p-2"), settle, step="settle.p-2"),
+        reserve("p-2", "b-3"),
+    )
+
+
 def test_a_round_settles_or_voids_once() -> None:
     scenario = reserved(("p-1", "b-1")).when(CLOSED).when(RoundSettled(R, "17", "x"))
     scenario.sent.clear()
