@@ -14,11 +14,12 @@ import faust
 
 from streams.allocator import fix_mmap_threshold, limit_arenas
 from streams.config import Settings
-from streams.contexts.registry import get_context
+from streams.contexts.registry import get_context, process_managers
 from streams.kafka.forgetting import ForgetListener
 from streams.kafka.hosting import Readiness, Runnable, hosted
 from streams.kafka.runtime import Runtimes
 from streams.kafka.secret import DeploymentSecret
+from streams.processes.stage import ProcessStage
 from streams.read.readside import WorkerReadSide
 from streams.sinks.deriver import SinkDeriver
 from streams.web import server
@@ -87,6 +88,13 @@ except ValueError as exc:
 realtime_settings = fitted(settings, raise_open_files_limit())
 contexts = {name: get_context(name) for name in settings.contexts}
 runtimes = Runtimes(settings, contexts)
+processes = {
+    name: pm
+    for name, pm in process_managers().items()
+    if settings.processes_enabled and set(pm.contexts) <= set(contexts)
+}
+for _skipped in set(process_managers()) - set(processes) if settings.processes_enabled else ():
+    log.warning("process %s not run: this worker does not run all of its contexts", _skipped)
 secret = DeploymentSecret(settings)
 read_side = WorkerReadSide(settings, runtimes, worker_id=worker_id(settings), url=settings.self_url())
 
@@ -125,6 +133,15 @@ def stopped_stages() -> dict[str, str]:
     return {f"windows {stage.name}": stage.error for stage in window_stages if stage.error}
 
 
+def _process_stages() -> list[Runnable]:
+    return [
+        ProcessStage(
+            settings, pm, {name: runtimes.get(name) for name in pm.contexts}, worker_id=worker_id(settings)
+        )
+        for pm in processes.values()
+    ]
+
+
 def _sink_derivers() -> list[Runnable]:
     return [SinkDeriver(settings, runtimes.get(name)) for name in contexts]
 
@@ -139,6 +156,8 @@ if settings.sinks_enabled:
 if settings.windows_enabled:
     app.service(hosted("windows", _window_stages))
 app.service(hosted("privacy", lambda: [ForgetListener(settings)]))  # evicts keys of forgotten subjects
+if processes:
+    app.service(hosted("processes", _process_stages))
 
 
 def served_version(context: str, view: str) -> int:

@@ -109,6 +109,8 @@ class Settings:
     read_side: bool = field(default_factory=lambda: _env("STREAMS_READ_SIDE", "1") == "1")
     windows_enabled: bool = field(default_factory=lambda: _env("STREAMS_WINDOWS", "1") == "1")
     """Run the window stages of the contexts' windowed aggregations in this worker."""
+    processes_enabled: bool = field(default_factory=lambda: _env("STREAMS_PROCESSES", "1") == "1")
+    """Run the process managers whose contexts this worker runs (0: none of them)."""
     max_body_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_BODY_BYTES", str(1024 * 1024))))
     """The largest command request body the HTTP API reads (413 above)."""
     rate_limit: float = field(default_factory=lambda: float(_env("STREAMS_RATE_LIMIT", "0")))

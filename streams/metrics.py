@@ -141,6 +141,12 @@ WINDOW_TIMERS = Counter(
     "Heartbeat timers fired (a key silent for its configured time).",
     ["context", "aggregation"],
 )
+PROCESS_INPUTS = Counter(
+    "streams_process_inputs_total",
+    "A process manager's inputs and deadlines, by outcome: handled, skipped, rekeyed, "
+    "deadline_emitted, deadline_fired, deadline_ignored, or the reason they were dead-lettered.",
+    ["process", "outcome"],
+)
 WINDOW_LATENCY = Histogram(
     "streams_window_fold_latency_seconds",
     "Raw record timestamp to the committed batch that folded it.",

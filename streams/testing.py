@@ -6,6 +6,9 @@ Given/when/then reads like the rules::
 
     given(orders, OrderPlaced("c-1", "EUR")).when(ShipOrder("DHL")).then_rejected("order_not_confirmed")
 
+and so does a process manager's (`given_process(pm, *events).when(event).then(Send(...))`,
+`.when_clock(ms)` for deadlines, `.when_outcome(step, "rejected", reason)` for a command's result).
+
 The conformance check is what every context must pass (like `eventsourcing.tests`): run
 `assert_conformant(context, samples_dir)` in your test suite. `samples_dir/<Type>.v<N>.json`
 holds sample records of every historical version of every command, event and state type, each
@@ -20,7 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.commands import Aggregate, CommandEnvelope, handle_command
+from streams.core.deadlines import admit, due, emitted, reached
 from streams.core.decider import BoundedContext, Rejected
+from streams.core.processes import (
+    Command,
+    CommandOutcome,
+    Deadline,
+    Instance,
+    ProcessManager,
+    Send,
+    advance,
+    process_command_id,
+)
 from streams.core.views import EventMeta, fold_view
 from streams.core.windows import ClosedWindow, fold_windows
 from streams.wire.codec import AvroCodec, DecodeError
@@ -68,6 +82,107 @@ class Scenario:
 def given(context: BoundedContext[Any], *history: Any) -> Scenario:
     """A scenario whose state is the fold of `history`."""
     return Scenario(context, history)
+
+
+class ProcessScenario:
+    """A process manager exercised the way its rules are spoken: given events (of one instance),
+    when an event, a deadline or a moment of the clock, then commands and deadlines."""
+
+    def __init__(
+        self, pm: ProcessManager[Any], correlation_id: str, history: tuple[Any, ...], at_ms: int
+    ) -> None:
+        self.pm = pm
+        self.at_ms = at_ms
+        self.instance: Instance[Any] = pm.start(correlation_id)
+        for event in history:
+            self.instance = advance(pm, self.instance, event, at_ms).instance
+        self.sent: list[Command] = []
+
+    def _feed(self, message: Any, at_ms: int) -> None:
+        step = advance(self.pm, self.instance, message, at_ms)
+        self.instance = step.instance
+        self.sent.extend(step.commands)
+
+    def when(self, event: Any, at_ms: int | None = None) -> ProcessScenario:
+        """An input event (that occurred at `at_ms`; default: the time of `given`)."""
+        self._feed(event, self.at_ms if at_ms is None else at_ms)
+        return self
+
+    def when_deadline(self, name: str) -> ProcessScenario:
+        """The pending deadline `name` is reached (whatever the time)."""
+        found = next((d for d in self.instance.pending() if d.name == name), None)
+        assert found is not None, f"no pending deadline {name!r}: {self.scheduled()}"
+        self._fire([found])
+        return self
+
+    def when_clock(self, now_ms: int) -> ProcessScenario:
+        """The wall clock reads `now_ms`: every deadline due by then is reached, earliest first."""
+        self._fire(due(self.instance, now_ms))
+        return self
+
+    def _fire(self, deadlines: list[Deadline]) -> None:
+        self.instance = emitted(self.instance, deadlines)
+        for deadline in deadlines:
+            record = reached(self.pm.name, self.instance, deadline)
+            admission = admit(self.pm.name, self.instance, record)
+            self.instance = admission.instance
+            if admission.fires:
+                self._feed(record, deadline.due_ms)
+
+    def when_outcome(
+        self, step: str, status: str = "accepted", reason: str = "", attempt: int = 0
+    ) -> ProcessScenario:
+        """The target context answered the command the instance sent at `step` (`accepted`, or
+        `rejected` with `reason`)."""
+        command_id = process_command_id(self.pm.name, self.instance.correlation_id, step, attempt)
+        sent = next((c for c in self.instance.sent if c.command_id == command_id), None)
+        assert sent is not None, f"no command sent at step {step!r} (attempt {attempt})"
+        outcome = CommandOutcome(
+            self.instance.correlation_id,
+            sent.context,
+            command_id,
+            sent.command_type,
+            step,
+            attempt,
+            status,
+            reason,
+        )
+        self._feed(outcome, self.at_ms)
+        return self
+
+    def then(self, *expected: Send) -> ProcessScenario:
+        """Assert exactly these commands were sent since `given` (context, aggregate, command and
+        deterministic id of each `Send`)."""
+        want = [
+            (s.context, s.aggregate_id, s.command,
+             process_command_id(self.pm.name, self.instance.correlation_id, s.step, s.attempt))
+            for s in expected
+        ]  # fmt: skip
+        got = [(c.context, c.aggregate_id, c.command, c.command_id) for c in self.sent]
+        assert got == want, f"expected commands {want}, got {got}"
+        return self
+
+    def scheduled(self) -> dict[str, int]:
+        """The pending deadlines: name -> due time (ms)."""
+        return {d.name: d.due_ms for d in self.instance.pending()}
+
+    def then_scheduled(self, **deadlines: int) -> ProcessScenario:
+        """Assert exactly these deadlines are pending (name=due ms)."""
+        assert self.scheduled() == deadlines, f"expected deadlines {deadlines}, got {self.scheduled()}"
+        return self
+
+    @property
+    def state(self) -> Any:
+        """The manager's state now."""
+        return self.instance.state
+
+
+def given_process(
+    pm: ProcessManager[Any], *history: Any, correlation_id: str = "c-1", at_ms: int = 0
+) -> ProcessScenario:
+    """A process scenario whose instance has folded `history`, events that occurred at `at_ms`
+    (the commands they sent are not counted)."""
+    return ProcessScenario(pm, correlation_id, history, at_ms)
 
 
 # --- samples of every schema version -----------------------------------------------------------

@@ -202,6 +202,20 @@ def state(context: str, aggregate_id: str) -> None:
 
 
 @main.command()
+@click.argument("name")
+@click.argument("correlation_id")
+def process(name: str, correlation_id: str) -> None:
+    """A process manager's instance: its state, deadlines and the commands it sent."""
+    from streams.processes.inspect import as_json, committed_instance
+
+    identifier("correlation_id", correlation_id)
+    found = committed_instance(Settings(), name, correlation_id)
+    if found is None:
+        raise click.ClickException(f"process {name} has no instance {correlation_id!r}")
+    console.print_json(json.dumps(as_json(found)))
+
+
+@main.command()
 def demo() -> None:
     """Start a worker, send sample orders traffic, show results, events and state."""
     from streams.cli.demo import run_demo

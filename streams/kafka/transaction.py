@@ -232,6 +232,38 @@ class TransactionalSession:
             log.debug("abort: %s", exc)
 
 
+class Deliveries:
+    """The delivery reports of one transaction's records: the failures (for `refused`), and the
+    changelog offset its records reach per partition (what a table applies after the commit)."""
+
+    def __init__(self) -> None:
+        self.failures: list[KafkaError] = []
+        self.changelog_end: dict[int, int] = {}
+
+    def noted(self, err: KafkaError | None, _msg: Message) -> None:
+        """A record's report: only a failure matters."""
+        if err is not None:
+            self.failures.append(err)
+
+    def track(self, err: KafkaError | None, msg: Message) -> None:
+        """A changelog record's report: a failure, or the offset after it."""
+        if err is not None:
+            self.failures.append(err)
+        else:
+            end = self.changelog_end
+            end[msg.partition()] = max(end.get(msg.partition(), 0), msg.offset() + 1)
+
+    def changelog(
+        self, producer: Producer, topic: str, writes: Mapping[int, Mapping[bytes, bytes | None]]
+    ) -> None:
+        """Produce a table's writes to its changelog, the last record of each partition tracked."""
+        for partition, partition_writes in writes.items():
+            last = len(partition_writes) - 1
+            for i, (key, value) in enumerate(partition_writes.items()):
+                on_delivery = self.track if i == last else self.noted
+                clients.produce(producer, topic, value, key, partition=partition, on_delivery=on_delivery)
+
+
 Attempt = Callable[[list[Message], bool], R]
 """Decide, write and commit a batch of records: `(records, careful) -> outcome`. `careful`:
 every record reports its delivery, so a refused one is seen (raised as `PoisonOutput`)."""

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams import metrics
 from streams.config import Settings
@@ -42,6 +42,7 @@ from streams.kafka.clients import produce, take
 from streams.kafka.hosting import restart_loop
 from streams.kafka.runtime import ContextRuntime, TopicMismatch, ensure_topics
 from streams.kafka.transaction import (
+    Deliveries,
     PoisonPolicy,
     PoisonRecord,
     TransactionalSession,
@@ -311,19 +312,8 @@ class WindowStage:
         """One transaction: commands, dead letters, re-routed records, changelog, offsets."""
         session = self.session
         producer = session.producer
-        failures: list[KafkaError] = []
-        changelog_end: dict[int, int] = {}
-
-        def noted(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-
-        def track(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-            else:
-                changelog_end[msg.partition()] = max(changelog_end.get(msg.partition(), 0), msg.offset() + 1)
-
+        deliveries = Deliveries()
+        noted = deliveries.noted
         session.begin()
         commands = self.topics.commands
         for command in batch.commands:
@@ -334,11 +324,7 @@ class WindowStage:
         for moved in batch.reroutes:
             produce(producer, self.input, moved.value, moved.key, partition=moved.partition,
                     headers=moved.headers, timestamp=moved.timestamp, on_delivery=noted)  # fmt: skip
-        for partition, writes in batch.writes.items():
-            last = len(writes) - 1
-            for i, (key, value) in enumerate(writes.items()):
-                on_delivery = track if i == last else noted
-                produce(producer, self.changelog, value, key, partition=partition, on_delivery=on_delivery)
+        deliveries.changelog(producer, self.changelog, batch.writes)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
         if not offsets:  # an idle flush: the positions it is based on fence a zombie all the same
             partitions = set(batch.writes)
@@ -346,10 +332,10 @@ class WindowStage:
         if offsets:
             session.send_offsets(offsets)
         session.flush()
-        refused(failures)  # a record refused for what it is: the poison policy (stop)
+        refused(deliveries.failures)  # a record refused for what it is: the poison policy (stop)
         session.commit()
         self._positions.update(batch.offsets)
-        self.state.apply(batch.writes, changelog_end, batch.decoded)
+        self.state.apply(batch.writes, deliveries.changelog_end, batch.decoded)
 
     def _count(self, batch: WindowBatch) -> None:
         context, name = self._labels

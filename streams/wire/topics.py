@@ -261,6 +261,56 @@ class ContextTopics:
 
 
 @dataclass(frozen=True)
+class ProcessTopics:
+    """Topic names of one process manager (`streams.core.processes`): its own records, beside
+    the contexts' topics it reads and writes. A manager's name must not be a context's."""
+
+    process: str
+    prefix: str = ""
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.prefix}{self.process}.{suffix}"
+
+    @property
+    def inputs(self) -> str:
+        """Subscribed events re-keyed by correlation id (when it is not their aggregate's
+        partition), with their source in the `process_source` header."""
+        return self._name("process-inputs")
+
+    @property
+    def timers(self) -> str:
+        """`DeadlineReached` records, keyed by correlation id: written and read by the stage."""
+        return self._name("timers")
+
+    @property
+    def changelog(self) -> str:
+        """The instances and the due-deadline index, compacted."""
+        return self._name("process-changelog")
+
+    @property
+    def dlq(self) -> str:
+        """Inputs the manager refused (undecodable, failing, forged deadlines), with the reason."""
+        return self._name("dlq")
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        """The manager's topics: co-partitioned with the contexts' (correlation id = key)."""
+        week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+        limit = {"max.message.bytes": str(self.max_message_bytes)}
+        dlq = {
+            "cleanup.policy": "delete",
+            "retention.ms": str(30 * DAY_MS),
+            "max.message.bytes": str(DLQ_MAX_BYTES),
+        }
+        return [
+            TopicSpec(self.inputs, partitions, {**week, **limit}),
+            TopicSpec(self.timers, partitions, {"cleanup.policy": "delete", "retention.ms": "-1", **limit}),
+            TopicSpec(self.changelog, partitions, {**COMPACT, **limit}),
+            TopicSpec(self.dlq, 1, dlq),
+        ]
+
+
+@dataclass(frozen=True)
 class GroupNames:
     """Consumer groups and transactional ids of one context's stages in one deployment.
 
@@ -300,6 +350,15 @@ class GroupNames:
     def windows_transactional_id(self, name: str, worker_id: str) -> str:
         """A worker's transactional id for one window stage (stable across its restarts)."""
         return f"{self.windows(name)}.{worker_id}"
+
+    @property
+    def process(self) -> str:
+        """The stage of a process manager (a `GroupNames` whose context is the manager's name)."""
+        return self._name("process")
+
+    def process_transactional_id(self, worker_id: str) -> str:
+        """A worker's transactional id for a process manager's stage (stable across restarts)."""
+        return f"{self.process}.{worker_id}"
 
     @property
     def history(self) -> str:

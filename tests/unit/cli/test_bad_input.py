@@ -14,7 +14,7 @@ from streams.cli.main import main
 from streams.config import Settings
 
 ORDER = ("orders", "PlaceOrder", "--id", "o-1", "--data", '{"customer_id": "c"}')
-UNKNOWN_CONTEXT = "unknown context 'loans'; known: orders, devices (unknown_context)"
+UNKNOWN_CONTEXT = "unknown context 'loans'; known: orders, devices, games, wallet (unknown_context)"
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -85,7 +85,7 @@ def _one_error(args: list[str], says: str) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["generate", "nope"], "unknown context 'nope'; known: orders, devices"),
+        (["generate", "nope"], "unknown context 'nope'; known: orders, devices, games, wallet"),
         (["generate", "orders", "--dir", "/no/such/dir"], "--dir /no/such/dir: no such directory"),
         (["check", "nope", "--offline"], "unknown context 'nope'"),
         (["register", "nope"], "unknown context 'nope'"),

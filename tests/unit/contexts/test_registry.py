@@ -20,8 +20,8 @@ def fresh_registry() -> Iterator[None]:
 def test_the_built_in_contexts_are_known_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STREAMS_CONTEXT_MODULES", raising=False)
     assert registry.get_context("orders") is orders.context
-    with pytest.raises(KeyError, match="unknown context 'games'; known: orders"):
-        registry.get_context("games")
+    with pytest.raises(KeyError, match="unknown context 'casino'; known: orders"):
+        registry.get_context("casino")
 
 
 def test_a_context_in_another_package_loads_through_its_entry_point(

@@ -1,0 +1,1 @@
+"""Process managers hosted over the log: one transactional stage per manager (`stage`)."""
