@@ -3,19 +3,13 @@
 // the worker settle), waits for two more polls, then prints the page's totals and the charts'
 // point counts as one JSON line.
 // Usage: node dashboard_page.mjs <base url> <access token> <screenshot path> [hold seconds]
-import { chromium } from "playwright-core";
+import { drive } from "./harness.mjs";
 import { createInterface } from "node:readline";
 
 const [base, token, screenshot, hold = "0"] = process.argv.slice(2);
 const started = Date.now();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const result = { ok: false };
 const external = [];
-try {
+await drive(async (browser, result) => {
   // bypassCSP: playwright evaluates its wait predicates with eval, which the page's CSP forbids
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, bypassCSP: true });
   page.on("console", (m) => console.error(`[page] ${m.text()}`));
@@ -43,11 +37,4 @@ try {
   result.token_stored = await page.evaluate(() => sessionStorage.getItem("streams-dashboard-token") !== null);
   result.address_after = page.url();
   result.external = external;
-  result.ok = true;
-} catch (err) {
-  result.error = String(err);
-} finally {
-  await browser.close();
-  console.log(JSON.stringify(result));
-  process.exit(result.ok ? 0 : 1);
-}
+});

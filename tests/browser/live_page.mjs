@@ -2,16 +2,10 @@
 // until the page shows the resulting events and the read-model row.
 // Usage: node live_page.mjs <base url> <access token> <view> <aggregate id>
 // Prints one JSON line with what the page showed; exit code 0 on success.
-import { chromium } from "playwright-core";
+import { drive } from "./harness.mjs";
 
 const [base, token, view, aggregate] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const result = { ok: false };
-try {
+await drive(async (browser, result) => {
   const page = await browser.newPage();
   page.on("console", (m) => console.error(`[page] ${m.text()}`));
   await page.goto(`${base}/live?access_token=${encodeURIComponent(token)}&view=${encodeURIComponent(view)}`);
@@ -45,11 +39,4 @@ try {
     version: await page.textContent(`#rm-${aggregate} .version`),
     state: JSON.parse(await page.textContent(`#rm-${aggregate} .state`)),
   };
-  result.ok = true;
-} catch (err) {
-  result.error = String(err);
-} finally {
-  await browser.close();
-  console.log(JSON.stringify(result));
-  process.exit(result.ok ? 0 : 1);
-}
+});

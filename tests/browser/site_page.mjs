@@ -2,16 +2,10 @@
 // through the page's form (its command types come from the OpenAPI document) and waits until the
 // site-summary row shows them. Usage: node site_page.mjs <base url> <access token> <site> <device>...
 // Prints one JSON line with what the page showed; exit code 0 on success.
-import { chromium } from "playwright-core";
+import { drive } from "./harness.mjs";
 
 const [base, token, site, ...devices] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const result = { ok: false };
-try {
+await drive(async (browser, result) => {
   const page = await browser.newPage();
   page.on("console", (m) => console.error(`[page] ${m.text()}`));
   const query = `context=devices&view=site-summary&key=${encodeURIComponent(site)}`;
@@ -44,11 +38,4 @@ try {
   result.readmodel = JSON.parse(await page.textContent(`[id="rm-${site}"] .state`));
   result.rows = await page.$$eval("tr.readmodel-row", (els) => els.map((e) => e.id));
   result.events = await page.$$eval("li.event", (els) => els.length);
-  result.ok = true;
-} catch (err) {
-  result.error = String(err);
-} finally {
-  await browser.close();
-  console.log(JSON.stringify(result));
-  process.exit(result.ok ? 0 : 1);
-}
+});
