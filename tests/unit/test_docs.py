@@ -6,6 +6,7 @@ digits, `_`, `-` and spaces dropped and spaces made hyphens (`-1`, `-2`... for r
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -132,3 +133,12 @@ def test_the_readme_example_context_runs() -> None:
     given(context).when(place("alice")).then(placed("alice"))
     given(context, placed("alice")).when(place("bob")).then_rejected("already_placed")
     assert fold_view(context.views[0], []) == {}
+
+
+def test_the_chaos_table_is_generated_from_the_result_file_it_names() -> None:
+    from bench.chaos.markdown import markdown
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    named = re.search(r"`(bench/results/chaos-\d+T\d+\.json)` \(the table is generated", text)
+    assert named, "docs/operations.md names the chaos result its table comes from"
+    assert markdown(json.loads((ROOT / named.group(1)).read_text())) in text
