@@ -192,9 +192,10 @@ def test_a_list_merges_the_pages_of_both_workers(pair: Deployment, client: Comma
     print(f"\npaging seed {seed}")
     rng = random.Random(seed)
     ids = keys_per_partition("lst", per=3)
+    # a set: two short random ids may be equal, and a second PlaceOrder of one order is rejected
     orders = sorted(
-        [order for keys in ids.values() for order in keys]
-        + [f"lst-{rng.choice('aé日z')}{uuid.uuid4().hex[: rng.randint(1, 6)]}" for _ in range(14)]
+        {order for keys in ids.values() for order in keys}
+        | {f"lst-{rng.choice('aé日z')}{uuid.uuid4().hex[: rng.randint(1, 6)]}" for _ in range(14)}
     )
     currency = {order: rng.choice(["GBP", "GBP", "CHF"]) for order in orders}
     cancelled = {order for order in orders if rng.random() < 0.3}
