@@ -69,7 +69,9 @@ def answer(exc: BaseException) -> web.Response | None:
         return _problem(502, str(exc), "worker_unavailable")
     if isinstance(exc, TopicMismatch):  # the operator's to fix: the worker says so, and nothing is sent
         return _problem(503, str(exc), "topic_mismatch")
-    if isinstance(exc, NoMasterKey | WrongMasterKey | KeyStoreUnavailable):  # personal fields' keys
+    if isinstance(exc, NoMasterKey):  # personal data this deployment cannot protect: refused, not kept
+        return _problem(422, str(exc), exc.reason)
+    if isinstance(exc, WrongMasterKey | KeyStoreUnavailable):  # personal fields' keys
         return _problem(503, str(exc), exc.reason)
     if isinstance(exc, AuditNotWritten):
         return _problem(503, str(exc), "audit_not_written", retry=1)
