@@ -6,6 +6,7 @@ own ports and data directory), started with the same `ops/stack.sh`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import fastavro
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -114,7 +116,11 @@ def test_a_registry_outage_delays_but_loses_nothing(isolated: IsolatedStack, tmp
             # known schemas keep working while the registry is down
             assert client.execute("o-reg", AddItem("a", 1, 1), timeout=60).accepted
             # an unknown id cannot be decoded now: the batch waits, it is not dead-lettered
-            body = b"\x00" + other_id.to_bytes(4, "big") + b"\x02c\x06EUR\x06app"
+            record = {f["name"]: f.get("default") for f in other["fields"]}
+            record |= {"customer_id": "c", "currency": "EUR", "channel": "app"}
+            encoded = io.BytesIO()
+            fastavro.schemaless_writer(encoded, fastavro.parse_schema(other), record)
+            body = b"\x00" + other_id.to_bytes(4, "big") + encoded.getvalue()
             future = client._waiter.expect("cmd-other") if client._waiter else None
             raw = Producer({"bootstrap.servers": isolated.endpoints.bootstrap})
             raw.produce(
