@@ -41,11 +41,13 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.fleet import preload_registrations
+from bench.heap_growth import SnapshotTaker
 from bench.provenance import provenance
 from bench.realtime import Receipts, SseClient, open_all, proc_status, raise_fd_limit
 from streams.client import CommandClient
@@ -74,6 +76,9 @@ class SoakConfig:
     devices: int = int(_setting("SOAK_DEVICES", "1000"))
     idempotency_window_ms: int = int(_setting("SOAK_IDEMPOTENCY_WINDOW_MS", "60000"))
     max_slope_mib_per_min: float = float(_setting("SOAK_MAX_SLOPE_MIB_PER_MIN", "1.0"))
+    tracemalloc_frames: int = int(_setting("SOAK_TRACEMALLOC", "0"))
+    """N > 0: the worker traces Python allocations (N frames each) and the result names the lines
+    whose allocations grew between the end of the warm-up and the end (`memory_growth`)."""
     fail_on_verdict: bool = _setting("SOAK_FAIL_ON_VERDICT", "1") == "1"
     """0: exit 0 whatever the verdict (the short form: its run is mostly warm-up, so its slope
     measures the caches filling, not a leak)."""
@@ -138,6 +143,14 @@ CACHE_GAUGES = (
 """The worker's bounded caches, each with a byte budget: RSS grows while they fill."""
 
 
+MEMORY_GAUGES: dict[str, Callable[[str], str]] = {
+    "streams_malloc_bytes": lambda line: "malloc_" + line.split('kind="', 1)[1].split('"', 1)[0],
+    "streams_python_traced_bytes": lambda _line: "python_traced",
+}
+"""Where the worker's memory is (streams/diagnostics.py): sample keys malloc_in_use, malloc_free,
+malloc_mmapped and python_traced, by metric name."""
+
+
 def worker_gauges(url: str) -> dict[str, float]:
     """From the worker's /metrics: `idempotency_ids` (summed over contexts) and `caches_bytes`,
     the bytes held by the caches of `CACHE_GAUGES` (-1 each: unreadable)."""
@@ -153,6 +166,8 @@ def worker_gauges(url: str) -> dict[str, float]:
             totals["idempotency_ids"] += float(line.rsplit(" ", 1)[1])
         elif name in CACHE_GAUGES:
             totals["caches_bytes"] += float(line.rsplit(" ", 1)[1])
+        elif name in MEMORY_GAUGES:
+            totals[MEMORY_GAUGES[name](line)] = float(line.rsplit(" ", 1)[1])
     return totals
 
 
@@ -229,8 +244,11 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
     readings = send_readings(dep, cfg, sent)
     samples: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
+    snapshots = SnapshotTaker(pid, dep.data_dir / "diagnostics") if cfg.tracemalloc_frames else None
     try:
         while (elapsed := time.monotonic() - started) < cfg.seconds:
+            if snapshots is not None and elapsed >= cfg.warmup_seconds:
+                await loop.run_in_executor(None, snapshots.take_first)
             status = proc_status(pid)
             sample = {
                 "t_s": round(elapsed, 1),
@@ -251,6 +269,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
                         "threads": status["threads"], "open_files": open_files(pid),
                         "commands_sent": sent.commands, "readings_sent": sent.readings,
                         "sse_frames": counter.frames})  # fmt: skip
+        growth = await loop.run_in_executor(None, snapshots.growth) if snapshots is not None else None
     finally:
         stop.set()
         commands.join(timeout=60)
@@ -263,6 +282,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
         "commands_per_s": round(sent.commands / elapsed, 1),
         "readings_per_s": round(sent.reading_rate, 1),
         "sse_frames": counter.frames,
+        **({"memory_growth": growth} if growth is not None else {}),
     }
 
 
@@ -317,6 +337,7 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
         "STREAMS_SINKS": "0",
         "STREAMS_IDEMPOTENCY_WINDOW_MS": str(cfg.idempotency_window_ms),
         "STREAMS_REALTIME_MAX_PER_ADDRESS": str(cfg.sse_clients + 10),
+        **({"PYTHONTRACEMALLOC": str(cfg.tracemalloc_frames)} if cfg.tracemalloc_frames else {}),
     }
     with tempfile.TemporaryDirectory() as directory:
         dep = Deployment(prefix=f"soak{run}", data_dir=Path(directory), extra_env=worker_env)

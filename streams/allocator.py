@@ -21,6 +21,7 @@ Elsewhere than glibc these calls do nothing.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any
 
 M_ARENA_MAX = -8
@@ -61,3 +62,36 @@ def malloc_trim() -> bool:
     if libc is None or not hasattr(libc, "malloc_trim"):
         return False
     return bool(libc.malloc_trim(0))
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's `struct mallinfo2` (malloc.h, glibc 2.33+): every field a `size_t`."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeapUsage:
+    """The C heap as glibc's allocator sees it, in bytes."""
+
+    in_use: int
+    """Allocated and not freed, in the arenas' heaps (`uordblks`)."""
+    free: int
+    """Freed but kept in the arenas' heaps (`fordblks`): fragmentation when it grows."""
+    mmapped: int
+    """Large blocks served by their own `mmap` (`hblkhd`), returned when freed."""
+
+
+def heap_usage() -> HeapUsage | None:
+    """The C heap's use now (glibc's `mallinfo2`); None elsewhere than glibc 2.33+. It walks every
+    arena under its lock: call it per scrape, not per record."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return HeapUsage(in_use=info.uordblks, free=info.fordblks, mmapped=info.hblkhd)

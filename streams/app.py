@@ -12,6 +12,7 @@ import socket
 
 import faust
 
+from streams import diagnostics
 from streams.allocator import fix_mmap_threshold, limit_arenas
 from streams.config import Settings
 from streams.contexts.registry import get_context, process_managers
@@ -45,6 +46,7 @@ for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per 
 settings = Settings()
 limit_arenas(settings.malloc_arenas)  # before any thread: see streams/allocator.py
 fix_mmap_threshold(settings.malloc_mmap_threshold)
+diagnostics.export_gauges()
 
 
 def worker_id(s: Settings) -> str:
@@ -158,6 +160,13 @@ if settings.windows_enabled:
 app.service(hosted("privacy", lambda: [ForgetListener(settings)]))  # evicts keys of forgotten subjects
 if processes:
     app.service(hosted("processes", _process_stages))
+
+
+@app.task
+async def _snapshot_on_sigusr2() -> None:
+    """`kill -USR2` writes a tracemalloc snapshot (streams/diagnostics.py), after the worker's own
+    signal handlers are in place."""
+    diagnostics.install_snapshot_signal(settings.data_dir / "diagnostics")
 
 
 def served_version(context: str, view: str) -> int:

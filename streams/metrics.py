@@ -200,3 +200,16 @@ ROCKSDB_BLOCK_CACHE_BYTES = Gauge(
     "Bytes in the block cache every RocksDB store of this process shares (64 MiB at most, with the "
     "write buffers charged to it).",
 )
+
+
+# --- process memory (streams/diagnostics.py) -------------------------------------------------------
+MALLOC_BYTES = Gauge(
+    "streams_malloc_bytes",
+    "The C heap as glibc's allocator sees it, by kind: in_use (allocated), free (freed but kept in "
+    "the arenas: fragmentation), mmapped (large blocks on their own mappings). Absent elsewhere.",
+    ["kind"],
+)
+PYTHON_TRACED_BYTES = Gauge(
+    "streams_python_traced_bytes",
+    "Bytes of Python objects tracemalloc traces (0 unless the worker runs with PYTHONTRACEMALLOC).",
+)

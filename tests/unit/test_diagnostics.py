@@ -1,0 +1,50 @@
+"""The memory diagnostics: glibc's heap figures, tracemalloc snapshots and their comparison."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from bench.heap_growth import compare
+from streams.allocator import heap_usage
+from streams.diagnostics import write_snapshot
+
+
+def test_heap_usage_sees_a_large_allocation_in_use() -> None:
+    before = heap_usage()
+    if before is None:
+        pytest.skip("not glibc 2.33+: mallinfo2 is absent")
+    blocks = [bytearray(1000) for _ in range(20_000)]  # small blocks: from the arenas, not mmap
+    after = heap_usage()
+    assert after is not None
+    assert after.in_use - before.in_use >= 15_000_000
+    del blocks
+
+
+def test_no_snapshot_without_tracemalloc(tmp_path: Path) -> None:
+    assert not tracemalloc.is_tracing()
+    assert write_snapshot(tmp_path) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_snapshots_name_the_line_that_grew(tmp_path: Path) -> None:
+    tracemalloc.start(1)
+    try:
+        kept: list[bytes] = []
+        first = write_snapshot(tmp_path)
+        kept.extend(b"x" * 1000 + bytes([i % 256]) for i in range(2_000))  # the growing line
+        second = write_snapshot(tmp_path)
+    finally:
+        tracemalloc.stop()
+    assert first is not None and second is not None
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".snapshot", ".snapshot"]
+    rows = compare(tracemalloc.Snapshot.load(str(first)), tracemalloc.Snapshot.load(str(second)))
+    assert rows[0].where.endswith(f"test_diagnostics.py:{_line_of('the growing line')}")
+    assert rows[0].grew_bytes >= 2_000 * 1000
+
+
+def _line_of(marker: str) -> int:
+    lines = Path(__file__).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if marker in line and "kept.extend" in line)
