@@ -147,6 +147,8 @@ MEMORY_GAUGES: dict[str, Callable[[str], str]] = {
     "streams_malloc_bytes": lambda line: "malloc_" + line.split('kind="', 1)[1].split('"', 1)[0],
     "streams_python_traced_bytes": lambda _line: "python_traced",
 }
+SUMMED_GAUGES = {"streams_consumer_fetch_queue_bytes": "fetch_queues"}
+"""Summed over their series: the records every group member fetched ahead of its stage."""
 """Where the worker's memory is (streams/diagnostics.py): sample keys malloc_in_use, malloc_free,
 malloc_mmapped and python_traced, by metric name."""
 
@@ -166,6 +168,9 @@ def worker_gauges(url: str) -> dict[str, float]:
             totals["idempotency_ids"] += float(line.rsplit(" ", 1)[1])
         elif name in CACHE_GAUGES:
             totals["caches_bytes"] += float(line.rsplit(" ", 1)[1])
+        elif name in SUMMED_GAUGES:
+            key = SUMMED_GAUGES[name]
+            totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
         elif name in MEMORY_GAUGES:
             totals[MEMORY_GAUGES[name](line)] = float(line.rsplit(" ", 1)[1])
     return totals
@@ -328,6 +333,11 @@ def verdict_of(samples: list[dict[str, Any]], cfg: SoakConfig) -> tuple[dict[str
     return fit, "pass" if fit["slope_mib_per_min"] < cfg.max_slope_mib_per_min else "fail"
 
 
+MEMORY_SETTINGS = ("STREAMS_MALLOC_", "STREAMS_CONSUMER_QUEUE_")
+"""The worker's memory settings given in the environment, recorded with the result (a pair of
+runs compares them)."""
+
+
 def measure(cfg: SoakConfig) -> dict[str, Any]:
     """One soak run on a worker of its own."""
     raise_fd_limit()
@@ -350,7 +360,15 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
             dep.stop_all()
     fit, verdict = verdict_of(result["samples"], cfg)
     less_caches = rss_fit(result["samples"], cfg.warmup_seconds, less_caches=True)
-    return {"config": cfg.__dict__, **result, "fit": fit, "fit_less_caches": less_caches, "verdict": verdict}
+    memory_settings = {k: v for k, v in os.environ.items() if k.startswith(MEMORY_SETTINGS)}
+    return {
+        "config": cfg.__dict__,
+        "worker_memory_settings": memory_settings,
+        **result,
+        "fit": fit,
+        "fit_less_caches": less_caches,
+        "verdict": verdict,
+    }
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import socket
 import faust
 
 from streams import diagnostics
-from streams.allocator import fix_mmap_threshold, limit_arenas
+from streams.allocator import fix_mmap_threshold, limit_arenas, start_trimming
 from streams.config import Settings
 from streams.contexts.registry import get_context, process_managers
 from streams.kafka.forgetting import ForgetListener
@@ -163,10 +163,11 @@ if processes:
 
 
 @app.task
-async def _snapshot_on_sigusr2() -> None:
+async def _memory_housekeeping() -> None:
     """`kill -USR2` writes a tracemalloc snapshot (streams/diagnostics.py), after the worker's own
-    signal handlers are in place."""
+    signal handlers are in place; the C heap's free memory goes back to the system periodically."""
     diagnostics.install_snapshot_signal(settings.data_dir / "diagnostics")
+    start_trimming(settings.malloc_trim_interval_s)
 
 
 def served_version(context: str, view: str) -> int:

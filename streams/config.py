@@ -153,6 +153,22 @@ class Settings:
     """Blocks of this many bytes or more come from `mmap` and go back to the system when freed
     (0: glibc's dynamic threshold, which rises until large blocks fragment the heap;
     `streams.allocator`)."""
+    consumer_queue_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_CONSUMER_QUEUE_BYTES", str(16 * 1024 * 1024)))
+    )
+    """Bytes of records each group consumer fetches ahead of its stage (librdkafka's
+    `queued.max.messages.kbytes`; its default, 64 MiB, counts payloads only: 64 MiB of 60-byte
+    readings held about 250 MiB of the C heap behind a lagging window stage)."""
+    consumer_queue_records: int = field(
+        default_factory=lambda: int(_env("STREAMS_CONSUMER_QUEUE_RECORDS", "10000"))
+    )
+    """Records per partition each group consumer tries to keep fetched ahead (librdkafka's
+    `queued.min.messages`, 100,000 by default); a stage takes at most 2,000 per batch."""
+    malloc_trim_interval_s: float = field(
+        default_factory=lambda: float(_env("STREAMS_MALLOC_TRIM_INTERVAL_S", "30"))
+    )
+    """How often the worker hands the C heap's free memory back to the system when it keeps 16 MiB
+    or more (0: never; `streams.allocator.start_trimming`)."""
     read_document_cache_bytes: int = field(
         default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(16 * 1024 * 1024)))
     )

@@ -55,6 +55,12 @@ CONSUMER_ASSIGNED = Gauge(
     "Partitions assigned to a group member of this process.",
     ["group"],
 )
+CONSUMER_QUEUE_BYTES = Gauge(
+    "streams_consumer_fetch_queue_bytes",
+    "Bytes of records a group member has fetched and its stage not yet taken (librdkafka's "
+    "fetchq_size; bounded by STREAMS_CONSUMER_QUEUE_BYTES).",
+    ["group"],
+)
 
 WRITE_CACHE_BYTES = Gauge(
     "streams_write_cache_bytes",

@@ -95,6 +95,16 @@ def transactional_producer(settings: Settings, transactional_id: str) -> Produce
     )
 
 
+def prefetch_bounds(settings: Settings) -> dict[str, int]:
+    """How far a group member fetches ahead of its stage, in bytes and in records per partition:
+    librdkafka's defaults let a lagging stage's queue grow to 64 MiB of payloads, plus every
+    record's own overhead (`STREAMS_CONSUMER_QUEUE_BYTES`, `STREAMS_CONSUMER_QUEUE_RECORDS`)."""
+    return {
+        "queued.max.messages.kbytes": max(1, settings.consumer_queue_bytes // 1024),
+        "queued.min.messages": settings.consumer_queue_records,
+    }
+
+
 def group_consumer(
     settings: Settings,
     group_id: str,
@@ -123,6 +133,7 @@ def group_consumer(
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": max_poll_interval_ms,
         "fetch.wait.max.ms": 20,
+        **prefetch_bounds(settings),
         "statistics.interval.ms": stats.STATS_INTERVAL_MS,
         "stats_cb": stats.COLLECTOR.callback(group_id, commits=commits),
     }

@@ -63,6 +63,8 @@ class ConsumerStats:
     lags: tuple[PartitionLag, ...]
     rebalances: int
     assigned: int
+    queued_bytes: int = 0
+    """Bytes fetched and not yet handed to the application, over the assigned partitions."""
 
 
 def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
@@ -70,10 +72,12 @@ def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
     `commits`: the member commits its offsets itself."""
     stats = json.loads(raw)
     lags = []
+    queued = 0
     for topic, entry in stats.get("topics", {}).items():
         for key, part in entry.get("partitions", {}).items():
             if key == "-1" or not part.get("desired"):  # -1: librdkafka's unassigned-messages queue
                 continue
+            queued += int(part.get("fetchq_size", 0))
             lag = partition_lag(part, commits=commits)
             if lag is not None:
                 lags.append(PartitionLag(topic, int(key), lag))
@@ -83,6 +87,7 @@ def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
         lags=tuple(sorted(lags, key=lambda x: (x.topic, x.partition))),
         rebalances=int(group.get("rebalance_cnt", 0)),
         assigned=int(group.get("assignment_size", 0)),
+        queued_bytes=queued,
     )
 
 
@@ -158,8 +163,12 @@ class StatsCollector:
             metrics.CONSUMER_REBALANCES.labels(group).inc(stats.rebalances - previous)
         self._rebalances[client] = stats.rebalances
         self._seen[client] = now
-        current: set[Series] = {(metrics.CONSUMER_ASSIGNED, (group,))}
+        current: set[Series] = {
+            (metrics.CONSUMER_ASSIGNED, (group,)),
+            (metrics.CONSUMER_QUEUE_BYTES, (group,)),
+        }
         metrics.CONSUMER_ASSIGNED.labels(group).set(stats.assigned)
+        metrics.CONSUMER_QUEUE_BYTES.labels(group).set(stats.queued_bytes)
         for lag in stats.lags:
             labels = (group, lag.topic, str(lag.partition))
             metrics.CONSUMER_LAG.labels(*labels).set(lag.lag)

@@ -48,3 +48,18 @@ def test_two_snapshots_name_the_line_that_grew(tmp_path: Path) -> None:
 def _line_of(marker: str) -> int:
     lines = Path(__file__).read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if marker in line and "kept.extend" in line)
+
+
+def test_a_trim_runs_only_when_the_arenas_keep_enough_free_memory() -> None:
+    from streams.allocator import start_trimming, trim_when_free
+
+    if heap_usage() is None:
+        pytest.skip("not glibc 2.33+: mallinfo2 is absent")
+    assert not trim_when_free(1 << 50)
+    blocks = [bytearray(1000) for _ in range(40_000)]
+    del blocks[::2]  # half of them freed between live ones: free chunks inside the heap
+    usage = heap_usage()
+    assert usage is not None and usage.free >= 15_000_000
+    assert trim_when_free(1)
+    assert start_trimming(0) is None
+    assert blocks

@@ -9,6 +9,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from streams.config import Settings
+from streams.kafka.clients import prefetch_bounds
 from streams.kafka.stats import EXPIRE_INTERVALS, PartitionLag, StatsCollector, parse, partition_lag
 
 
@@ -126,3 +128,21 @@ def test_the_callback_queues_and_the_thread_applies() -> None:
     while value("streams_consumer_lag_records", group=group, topic="t", partition="3") != 7:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_the_fetch_queue_is_summed_over_the_assigned_partitions() -> None:
+    """librdkafka's fetchq_size per partition: what the member fetched and its stage has not taken."""
+    raw = report("c-queue", {"0": partition(fetchq_size=1000), "1": partition(fetchq_size=234)})
+    assert parse(raw).queued_bytes == 1234
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    StatsCollector().apply(group, parse(raw), time.monotonic())
+    assert value("streams_consumer_fetch_queue_bytes", group=group) == 1234
+
+
+def test_group_members_prefetch_a_bounded_queue() -> None:
+    """librdkafka's defaults (64 MiB of payloads, 100,000 records per partition) are replaced by
+    the settings' byte and record bounds."""
+    settings = Settings(consumer_queue_bytes=8 * 1024 * 1024, consumer_queue_records=5000)
+    assert prefetch_bounds(settings) == {"queued.max.messages.kbytes": 8192, "queued.min.messages": 5000}
+    assert prefetch_bounds(Settings(consumer_queue_bytes=100)) == {"queued.max.messages.kbytes": 1,
+                                                                   "queued.min.messages": 10000}  # fmt: skip
