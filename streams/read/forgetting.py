@@ -29,7 +29,7 @@ from streams.kafka.clients import reader, records
 from streams.kafka.runtime import ensure_topics
 from streams.kafka.store import PartitionStore
 from streams.read.batch import Batch
-from streams.read.documents import decode_document, document_key
+from streams.read.documents import DOC_PREFIX, decode_document, document_key
 from streams.wire.topics import privacy_spec, privacy_topic
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,15 @@ def index_entries(forgetting: Forgetting, stored: Iterable[tuple[bytes, Document
         subject = indexed(forgetting, document)
         if subject is not None:
             yield index_key(subject, entity_key)
+
+
+def index_restored(forgetting: Forgetting, store: PartitionStore) -> int:
+    """Write the index entries of every document of a store filled from the view topic (a
+    restore writes documents only); the number of entries."""
+    docs = ((key[len(DOC_PREFIX) :], decode_document("", raw)) for key, raw in store.scan(DOC_PREFIX))
+    entries = dict.fromkeys(index_entries(forgetting, docs), b"")
+    store.write(entries, {})
+    return len(entries)
 
 
 def stored_position(store: PartitionStore) -> int | None:

@@ -15,7 +15,6 @@ from streams.core.views import Document, ReadModelDocument, View, apply_event, a
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
 from streams.read.documents import (
-    DOC_PREFIX,
     DocumentCache,
     ViewDocuments,
     decode_document,
@@ -26,8 +25,8 @@ from streams.read.forgetting import (
     POSITION_KEY,
     PrivacyFeed,
     erase_into,
-    index_entries,
     index_key,
+    index_restored,
     indexed,
     position_value,
     stored_position,
@@ -205,8 +204,7 @@ class ViewProjector(Stage):
 
         keys, records = restore_partition(self.settings, self.output, partition, store, convert)
         if self.view.forgetting is not None:  # the subject index of the restored documents
-            docs = ((k[len(DOC_PREFIX) :], decode_document("", raw)) for k, raw in store.scan(DOC_PREFIX))
-            store.write(dict.fromkeys(index_entries(self.view.forgetting, docs), b""), {})
+            index_restored(self.view.forgetting, store)
         store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
         return Restored(keys, records, position)
 

@@ -7,12 +7,13 @@ from dataclasses import replace
 
 from streams.contexts.orders import OrderPlaced
 from streams.core.views import Document, Forgetting, forget_document
-from streams.read.documents import DOC_PREFIX, decode_document
+from streams.read.documents import DOC_PREFIX, decode_document, encode_document
 from streams.read.forgetting import (
     POSITION_KEY,
     documents_of,
     erase_into,
     index_key,
+    index_restored,
     position_value,
     stored_position,
 )
@@ -84,3 +85,16 @@ def test_a_store_past_the_record_is_left_alone_and_a_deleting_view_drops_the_ind
     assert deleting.documents[(0, b"o-A")].state is None
     store.write(deleting.writes[0], {})
     assert documents_of(store, "c-A") == []
+
+
+def test_a_restored_store_gets_the_index_of_its_documents(projector: ViewProjector) -> None:
+    store = projector.stores[0]
+    docs = {
+        b"o-A": Document("o-A", {"customer_id": "c-A", "customer_name": "Ada"}),
+        b"o-B": Document("o-B", {"customer_id": "c-B"}),
+        b"o-N": Document("o-N", {"status": "placed"}),
+        b"o-D": Document("o-D", None),
+    }
+    store.write({DOC_PREFIX + k: encode_document(d) for k, d in docs.items()}, {})  # as a restore does
+    assert index_restored(NAMED, store) == 2
+    assert documents_of(store, "c-A") == [b"o-A"] and documents_of(store, "c-B") == [b"o-B"]
