@@ -7,18 +7,26 @@
   traffic, and for the same traffic whose `PlaceOrder` commands carry a name and an e-mail (the
   commands are decoded and their events encoded with the fields sealed).
 
-The best of `BENCH_OFFLINE_REPEATS` runs is reported, as the machine is shared.
+The best of `BENCH_OFFLINE_REPEATS` runs is reported, as the machine is shared; the result file
+(`bench/results/privacy-<time>.json`) records the load average at the start and the end.
+`python -m bench.privacy --docs <result file>` writes its table into docs/privacy.md (between the
+`bench.privacy` markers), and a unit test holds the page to the file it names: nothing measured is
+typed by hand.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from msgspec.structs import replace
 
 from bench.offline import best, command_records, write_path
+from bench.provenance import provenance
 from bench.traffic import AGGREGATES, N
 from streams.contexts.orders import OrderPlaced, PlaceOrder
 from streams.contexts.orders import context as orders
@@ -72,5 +80,55 @@ def measure(n: int = N, aggregates: int = AGGREGATES) -> dict[str, Any]:
     }
 
 
+RESULTS = Path(__file__).parent / "results"
+DOC = Path(__file__).parent.parent / "docs" / "privacy.md"
+BEGIN, END = "<!-- bench.privacy:begin -->", "<!-- bench.privacy:end -->"
+
+
+def run() -> Path:
+    """Measure, and write the figures with their provenance to `bench/results/privacy-<time>.json`."""
+    load_at_start = os.getloadavg()[0]
+    result: dict[str, Any] = {"provenance": provenance(), "load_avg_at_start": load_at_start}
+    result["figures"] = measure()
+    result["load_avg_at_end"] = os.getloadavg()[0]
+    path = RESULTS / f"privacy-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def markdown(result: dict[str, Any], name: str) -> str:
+    """The docs' table of a result file (`name`: its path in the repository)."""
+    f = result["figures"]
+    without, with_ = f["write_us_per_command"], f["write_us_per_command_with_personal_fields"]
+    return "\n".join(
+        [
+            f"Measured by `python -m bench.privacy` (`{name}`; the table is generated from it), "
+            f"{result['provenance']['cpus']} shared cores, load average {result['load_avg_at_start']:.1f} "
+            f"at the start and {result['load_avg_at_end']:.1f} at the end, best of the repeats:",
+            "",
+            "| figure | µs of CPU |",
+            "|---|---|",
+            f"| sealing one field (encode, key cached) | {f['seal_us_per_field']:.1f} |",
+            f"| opening one field (decode, key cached) | {f['open_us_per_field']:.1f} |",
+            f"| write path per command, {f['commands']:,} commands, no personal field | {without:.1f} |",
+            f"| the same, its {f['place_orders']:,} `PlaceOrder` with a name and an e-mail | {with_:.1f} |",
+        ]
+    )
+
+
+def write_docs(result_file: Path, doc: Path = DOC) -> None:
+    """Replace the table between the markers of `doc` with the one of `result_file`."""
+    name = result_file.resolve().relative_to(DOC.parent.parent.resolve()).as_posix()
+    table = markdown(json.loads(result_file.read_text()), name)
+    text = doc.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    doc.write_text(f"{text[:start]}\n{table}\n{text[end:]}")
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure(), indent=2))
+    if sys.argv[1:2] == ["--docs"]:
+        write_docs(Path(sys.argv[2]))
+    else:
+        written = run()
+        print(written)
+        print(written.read_text())

@@ -7,7 +7,8 @@ context may use as well), ten times cheaper to build, and every command builds s
 Schema history (docs/versioning.md): `PlaceOrder` v3 and `OrderPlaced` v2 add the customer's
 name and e-mail, personal data sealed under the customer's key (docs/privacy.md; optional fields
 with defaults, so older records read by Avro resolution with null for both; the state keeps only
-the customer id, which `decide` needs, and no view copies them);
+the customer id, which `decide` needs; `order-summary` copies them and declares it, so its
+documents lose them when the customer is forgotten);
 `ShipOrder`/`OrderShipped` v2 add `tracking_id` and
 `AddItem` v2 an optional `currency` (fields with defaults: pure Avro evolution, old producers and
 old events are read by schema resolution); `ItemAdded` v2 renamed `unit_price_cents` to
@@ -23,7 +24,7 @@ from msgspec import Meta, Struct
 
 from streams.core.decider import BoundedContext, Message, Rejected
 from streams.core.records import Personal
-from streams.core.views import EventMeta, State, View
+from streams.core.views import EventMeta, Forgetting, State, View
 
 MAX_LINES = 100
 Id = Annotated[str, Meta(max_length=255)]
@@ -277,9 +278,12 @@ def summarize(state: State | None, event: Message, meta: EventMeta) -> State | N
     doc: dict[str, Any] = dict(state) if state is not None else {"status": "none", "items": []}
     doc["version"] = meta.aggregate_version
     match event:
-        case OrderPlaced(customer_id=customer_id, currency=currency):
+        case OrderPlaced(customer_id=customer_id, currency=currency) as placed:
             doc.update(status="placed", customer_id=customer_id, currency=currency)
             doc.update(_lines_json([]), placed_at=meta.occurred_at)
+            # personal: declared in SUMMARY_FORGETTING, erased when the customer is forgotten
+            personal = (("customer_name", placed.customer_name), ("customer_email", placed.customer_email))
+            doc.update({k: v for k, v in personal if v})
         case ItemAdded(sku=sku, quantity=quantity, unit_price_minor=price):
             items = list(doc["items"])  # the input is not mutated: only the changed line is new
             for i, line in enumerate(items):
@@ -357,8 +361,17 @@ def item_added_v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
 
 UPCASTERS = {("ItemAdded", 1): item_added_v1_to_v2}
 
+SUMMARY_FORGETTING = Forgetting("customer_id", {"customer_name": None, "customer_email": None})
+"""`order-summary` copies the customer's name and e-mail: they read null once the customer is
+forgotten (the document stays: the order is not personal data)."""
+
 VIEWS = (
-    View("order-summary", summarize, list_fields=("status", "customer_id", "currency")),
+    View(
+        "order-summary",
+        summarize,
+        list_fields=("status", "customer_id", "currency"),
+        forgetting=SUMMARY_FORGETTING,
+    ),
     View("orders-by-customer", by_customer, key_by=customer_of),
 )
 

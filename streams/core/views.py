@@ -29,6 +29,43 @@ class EventMeta(msgspec.Struct, frozen=True):
 
 
 @dataclass(frozen=True)
+class Forgetting:
+    """What a view's documents hold of a data subject, and what forgetting the subject does.
+
+    `subject` is the state field holding the subject's id (e.g. `customer_id`); `fields` maps
+    each state field copied from a personal field to its replacement (e.g. `{"name": None}`).
+    When the subject is forgotten (`SubjectForgotten`), the read side gives each document whose
+    `subject` field names it those replacements (`delete=False`, the default) or deletes it
+    (`delete=True`), then publishes it like any change: the view topic, the real-time feed and
+    the PostgreSQL rows the sink copies get the erased document.
+    """
+
+    subject: str
+    fields: Mapping[str, Any]
+    delete: bool = False
+
+
+def without_personal(forgetting: Forgetting, state: State) -> State:
+    """The state with each declared personal field it holds set to its replacement (what the
+    copies that cannot be shredded, such as the real-time feed, carry)."""
+    return {**state, **{k: v for k, v in forgetting.fields.items() if k in state}}
+
+
+def forget_document(forgetting: Forgetting, document: Document, subject: str) -> Document | None:
+    """The document once `subject` is forgotten, or None when there is nothing to change (it
+    does not name the subject, it is deleted, or its personal fields are the replacements)."""
+    state = document.state
+    if state is None or state.get(forgetting.subject) != subject:
+        return None
+    erased = None if forgetting.delete else without_personal(forgetting, state)
+    if erased == state:
+        return None
+    return Document(
+        document.entity_id, erased, document.versions, document.last_event_version, document.last_updated
+    )
+
+
+@dataclass(frozen=True)
 class View:
     """A read model of one context.
 
@@ -49,6 +86,11 @@ class View:
     `keep_on_move=True` is for views whose documents each record a part of an aggregate's
     history rather than where it is now (one document per time window): a new key leaves the
     old document as it is, and nothing is retracted.
+
+    `forgetting` declares the state fields a view copies from personal fields and what
+    forgetting their subject does to the documents (`Forgetting`; default: replace them). A view
+    that copies a personal value and does not declare it keeps the plain value in its documents
+    until it is replayed.
     """
 
     name: str
@@ -57,6 +99,7 @@ class View:
     list_fields: tuple[str, ...] = ()
     retract: Callable[[State, EventMeta], State | None] | None = None
     keep_on_move: bool = False
+    forgetting: Forgetting | None = None
 
     @property
     def repartitioned(self) -> bool:

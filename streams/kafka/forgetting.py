@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_END, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from streams.config import Settings
 from streams.core.clock import utc_now
@@ -86,13 +86,18 @@ def forget_subject(
 class ForgetListener:
     """Evicts the cached keys of subjects forgotten elsewhere, as `SubjectForgotten` records
     arrive (from the end of the privacy topic: earlier erasures deleted keys before this process
-    could cache them). The record key is the subject, so no decoding is needed."""
+    could cache them). The record key is the subject, so no decoding is needed.
+
+    `ready` is set once the listener stands at a known offset of the topic (its end when the
+    session started): every record appended after that is seen. Cleared while a session restarts."""
 
     name = "privacy"
 
     def __init__(self, settings: Settings, keyrings: Callable[[], list[Keyring]] = cached_keyrings) -> None:
         self.settings, self.keyrings = settings, keyrings
         self._stop = threading.Event()
+        self.ready = threading.Event()
+        """Set once every `SubjectForgotten` appended from now on will be read."""
 
     def run(self) -> None:
         """Listen until stopped (restarting after failures)."""
@@ -107,12 +112,16 @@ class ForgetListener:
             self.settings, [privacy_spec(self.settings.topic_prefix, self.settings.max_message_bytes)]
         )
         consumer = reader(self.settings)
+        topic = privacy_topic(self.settings.topic_prefix)
         try:
-            consumer.assign([TopicPartition(privacy_topic(self.settings.topic_prefix), 0, OFFSET_END)])
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            consumer.assign([TopicPartition(topic, 0, end)])  # an offset, not OFFSET_END: known now
+            self.ready.set()
             while not self._stop.is_set():
                 for msg in records(consumer.consume(100, 0.5), "privacy listener"):
                     self.evict((msg.key() or b"").decode())
         finally:
+            self.ready.clear()
             consumer.close()
 
     def evict(self, subject: str) -> None:

@@ -21,6 +21,16 @@ from streams.read.documents import (
     document_key,
     encode_document,
 )
+from streams.read.forgetting import (
+    POSITION_KEY,
+    PrivacyFeed,
+    erase_into,
+    index_key,
+    index_restored,
+    indexed,
+    position_value,
+    stored_position,
+)
 from streams.read.restore import last_position, restore_partition
 from streams.read.stage import Batch, HaltProjection, Restored, Stage, event_meta, failure_reason
 from streams.wire import headers as h
@@ -56,6 +66,10 @@ class ViewProjector(Stage):
         """The documents the batch being completed stores (cached once it is committed)."""
         self.documents = ViewDocuments(self, self.inputs[0], self.wakeups, self._cache)
         """This view version's documents on this worker, as the query API reads them."""
+        self._privacy = PrivacyFeed(settings) if view.forgetting is not None else None
+        self._privacy_at = 0.0
+        self.forgotten = 0
+        """Documents erased so far because their subject was forgotten (for tests and metrics)."""
 
     def handle(self, msg: Message, batch: Batch) -> None:
         partition = msg.partition()
@@ -97,14 +111,61 @@ class ViewProjector(Stage):
             value = self._published(doc)
             if batch.fits(key, value) == 0:
                 sources = tuple(msg for msg, _, _ in batch.applied.get((partition, key), ()))
-                stored = encode_document(doc)
-                self._stored[(partition, key)] = (doc, len(stored))
-                batch.put(partition, document_key(key), stored)
+                self._store(batch, partition, key, doc)
                 batch.produce(
                     self.output, partition, key, value, self._position(batch, partition), sources=sources
                 )
             else:
                 self._without_too_large(batch, partition, key)
+
+    def _store(self, batch: Batch, partition: int, key: bytes, doc: Document) -> None:
+        """Write a document (and its subject's index entry, for a view declaring `forgetting`)."""
+        stored = encode_document(doc)
+        self._stored[(partition, key)] = (doc, len(stored))
+        batch.put(partition, document_key(key), stored)
+        if self.view.forgetting is not None:
+            subject = indexed(self.view.forgetting, doc)
+            if subject is not None:
+                batch.put(partition, index_key(subject, key), b"")
+
+    def idle(self) -> None:
+        """Erase the documents of subjects forgotten since the stores' privacy positions (at
+        most twice a second): stored, published and committed like a batch (`streams.read.forgetting`)."""
+        forgetting, feed = self.view.forgetting, self._privacy
+        if forgetting is None or feed is None or not self.stores or time.monotonic() < self._privacy_at:
+            return
+        self._privacy_at = time.monotonic() + 0.5
+        stores = dict(self.stores)
+        positions: dict[int, int] = {}
+        for partition, store in stores.items():
+            found = stored_position(store)
+            if found is None:  # new to this worker: erased by its previous owner, or folded erased
+                found = feed.end()
+                store.write({POSITION_KEY: position_value(found)}, {})
+            positions[partition] = found
+        forgotten = feed.poll(min(positions.values()))
+        if not forgotten:
+            return
+        batch = Batch(stores, limit=self.settings.max_message_bytes)
+        batch.positions = {p: {self.inputs[0]: store.position(self.inputs[0])} for p, store in stores.items()}
+        erased = erase_into(forgetting, batch, positions, forgotten)
+        self.complete(batch)
+        failures = self._produce(batch)
+        if failures:
+            raise RuntimeError(f"erased documents not acknowledged: {failures[0][0].str()}")
+        for partition, store in stores.items():
+            store.write(batch.writes.get(partition, {}), {})
+        self.after_batch(batch)
+        self.wakeups.committed(batch.positions, batch.writes)
+        self.forgotten += erased
+        log.info("%s v%d: %d subject(s) forgotten, %d document(s) erased", self.entity_type,
+                 self.version, len(forgotten), erased)  # fmt: skip
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the stage, then release the privacy topic's consumer."""
+        super().stop(timeout)
+        if self._privacy is not None:
+            self._privacy.close()
 
     def _position(self, batch: Batch, partition: int) -> h.Headers:
         """The header saying up to where the batch has folded the partition's input."""
@@ -142,6 +203,8 @@ class ViewProjector(Stage):
             return document_key(key), encode_document(doc)
 
         keys, records = restore_partition(self.settings, self.output, partition, store, convert)
+        if self.view.forgetting is not None:  # the subject index of the restored documents
+            index_restored(self.view.forgetting, store)
         store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
         return Restored(keys, records, position)
 
@@ -184,9 +247,7 @@ class ViewProjector(Stage):
                 self.entity_type, self.version, entity_id, version, frozen, batch.limit,
             )  # fmt: skip
         if changed is not None:
-            stored = encode_document(changed)
-            self._stored[(partition, key)] = (changed, len(stored))
-            batch.put(partition, document_key(key), stored)
+            self._store(batch, partition, key, changed)
             value = self._published(changed)
             batch.produce(
                 self.output, partition, key, value, self._position(batch, partition), sources=tuple(sources)

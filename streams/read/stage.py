@@ -142,6 +142,7 @@ class Stage:
             if good:
                 self._batch(good)
             self._skip_control_records()
+            self.idle()
             self._measure_lag()
 
     def _close(self) -> None:
@@ -351,6 +352,9 @@ class Stage:
 
     def after_batch(self, batch: Batch) -> None:
         """Metrics after a committed batch (subclasses)."""
+
+    def idle(self) -> None:
+        """Between batches, in the stage's thread (subclasses: work besides the inputs)."""
 
     def lag(self) -> int:
         """Records between this stage's positions and the head of its inputs (owned partitions),

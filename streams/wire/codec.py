@@ -13,8 +13,8 @@ directly with Avro schema resolution to the latest schema. A version that neithe
 raises `NoUpcasterPath`.
 
 Personal fields (`streams.wire.personal`) are sealed on write and opened on read with the
-codec's keyring, so messages hold plain values; types without them take the generated
-encoders and decoders, untouched.
+codec's keyring (`streams.wire.sealing`), so messages hold plain values; types without them take
+the generated encoders and decoders, untouched.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
-from streams.privacy.errors import MalformedCiphertext, NoMasterKey, TamperedCiphertext
 from streams.privacy.keys import Keyring, ephemeral_keyring
 from streams.wire.avro_compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
 from streams.wire.codec_errors import (
@@ -52,6 +51,7 @@ from streams.wire.codec_errors import (
 )
 from streams.wire.personal import PersonalPlan, personal_plan
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
+from streams.wire.sealing import SealedWriter, Sealing, write_avro
 from streams.wire.topics import subject_name
 
 __all__ = [
@@ -90,10 +90,8 @@ class _Writer:
     version: SchemaVersion
     of_object: Encoder | None = None
     """Generated encoder of a message object (None: the schema is not compiled)."""
-    of_record: Encoder | None = None
-    """Generated encoder of the record dict form."""
-    personal: PersonalPlan | None = None
-    """The type's personal fields, sealed before encoding (None: it has none)."""
+    sealed: SealedWriter | None = None
+    """The writer of a type with personal fields, sealed before encoding (None: it has none)."""
 
 
 Step = Callable[[dict[str, Any]], dict[str, Any]]
@@ -186,9 +184,7 @@ class AvroCodec:
         self._ids: dict[tuple[str, int], int] = {}
         self._unavailable_at = float("-inf")
         """When (time.monotonic) the registry last failed to answer a schema id look-up."""
-        self._keyring = keyring if isinstance(keyring, Keyring) else None
-        self._keyring_factory = None if isinstance(keyring, Keyring) else keyring
-        """Built on first use: a context whose records hold no personal value needs no keys."""
+        self._sealing = Sealing(keyring)
         self._plans = {
             name: personal_plan(name, self.catalog.latest(name).raw) for name in self.catalog.types
         }
@@ -196,14 +192,7 @@ class AvroCodec:
     @property
     def keyring(self) -> Keyring:
         """The keys personal fields are sealed with (`NoMasterKey` when none is configured)."""
-        if self._keyring is None:
-            if self._keyring_factory is None:
-                raise NoMasterKey("this codec has no keyring: it cannot seal or open personal fields")
-            self._keyring = self._keyring_factory()
-        return self._keyring
-
-    def _keys(self) -> Keyring:
-        return self.keyring
+        return self._sealing.keyring
 
     def personal(self, type_name: str) -> PersonalPlan | None:
         """The personal fields of a type's latest version (None: it has none)."""
@@ -269,11 +258,15 @@ class AvroCodec:
             header = _HEADER.pack(MAGIC_BYTE, schema_id)
             raw = json.loads(sv.text)
             personal = self._plans.get(sv.type_name)
+            if personal is None:
+                self._writers[cls_] = _Writer(
+                    schema_id, header, sv, _compiled(compile_encoder, raw, cls_, header)
+                )
+                return
             # a personal type's objects hold plain values: only its sealed record dicts encode
-            of_object = None if personal else _compiled(compile_encoder, raw, cls_, header)
-            self._writers[cls_] = _Writer(
-                schema_id, header, sv, of_object, _compiled(compile_encoder, raw, None, header), personal
-            )  # fmt: skip
+            of_record = _compiled(compile_encoder, raw, None, header)
+            sealed = SealedWriter(header, sv.parsed, personal, of_record)
+            self._writers[cls_] = _Writer(schema_id, header, sv, sealed=sealed)
 
     def _reader_for(self, type_name: str, version: int, writer: Any) -> _Reader:
         """The read plan for one writer schema (compiled once per schema id)."""
@@ -330,8 +323,8 @@ class AvroCodec:
     def encode(self, message: Any) -> bytes:
         """Serialize a message with the latest schema of its type."""
         writer = self._writers[type(message)]
-        if writer.personal is not None:
-            return self._write_sealed(writer, to_record(message))
+        if writer.sealed is not None:
+            return writer.sealed.encode(to_record(message), self._sealing.keys)
         if writer.of_object is not None:
             try:
                 return writer.of_object(message)
@@ -339,23 +332,8 @@ class AvroCodec:
                 pass
         return self._write(writer, to_record(message))
 
-    def _write_sealed(self, writer: _Writer, record: dict[str, Any]) -> bytes:
-        assert writer.personal is not None
-        return self._write_record(writer, writer.personal.seal(record, self._keys))
-
-    def _write_record(self, writer: _Writer, record: dict[str, Any]) -> bytes:
-        if writer.of_record is not None:
-            try:
-                return writer.of_record(record)
-            except Exception:  # fastavro's path below decides and explains
-                pass
-        return self._write(writer, record)
-
     def _write(self, writer: _Writer, record: dict[str, Any]) -> bytes:
-        out = io.BytesIO(writer.header)
-        out.seek(len(writer.header))
-        fastavro.schemaless_writer(out, writer.version.parsed, record)
-        return out.getvalue()
+        return write_avro(writer.header, writer.version.parsed, record)
 
     def decode(self, data: bytes | None, *, keep_personal: bool = True) -> Decoded:
         """Deserialize bytes written by any registered version of a known type.
@@ -390,26 +368,13 @@ class AvroCodec:
                 _validate(reader, record)
         erased: tuple[str, ...] = ()
         if reader.personal is not None:
-            if keep_personal:
-                erased = self._open(reader.personal, schema_id, record)
-            else:
-                record, erased = reader.personal.erase(record)
+            record, erased = self._sealing.open(reader.personal, schema_id, record, keep_personal)
         try:
             cls = self.catalog.types[reader.type_name]
             message = from_record(cls, record)
         except Exception as exc:
             raise MalformedRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
         return Decoded(reader.type_name, reader.version, message, erased)
-
-    def _open(self, plan: PersonalPlan, schema_id: int, record: dict[str, Any]) -> tuple[str, ...]:
-        try:
-            return plan.open(record, self._keys)
-        except TamperedCiphertext as exc:
-            raise TamperedField(f"schema id {schema_id}: {plan.type_name}: {exc}") from exc
-        except (MalformedCiphertext, KeyError, TypeError, ValueError, msgspec.DecodeError) as exc:
-            raise MalformedField(
-                f"schema id {schema_id}: {plan.type_name}: {type(exc).__name__}: {exc}"
-            ) from exc
 
     def _resolve(self, schema_id: int) -> _Reader:
         """Fetch an id we did not register ourselves (another producer's) once, then cache."""

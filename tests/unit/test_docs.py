@@ -142,3 +142,13 @@ def test_the_chaos_table_is_generated_from_the_result_file_it_names() -> None:
     named = re.search(r"`(bench/results/chaos-\d+T\d+\.json)` \(the table is generated", text)
     assert named, "docs/operations.md names the chaos result its table comes from"
     assert markdown(json.loads((ROOT / named.group(1)).read_text())) in text
+
+
+def test_the_privacy_table_is_generated_from_the_result_file_it_names() -> None:
+    from bench.privacy import BEGIN, END, markdown
+
+    text = (ROOT / "docs" / "privacy.md").read_text()
+    named = re.search(r"`(bench/results/privacy-\d+T\d+\.json)`; the table is generated", text)
+    assert named, "docs/privacy.md names the bench result its table comes from"
+    table = markdown(json.loads((ROOT / named.group(1)).read_text()), named.group(1))
+    assert f"{BEGIN}\n{table}\n{END}" in text

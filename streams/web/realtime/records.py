@@ -21,6 +21,7 @@ from urllib.parse import quote
 import orjson
 from confluent_kafka import Message
 
+from streams.core.views import without_personal
 from streams.kafka.runtime import ContextRuntime
 from streams.wire import headers as h
 from streams.wire.generic import GenericDecoder
@@ -126,6 +127,8 @@ class FrameDecoder:
         self.context = runtime.context.name
         self.events_topic = runtime.topics.events
         self._view_prefix = f"{prefix}{self.context}."
+        self._forgetting = {v.name: v.forgetting for v in runtime.context.views if v.forgetting}
+        """The views declaring personal fields: their frames carry the replacements."""
 
     def record(self, msg: Message) -> FeedRecord:
         """The feed's form of one message of the events topic or a view topic."""
@@ -172,6 +175,11 @@ class FrameDecoder:
                 if isinstance(document.get("state"), str):
                     document["state"] = json.loads(document["state"])
                 document.pop("versions", None)  # bookkeeping for failover, not for clients
+                view = _VERSION_SUFFIX.sub("", msg.topic().removeprefix(self._view_prefix))
+                forgetting = self._forgetting.get(view)
+                if forgetting is not None and isinstance(document.get("state"), dict):
+                    # personal fields never reach the feed: its ring and clients cannot be shredded
+                    document["state"] = without_personal(forgetting, document["state"])
             except Exception as exc:  # shown with the reason, like an undecodable event
                 document = {"undecodable": str(exc)}
         frame = {

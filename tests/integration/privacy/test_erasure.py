@@ -41,7 +41,7 @@ def test_forgetting_deletes_the_row_appends_the_audit_record_and_evicts_listenin
     thread = threading.Thread(target=listener.run, daemon=True)
     thread.start()
     try:
-        time.sleep(3)  # the listener starts at the end of the topic
+        wait_until(listener.ready.is_set, "the listener at the end of the privacy topic", 60, 0.1)
         done = forget_subject(settings, "cust-A", "test", keyring=Keyring(store, master))
         assert done.key_deleted and done.topic == privacy_topic(settings.topic_prefix)
         assert store.subjects() == ["cust-B"]

@@ -124,3 +124,20 @@ def test_a_changed_view_frame_names_the_document() -> None:
     changed = changed_frame(frame, 10**6)
     assert changed["fetch"] == "/orders/views/order-summary/o%201" and "document" not in changed
     assert changed["of"] == "view" and changed["view"] == "order-summary.v2" and changed["bytes"] == 10**6
+
+
+def test_a_view_frame_never_carries_the_personal_fields_its_view_declares() -> None:
+    runtime = ContextRuntime.offline(orders.context, prefix="t.")
+    state = {"customer_id": "c-A", "customer_name": "Ada", "customer_email": "ada@example.org", "n": 1}
+
+    class Decoder:
+        def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+            return "streams.ReadModelDocument", {"entity_id": "o-1", "state": json.dumps(state)}
+
+    decoder = FrameDecoder(runtime, cast(Any, Decoder()), "t.")
+    for topic, erased in (("t.orders.order-summary.v1", True), ("t.orders.orders-by-customer.v1", False)):
+        frame = json.loads(
+            decoder.record(Message(topic=topic, partition=0, offset=1, key=b"o-1", value=b"x")).body
+        )
+        assert frame["type"] == "view" and frame["document"]["state"]["customer_id"] == "c-A"
+        assert ("Ada" not in json.dumps(frame)) is erased  # orders-by-customer declares nothing
