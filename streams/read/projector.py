@@ -143,7 +143,7 @@ class ViewProjector(Stage):
 
         keys, records = restore_partition(self.settings, self.output, partition, store, convert)
         store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
-        return Restored(keys, records, position)
+        return Restored(self.output, keys, records, position)
 
     def _without_too_large(self, batch: Batch, partition: int, key: bytes) -> None:
         """Fold the batch's events of one document again, one at a time, dead-lettering each

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import VIEWS, AddItem, CancelOrder, ConfirmOrder, PlaceOrder, ShipOrder
@@ -188,6 +189,8 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
             held = sorted({str(partition_for(key.encode(), 4)) for key in keys})
             assert sorted(view["restored"]) == held and held, view
             assert view["consumed"] < total_events / 4, view  # only the tail, not the log
+            restored = restored_records(deployment, "w2", view["topic"])
+            assert sorted(restored) == held and all(n > 0 for n in restored.values()), view
     # the restored documents are the fold of the log, and they keep folding exactly once
     open_orders = [order for i, order in enumerate(orders) if i % 3]
     for order in open_orders[:6]:
@@ -212,3 +215,15 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
         if key.startswith(tag):
             code, body = get(deployment, "w2", f"/orders/views/orders-by-status/{key}")
             assert (code == 200 and body["state"] == doc.state) if doc.state else code == 404, key
+
+
+def restored_records(deployment: Deployment, worker: str, topic: str) -> dict[str, float]:
+    """`streams_restored_records_total` of a worker by partition, for one topic."""
+    with urllib.request.urlopen(f"{deployment.url(worker)}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "streams_restored_records_total" and sample.labels["topic"] == topic:
+                found[sample.labels["partition"]] = sample.value
+    return found
