@@ -10,20 +10,26 @@ The hops are found from what the records already carry, and timed by the records
   record of the view topic, from the event's time on, whose document has folded the aggregate's
   version (its `versions`): the view published the command's effect then.
 
+- the **sink rows**: each event's row on `<ctx>.events-sink` (keyed by its event id, written by
+  the sink deriver when sinks are on), then whether PostgreSQL's EventStore holds it (when the
+  database answers: the JDBC sink copies it there; a row carries no time it was written, so that
+  hop is not timed).
+
 Each hop shows when it was written after the command, and how long it took after the hop it
-follows (result and events: after the command; documents: after the last event). Sink rows and
-real-time frames are not traced: they leave Kafka (PostgreSQL, the browsers).
+follows (result and events: after the command; documents and sink records: after the last
+event). Real-time frames are not traced: they leave for the browsers and are not kept.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
+import psycopg
 from confluent_kafka import Message, TopicPartition
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -44,7 +50,8 @@ class Hop:
     topic: str
     partition: int
     offset: int
-    timestamp_ms: int
+    timestamp_ms: int | None
+    """The record's timestamp (None: a PostgreSQL row, which carries no time it was written)."""
     detail: str
     after: str = ""
     """The kind of hop this one follows (its `took` is counted from it)."""
@@ -65,12 +72,14 @@ class Timeline:
     def since_command_ms(self, hop: Hop) -> int | None:
         """Milliseconds from the command record to `hop` (None: the command was not found)."""
         command = self.first("command")
-        return None if command is None else hop.timestamp_ms - command.timestamp_ms
+        if command is None or command.timestamp_ms is None or hop.timestamp_ms is None:
+            return None
+        return hop.timestamp_ms - command.timestamp_ms
 
     def took_ms(self, hop: Hop) -> int | None:
         """Milliseconds from the hop `hop` follows (its latest record of that kind) to `hop`."""
-        before = [x for x in self.hops if x.kind == hop.after]
-        return None if not before else hop.timestamp_ms - max(x.timestamp_ms for x in before)
+        before = [x.timestamp_ms for x in self.hops if x.kind == hop.after and x.timestamp_ms is not None]
+        return None if not before or hop.timestamp_ms is None else hop.timestamp_ms - max(before)
 
 
 def trace(settings: Settings, runtime: Any, command_id: str, aggregate_id: str | None = None) -> Timeline:
@@ -123,6 +132,8 @@ def trace(settings: Settings, runtime: Any, command_id: str, aggregate_id: str |
             )
             if document is not None:
                 timeline.hops.append(document)
+        for event in events:
+            timeline.hops += _sink_hops(settings, runtime, event)
     return timeline
 
 
@@ -171,25 +182,68 @@ def _document(
 ) -> Hop | None:
     """The first record of a view topic, from `since_ms` on, whose document folded `aggregate_id`
     up to `version` (a tombstone cannot say: it is not counted)."""
+
+    def folded(msg: Message) -> bool:
+        if msg.value() is None:
+            return False
+        try:
+            document = codec.decode(msg.value(), keep_personal=False).message
+            return bool(document.versions.get(aggregate_id, 0) >= version)
+        except Exception:  # a record of another shape: not this document
+            return False
+
+    msg = _first_since(settings, topic, since_ms, folded)
+    if msg is None:
+        return None
+    document = codec.decode(msg.value(), keep_personal=False).message
+    return _hop("document", msg, f"{document.entity_type} {document.entity_id!r}", after="event")
+
+
+def _first_since(settings: Settings, topic: str, since_ms: int, keep: Any) -> Message | None:
+    """The first record `keep` accepts among those written to any partition of `topic` from
+    `since_ms` on (found through the broker's time index)."""
     consumer = reader(settings, eof=True)
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            return None
         starts = consumer.offsets_for_times(
             [TopicPartition(topic, p, since_ms) for p in sorted(metadata.partitions)], timeout=10
         )
     finally:
         consumer.close()
     for tp in starts:
-        if tp.offset < 0:  # nothing written since
-            continue
-        for msg in _records(settings, topic, tp.partition, lambda m: m.value() is not None, tp.offset):
-            with contextlib.suppress(Exception):  # a record of another shape: not this document
-                document = codec.decode(msg.value(), keep_personal=False).message
-                if document.versions.get(aggregate_id, 0) >= version:
-                    return _hop(
-                        "document", msg, f"{document.entity_type} {document.entity_id!r}", after="event"
-                    )
+        if tp.offset >= 0:  # -1: nothing written since
+            found = next(_records(settings, topic, tp.partition, keep, tp.offset), None)
+            if found is not None:
+                return found
     return None
+
+
+def _sink_hops(settings: Settings, runtime: Any, event: Message) -> list[Hop]:
+    """The event's row on the events sink topic (the sink deriver's), and in PostgreSQL's EventStore
+    (when the database answers; a row carries no time it was written, so it is not timed)."""
+    event_id = _header(event, h.EVENT_ID)
+    if not event_id:
+        return []
+    key = event_id.encode()
+    found = _first_since(settings, runtime.topics.events_sink, event.timestamp()[1], lambda m: m.key() == key)
+    if found is None:
+        return []
+    hops = [_hop("sink record", found, f"EventStore row {event_id}", after="event")]
+    try:
+        with psycopg.connect(settings.pg_dsn, connect_timeout=3) as conn:
+            query = sql.SQL("SELECT 1 FROM {}.EventStore WHERE EventID = %s").format(
+                sql.Identifier(settings.sink_schema)
+            )
+            present = conn.execute(query, (event_id,)).fetchone() is not None
+    except psycopg.Error as exc:
+        why = "not reachable" if isinstance(exc, psycopg.OperationalError) else "not looked up"
+        hops.append(Hop("sink row", "PostgreSQL", -1, -1, None, f"{why}: {str(exc).splitlines()[0]}"))
+        return hops
+    table = f"{settings.sink_schema}.EventStore"
+    hops.append(Hop("sink row", table, -1, -1, None, "present" if present else "not there (yet)"))
+    return hops
 
 
 def show(timeline: Timeline, console: Console) -> None:
@@ -198,12 +252,13 @@ def show(timeline: Timeline, console: Console) -> None:
         f"  correlation {timeline.correlation_id}" if timeline.correlation_id else ""
     )
     table = Table(title=title, title_justify="left")
-    for column in ("hop", "topic[partition]@offset", "what", "at +ms", "took ms"):
+    for column in ("hop", "where", "what", "at +ms", "took ms"):
         table.add_column(column, justify="right" if "ms" in column else "left")
     for hop in timeline.hops:
         since, took = timeline.since_command_ms(hop), timeline.took_ms(hop)
+        where = f"{hop.topic}[{hop.partition}]@{hop.offset}" if hop.partition >= 0 else hop.topic
         table.add_row(
-            hop.kind, f"{hop.topic}[{hop.partition}]@{hop.offset}", hop.detail,
+            hop.kind, where, hop.detail,
             "-" if since is None else str(since), "-" if took is None else str(took),
         )  # fmt: skip
     console.print(table)

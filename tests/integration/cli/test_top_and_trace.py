@@ -15,7 +15,7 @@ from tests.integration.workers import Deployment, module_deployment, wait_until
 pytestmark = pytest.mark.integration
 
 TOKEN = "top-and-trace-token"
-deployment = module_deployment("tt", STREAMS_SINKS="0", STREAMS_AUTH_TOKEN=TOKEN, STREAMS_SECRET="ab" * 32)
+deployment = module_deployment("tt", STREAMS_AUTH_TOKEN=TOKEN, STREAMS_SECRET="ab" * 32)  # sinks on
 
 
 def streams(deployment: Deployment, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -52,13 +52,15 @@ def test_trace_shows_the_command_its_result_event_and_the_views_documents(deploy
 
     def traced() -> str | None:
         done = streams(deployment, "trace", "orders", "trace-cmd-1")
-        # the views publish after the command's result: wait for the order summary's document
-        return done.stdout if done.returncode == 0 and "order-summary" in done.stdout else None
+        # the views and the sink deriver publish after the command's result: wait for both
+        found = done.returncode == 0 and "order-summary" in done.stdout and "sink record" in done.stdout
+        return done.stdout if found else None
 
-    out = wait_until(traced, "the trace reaches the order summary", timeout=120)
+    out = wait_until(traced, "the trace reaches the order summary and the sink", timeout=120)
     lines = out.splitlines()
     for hop, where in (("command", ".commands["), ("result", ".command-results["), ("event", ".events["),
-                       ("document", ".order-summary[")):  # fmt: skip
+                       ("document", ".order-summary["), ("sink record", ".events-sink["),
+                       ("sink row", "")):  # fmt: skip
         assert any(line.split("│")[1].strip() == hop and where in line for line in lines if "│" in line), out
     assert "PlaceOrder for trace-1" in out and "OrderPlaced v1" in out and "accepted, version 1" in out
     assert "correlation trace-cmd-1" in out

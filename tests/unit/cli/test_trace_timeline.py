@@ -31,3 +31,19 @@ def test_without_the_command_record_hops_have_no_time_after_it() -> None:
     timeline = Timeline("c-2")
     timeline.hops = [Hop("result", "x.command-results", 0, 1, 5, "accepted", after="command")]
     assert timeline.since_command_ms(timeline.hops[0]) is None and timeline.took_ms(timeline.hops[0]) is None
+
+
+def test_a_postgresql_row_is_shown_untimed() -> None:
+    timeline = Timeline("c-3")
+    timeline.hops = [
+        Hop("command", "x.commands", 0, 1, 1_000, "PlaceOrder for o-3"),
+        Hop("event", "x.events", 0, 2, 1_010, "OrderPlaced v1", after="command"),
+        Hop("sink record", "x.events-sink", 2, 5, 1_050, "EventStore row e", after="event"),
+        Hop("sink row", "public.EventStore", -1, -1, None, "present", after="sink record"),
+    ]
+    record, row = timeline.hops[2], timeline.hops[3]
+    assert timeline.took_ms(record) == 40 and timeline.since_command_ms(record) == 50
+    assert timeline.took_ms(row) is None and timeline.since_command_ms(row) is None
+    console = Console(width=140, record=True)
+    show(timeline, console)
+    assert "public.EventStore " in console.export_text()
