@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+# Process CPU (`process_cpu_seconds_total`), RSS (`process_resident_memory_bytes`), open files and
+# the Python runtime's (`python_gc_*`, `python_info`) come with prometheus_client's default
+# registry (its process, platform and GC collectors): nothing to add here.
 
 COMMANDS = Counter(
     "streams_commands_total",
@@ -79,8 +85,19 @@ IDEMPOTENCY_EXPIRED = Counter(
 )
 
 
+_REFRESHERS: list[Callable[[], None]] = []
+
+
+def on_render(refresh: Callable[[], None]) -> None:
+    """Have `refresh` set its metrics just before each rendering (values read from elsewhere,
+    such as RocksDB's properties, which are not worth reading between scrapes)."""
+    _REFRESHERS.append(refresh)
+
+
 def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
+    """The exposition text and its content type (after the `on_render` refreshers ran)."""
+    for refresh in _REFRESHERS:
+        refresh()
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
@@ -153,6 +170,12 @@ PROCESS_INPUTS = Counter(
     "deadline_emitted, deadline_fired, deadline_ignored, or the reason they were dead-lettered.",
     ["process", "outcome"],
 )
+WINDOW_STREAM_TIME_BEHIND = Gauge(
+    "streams_window_stream_time_behind_seconds",
+    "Wall clock minus the committed stream time of a window stage's raw partition (how far the "
+    "windows trail real time: a backlog, a quiet partition, or the skewed clock of a producer).",
+    ["context", "aggregation", "partition"],
+)
 WINDOW_LATENCY = Histogram(
     "streams_window_fold_latency_seconds",
     "Raw record timestamp to the committed batch that folded it.",
@@ -205,6 +228,38 @@ ROCKSDB_BLOCK_CACHE_BYTES = Gauge(
     "streams_rocksdb_block_cache_bytes",
     "Bytes in the block cache every RocksDB store of this process shares (64 MiB at most, with the "
     "write buffers charged to it).",
+)
+ROCKSDB_STORES = Gauge("streams_rocksdb_stores", "RocksDB stores open in this process.")
+ROCKSDB_SST_BYTES = Gauge(
+    "streams_rocksdb_sst_bytes",
+    "Bytes of the SST files of every open RocksDB store (`rocksdb.total-sst-files-size`).",
+)
+ROCKSDB_MEMTABLE_BYTES = Gauge(
+    "streams_rocksdb_memtable_bytes",
+    "Bytes of the memtables of every open RocksDB store (`rocksdb.size-all-mem-tables`).",
+)
+ROCKSDB_CACHE_HITS = Counter(
+    "streams_rocksdb_block_cache_hits_total",
+    "Block cache hits of the RocksDB stores (their statistics' `rocksdb.block.cache.hit`); the hit "
+    "ratio is hits / (hits + misses).",
+)
+ROCKSDB_CACHE_MISSES = Counter(
+    "streams_rocksdb_block_cache_misses_total",
+    "Block cache misses of the RocksDB stores (their statistics' `rocksdb.block.cache.miss`).",
+)
+
+
+# --- restores (streams/kafka/tables.py: changelogs; streams/read/stage.py: compacted outputs) ----
+RESTORE_SECONDS = Histogram(
+    "streams_restore_seconds",
+    "Time to restore one partition's store from its changelog or compacted output topic.",
+    ["topic"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+RESTORED_RECORDS = Counter(
+    "streams_restored_records_total",
+    "Records read to restore a partition's store, per topic and partition.",
+    ["topic", "partition"],
 )
 
 

@@ -6,6 +6,8 @@
 # Environment: PROMETHEUS_PORT (9090; it listens on 127.0.0.1 only), STREAMS_AUTH_TOKEN (the
 # workers' bearer token, if they have one: written to a file only this user reads),
 # PROMETHEUS_DIR (.prometheus: the generated config and the data). Runs in the foreground (exec).
+# The console page ops/prometheus/consoles/streams.html (the panels of a worker's /dashboard, over
+# every worker) is served at /consoles/streams.html.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,5 +39,7 @@ $auth
       - targets: [${targets%, }]
 YAML
 echo "[prometheus] http://127.0.0.1:$PORT scraping $*" >&2
+echo "[prometheus] the workers' panels: http://127.0.0.1:$PORT/consoles/streams.html" >&2
 exec prometheus --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
-  --web.listen-address="127.0.0.1:$PORT" --log.level=warn
+  --web.listen-address="127.0.0.1:$PORT" --log.level=warn \
+  --web.console.templates="$HERE/consoles" --web.console.libraries="$HERE/consoles"

@@ -25,6 +25,8 @@ from streams.cli.inputs import (
 from streams.cli.privacy import privacy
 from streams.cli.scaffold import new
 from streams.cli.schemas import schemas
+from streams.cli.top import top
+from streams.cli.trace import trace_command
 from streams.config import Settings
 from streams.core.decider import BoundedContext
 
@@ -349,6 +351,12 @@ main.add_command(privacy)
 # --- new: streams/cli/scaffold.py ------------------------------------------------------------
 
 main.add_command(new)
+
+
+# --- top: streams/cli/top.py ------------------------------------------------------------------
+
+main.add_command(top)
+main.add_command(trace_command, "trace")
 
 
 if __name__ == "__main__":

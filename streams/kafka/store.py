@@ -8,8 +8,11 @@ store is at most behind its inputs, never ahead: it catches up by reading from i
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -33,6 +36,7 @@ metrics.ROCKSDB_BLOCK_CACHE_BYTES.set_function(_BLOCK_CACHE.get_usage)
 def _options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    options.enable_statistics()  # the block cache's hits and misses (streams_rocksdb_block_cache_*)
     options.set_max_open_files(128)
     options.set_write_buffer_size(8 * 1024 * 1024)
     options.set_max_write_buffer_number(2)
@@ -53,7 +57,10 @@ class PartitionStore:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = Rdict(str(path), _options())
+        self._options = _options()
+        self._db = Rdict(str(path), self._options)
+        self._closed = False
+        _OPEN.add(self)
 
     def get(self, key: bytes) -> bytes | None:
         """The stored value, or None."""
@@ -114,11 +121,82 @@ class PartitionStore:
         """Bytes of every file in the store's directory (SST files, WAL, manifest, options)."""
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
+    def size(self) -> tuple[int, int]:
+        """(bytes of SST files, bytes of memtables)."""
+        return (
+            self._db.property_int_value("rocksdb.total-sst-files-size") or 0,
+            self._db.property_int_value("rocksdb.size-all-mem-tables") or 0,
+        )
+
+    def cache_counts(self) -> tuple[int, int]:
+        """(block cache hits, misses) since the store was opened."""
+        return cache_counts(self._options.get_statistics() or "")
+
     def close(self) -> None:
         """Release the RocksDB handle."""
+        with _LOCK:
+            if not self._closed:
+                _CLOSED.add(self.cache_counts())
+                _OPEN.discard(self)
+                self._closed = True
         self._db.close()
 
     def destroy(self) -> None:
         """Close and delete the files."""
         self.close()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+_HIT = re.compile(r"^rocksdb\.block\.cache\.(hit|miss) COUNT : (\d+)$", re.MULTILINE)
+
+
+def cache_counts(statistics: str) -> tuple[int, int]:
+    """(hits, misses) of the block cache in a RocksDB statistics text."""
+    found = dict(_HIT.findall(statistics))
+    return int(found.get("hit", 0)), int(found.get("miss", 0))
+
+
+class _Counts:
+    """Block cache hits and misses of the stores closed so far (a counter must not go down)."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    def add(self, counts: tuple[int, int]) -> None:
+        self.hits += counts[0]
+        self.misses += counts[1]
+
+
+_LOCK = threading.Lock()
+_OPEN: weakref.WeakSet[PartitionStore] = weakref.WeakSet()
+_CLOSED = _Counts()
+_REPORTED = _Counts()
+
+
+def _refresh_metrics() -> None:
+    """Size and block cache counts of every store of the process, for a rendering of /metrics."""
+    sst = memtables = 0
+    with _LOCK:
+        hits, misses = _CLOSED.hits, _CLOSED.misses
+        stores = [store for store in _OPEN if not store._closed]
+        for store in stores:
+            try:
+                store_sst, store_memtables = store.size()
+                store_hits, store_misses = store.cache_counts()
+            except Exception:  # closed meanwhile by its stage: counted with the closed ones
+                continue
+            sst, memtables = sst + store_sst, memtables + store_memtables
+            hits, misses = hits + store_hits, misses + store_misses
+        metrics.ROCKSDB_STORES.set(len(stores))
+        metrics.ROCKSDB_SST_BYTES.set(sst)
+        metrics.ROCKSDB_MEMTABLE_BYTES.set(memtables)
+        if hits > _REPORTED.hits:
+            metrics.ROCKSDB_CACHE_HITS.inc(hits - _REPORTED.hits)
+            _REPORTED.hits = hits
+        if misses > _REPORTED.misses:
+            metrics.ROCKSDB_CACHE_MISSES.inc(misses - _REPORTED.misses)
+            _REPORTED.misses = misses
+
+
+metrics.on_render(_refresh_metrics)

@@ -87,6 +87,8 @@ class Batch:
 class Restored:
     """What a partition's restore from a compacted topic brought back."""
 
+    topic: str
+    """The compacted topic restored from."""
     keys: int
     records: int
     position: int

@@ -206,7 +206,7 @@ class ViewProjector(Stage):
         if self.view.forgetting is not None:  # the subject index of the restored documents
             index_restored(self.view.forgetting, store)
         store.write({}, {self.inputs[0]: position})  # last: a restore cut short starts over
-        return Restored(keys, records, position)
+        return Restored(self.output, keys, records, position)
 
     def _without_too_large(self, batch: Batch, partition: int, key: bytes) -> None:
         """Fold the batch's events of one document again, one at a time, dead-lettering each

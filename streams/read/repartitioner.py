@@ -118,7 +118,7 @@ class Repartitioner(Stage):
             store.write({KEY_PREFIX + aggregate: value for aggregate, value in chunk.values.items()}, {})
             keys += len(chunk.values)
         store.write({}, {self.inputs[0]: position})
-        return Restored(keys, records, position)
+        return Restored(self.output, keys, records, position)
 
     def reject(self, msg: Message, batch: Batch, reason: str, detail: str) -> None:
         """The view's DLQ, or a halt (`STREAMS_VIEW_ERRORS=halt`)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from streams import metrics
 from streams.config import Settings
 from streams.core.views import EventMeta
 from streams.kafka import clients
@@ -208,6 +209,8 @@ class Stage:
             return
         if restored is not None:
             self.restored[partition] = restored
+            metrics.RESTORE_SECONDS.labels(restored.topic).observe(time.monotonic() - started)
+            metrics.RESTORED_RECORDS.labels(restored.topic, str(partition)).inc(restored.records)
             log.info(
                 "%s p%d: restored %d keys up to offset %s in %.2fs", self.group_id, partition,
                 restored.keys, restored.position, time.monotonic() - started,

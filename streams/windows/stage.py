@@ -107,6 +107,8 @@ class WindowStage:
         self._waiting: dict[int, float] = {}
         """Raw partitions paused until their join table is read to the end (and since when)."""
         self._next_idle_check = 0.0
+        self._stream_times: dict[int, int] = {}
+        """Per raw partition: its committed stream time (ms), read by /metrics' thread."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -176,6 +178,9 @@ class WindowStage:
         self._positions.clear()
         self._quiet.clear()
         self._waiting.clear()
+        for partition in list(self._stream_times):
+            del self._stream_times[partition]
+            metrics.WINDOW_STREAM_TIME_BEHIND.remove(*self._labels, str(partition))
 
     # --- rebalance ---------------------------------------------------------------------------
 
@@ -193,6 +198,7 @@ class WindowStage:
         for tp in raw:  # readings wait until the join table has read its partition to the end
             self._waiting[tp.partition] = now
             self._quiet[tp.partition] = (now, self.state.stream_time(tp.partition))
+        self._note_stream_times([tp.partition for tp in raw])
         consumer.assign(partitions)
         if raw and self.aggregation.table is not None:
             consumer.pause(raw)
@@ -207,6 +213,8 @@ class WindowStage:
         for partition in numbers:
             self._quiet.pop(partition, None)
             self._waiting.pop(partition, None)
+            if self._stream_times.pop(partition, None) is not None:
+                metrics.WINDOW_STREAM_TIME_BEHIND.remove(*self._labels, str(partition))
         self.state.close(numbers)
         log.info("%s: revoked %s", self.name, numbers)
 
@@ -336,6 +344,25 @@ class WindowStage:
         session.commit()
         self._positions.update(batch.offsets)
         self.state.apply(batch.writes, deliveries.changelog_end, batch.decoded)
+        self._note_stream_times(list(batch.writes))
+
+    def _note_stream_times(self, partitions: list[int]) -> None:
+        """Keep the committed stream time of partitions for `streams_window_stream_time_behind_seconds`,
+        which /metrics computes against the wall clock when it is read."""
+        for partition in partitions:
+            if partition not in self.state:
+                continue
+            stream_time = self.state.stream_time(partition)
+            if stream_time == NO_TIME:
+                continue
+            if partition not in self._stream_times:
+                gauge = metrics.WINDOW_STREAM_TIME_BEHIND.labels(*self._labels, str(partition))
+                gauge.set_function(functools.partial(self._behind_s, partition))
+            self._stream_times[partition] = stream_time
+
+    def _behind_s(self, partition: int) -> float:
+        stream_time = self._stream_times.get(partition)
+        return 0.0 if stream_time is None else max(time.time() - stream_time / 1000, 0.0)
 
     def _count(self, batch: WindowBatch) -> None:
         context, name = self._labels

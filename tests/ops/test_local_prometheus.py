@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,8 @@ METRICS = """\
 # TYPE streams_consumer_lag_records gauge
 streams_consumer_lag_records{group="app.p.orders.summary",topic="p.orders.events",partition="0"} 7.0
 streams_consumer_lag_records{group="app.p.orders.summary",topic="p.orders.events",partition="1"} 5.0
+# TYPE streams_commands_total counter
+streams_commands_total{context="orders",command_type="PlaceOrder",status="accepted",reason=""} 42.0
 """
 
 
@@ -64,6 +67,14 @@ def query(port: int, expr: str) -> list[dict[str, Any]]:
         return []
 
 
+def console_with_data(port: int) -> str | None:
+    """The console page once it shows the worker scraped and its accepted commands."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/consoles/streams.html", timeout=5) as response:
+        page = response.read().decode()
+    found = dict(re.findall(r'<td id="(\w+)">([^<]*)</td>', page))
+    return page if found.get("workers") == "1" and found.get("accepted") == "42" else None
+
+
 def test_local_prometheus_scrapes_with_the_token_and_records(worker: str, tmp_path: Path) -> None:
     if shutil.which("prometheus") is None:
         pytest.fail("needs Debian's prometheus: `make test` installs it (bash ops/prereqs.sh test)")
@@ -85,6 +96,12 @@ def test_local_prometheus_scrapes_with_the_token_and_records(worker: str, tmp_pa
         )
         assert recorded[0]["metric"]["group"] == "app.p.orders.summary" and recorded[0]["value"][1] == "12"
         assert (tmp_path / "token").stat().st_mode & 0o077 == 0
+        # the console page renders, with the scraped figures, and the scripts it loads are served
+        page = wait_until(lambda: console_with_data(port), "the console page with its figures", timeout=60)
+        assert "new PromConsole.Graph" in page and page.count('{"title": ') == 12
+        for script in re.findall(r'src="([^"]+)"', page):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{script}", timeout=5) as response:
+                assert response.status == 200, script
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.client import CommandClient, read_topic
 from streams.contexts.orders import VIEWS, AddItem, CancelOrder, ConfirmOrder, PlaceOrder, ShipOrder
@@ -179,6 +180,9 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
     deployment.wait_healthy("w2")
 
     wait_until(lambda: settled(deployment, "w2"), "w2 caught up", 120, 0.3)
+    for view in views(deployment, "w2"):  # each partition restored is counted in /metrics
+        restored = restored_records(deployment, "w2", view["topic"])
+        assert sorted(restored) == sorted(view["restored"]) and all(n > 0 for n in restored.values()), view
     events = client.runtime.topics.events
     total_events = sum(1 for _ in read_topic(deployment.settings(), events, idle_timeout=1.0))
     for view in views(deployment, "w2"):
@@ -212,3 +216,15 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
         if key.startswith(tag):
             code, body = get(deployment, "w2", f"/orders/views/orders-by-status/{key}")
             assert (code == 200 and body["state"] == doc.state) if doc.state else code == 404, key
+
+
+def restored_records(deployment: Deployment, worker: str, topic: str) -> dict[str, float]:
+    """`streams_restored_records_total` of a worker by partition, for one topic."""
+    with urllib.request.urlopen(f"{deployment.url(worker)}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "streams_restored_records_total" and sample.labels["topic"] == topic:
+                found[sample.labels["partition"]] = sample.value
+    return found

@@ -215,6 +215,10 @@ def test_a_quiet_partition_closes_its_windows_by_the_wall_clock(fleet: Fleet, ti
     assert windows[(device, "temp", t0)][0].count == 1
     assert time.monotonic() - sent < 60
     assert metric_value(fleet.url, "streams_windows_closed_total", trigger="idle") >= 1
+    # its stream time trails the wall clock by about the timeline's lag (readings sent in the past)
+    partition = str(partition_for(device.encode(), fleet.settings.partitions))
+    behind = metric_value(fleet.url, "streams_window_stream_time_behind_seconds", partition=partition)
+    assert behind > 60
 
 
 def test_a_device_that_stops_sending_is_marked_silent(fleet: Fleet, timeline: Timeline) -> None:

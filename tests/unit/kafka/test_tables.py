@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Message
+from prometheus_client import REGISTRY
 
 from streams.config import Settings
 from streams.kafka import tables
@@ -171,3 +172,20 @@ def test_close_forgets_the_cache_of_partitions_given_up(tmp_path: Path, changelo
     assert made.cache.get(0, b"a") is MISSING and made.cache.get(1, b"a") == "one"
     made.close_all()
     assert len(made.cache) == 0 and made.owned() == []
+
+
+def test_a_restore_is_timed_and_its_records_counted_per_partition(
+    tmp_path: Path, changelog: FakeChangelog
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = sample("streams_restored_records_total", topic=TOPIC, partition="3")
+    timed = sample("streams_restore_seconds_count", topic=TOPIC)
+    for n in range(5):
+        changelog.append(3, b"k%d" % n, b"v")
+    made = table(tmp_path)
+    made.open(3)
+    assert sample("streams_restored_records_total", topic=TOPIC, partition="3") == before + 5
+    assert sample("streams_restore_seconds_count", topic=TOPIC) == timed + 1
+    made.close_all()

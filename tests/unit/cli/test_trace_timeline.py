@@ -1,0 +1,49 @@
+"""`streams trace`'s timeline: each hop's time after the command, and after the hop it follows."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from streams.cli.trace import Hop, Timeline, show
+
+
+def test_each_hop_is_timed_from_the_command_and_from_the_hop_it_follows() -> None:
+    timeline = Timeline("c-1", "corr-1")
+    timeline.hops = [
+        Hop("command", "x.commands", 1, 10, 1_000, "PlaceOrder for o-1"),
+        Hop("result", "x.command-results", 1, 4, 1_030, "accepted, version 2", after="command"),
+        Hop("event", "x.events", 1, 7, 1_020, "OrderPlaced v1", after="command"),
+        Hop("event", "x.events", 1, 8, 1_021, "ItemAdded v2", after="command"),
+        Hop("document", "x.order-summary", 1, 3, 1_100, "Order 'o-1'", after="event"),
+    ]
+    result, event, document = timeline.hops[1], timeline.hops[3], timeline.hops[4]
+    assert timeline.since_command_ms(result) == 30 and timeline.took_ms(result) == 30
+    assert timeline.took_ms(event) == 21
+    assert timeline.since_command_ms(document) == 100 and timeline.took_ms(document) == 79
+    assert timeline.took_ms(timeline.hops[0]) is None
+    console = Console(width=140, record=True)
+    show(timeline, console)
+    text = console.export_text()
+    assert "correlation corr-1" in text and "x.order-summary[1]@3" in text and "79" in text
+
+
+def test_without_the_command_record_hops_have_no_time_after_it() -> None:
+    timeline = Timeline("c-2")
+    timeline.hops = [Hop("result", "x.command-results", 0, 1, 5, "accepted", after="command")]
+    assert timeline.since_command_ms(timeline.hops[0]) is None and timeline.took_ms(timeline.hops[0]) is None
+
+
+def test_a_postgresql_row_is_shown_untimed() -> None:
+    timeline = Timeline("c-3")
+    timeline.hops = [
+        Hop("command", "x.commands", 0, 1, 1_000, "PlaceOrder for o-3"),
+        Hop("event", "x.events", 0, 2, 1_010, "OrderPlaced v1", after="command"),
+        Hop("sink record", "x.events-sink", 2, 5, 1_050, "EventStore row e", after="event"),
+        Hop("sink row", "public.EventStore", -1, -1, None, "present", after="sink record"),
+    ]
+    record, row = timeline.hops[2], timeline.hops[3]
+    assert timeline.took_ms(record) == 40 and timeline.since_command_ms(record) == 50
+    assert timeline.took_ms(row) is None and timeline.since_command_ms(row) is None
+    console = Console(width=140, record=True)
+    show(timeline, console)
+    assert "public.EventStore " in console.export_text()
