@@ -3,8 +3,9 @@
 Every route is described, per context: one command path per command type, whose `data` schema is
 the command's latest Avro schema as JSON Schema (`streams.wire.validation.json_schema`, the very
 rules the API enforces), one list and one document path per view, with the view's filters; and
-one path for the instances of the process managers the worker hosts. Errors are RFC 9457 problem details. `tests/unit/web/test_openapi.py` checks the document
-against the routes the worker registers, so neither can change without the other.
+one path for the instances of the process managers the worker hosts. Errors are RFC 9457
+problem details. `tests/unit/web/test_openapi.py` checks the document against the routes the
+worker registers, so neither can change without the other.
 """
 
 from __future__ import annotations

@@ -294,7 +294,7 @@ def process_path(processes: list[str]) -> dict[str, Any]:
             "get": {
                 "operationId": "processes.instance",
                 "tags": ["processes"],
-                "summary": "a process instance: its state, pending deadlines, commands sent and their outcomes",
+                "summary": "a process instance: state, pending deadlines, commands sent and their outcomes",
                 "parameters": [
                     param("process", "path", name, "the process manager's name"),
                     param("correlation_id", "path", IDENTIFIER, "the instance's correlation id"),

@@ -87,7 +87,9 @@ class ProcessEndpoints:
         try:
             found = await loop.run_in_executor(self._executor, self._read, process, correlation_id)
         except (KafkaException, TimeoutError, RegistryUnavailable) as exc:
-            raise ChangelogUnreadable(f"the changelog of process {process} could not be read: {exc}") from None
+            raise ChangelogUnreadable(
+                f"the changelog of process {process} could not be read: {exc}"
+            ) from None
         if found is None:
             raise UnknownInstance(f"process {process} has no instance {shorten(correlation_id)!r}")
         return ok(as_json(found))

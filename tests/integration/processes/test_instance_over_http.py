@@ -17,8 +17,8 @@ from streams.client import CommandClient
 from streams.contexts.games import PlaceBet, RoundTerms, SettleRound, StartGameRound, stake_id
 from streams.contexts.settlement import process
 from streams.contexts.wallet import DepositFunds, OpenWallet
-from streams.core.commands import CommandResult
 from streams.processes.inspect import as_json, committed_instance
+from tests.integration.games.test_round_and_wallet import accepted, client_for
 from tests.integration.workers import Deployment, module_deployment, wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,28 +38,10 @@ OPEN_MS = 15_000
 """How long betting stays open: long enough to place the bets on a loaded machine."""
 
 
-def client_for(dep: Deployment, context: str, attempts: int = 5) -> CommandClient:
-    """A client of `context`; topics a worker has just created may still be electing leaders."""
-    for attempt in range(attempts):
-        try:
-            return CommandClient(dep.settings(), context)
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(2)  # a retry's back-off, not a wait on a state
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
 def clients(deployment: Deployment) -> Iterator[tuple[CommandClient, CommandClient]]:
-    games, wallet = client_for(deployment, "games"), client_for(deployment, "wallet")
-    with games, wallet:
+    with client_for(deployment, "games") as games, client_for(deployment, "wallet") as wallet:
         yield games, wallet
-
-
-def accepted(result: CommandResult) -> CommandResult:
-    assert result.accepted, f"{result.command_type} rejected: {result.reason}: {result.detail}"
-    return result
 
 
 def get(dep: Deployment, path: str, **kwargs: Any) -> httpx.Response:
@@ -100,12 +82,12 @@ def test_the_settlement_instance_is_shown_over_http(
     deployment: Deployment, clients: tuple[CommandClient, CommandClient]
 ) -> None:
     games, wallet = clients
-    for player, amount in FUNDS.items():
-        accepted(wallet.execute(player, OpenWallet("EUR"), timeout=120))
-        accepted(wallet.execute(player, DepositFunds(f"d-{player}", amount), timeout=60))
-    now = int(time.time() * 1000)
+    for player, amount in FUNDS.items():  # each wallet opened and funded
+        for command in (OpenWallet("EUR"), DepositFunds(f"d-{player}", amount)):
+            accepted(wallet.execute(player, command, timeout=120))
     commitment = hashlib.sha256(REVEAL.encode()).hexdigest()
-    terms = RoundTerms(ROUND, "wheel-1", 10, 500, 1_000, now + OPEN_MS, "odds-v1", commitment)
+    closes_at = int(time.time() * 1000) + OPEN_MS
+    terms = RoundTerms(ROUND, "wheel-1", 10, 500, 1_000, closes_at, "odds-v1", commitment)
     accepted(games.execute(ROUND, StartGameRound(terms), timeout=60))
     for player, bet_id, selection, stake in [
         ("p-1", "b-1", "red", 300),  # won: 600
