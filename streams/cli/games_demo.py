@@ -148,10 +148,8 @@ def run_games_demo(settings: Settings, console: Console) -> int:
     for column in ("player", "before", "after", "change"):
         table.add_column(column)
     for name in FUNDS:
-        change = shown[name][0] - FUNDS[name]
-        table.add_row(
-            name, _money(FUNDS[name]), _money(shown[name][0]), f"{'+' if change >= 0 else ''}{_money(change)}"
-        )
+        was, now = (before or {}).get(name, (FUNDS[name], 0))[0], shown[name][0]
+        table.add_row(name, _money(was), _money(now), f"{'+' if now >= was else ''}{_money(now - was)}")
     console.print(table)
 
     instance = get_json(settings, f"/processes/settlement/{round_id}") or {"sent": [], "deadlines": []}
