@@ -109,6 +109,9 @@ def _start_worker(settings: Settings, console: Console) -> subprocess.Popen[byte
         if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
             where = f"see {_demo_log()}" if proc is not None else found.detail
             console.print(f"[red]worker did not become ready; {where}[/]")
+            if proc is not None and proc.poll() is None:  # not left running behind the demo
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
             raise SystemExit(1)
         time.sleep(0.5)
     return proc
