@@ -33,6 +33,7 @@ from streams.web.privacy import PrivacyEndpoints
 from streams.web.query.aggregates import AggregateEndpoints
 from streams.web.query.documents import DocumentEndpoints
 from streams.web.query.lookup import ReadLookup
+from streams.web.query.processes import ProcessEndpoints
 from streams.web.query.routing import Router
 from streams.web.realtime.endpoints import RealtimeEndpoints
 from streams.web.realtime.limits import fitted, raise_open_files_limit
@@ -184,11 +185,12 @@ server.install(
     secret.ready,
     [
         HealthEndpoints(settings, readiness, stopped_stages),
-        DocsEndpoints(settings, contexts),
+        DocsEndpoints(settings, contexts, processes),
         DashboardEndpoints(worker_id(settings)),
         CommandEndpoints(settings, runtimes),
         DocumentEndpoints(settings, lookup, router),
         AggregateEndpoints(settings, lookup, router),
+        ProcessEndpoints(settings, processes),
         RealtimeEndpoints(realtime_settings, runtimes, secret.ready, served_version),
         PrivacyEndpoints(settings),
     ],

@@ -1,5 +1,6 @@
 """`streams demo`: the pipeline working, end to end, on the local stack: orders (commands,
-events, state, a read model, a burst), then a devices fleet (`streams.cli.fleet_demo`)."""
+events, state, a read model, a burst), a game round settled by a process manager
+(`streams.cli.games_demo`), then a devices fleet (`streams.cli.fleet_demo`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.fleet_demo import run_fleet_demo
+from streams.cli.games_demo import run_games_demo
 from streams.client import CommandClient
 from streams.config import Settings
 from streams.contexts.orders import (
@@ -32,8 +34,11 @@ from streams.contexts.orders import (
 from streams.kafka.fold import aggregate_from_changelog, aggregate_from_log, events_of
 from streams.wire.jsonable import to_json
 
-DEMO_CONTEXTS = ("orders", "devices")
-"""The contexts the demo drives: a worker it reuses must host both."""
+DEMO_CONTEXTS = ("orders", "devices", "games", "wallet")
+"""The contexts the demo drives: a worker it reuses must host them all."""
+READY_TIMEOUT_S = 300
+"""How long a worker the demo starts may take to be ready: on a fresh deployment it first
+creates the topics of four contexts and their views, slow on a busy machine."""
 
 
 class WorkerHealth(NamedTuple):
@@ -99,11 +104,14 @@ def _start_worker(settings: Settings, console: Console) -> subprocess.Popen[byte
             start_new_session=True,
             env=env,
         )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while not (found := _health(settings)).ready:
         if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
             where = f"see {_demo_log()}" if proc is not None else found.detail
             console.print(f"[red]worker did not become ready; {where}[/]")
+            if proc is not None and proc.poll() is None:  # not left running behind the demo
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
             raise SystemExit(1)
         time.sleep(0.5)
     return proc
@@ -193,6 +201,7 @@ def run_demo(settings: Settings, console: Console) -> int:
             console.print(
                 f"burst: {burst} commands with results in {elapsed:.2f}s = {burst / elapsed:,.0f} commands/s"
             )
+        failures += run_games_demo(settings, console)
         failures += run_fleet_demo(settings, console)
     finally:
         if worker is not None:

@@ -33,7 +33,8 @@ STREAM_S = 34
 """Two hot windows, one cool one, and the window the cool one closes on (10 s windows, 2 s grace)."""
 
 
-def _get(settings: Settings, path: str) -> Any:
+def get_json(settings: Settings, path: str) -> Any:
+    """The JSON the demo's worker answers to GET `path` (None for 404, 409 or 503)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}{path}", timeout=10) as response:
             return json.loads(response.read())
@@ -54,7 +55,8 @@ def _table_rows(settings: Settings) -> float:
     )
 
 
-def _wait(check: Any, timeout: float, every: float = 0.5) -> Any:
+def wait_for(check: Any, timeout: float, every: float = 0.5) -> Any:
+    """`check()` once it is truthy, asked every `every` seconds (None after `timeout`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()
@@ -66,7 +68,7 @@ def _wait(check: Any, timeout: float, every: float = 0.5) -> Any:
 
 def run_fleet_demo(settings: Settings, console: Console) -> int:
     """Register a fleet, stream 34 s of telemetry; the number of unexpected outcomes."""
-    if _get(settings, "/devices/views") is None:
+    if get_json(settings, "/devices/views") is None:
         console.print("[red]the worker does not run the devices context (STREAMS_CONTEXTS=orders,devices)[/]")
         return 1
     run = uuid.uuid4().hex[:6]
@@ -88,7 +90,7 @@ def run_fleet_demo(settings: Settings, console: Console) -> int:
         f"registered {len(fleet)} devices at {len(SITES)} sites; thresholds on temp: "
         "alert above 80 for 2 consecutive 10 s windows, clear below 70"
     )
-    if not _wait(lambda: _table_rows(settings) >= table_before + len(fleet), 60):
+    if not wait_for(lambda: _table_rows(settings) >= table_before + len(fleet), 60):
         console.print("[red]the window stage did not read the registrations[/]")
         return failures + 1
     site = fleet[0][1]
@@ -113,9 +115,9 @@ def run_fleet_demo(settings: Settings, console: Console) -> int:
                 console.print(f"  t+{second + 1:2d}s: {sent} readings sent ({hot} {phase})")
             time.sleep(max(0.0, started + second + 1 - time.time()))
 
-    alerts = _wait(
+    alerts = wait_for(
         lambda: (
-            (d := _get(settings, f"/devices/views/alerts/{hot}")) and d["state"]["state"] == "clear" and d
+            (d := get_json(settings, f"/devices/views/alerts/{hot}")) and d["state"]["state"] == "clear" and d
         ),
         60,
     )
@@ -140,7 +142,7 @@ def run_fleet_demo(settings: Settings, console: Console) -> int:
     for column in ("site", "devices", "online", "silent", "alerting"):
         summaries.add_column(column)
     for name in SITES:
-        doc = _get(settings, f"/devices/views/site-summary/{urllib.parse.quote(f'{name}-{run}')}")
+        doc = get_json(settings, f"/devices/views/site-summary/{urllib.parse.quote(f'{name}-{run}')}")
         state = (doc or {}).get("state") or {}
         summaries.add_row(
             f"{name}-{run}", *(str(state.get(k, "?")) for k in ("total", "online", "silent", "alerting"))

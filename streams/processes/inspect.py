@@ -12,11 +12,15 @@ from streams.config import Settings
 from streams.core.processes import ProcessInstance
 from streams.kafka.readers import read_partition
 from streams.processes.records import instance_key, process_codec
+from streams.wire.codec import AvroCodec
 from streams.wire.topics import ProcessTopics, partition_for
 
 
-def committed_instance(settings: Settings, process: str, correlation_id: str) -> ProcessInstance | None:
-    """The last committed record of the instance (None: the process has no such instance)."""
+def committed_instance(
+    settings: Settings, process: str, correlation_id: str, codec: AvroCodec | None = None
+) -> ProcessInstance | None:
+    """The last committed record of the instance (None: the process has no such instance);
+    `codec` (default: a new `process_codec`) lets a long-lived caller register the schemas once."""
     topic = ProcessTopics(process, settings.topic_prefix).changelog
     key = instance_key(correlation_id)
     found = None
@@ -25,7 +29,7 @@ def committed_instance(settings: Settings, process: str, correlation_id: str) ->
             found = msg.value()
     if found is None:
         return None
-    record: ProcessInstance = process_codec(settings).decode(found).message
+    record: ProcessInstance = (codec or process_codec(settings)).decode(found).message
     return record
 
 

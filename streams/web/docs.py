@@ -11,6 +11,7 @@ from aiohttp import web
 
 from streams.config import Settings
 from streams.core.decider import BoundedContext
+from streams.core.processes import ProcessManager
 from streams.web.openapi import openapi_document
 
 DOCS_PAGE = Path(__file__).resolve().parent / "static" / "docs.html"
@@ -19,8 +20,13 @@ DOCS_PAGE = Path(__file__).resolve().parent / "static" / "docs.html"
 class DocsEndpoints:
     """The API's description, as JSON and as a page."""
 
-    def __init__(self, settings: Settings, contexts: Mapping[str, BoundedContext[Any]]) -> None:
-        self.document = openapi_document(settings, contexts)
+    def __init__(
+        self,
+        settings: Settings,
+        contexts: Mapping[str, BoundedContext[Any]],
+        processes: Mapping[str, ProcessManager[Any]] | None = None,
+    ) -> None:
+        self.document = openapi_document(settings, contexts, processes)
 
     def routes(self) -> list[web.AbstractRouteDef]:
         """This group's routes."""

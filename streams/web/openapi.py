@@ -2,9 +2,10 @@
 
 Every route is described, per context: one command path per command type, whose `data` schema is
 the command's latest Avro schema as JSON Schema (`streams.wire.validation.json_schema`, the very
-rules the API enforces), one list and one document path per view, with the view's filters.
-Errors are RFC 9457 problem details. `tests/unit/web/test_openapi.py` checks the document
-against the routes the worker registers, so neither can change without the other.
+rules the API enforces), one list and one document path per view, with the view's filters; and
+one path for the instances of the process managers the worker hosts. Errors are RFC 9457
+problem details. `tests/unit/web/test_openapi.py` checks the document against the routes the
+worker registers, so neither can change without the other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from streams.config import Settings
 from streams.core.decider import BoundedContext
+from streams.core.processes import ProcessManager
 from streams.web.openapi_paths import (
     IDENTIFIER,
     PROBLEM,
@@ -23,6 +25,7 @@ from streams.web.openapi_paths import (
     ok,
     param,
     problems,
+    process_path,
     view_paths,
 )
 from streams.web.responses import PROBLEM_TYPES
@@ -212,9 +215,13 @@ def _components() -> dict[str, Any]:
     }
 
 
-def openapi_document(settings: Settings, contexts: Mapping[str, BoundedContext[Any]]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of a worker running `contexts`."""
-    paths: dict[str, Any] = {**_fixed(), **_realtime(list(contexts))}
+def openapi_document(
+    settings: Settings,
+    contexts: Mapping[str, BoundedContext[Any]],
+    processes: Mapping[str, ProcessManager[Any]] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a worker running `contexts` and hosting `processes`."""
+    paths: dict[str, Any] = {**_fixed(), **_realtime(list(contexts)), **process_path(list(processes or {}))}
     for name, context in contexts.items():
         catalog = catalog_for(context)
         for command in context.commands:

@@ -244,3 +244,65 @@ def aggregate_paths(context: str, state: dict[str, Any]) -> dict[str, Any]:
             }
         },
     }
+
+
+PROCESS_INSTANCE = {
+    "type": "object",
+    "description": "the instance as `streams process <process> <id>` prints it",
+    "required": ["process", "correlation_id", "version", "state", "deadlines", "sent"],
+    "properties": {
+        "process": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "version": {"type": "integer", "description": "inputs folded"},
+        "state": {"description": "the manager's state as JSON"},
+        "deadlines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "due": {"type": "string", "description": "ISO-8601 UTC"},
+                    "status": {"type": "string", "enum": ["pending", "emitted", "void"]},
+                    "deadline_id": {"type": "string"},
+                },
+            },
+        },
+        "sent": {
+            "type": "array",
+            "description": "the latest commands sent, each with its outcome once known",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "command_id": {"type": "string"},
+                    "context": {"type": "string"},
+                    "aggregate_id": {"type": "string"},
+                    "command_type": {"type": "string"},
+                    "status": {"type": "string", "enum": ["", "accepted", "rejected"]},
+                },
+            },
+        },
+        "updated_at": {"type": "string"},
+    },
+}
+
+
+def process_path(processes: list[str]) -> dict[str, Any]:
+    """The path of a process instance (`processes`: the managers this worker hosts)."""
+    name = {"type": "string", **({"enum": processes} if processes else {})}
+    return {
+        "/processes/{process}/{correlation_id}": {
+            "get": {
+                "operationId": "processes.instance",
+                "tags": ["processes"],
+                "summary": "a process instance: state, pending deadlines, commands sent and their outcomes",
+                "parameters": [
+                    param("process", "path", name, "the process manager's name"),
+                    param("correlation_id", "path", IDENTIFIER, "the instance's correlation id"),
+                ],
+                "responses": {
+                    "200": ok("the instance", PROCESS_INSTANCE),
+                    **problems(400, 401, 403, 404, 429, 503),
+                },
+            }
+        }
+    }

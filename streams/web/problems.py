@@ -35,6 +35,7 @@ RETRY_AFTER_S = {
     "not_reached": 1,
     "topic_mismatch": 30,
     "key_store_unavailable": 5,
+    "changelog_unreadable": 2,
 }
 """Seconds a client is told to wait before it asks again, per reason (none: retrying will not help)."""
 

@@ -1,4 +1,5 @@
-"""`make demo` keeps working: the demo runs its own worker and checks every outcome it shows."""
+"""`make demo` keeps working: the demo runs its own worker and checks every outcome it shows
+(orders, a game round settled by the settlement process, the devices fleet)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_the_demo_runs_end_to_end_on_a_fresh_data_dir(stack: StackEndpoints, tmp
         STREAMS_APP_ID=prefix,
         STREAMS_WEB_PORT=str(free_port()),
         STREAMS_DATA_DIR=str(tmp_path / "not" / "yet" / "there"),
+        COLUMNS="160",  # rich wraps at 80 columns without a terminal: keep the lines checked below whole
     )
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "demo"],
@@ -31,8 +33,13 @@ def test_the_demo_runs_end_to_end_on_a_fresh_data_dir(stack: StackEndpoints, tmp
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "demo ok" in done.stdout
     assert "RocksDB" in done.stdout and "order-summary" in done.stdout
+    # the game round: funded, bet, closed, a wrong reveal rejected, settled, every wallet paid once
+    assert "a settlement with another reveal: rejected (reveal_mismatch)" in done.stdout
+    assert "sha256(reveal) = commitment: yes" in done.stdout
+    assert "the settlement: wallet balances" in done.stdout
+    assert "every wallet as expected, each paid once: yes" in done.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,12 +30,13 @@ from streams.web.openapi import openapi_document
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
 from tests.integration.workers import Deployment, deployed, wait_until
+from tests.processes.order_timeout import process as order_timeout
 
 pytestmark = pytest.mark.integration
 
 # the streaming endpoints never end by themselves: test_realtime.py and test_browser_safety.py cover them
 SCHEMA = schemathesis.openapi.from_dict(
-    openapi_document(Settings(), {"orders": get_context("orders")})
+    openapi_document(Settings(), {"orders": get_context("orders")}, {order_timeout.name: order_timeout})
 ).exclude(path_regex="^/realtime/")
 EXAMPLES = 25
 """Examples per operation (the default 100 would take ~15 minutes on this machine)."""
@@ -105,6 +107,10 @@ def deployment(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) 
     with deployed(
         tmp_path_factory.mktemp("worker"),
         "fz",
+        # a process over orders, so that /processes/... reads a real changelog: every order placed
+        # gets an instance whose deadline (a day) never fires while the ledger counts orders' events
+        STREAMS_PROCESS_MODULES="tests.processes.order_timeout",
+        ORDER_TIMEOUT_MS=str(24 * 3600 * 1000),
         STREAMS_SINKS="0",
         STREAMS_TRUSTED_PROXIES="127.0.0.1",  # X-Forwarded-For is parsed
         STREAMS_RATE_LIMIT="100000",  # the limiter runs on every request, without limiting
@@ -171,6 +177,24 @@ def test_no_command_envelope_gets_a_5xx(
     if response.status_code not in (200, 202):
         assert response.headers["content-type"].startswith("application/problem+json"), response.headers
         assert response.json()["reason"], response.text
+
+
+@given(
+    process=st.sampled_from([order_timeout.name, "nope", "views"]),
+    correlation_id=st.text(min_size=1) | st.sampled_from(["o-fz", "o-1"]),
+)
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_process_instance_request_gets_a_5xx(
+    deployment: Deployment, process: str, correlation_id: str
+) -> None:
+    """Any text as a correlation id (percent-escaped, surrogates too): 200, or a 4xx with a reason."""
+    quoted = urllib.parse.quote(correlation_id, safe="", errors="surrogatepass")
+    response = httpx.get(f"{deployment.url()}/processes/{process}/{quoted}", timeout=30)
+    assert response.status_code < 500, response.text
+    if response.headers["content-type"].startswith("application/problem+json"):
+        assert response.json()["reason"], response.text
+    else:  # an id such as `..` the client resolves away leaves a path no route serves
+        assert response.status_code in (200, 404), response.text
 
 
 PARSED_HEADERS = [

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rich.console import Console
 
-from streams.cli.demo import _health, _start_worker
+from streams.cli.demo import DEMO_CONTEXTS, _health, _start_worker
 from streams.config import Settings
 
 
@@ -61,7 +61,7 @@ def test_something_that_is_not_a_worker_is_told_apart() -> None:
 def test_our_own_worker_is_recognised_ready_or_starting() -> None:
     for status, ready in ((200, True), (503, False)):
         body: dict[str, object] = {"status": "ok" if ready else "starting", "app": "mine"}
-        body.update(topic_prefix="p.", contexts=["orders", "devices"])
+        body.update(topic_prefix="p.", contexts=list(DEMO_CONTEXTS))
         server = _serve(json.dumps(body).encode(), status)
         try:
             settings = replace(Settings(), web_port=server.server_address[1], app_id="mine")
