@@ -9,8 +9,8 @@ against the ledger of what was played.
 - no command applied twice: each command id's events are one run of versions of one aggregate,
   each aggregate's versions are 1..n, and each command has at most one result that is not a
   marked duplicate;
-- every deadline fired at most once, none is still pending or emitted at the end, and the close
-  deadline of every round closed by it fired exactly once.
+- every deadline fired at most once, none past due is still pending or emitted at the end, and
+  the close deadline of every round closed by it fired exactly once.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Scheduled:
     name: str
     deadline_id: str
     status: str
+    due_ms: int = 0
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Observed:
     """DeadlineReached records per deadline id on the timers topic."""
     fired_names: dict[str, tuple[str, str]] = field(default_factory=dict)
     """(correlation id, name) of each fired deadline id."""
+    read_at_ms: int = 0
+    """When the logs were read: a deadline due later may still be pending."""
 
 
 @dataclass
@@ -244,7 +247,10 @@ def judge_deadlines(ledger: Ledger, seen: Observed, problems: _Problems) -> None
     """Every deadline fired at most once and none is left open; a round closed by its deadline
     saw that deadline fire exactly once."""
     problems.add("deadlines fired more than once", (d for d, n in seen.fired.items() if n > 1))
-    problems.add("deadlines still pending or emitted at the end", (d for d in seen.final if d.status in OPEN))
+    problems.add(
+        "deadlines past due still pending or emitted at the end",
+        (d for d in seen.final if d.status in OPEN and d.due_ms <= seen.read_at_ms),
+    )
     closes = Counter(
         c for d, (c, name) in seen.fired_names.items() if name == "close" for _ in range(seen.fired[d])
     )

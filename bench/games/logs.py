@@ -4,6 +4,7 @@ view of every player (served by a worker)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bench.games.judge import TERMINAL, Applied, Observed, Scheduled
@@ -87,7 +88,9 @@ def _process(settings: Settings, seen: Observed) -> None:
         record: ProcessInstance = codec.decode(m.value()).message
         last[record.correlation_id] = record
         for d in record.deadlines:
-            seen.deadlines[d.deadline_id] = Scheduled(record.correlation_id, d.name, d.deadline_id, d.status)
+            seen.deadlines[d.deadline_id] = Scheduled(
+                record.correlation_id, d.name, d.deadline_id, d.status, d.due_ms
+            )
     seen.final = [
         Scheduled(r.correlation_id, d.name, d.deadline_id, d.status)
         for r in last.values()
@@ -111,7 +114,7 @@ def view_balances(url: str, players: list[str]) -> dict[str, tuple[int, int]]:
 
 def observe(settings: Settings, url: str) -> Observed:
     """Everything the judge needs, read now."""
-    seen = Observed()
+    seen = Observed(read_at_ms=int(time.time() * 1000))
     _games(settings, seen)
     _wallets(settings, seen)
     _process(settings, seen)

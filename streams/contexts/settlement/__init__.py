@@ -198,7 +198,12 @@ def decide(state: Settlement, event: Message) -> list[Action]:
                 settled = msgspec.structs.replace(held, status="lost")
             return _pay(event.round_id, key, settled)
         case RoundSettled() | RoundVoided():
-            return _to_stakes(state, event)
+            # a round voided before betting closed has its close deadline still pending
+            return (
+                [Cancel(CLOSE), *_to_stakes(state, event)]
+                if state.status == "open"
+                else _to_stakes(state, event)
+            )
         case CommandOutcome():
             return _on_outcome(state, event)
         case DeadlineReached():

@@ -129,9 +129,13 @@ def test_a_command_applied_twice_or_answered_twice_is_a_problem() -> None:
 def test_a_deadline_fired_twice_left_pending_or_never_fired_is_a_problem() -> None:
     seen = observed(ledger())
     seen.fired["d-close"] = 2
-    seen.final = [Scheduled(R, "reserve.p-a/b-9", "d-9", "pending")]
+    seen.read_at_ms = 1_000
+    seen.final = [
+        Scheduled(R, "reserve.p-a/b-9", "d-9", "pending", 1_000),
+        Scheduled(R, "close", "d-8", "pending", 5_000),
+    ]
     text = "\n".join(judge(ledger(), seen).problems)
-    assert "fired more than once" in text and "still pending or emitted" in text
+    assert "fired more than once" in text and "1 deadlines past due still pending or emitted" in text
     assert "did not fire exactly once" in text
     seen.fired.clear()
     assert "did not fire exactly once" in "\n".join(judge(ledger(), seen).problems)
