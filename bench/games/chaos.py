@@ -18,6 +18,7 @@ logs beside it under bench-results/. Exits 1 on any problem.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ from bench.games.judge import Verdict, judge
 from bench.games.logs import observe
 from bench.games.play import PlayConfig, Player
 from bench.provenance import provenance
-from tests.integration.workers import Deployment
+from tests.integration.workers import Deployment, wait_until
 
 log = logging.getLogger("bench.games.chaos")
 PROCESS_WORKER = "w2"
@@ -69,16 +70,31 @@ class Killer:
                 time.sleep(rng.uniform(*self.up_s))
                 at = time.monotonic()
                 self.dep.kill(PROCESS_WORKER)  # SIGKILL to the worker's process group
+                log_path = self.dep.data_dir / f"{PROCESS_WORKER}.log"
+                offset = log_path.stat().st_size
                 self.dep.start(PROCESS_WORKER)
                 self.dep.wait_healthy(PROCESS_WORKER)
+                wait_until(
+                    functools.partial(_hosting, log_path, offset),
+                    "the restarted worker to host the process",
+                    300,
+                )
                 healthy = time.monotonic()
                 self.kills.append(
-                    {"at_s": round(at - self._started, 1), "healthy_after_s": round(healthy - at, 1)}
+                    {"at_s": round(at - self._started, 1), "hosting_after_s": round(healthy - at, 1)}
                 )
-                log.warning("kill %d: w2 healthy again after %.1fs", len(self.kills), healthy - at)
+                log.warning("kill %d: w2 hosts the process again after %.1fs", len(self.kills), healthy - at)
         except Exception as exc:  # reported in the result: the run must not pass without its kills
             log.exception("killer failed")
             self.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def _hosting(log_path: Path, offset: int) -> bool:
+    """Whether the worker logged, past `offset`, that its settlement stage was assigned partitions
+    (healthy comes first: a kill before it would find no process manager to kill)."""
+    with log_path.open("rb") as f:
+        f.seek(offset)
+        return b"process.settlement: assigned [" in f.read()
 
 
 def config_from_env() -> tuple[PlayConfig, int, float]:
@@ -88,6 +104,7 @@ def config_from_env() -> tuple[PlayConfig, int, float]:
         rounds=rounds,
         bets_per_round=int(os.environ.get("GAMES_CHAOS_BETS", "110")),
         wave=min(10, rounds),
+        result_timeout_s=float(os.environ.get("GAMES_CHAOS_TIMEOUT_S", "900")),
     )
     return (
         config,

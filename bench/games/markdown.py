@@ -15,7 +15,7 @@ def chaos_markdown(result: dict[str, Any]) -> str:
     """The chaos run's counts, kills and verdict, in Markdown."""
     c = result["check"]["counts"]
     kills = result["kills"]
-    restart = [k["healthy_after_s"] for k in kills]
+    restart = [k["hosting_after_s"] for k in kills]
     rows = [
         ("rounds (settled / voided)", f"{c['rounds']:,}"),
         ("bets placed", f"{c['bets']:,}"),
