@@ -17,7 +17,7 @@ def chaos_markdown(result: dict[str, Any]) -> str:
     kills = result["kills"]
     restart = [k["hosting_after_s"] for k in kills]
     rows = [
-        ("rounds (settled / voided)", f"{c['rounds']:,}"),
+        ("rounds (every fifth voided)", f"{c['rounds']:,}"),
         ("bets placed", f"{c['bets']:,}"),
         (
             "bets won / lost / voided / cancelled / refused (no funds)",
@@ -30,7 +30,7 @@ def chaos_markdown(result: dict[str, Any]) -> str:
         ),
         ("SIGKILLs of the process manager's worker", f"{len(kills)}"),
         (
-            "its restart, kill to healthy (min / max s)",
+            "its restarts, kill to the process assigned again (min / max s)",
             f"{min(restart):.0f} / {max(restart):.0f}" if kills else "-",
         ),
         (

@@ -142,3 +142,13 @@ def test_the_chaos_table_is_generated_from_the_result_file_it_names() -> None:
     named = re.search(r"`(bench/results/chaos-\d+T\d+\.json)` \(the table is generated", text)
     assert named, "docs/operations.md names the chaos result its table comes from"
     assert markdown(json.loads((ROOT / named.group(1)).read_text())) in text
+
+
+def test_the_games_figures_are_generated_from_the_result_files_they_name() -> None:
+    from bench.games.markdown import markdown
+
+    text = (ROOT / "docs" / "games.md").read_text()
+    for kind in ("chaos", "bench"):
+        named = re.search(rf"`(bench/results/games-{kind}-\d+T\d+\.json)` \(the table is generated", text)
+        assert named, f"docs/games.md names the games {kind} result its table comes from"
+        assert markdown(json.loads((ROOT / named.group(1)).read_text())) in text
