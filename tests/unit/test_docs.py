@@ -152,3 +152,13 @@ def test_the_privacy_table_is_generated_from_the_result_file_it_names() -> None:
     assert named, "docs/privacy.md names the bench result its table comes from"
     table = markdown(json.loads((ROOT / named.group(1)).read_text()), named.group(1))
     assert f"{BEGIN}\n{table}\n{END}" in text
+
+
+def test_the_games_figures_are_generated_from_the_result_files_they_name() -> None:
+    from bench.games.markdown import markdown
+
+    text = (ROOT / "docs" / "games.md").read_text()
+    for kind in ("chaos", "bench"):
+        named = re.search(rf"`(bench/results/games-{kind}-\d+T\d+\.json)` \(the table is generated", text)
+        assert named, f"docs/games.md names the games {kind} result its table comes from"
+        assert markdown(json.loads((ROOT / named.group(1)).read_text())) in text

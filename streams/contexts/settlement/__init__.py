@@ -131,9 +131,13 @@ def _on_deadline(state: Settlement, deadline: DeadlineReached) -> list[Action]:
     wager = state.bets.get(key)
     if wager is None or wager.funds != "pending" or wager.status != "open":
         return []
-    # not confirmed in time: refuse the bet, and free the funds in case they were reserved after
-    # all (the release follows the reservation on the player's command partition)
-    return [_refuse(state.round_id, key, wager, TIMED_OUT), _release(state.round_id, key, wager)]
+    # not confirmed in time: refuse the bet. Its funds are released by the refusal's own
+    # BetRefused (the release follows the reservation on the player's command partition), never
+    # here: the refusal may come too late (the stake was settled or the bet cancelled first, so
+    # RefuseBet changes nothing), and the bet must then still be paid or released as it ended
+    # once the wallet answers (a release sent here left a lost stake uncaptured and a winning bet
+    # unpaid: found by bench.games.chaos)
+    return [_refuse(state.round_id, key, wager, TIMED_OUT)]
 
 
 def _to_stake(state: Settlement, player_id: str) -> Send:
@@ -194,7 +198,12 @@ def decide(state: Settlement, event: Message) -> list[Action]:
                 settled = msgspec.structs.replace(held, status="lost")
             return _pay(event.round_id, key, settled)
         case RoundSettled() | RoundVoided():
-            return _to_stakes(state, event)
+            # a round voided before betting closed has its close deadline still pending
+            return (
+                [Cancel(CLOSE), *_to_stakes(state, event)]
+                if state.status == "open"
+                else _to_stakes(state, event)
+            )
         case CommandOutcome():
             return _on_outcome(state, event)
         case DeadlineReached():

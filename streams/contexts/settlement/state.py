@@ -157,11 +157,9 @@ def _deadline(state: Settlement, deadline: DeadlineReached) -> Settlement:
             refused = msgspec.structs.replace(held, funds="rejected", status="refused")
             state = _with(state, waiting_key, refused)
         return state
-    key = deadline.name.partition(".")[2]
-    wager = state.bets.get(key)
-    if wager is None or wager.funds != "pending" or wager.status != "open":
-        return state
-    return _with(state, key, msgspec.structs.replace(wager, funds="released", status="refused"))
+    # a reservation deadline changes nothing here: the bet stays open with its funds pending
+    # until games says how it ended (BetRefused, or how it was settled before the refusal came)
+    return state
 
 
 def evolve(state: Settlement, event: Message) -> Settlement:

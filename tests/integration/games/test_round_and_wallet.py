@@ -43,16 +43,23 @@ TERMS = RoundTerms(
 )  # fmt: skip
 
 
-def client_for(dep: Deployment, context: str, attempts: int = 5) -> CommandClient:
-    """A client of `context`; topics a worker has just created may still be electing leaders."""
-    for attempt in range(attempts):
+def client_for(dep: Deployment, context: str, timeout: float = 30.0) -> CommandClient:
+    """A client of `context`, once one connects: topics a worker has just created may still be
+    electing leaders (the last failure is named when none connects within `timeout`)."""
+    failures: list[Exception] = []
+
+    def connect() -> CommandClient | None:
         try:
             return CommandClient(dep.settings(), context)
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(2)
-    raise AssertionError("unreachable")
+        except Exception as exc:
+            failures.append(exc)
+            return None
+
+    try:
+        client: CommandClient = wait_until(connect, f"a {context} client", timeout, every=2.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {failures[-1]!r}" if failures else str(exc)) from None
+    return client
 
 
 @pytest.fixture(scope="module")
