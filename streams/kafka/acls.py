@@ -51,7 +51,8 @@ def apply(settings: Settings, acls: list[AclBinding], timeout: float = 30.0) -> 
     first failure (e.g. `CLUSTER_AUTHORIZATION_FAILED` for a principal that is not a super user)."""
     if not acls:
         return 0
-    futures = clients.admin(settings).create_acls(acls, request_timeout=timeout)
+    admin = clients.admin(settings)  # kept until the futures are done: its end would fail them
+    futures = admin.create_acls(acls, request_timeout=timeout)
     for future in futures.values():
         future.result(timeout=timeout)
     return len(futures)
