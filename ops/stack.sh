@@ -314,7 +314,7 @@ start_registry() {
   echo "$REGISTRY_JAVA" > "$RUN/registry.java"
   # Quarkus reads ./config/application.properties (the registry runs in its data dir): the
   # kafkasql storage's Kafka settings, with a password, stay out of argv (mode 600)
-  (umask 077; if security_enabled; then java_client_security_properties registry apicurio.kafka.common.; fi \
+  (umask 077; if security_enabled; then security_init; java_client_security_properties registry apicurio.kafka.common.; fi \
      > "$STREAMS_STACK_DATA/registry/config/application.properties")
   # kafkasql storage: the registry's journal lives in our Kafka (topic kafkasql-journal), so
   # schemas and their ids survive restarts of the registry.
@@ -361,6 +361,7 @@ write_connect_conf() {
     connect_worker_properties "$(kafka_bootstrap)" 127.0.0.1 "$CONNECT_PORT" 127.0.0.1 "$PLUGINS" \
       "http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2" "$(kafka_replicas)" > "$CONF/connect-distributed.properties"
     if security_enabled; then # the worker's own clients, and those it makes for connectors
+      security_init
       for prefix in "" producer. consumer. admin.; do java_client_security_properties connect "$prefix"; done \
         >> "$CONF/connect-distributed.properties"
     fi )

@@ -43,7 +43,7 @@ def acls_apply(stack: SecureStack, prefix: str, contexts: str, *principal: str) 
 
 
 @pytest.fixture(scope="module")
-def granted(secure_stack: SecureStack, prefix: str) -> str:
+def granted(secure_stack: SecureStack, prefix: str) -> Iterator[str]:
     """The deployment's ACLs, applied by the CLI: workers run `orders`, devices send `devices`'
     telemetry. The devices' topics are made by the admin (a worker running `devices` would)."""
     acls_apply(secure_stack, prefix, "orders", "--worker", "User:worker")
@@ -51,7 +51,12 @@ def granted(secure_stack: SecureStack, prefix: str) -> str:
     admin = secure_stack.settings("admin", STREAMS_TOPIC_PREFIX=f"{prefix}.")
     devices = ContextTopics("devices", admin.topic_prefix)
     ensure_topics(admin, devices.specs(2) + devices.window_specs(TELEMETRY.name, 2))
-    return prefix
+    yield prefix
+    # the stack's data dir is kept between runs: its topics go, so that its start stays short
+    client = clients.admin(admin)
+    mine = [t for t in client.list_topics(timeout=30).topics if t.startswith((f"{prefix}.", f"{prefix}-"))]
+    for future in client.delete_topics(mine, operation_timeout=30).values() if mine else ():
+        future.result(timeout=60)
 
 
 def _base_env() -> dict[str, str]:
