@@ -6,20 +6,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.unit.ops.test_service_config import OPS, _render
+from tests.unit.ops.test_service_config import _stack
 
 
 def _secured(service: str, tmp_path: Path) -> dict[str, str]:
-    env = {
-        "STACK_SECURITY": "sasl_ssl",
-        "STREAMS_STACK_DATA": str(tmp_path / "stack"),
-        "STREAMS_STACK_HOME": str(tmp_path / "home"),
-        "KAFKA_PORT": "29092",
-        "KAFKA_CONTROLLER_PORT": "29093",
-        "CONNECT_PORT": "28083",
-        "REGISTRY_PORT": "28081",
-    }
-    return _render(OPS / "stack.sh", service, env)
+    return _stack(service, tmp_path, STACK_SECURITY="sasl_ssl")
 
 
 def test_the_secured_broker_has_sasl_ssl_mutual_tls_for_the_quorum_and_denies_by_default(
@@ -27,7 +18,7 @@ def test_the_secured_broker_has_sasl_ssl_mutual_tls_for_the_quorum_and_denies_by
 ) -> None:
     props = _secured("kafka", tmp_path)
     security = tmp_path / "stack" / "security"
-    assert props["listeners"] == "SASL_SSL://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
     assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
     assert props["listener.name.controller.ssl.client.auth"] == "required"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
