@@ -49,6 +49,7 @@ if [ "$TARGET" != lint ]; then
   want maven command -v mvn
   want curl command -v curl
   want postgresql pg_ok
+  want openssl command -v openssl  # STACK_SECURITY=sasl_ssl makes its CA and certificates with it
 fi
 if [ "$TARGET" = test ]; then
   want chromium test -x /usr/bin/chromium

@@ -16,6 +16,8 @@ export STREAMS_STACK_HOME STREAMS_STACK_DATA
 source "$OPS/artifacts.sh"   # ensure_kafka_artifacts, ensure_connect_plugins, ensure_registry_*
 # shellcheck source=ops/config/services.sh
 source "$OPS/config/services.sh"   # kafka_server_properties, connect_worker_properties (shared with ops/images)
+# shellcheck source=ops/config/security.sh
+source "$OPS/config/security.sh"   # STACK_SECURITY=sasl_ssl: certificates, SCRAM users, listener settings
 
 SERVICES=(postgres kafka registry connect)
 LOGS="$STREAMS_STACK_DATA/logs"
@@ -117,10 +119,18 @@ health_kafka() { # every node answers, and the metadata names all of them
   for i in $(kafka_nodes); do port_open "$(kafka_port "$i")" || return 1; done
   local py; py="$(python_bin)"
   if "$py" -c 'import confluent_kafka' 2>/dev/null; then
-    "$py" - "$(kafka_bootstrap)" "$STACK_BROKERS" <<'EOF' 2>/dev/null
+    local sec=()
+    if security_enabled; then sec=("$(security_dir)/ca.pem" admin "$(security_dir)/admin.password"); fi
+    "$py" - "$(kafka_bootstrap)" "$STACK_BROKERS" "${sec[@]}" <<'EOF' 2>/dev/null
 import sys
+from pathlib import Path
 from confluent_kafka.admin import AdminClient
-md = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=5)
+conf = {"bootstrap.servers": sys.argv[1]}
+if len(sys.argv) > 3:  # STACK_SECURITY=sasl_ssl: CA file, user, password file
+    conf.update({"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
+                 "ssl.ca.location": sys.argv[3], "sasl.username": sys.argv[4],
+                 "sasl.password": Path(sys.argv[5]).read_text().strip()})
+md = AdminClient(conf).list_topics(timeout=5)
 sys.exit(0 if len(md.brokers) >= int(sys.argv[2]) else 1)
 EOF
   else
@@ -254,9 +264,11 @@ write_kafka_conf() {
   name="$(kafka_name "$i")"; port="$(kafka_port "$i")"; cport="$(kafka_controller_port "$i")"
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
-  kafka_server_properties "PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
-    "PLAINTEXT://127.0.0.1:$port" PLAINTEXT "$cport" "$STREAMS_STACK_DATA/$name/data" \
-    "$i" "$(kafka_voters)" "$(kafka_replicas)" > "$CONF/$name-server.properties"
+  ( umask 077  # with STACK_SECURITY=sasl_ssl it holds the keystore's and admin's passwords
+    kafka_server_properties "PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \
+      "PLAINTEXT://127.0.0.1:$port" PLAINTEXT "$cport" "$STREAMS_STACK_DATA/$name/data" \
+      "$i" "$(kafka_voters)" "$(kafka_replicas)" > "$CONF/$name-server.properties"
+    if security_enabled; then kafka_security_properties "$port" "$cport" >> "$CONF/$name-server.properties"; fi )
   echo "$CONF/$name-server.properties"
 }
 
@@ -266,7 +278,12 @@ start_kafka() {
   ensure_kafka_artifacts
   local jopts=(-Dstreams.stack="$STREAMS_STACK_DATA" -Dlog4j2.configurationFile="$CONF/log4j2.properties"
                -Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20)
-  local idfile="$STREAMS_STACK_DATA/kafka.cluster-id" i name props port cport
+  local idfile="$STREAMS_STACK_DATA/kafka.cluster-id" i name props port cport scram=()
+  local modefile="$STREAMS_STACK_DATA/kafka.security"
+  if [ -s "$modefile" ] && [ "$(cat "$modefile")" != "${STACK_SECURITY:-plaintext}" ]; then
+    die "kafka in $STREAMS_STACK_DATA was made with STACK_SECURITY=$(cat "$modefile"), not ${STACK_SECURITY:-plaintext}: use another STREAMS_STACK_DATA"
+  fi
+  if security_enabled; then security_init; mapfile -t scram < <(security_scram_args); fi
   for i in $(kafka_nodes); do
     name="$(kafka_name "$i")"; port="$(kafka_port "$i")"; cport="$(kafka_controller_port "$i")"
     pid_of "$name" >/dev/null && continue
@@ -278,8 +295,9 @@ start_kafka() {
     if [ ! -f "$STREAMS_STACK_DATA/$name/data/meta.properties" ]; then
       log "formatting KRaft storage in $STREAMS_STACK_DATA/$name/data"
       [ -s "$idfile" ] || java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 > "$idfile"
-      java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool format -t "$(cat "$idfile")" -c "$props" \
+      java -cp "$KAFKA_LIB/*" "${jopts[@]}" kafka.tools.StorageTool format -t "$(cat "$idfile")" -c "$props" "${scram[@]}" \
         > "$LOGS/$name-format.log" 2>&1 || { tail -n 40 "$LOGS/$name-format.log" >&2; die "kafka storage format failed"; }
+      echo "${STACK_SECURITY:-plaintext}" > "$modefile"
     fi
     # shellcheck disable=SC2086
     spawn "$name" java $KAFKA_HEAP_OPTS "${jopts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka "$props"
@@ -292,14 +310,18 @@ start_registry() {
   ensure_registry_java
   log "registry: Java $(java_major "$REGISTRY_JAVA") at $REGISTRY_JAVA"
   ensure_registry_artifacts
-  mkdir -p "$STREAMS_STACK_DATA/registry" "$RUN"
+  mkdir -p "$STREAMS_STACK_DATA/registry/config" "$RUN"
   echo "$REGISTRY_JAVA" > "$RUN/registry.java"
+  # Quarkus reads ./config/application.properties (the registry runs in its data dir): the
+  # kafkasql storage's Kafka settings, with a password, stay out of argv (mode 600)
+  (umask 077; if security_enabled; then security_init; java_client_security_properties registry apicurio.kafka.common.; fi \
+     > "$STREAMS_STACK_DATA/registry/config/application.properties")
   # kafkasql storage: the registry's journal lives in our Kafka (topic kafkasql-journal), so
   # schemas and their ids survive restarts of the registry.
   # ccompat: legacy-id-mode=false => ids returned by /apis/ccompat/v7 are contentIds, which the
   # Connect converter (apicurio.registry.use-id=contentId) resolves.
   # shellcheck disable=SC2086
-  spawn registry "$REGISTRY_JAVA" $REGISTRY_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
+  (cd "$STREAMS_STACK_DATA/registry" && spawn registry "$REGISTRY_JAVA" $REGISTRY_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MGMT_PORT" \
     -Dapicurio.storage.kind=kafkasql \
@@ -312,7 +334,7 @@ start_registry() {
     -Dapicurio.rest.deletion.artifact-version.enabled=true \
     -Dapicurio.rest.deletion.group.enabled=true \
     -Dquarkus.log.console.format="%d{HH:mm:ss} %-5p [%c{2.}] %s%e%n" \
-    -jar "$REGISTRY_HOME/quarkus-run.jar"
+    -jar "$REGISTRY_HOME/quarkus-run.jar")
   wait_healthy registry
 }
 
@@ -335,8 +357,14 @@ start_connect() {
 write_connect_conf() {
   mkdir -p "$CONF"
   write_log4j2 "$CONF/log4j2.properties"
-  connect_worker_properties "$(kafka_bootstrap)" 127.0.0.1 "$CONNECT_PORT" 127.0.0.1 "$PLUGINS" \
-    "http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2" "$(kafka_replicas)" > "$CONF/connect-distributed.properties"
+  ( umask 077  # with STACK_SECURITY=sasl_ssl it holds Connect's Kafka password
+    connect_worker_properties "$(kafka_bootstrap)" 127.0.0.1 "$CONNECT_PORT" 127.0.0.1 "$PLUGINS" \
+      "http://127.0.0.1:$REGISTRY_PORT/apis/registry/v2" "$(kafka_replicas)" > "$CONF/connect-distributed.properties"
+    if security_enabled; then # the worker's own clients, and those it makes for connectors
+      security_init
+      for prefix in "" producer. consumer. admin.; do java_client_security_properties connect "$prefix"; done \
+        >> "$CONF/connect-distributed.properties"
+    fi )
   # the connectors name this file: STREAMS_CONNECT_SECRETS=$CONF/connect-secrets.properties
   write_connect_secrets "$CONF/connect-secrets.properties" "$PG_USER" "$PG_PASSWORD"
 }
@@ -405,6 +433,7 @@ registry_url=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 connect_url=http://127.0.0.1:$CONNECT_PORT
 pg_dsn=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
 EOF
+  if security_enabled; then security_client_env admin; fi
 }
 
 stop_one() { # $1 service (not postgres)
@@ -505,7 +534,8 @@ case "${1:-}" in
   render) # write a service's config only (no artifacts, nothing started) and print its path
     shift
     case "${1:-}" in
-      kafka) for i in $(kafka_nodes); do write_kafka_conf "$i"; done ;;
+      kafka) if security_enabled; then security_init; fi
+             for i in $(kafka_nodes); do write_kafka_conf "$i"; done ;;
       connect) write_connect_conf; echo "$CONF/connect-distributed.properties" ;;
       *) die "usage: $0 render kafka|connect" ;;
     esac ;;

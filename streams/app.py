@@ -16,6 +16,7 @@ from streams import diagnostics
 from streams.allocator import fix_mmap_threshold, limit_arenas, start_trimming
 from streams.config import Settings
 from streams.contexts.registry import get_context, process_managers
+from streams.kafka import clients
 from streams.kafka.forgetting import ForgetListener
 from streams.kafka.hosting import Readiness, Runnable, hosted
 from streams.kafka.runtime import Runtimes
@@ -59,6 +60,7 @@ def worker_id(s: Settings) -> str:
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
+    broker_credentials=clients.faust_credentials(settings),  # SASL/TLS as every other client
     # Faust tables are unused: every stage keeps its state in RocksDB (streams.kafka.store). Faust
     # opens a store only for its own tables, so this setting is what its banner's `store` shows
     store="rocksdb://",

@@ -17,6 +17,14 @@ def _local_connect_secrets() -> str:
     return str(local.resolve()) if local.is_file() else ""
 
 
+def _kafka_password() -> str:
+    """`KAFKA_SASL_PASSWORD`, else the first line of the file `KAFKA_SASL_PASSWORD_FILE` names."""
+    if password := os.environ.get("KAFKA_SASL_PASSWORD"):
+        return password
+    path = os.environ.get("KAFKA_SASL_PASSWORD_FILE", "")
+    return Path(path).read_text().strip() if path else ""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the services are and how the worker behaves."""
@@ -24,6 +32,19 @@ class Settings:
     bootstrap: str = field(
         default_factory=lambda: _env("KAFKA_BOOTSTRAP", f"127.0.0.1:{_env('KAFKA_PORT', '9092')}")
     )
+    kafka_security_protocol: str = field(
+        default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    )
+    """How every Kafka client of the project connects: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
+    `SASL_SSL` (a managed cluster, or the local stack's `STACK_SECURITY=sasl_ssl`)."""
+    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"))
+    """The SASL mechanism with a `SASL_*` protocol: `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN`."""
+    kafka_sasl_username: str = field(default_factory=lambda: _env("KAFKA_SASL_USERNAME", ""))
+    kafka_sasl_password: str = field(default_factory=_kafka_password, repr=False)
+    """`KAFKA_SASL_PASSWORD`, or read from the file `KAFKA_SASL_PASSWORD_FILE` names (mode 600)."""
+    kafka_ssl_ca_location: str = field(default_factory=lambda: _env("KAFKA_SSL_CA_LOCATION", ""))
+    """The CA certificate (PEM) the brokers' certificates are checked against; empty: the
+    system's trust store (a managed cluster with a public CA)."""
     registry_url: str = field(
         default_factory=lambda: _env(
             "SCHEMA_REGISTRY_URL",

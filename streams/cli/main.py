@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from streams.cli.acls import acls
 from streams.cli.errors import OneLineErrors
 from streams.cli.inputs import (
     checked_version,
@@ -347,6 +348,10 @@ main.add_command(schemas)
 # --- privacy: streams/cli/privacy.py --------------------------------------------------------
 
 main.add_command(privacy)
+
+# --- acls: streams/cli/acls.py ---------------------------------------------------------------
+
+main.add_command(acls)
 
 # --- new: streams/cli/scaffold.py ------------------------------------------------------------
 

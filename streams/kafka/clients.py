@@ -9,6 +9,9 @@ Roles and what they need:
 - `reader`: a `read_committed` consumer in a throw-away group that never commits (tools, readers);
 - `admin`: the admin client.
 
+`connection()` is how every one of them (and, through `faust_credentials()`, Faust's own clients)
+reaches the brokers: plaintext, or SASL/TLS with the credentials of `Settings`.
+
 `records()` is the one policy for errors that arrive as messages; `bounded()` is the watchdog
 for client calls that can hang; `take()` and `watermarks()` are the shared read primitives and
 `produce()` the one produce call that waits for room in the producer's queue.
@@ -32,6 +35,50 @@ from streams.wire.limits import producer_message_max_bytes
 
 log = logging.getLogger(__name__)
 
+
+def connection(settings: Settings) -> dict[str, Any]:
+    """Where the brokers are and how to reach them (librdkafka's names): bootstrap servers, and
+    with a secured cluster the protocol, SASL mechanism and credentials and the CA file. Every
+    client built here starts from it; nothing else of the project knows these settings."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap}
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return config
+    config["security.protocol"] = protocol
+    if protocol.startswith("SASL_"):
+        config["sasl.mechanisms"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        config["sasl.password"] = settings.kafka_sasl_password
+    if protocol.endswith("SSL") and settings.kafka_ssl_ca_location:
+        config["ssl.ca.location"] = settings.kafka_ssl_ca_location
+    return config
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same connection settings for Faust's own (aiokafka) clients: its consumer group and
+    leader topic. None with `PLAINTEXT`."""
+    import ssl
+
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    context = (
+        ssl.create_default_context(cafile=settings.kafka_ssl_ca_location or None)
+        if protocol.endswith("SSL")
+        else None
+    )
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 _PRODUCER = {
     "enable.idempotence": True,
     "linger.ms": 5,
@@ -54,7 +101,7 @@ worker's transaction ends by then at the latest)."""
 def write_producer(settings: Settings, transactional_id: str | None) -> Producer:
     """The write path's producer: transactional with `transactional_id`, else idempotent only."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        **connection(settings),
         **_PRODUCER,
         "batch.size": _batch_size(settings),
         "message.max.bytes": producer_message_max_bytes(settings.max_message_bytes),
@@ -73,7 +120,7 @@ def producer(settings: Settings, *, errors_only: bool = False) -> Producer:
     """An idempotent producer. `errors_only`: delivery callbacks run for failed records only
     (one Python callback per output record cost more than producing it)."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        **connection(settings),
         **_PRODUCER,
         "batch.size": _batch_size(settings),
         "message.max.bytes": producer_message_max_bytes(settings.max_message_bytes),
@@ -87,7 +134,7 @@ def transactional_producer(settings: Settings, transactional_id: str) -> Produce
     """A producer for one-off transactions (its `init_transactions` is the caller's)."""
     return Producer(
         {
-            "bootstrap.servers": settings.bootstrap,
+            **connection(settings),
             **_PRODUCER,
             "message.max.bytes": producer_message_max_bytes(settings.max_message_bytes),
             "transactional.id": transactional_id,
@@ -122,7 +169,7 @@ def group_consumer(
     whether the caller commits offsets through this consumer (its lag counts from the committed
     offset), not inside a producer's transaction (from the records handed over)."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        **connection(settings),
         "group.id": group_id,
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
@@ -169,7 +216,7 @@ def reader(
     group of its own). `eof`: report the end of each partition as a message. `bounded`: a small
     prefetch (`bounded_reader_config`), for readers kept in a pool."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        **connection(settings),
         "group.id": f"streams-reader-{uuid.uuid4()}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -188,7 +235,7 @@ def reader(
 
 def admin(settings: Settings) -> AdminClient:
     """The admin client."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap})
+    return AdminClient(connection(settings))
 
 
 def committed_offsets(

@@ -18,6 +18,7 @@ from streams.config import Settings
 from streams.kafka import clients
 from streams.kafka.readers import read_partition
 from streams.kafka.runtime import ensure_topics
+from streams.wire import topics
 from streams.wire.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def secret_topic(settings: Settings) -> str:
     """The topic holding the deployment's secret."""
-    return f"{settings.topic_prefix}__{settings.app_id}.secret"
+    return topics.secret_topic(settings.topic_prefix, settings.app_id)
 
 
 def deployment_secret(settings: Settings) -> bytes:

@@ -44,6 +44,11 @@ def subject_name(prefix: str, fullname: str) -> str:
     return f"{prefix}{fullname}"
 
 
+def secret_topic(prefix: str, app_id: str) -> str:
+    """The topic holding a deployment's shared secret (`streams.kafka.secret`): one partition."""
+    return f"{prefix}__{app_id}.secret"
+
+
 def privacy_topic(prefix: str) -> str:
     """The deployment's audited privacy topic (`SubjectForgotten`, docs/privacy.md), shared by
     every context: keyed by subject, one partition, kept forever."""
@@ -95,6 +100,11 @@ class ContextTopics:
 
     def _name(self, suffix: str) -> str:
         return f"{self.prefix}{self.context}.{suffix}"
+
+    @property
+    def every(self) -> str:
+        """What every topic of this context starts with (`<prefix><ctx>.`): a prefixed ACL's name."""
+        return self._name("")
 
     @property
     def commands(self) -> str:
@@ -324,6 +334,11 @@ class GroupNames:
 
     def _name(self, suffix: str) -> str:
         return f"{self.app_id}.{self.prefix}{self.context}.{suffix}"
+
+    @property
+    def every(self) -> str:
+        """What every group and transactional id of this context starts with: a prefixed ACL's name."""
+        return self._name("")
 
     @property
     def handler(self) -> str:

@@ -45,8 +45,9 @@ def _render(script: Path, service: str, env: dict[str, str]) -> dict[str, str]:
     return _properties(Path(done.stdout.strip().splitlines()[-1]))
 
 
-def _stack(service: str, tmp_path: Path) -> dict[str, str]:
+def _stack(service: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
+        **extra,
         "STREAMS_STACK_DATA": str(tmp_path / "stack"),
         "STREAMS_STACK_HOME": str(tmp_path / "home"),
         "KAFKA_PORT": "19092",
