@@ -13,7 +13,10 @@ LABELS = {
     "leader": "kill -9 an events leader",
     "coordinator": "kill -9 the transaction coordinator",
     "pause": "SIGSTOP a broker",
+    "worker": "kill -9 the worker while a broker is down",
     "rolling": "rolling restart",
+    "two-down": "two brokers down",
+    "stale": "a stale replica, its leader away",
 }
 """What the docs call each scenario."""
 
