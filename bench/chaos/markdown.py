@@ -1,6 +1,7 @@
 """The chaos suite's table as the docs show it, generated from a result file:
-`python -m bench.chaos.markdown bench/results/chaos-<time>.json` prints it, and a unit test holds
-docs/operations.md to it (nothing measured is typed by hand)."""
+`python -m bench.chaos.markdown bench/results/chaos-<time>.json` prints it, `--runs <file>...` one
+line per run, and a unit test holds docs/operations.md to both (nothing measured is typed by
+hand)."""
 
 from __future__ import annotations
 
@@ -42,5 +43,26 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def runs(files: dict[str, dict[str, Any]]) -> str:
+    """One line per run (its file, verdict, seconds and scenarios' recovery), in Markdown: what
+    the docs show of repeated short runs."""
+    lines = []
+    for name, result in files.items():
+        scenarios = "; ".join(
+            f"{o['scenario']}: recovered {o['recovered_s']:.1f} s, slowest command "
+            + ("no result" if o["max_latency_s"] is None else f"{o['max_latency_s']:.1f} s")
+            for o in result["outcomes"]
+        )
+        verdict = "passed" if result.get("passed") else "failed"
+        lines.append(
+            f"- `{name}`: {verdict}, {result['seconds']:.0f} s in all, "
+            f"{result['check']['accepted']:,} commands; {scenarios}"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
+    if sys.argv[1] == "--runs":
+        print(runs({name: json.loads(Path(name).read_text()) for name in sys.argv[2:]}))
+    else:
+        print(markdown(json.loads(Path(sys.argv[1]).read_text())))
