@@ -85,7 +85,7 @@ def test_work_resumes_at_the_first_result_after_a_nodes_return() -> None:
 
 
 def test_a_scenarios_problems_and_details_reach_its_outcome() -> None:
-    fault = Fault([1, 2], {"write_error": "timed out"}, ["1 writes acknowledged with two of three nodes down"])
+    fault = Fault([1, 2], {"write_error": "timed out"}, ["1 writes acknowledged with two nodes down"])
     o = outcome("two-down", fault, 0.0, 10.0, [Probe(1.0, 0.1)])
     assert o.nodes == [1, 2] and o.details == {"write_error": "timed out"} and o.problems
     assert o.row()["problems"] == fault.problems
