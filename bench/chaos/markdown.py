@@ -33,6 +33,13 @@ def markdown(result: dict[str, Any]) -> str:
         nodes = ", ".join(map(str, o["nodes"]))
         label = LABELS.get(o["scenario"], o["scenario"])
         lines.append(f"| {label} | {nodes} | {o['healed_s']:.1f} | {o['recovered_s']:.1f} | {slowest} |")
+    observed = [o for o in result["outcomes"] if o.get("details") or o.get("problems")]
+    if observed:
+        lines.append("")
+    for o in observed:
+        seen = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in o.get("details", {}).items())
+        problems = "; ".join(o.get("problems", [])) or "none"
+        lines.append(f"- {LABELS.get(o['scenario'], o['scenario'])}: {seen}; problems: {problems}")
     c = result["check"]
     lines += [
         "",

@@ -89,3 +89,12 @@ def test_a_scenarios_problems_and_details_reach_its_outcome() -> None:
     o = outcome("two-down", fault, 0.0, 10.0, [Probe(1.0, 0.1)])
     assert o.nodes == [1, 2] and o.details == {"write_error": "timed out"} and o.problems
     assert o.row()["problems"] == fault.problems
+
+
+def test_the_docs_table_lists_what_a_scenario_observed() -> None:
+    from bench.chaos.markdown import markdown
+
+    row = outcome("two-down", Fault([1, 2], {"write_error": "timed out"}), 0.0, 1.0, []).row()
+    check = {"accepted": 1, "results": 1, "events": 1, "aborted_records": 0, "problems": [], "passed": True}
+    text = markdown({"outcomes": [row], "check": check})
+    assert "- two brokers down: write error: timed out; problems: none" in text
