@@ -103,7 +103,12 @@ def suite(cluster: Cluster) -> int:
             outcomes = []
             for name in names:
                 print(f"[chaos] scenario {name}", file=sys.stderr, flush=True)
-                outcomes.append(run(name, cluster, target, load))
+                try:
+                    outcomes.append(run(name, cluster, target, load))
+                except Exception as exc:  # the other scenarios and the checker still run
+                    traceback.print_exc()
+                    failure = f"the scenario raised {type(exc).__name__}: {exc}"
+                    outcomes.append(Outcome(name, [], 0.0, 0.0, None, 0, 0, 0, problems=[failure]))
                 print(f"[chaos] {outcomes[-1]}", file=sys.stderr, flush=True)
             load.stop()
             worker_alive = dep.workers["w1"].poll() is None

@@ -168,7 +168,7 @@ class Cluster:
     def create_topic(self, topic: str, replicas: list[int], config: dict[str, str]) -> None:
         """Create one partition of `topic` on the nodes `replicas` (the first leads) and wait
         until it has its leader."""
-        new = NewTopic(topic, replica_assignment=[replicas], config=config)
+        new = NewTopic(topic, num_partitions=1, replica_assignment=[replicas], config=config)
         for future in self.admin.create_topics([new]).values():
             future.result()
         deadline = time.monotonic() + 60
