@@ -68,13 +68,14 @@ soak-short: stack-up
 	SOAK_SECONDS=90 SOAK_WARMUP_SECONDS=30 SOAK_FAIL_ON_VERDICT=0 SOAK_OUT=bench-results $(BIN)/python -m bench.soak
 
 # The three-broker cluster under faults (bench/chaos): its own cluster and registry on side ports
-# (19092-19094, 18081; data in .stack-chaos), one worker under steady command load, scenarios one at a
-# time, then the checker; a table and bench/results/chaos-<time>.json. Not in `make test`.
+# (19092-19094, 18081; data in .stack-chaos of this checkout), one worker under steady command load,
+# the seven scenarios of issue 25 one at a time, then the checker; a table and
+# bench/results/chaos-<time>.json. Not in `make test`; the cluster is stopped at the end.
 chaos:
 	@bash ops/prereqs.sh demo
 	$(BIN)/python -m bench.chaos
 
-# One scenario (kill -9 an events partition's leader), for CI.
+# One scenario (kill -9 an events partition's leader), for CI (.ci/run).
 chaos-short:
 	@bash ops/prereqs.sh demo
 	CHAOS_SCENARIOS=leader $(BIN)/python -m bench.chaos

@@ -1,6 +1,6 @@
 """`python -m bench.chaos`: start the chaos cluster (if needed) and one worker, run the scenarios
-named by `CHAOS_SCENARIOS` (default `leader,coordinator,pause,rolling`; `leader` alone is the
-short form for CI) under the load, check, print the table and write it as JSON under `CHAOS_OUT`
+named by `CHAOS_SCENARIOS` (default: all seven, `bench.chaos.scenarios.SCENARIOS`; `leader` alone
+is the short form for CI) under the load, check, print the table and write it as JSON under `CHAOS_OUT`
 (bench/results). Exits 1 when the checker finds a problem or a probe command got no result.
 `CHAOS_KEEP_CLUSTER=1` leaves the cluster running afterwards (`ops/stack.sh down` with its
 environment stops it)."""
@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Any
 
 from bench.chaos.check import check
 from bench.chaos.cluster import Cluster, ClusterConfig
+from bench.chaos.fault import Target
 from bench.chaos.load import Load
-from bench.chaos.scenarios import Outcome, Target, run
+from bench.chaos.scenarios import SCENARIOS, Outcome, run
 from bench.provenance import provenance
 from streams.wire.topics import ContextTopics, GroupNames
 from tests.integration.workers import Deployment, wait_until
@@ -42,11 +44,39 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+class DeployedWorker:
+    """The worker under load, for the scenarios that kill it (`bench.chaos.fault.Worker`)."""
+
+    def __init__(self, dep: Deployment, worker_id: str) -> None:
+        self.dep = dep
+        self.worker_id = worker_id
+
+    def kill(self) -> None:
+        proc = self.dep.workers[self.worker_id]
+        proc.kill()
+        proc.wait(timeout=60)
+
+    def start(self) -> None:
+        self.dep.start(self.worker_id)
+        self.dep.wait_healthy(self.worker_id, timeout=300)
+
+
 def main() -> int:
+    """Run the suite; the cluster is stopped afterwards whatever happened (unless
+    `CHAOS_KEEP_CLUSTER=1`)."""
     config = ClusterConfig()
     os.environ.update(config.env())
-    names = [n for n in os.environ.get("CHAOS_SCENARIOS", "leader,coordinator,pause,rolling").split(",") if n]
     cluster = Cluster(config)
+    try:
+        return suite(cluster)
+    finally:
+        if os.environ.get("CHAOS_KEEP_CLUSTER") != "1":
+            cluster.stack("down", "registry", "kafka")
+
+
+def suite(cluster: Cluster) -> int:
+    """Start the cluster and the worker, run the scenarios, check; 1 on any problem."""
+    names = [n for n in os.environ.get("CHAOS_SCENARIOS", ",".join(SCENARIOS)).split(",") if n]
     started = time.monotonic()
     cluster.up()
     result: dict[str, Any] = {"provenance": provenance(), "scenarios_asked": names}
@@ -64,14 +94,21 @@ def main() -> int:
             target = Target(
                 events_topic=ContextTopics("orders", settings.topic_prefix).events,
                 transactional_id=groups.transactional_id("w1"),
+                worker=DeployedWorker(dep, "w1"),
             )
             load = Load(settings, rate=float(os.environ.get("CHAOS_RATE", "50")))
             load.start()
+            load_started = time.monotonic()
             wait_until(lambda: any(p.latency_s for p in load.probes), "the first probe's result", timeout=180)
             outcomes = []
             for name in names:
                 print(f"[chaos] scenario {name}", file=sys.stderr, flush=True)
-                outcomes.append(run(name, cluster, target, load))
+                try:
+                    outcomes.append(run(name, cluster, target, load))
+                except Exception as exc:  # the other scenarios and the checker still run
+                    traceback.print_exc()
+                    failure = f"the scenario raised {type(exc).__name__}: {exc}"
+                    outcomes.append(Outcome(name, [], 0.0, 0.0, None, 0, 0, 0, problems=[failure]))
                 print(f"[chaos] {outcomes[-1]}", file=sys.stderr, flush=True)
             load.stop()
             worker_alive = dep.workers["w1"].poll() is None
@@ -88,11 +125,14 @@ def main() -> int:
     result.update(
         outcomes=[o.row() for o in outcomes], check={**asdict(verdict), "passed": verdict.passed},
         commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
+        stuck_load_threads=load.stuck,
+        probes=[[round(p.sent_at - load_started, 1), p.latency_s and round(p.latency_s, 2)]
+                for p in load.probes],
         seconds=round(time.monotonic() - started, 1),
     )  # fmt: skip
     failed = (
         not verdict.passed or load.errors or not worker_alive
-        or any(o.timed_out_probes for o in outcomes)
+        or any(o.timed_out_probes or o.problems for o in outcomes)
     )  # fmt: skip
     result["passed"] = not failed
     print(table(outcomes))
@@ -101,19 +141,28 @@ def main() -> int:
         f"{verdict.aborted_records} aborted records in the log, {verdict.seen_by_reader} records seen by the "
         f"concurrent read_committed reader; {'PASSED' if verdict.passed else 'FAILED'}"
     )
-    for problem in [*verdict.problems, *load.errors]:
+    scenario_problems = [f"{o.scenario}: {p}" for o in outcomes for p in o.problems]
+    for problem in [*verdict.problems, *load.errors, *scenario_problems]:
         print(f"  problem: {problem}")
     out = Path(os.environ.get("CHAOS_OUT", "bench/results"))
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"chaos-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
     path.with_name(f"{path.stem}-worker.log").write_text(worker_log)
-    print(f"worker: {result['worker_log']}")
+    print(f"worker: {result['worker_log']}; load threads that did not stop: {load.stuck or 'none'}")
     print(f"written {path} ({result['seconds']:.0f}s in all)")
-    if os.environ.get("CHAOS_KEEP_CLUSTER") != "1":
-        cluster.stack("down", "registry", "kafka")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except BaseException:  # the cluster is stopped by then (main's finally)
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # everything is written and the cluster stopped: leave without the interpreter's shutdown,
+    # which joined what the run abandoned (a thread left in a hung client call, the librdkafka
+    # handles of clients whose cluster is gone) and once hung there after a finished run
+    os._exit(code)

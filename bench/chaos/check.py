@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.client import read_topic
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
 from streams.config import Settings
 from streams.kafka import clients
 from streams.kafka.clients import take
@@ -80,40 +81,50 @@ def judge(
     return Verdict(len(accepted), sum(results.values()), len(events), len(aborted), len(seen), problems)
 
 
-def positions(settings: Settings, topic: str, isolation: str) -> set[tuple[int, int]]:
-    """(partition, offset) of every data record of `topic` under `isolation`."""
-    consumer = clients.reader(settings, overrides={"isolation.level": isolation})
-    consumer.subscribe([topic])
-    found: set[tuple[int, int]] = set()
-    idle = 0.0
+def read_all(
+    settings: Settings, topic: str, isolation: str = "read_committed", timeout_s: float = 300.0
+) -> list[Any]:
+    """Every data record of `topic`, up to each partition's end (its last stable offset under
+    read_committed), through assigned partitions: no group to join and no idle timeout (on a
+    starved machine a subscribing reader once got nothing within its 3 s idle timeout, and the
+    checker saw no command at all)."""
+    consumer = clients.reader(settings, eof=True, overrides={"isolation.level": isolation})
     try:
-        while idle < 3.0:
-            batch = take(consumer, 1000, 0.25)
-            idle = idle + 0.25 if not batch else 0.0
-            found.update((m.partition(), m.offset()) for m in batch if m.error() is None)
+        partitions = sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        ends: set[tuple[str, int]] = set()
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while len(ends) < len(partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{topic}: {len(ends)} of {len(partitions)} partitions read within {timeout_s:.0f}s"
+                )
+            found += clients.records(take(consumer, 1000, 0.5), f"reading {topic}", eof=ends)
+        return found
     finally:
         consumer.close()
-    return found
+
+
+def positions(settings: Settings, topic: str, isolation: str) -> set[tuple[int, int]]:
+    """(partition, offset) of every data record of `topic` under `isolation`."""
+    return {(m.partition(), m.offset()) for m in read_all(settings, topic, isolation)}
 
 
 def check(settings: Settings, seen: set[tuple[int, int]], wait_s: float = 300.0) -> Verdict:
     """Read the orders context's logs (waiting up to `wait_s` for the last results) and judge."""
     topics = ContextTopics("orders", settings.topic_prefix)
-    accepted = {
-        h.as_dict(m.headers())[h.COMMAND_ID] for m in read_topic(settings, topics.commands, idle_timeout=3.0)
-    }
+    accepted = {h.as_dict(m.headers())[h.COMMAND_ID] for m in read_all(settings, topics.commands)}
     deadline = time.monotonic() + wait_s
     while True:
         results: Counter[str] = Counter(
-            m.key().decode()
-            for m in read_topic(settings, topics.results, idle_timeout=3.0)
-            if m.value() is not None
+            m.key().decode() for m in read_all(settings, topics.results) if m.value() is not None
         )
         if accepted <= set(results) or time.monotonic() > deadline:
             break
         time.sleep(2)
     events = []
-    for m in read_topic(settings, topics.events, idle_timeout=3.0):
+    for m in read_all(settings, topics.events):
         meta = h.as_dict(m.headers())
         events.append(Event(meta[h.COMMAND_ID], m.key().decode(), int(meta[h.AGGREGATE_VERSION])))
     committed = positions(settings, topics.events, "read_committed")

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[2]
 TRANSACTION_STATE = "__transaction_state"
@@ -52,6 +53,8 @@ class ClusterConfig:
             "REGISTRY_PORT": str(self.registry_port),
             "REGISTRY_MGMT_PORT": str(self.registry_port + 1000),
             "STREAMS_STACK_DATA": str(self.data),
+            # a node's restart under the load of the run has taken 65-124 s, the registry's more
+            "STACK_START_TIMEOUT": os.environ.get("STACK_START_TIMEOUT", "300"),
             "KAFKA_BOOTSTRAP": self.bootstrap,
             "SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7",
         }
@@ -121,6 +124,18 @@ class Cluster:
         meta = self.admin.list_topics(topic, timeout=10).topics[topic]
         return int(meta.partitions[partition].leader)
 
+    def isr(self, topic: str, partition: int) -> list[int]:
+        """The in-sync replicas of `topic`'s partition now."""
+        meta = self.admin.list_topics(topic, timeout=10).topics[topic]
+        return [int(n) for n in meta.partitions[partition].isrs]
+
+    def brokers(self) -> set[int]:
+        """The nodes the metadata lists now (a fenced or stopped node drops out)."""
+        try:
+            return {int(b) for b in self.admin.list_topics(timeout=10).brokers}
+        except Exception:  # no answer: none known
+            return set()
+
     def coordinator(self, transactional_id: str) -> int:
         """The node that coordinates `transactional_id` now."""
         return self.leader(TRANSACTION_STATE, transaction_state_partition(transactional_id))
@@ -149,3 +164,61 @@ class Cluster:
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"the cluster was not back in sync within {timeout:.0f}s")
+
+    def create_topic(self, topic: str, replicas: list[int], config: dict[str, str]) -> None:
+        """Create one partition of `topic` on the nodes `replicas` (the first leads) and wait
+        until it has its leader."""
+        new = NewTopic(topic, num_partitions=1, replica_assignment=[replicas], config=config)
+        for future in self.admin.create_topics([new]).values():
+            future.result()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.leader(topic, 0) == replicas[0]:
+                    return
+            except Exception:  # not in the metadata yet
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{topic} got no leader within 60s")
+
+    def write(self, topic: str, values: list[bytes], timeout_s: float = 15.0) -> tuple[int, str | None]:
+        """Produce `values` to partition 0 of `topic` (acks=all, idempotent); how many were
+        acknowledged within `timeout_s`, and the first delivery error (None: none)."""
+        producer = Producer(
+            {"bootstrap.servers": self.config.bootstrap, "enable.idempotence": True,
+             "message.timeout.ms": int(timeout_s * 1000)}
+        )  # fmt: skip
+        acknowledged = 0
+        errors: list[str] = []
+
+        def report(err: KafkaError | None, _msg: object) -> None:
+            nonlocal acknowledged
+            if err is None:
+                acknowledged += 1
+            else:
+                errors.append(err.str())
+
+        for value in values:
+            producer.produce(topic, value, partition=0, on_delivery=report)
+        producer.flush(timeout_s + 5)
+        return acknowledged, (errors[0] if errors else None)
+
+    def read(self, topic: str, timeout_s: float = 60.0) -> list[bytes]:
+        """Every record of partition 0 of `topic` (up to its high watermark)."""
+        consumer = Consumer(
+            {"bootstrap.servers": self.config.bootstrap, "group.id": f"chaos-read-{topic}",
+             "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+        )  # fmt: skip
+        try:
+            tp = TopicPartition(topic, 0)
+            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            found: list[bytes] = []
+            deadline = time.monotonic() + timeout_s
+            while len(found) < high and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is not None and msg.error() is None:
+                    found.append(msg.value() or b"")
+            return found
+        finally:
+            consumer.close()

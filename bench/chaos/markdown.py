@@ -1,6 +1,7 @@
 """The chaos suite's table as the docs show it, generated from a result file:
-`python -m bench.chaos.markdown bench/results/chaos-<time>.json` prints it, and a unit test holds
-docs/operations.md to it (nothing measured is typed by hand)."""
+`python -m bench.chaos.markdown bench/results/chaos-<time>.json` prints it, `--runs <file>...` one
+line per run, and a unit test holds docs/operations.md to both (nothing measured is typed by
+hand)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ LABELS = {
     "leader": "kill -9 an events leader",
     "coordinator": "kill -9 the transaction coordinator",
     "pause": "SIGSTOP a broker",
+    "worker": "kill -9 the worker while a broker is down",
     "rolling": "rolling restart",
+    "two-down": "two brokers down",
+    "stale": "a stale replica, its leader away",
 }
 """What the docs call each scenario."""
 
@@ -29,6 +33,13 @@ def markdown(result: dict[str, Any]) -> str:
         nodes = ", ".join(map(str, o["nodes"]))
         label = LABELS.get(o["scenario"], o["scenario"])
         lines.append(f"| {label} | {nodes} | {o['healed_s']:.1f} | {o['recovered_s']:.1f} | {slowest} |")
+    observed = [o for o in result["outcomes"] if o.get("details") or o.get("problems")]
+    if observed:
+        lines.append("")
+    for o in observed:
+        seen = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in o.get("details", {}).items())
+        problems = "; ".join(o.get("problems", [])) or "none"
+        lines.append(f"- {LABELS.get(o['scenario'], o['scenario'])}: {seen}; problems: {problems}")
     c = result["check"]
     lines += [
         "",
@@ -39,5 +50,26 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def runs(files: dict[str, dict[str, Any]]) -> str:
+    """One line per run (its file, verdict, seconds and scenarios' recovery), in Markdown: what
+    the docs show of repeated short runs."""
+    lines = []
+    for name, result in files.items():
+        scenarios = "; ".join(
+            f"{o['scenario']}: recovered {o['recovered_s']:.1f} s, slowest command "
+            + ("no result" if o["max_latency_s"] is None else f"{o['max_latency_s']:.1f} s")
+            for o in result["outcomes"]
+        )
+        verdict = "passed" if result.get("passed") else "failed"
+        lines.append(
+            f"- `{name}`: {verdict}, {result['seconds']:.0f} s in all, "
+            f"{result['check']['accepted']:,} commands; {scenarios}"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
+    if sys.argv[1] == "--runs":
+        print(runs({name: json.loads(Path(name).read_text()) for name in sys.argv[2:]}))
+    else:
+        print(markdown(json.loads(Path(sys.argv[1]).read_text())))

@@ -326,7 +326,13 @@ _NOT_READY = (
 
 def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple[int, int]:
     """(low, high) offsets of a partition. A topic created a moment ago may not be in the
-    metadata or have a leader yet: such errors are retried for `wait_s`, others raised."""
+    metadata or have a leader yet: such errors are retried for `wait_s`, others raised.
+
+    Before each retry of a "not ready" error the topic's metadata is asked for afresh
+    (`list_topics`): a consumer keeps its cached metadata of a topic it does not subscribe to (the
+    command processor reads the events partitions' ends through its command consumer), and after
+    a broker was lost that entry could keep a partition without leader or without the partition
+    (`Local: Unknown partition`) for minutes, every read failing on it."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -336,7 +342,18 @@ def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple
             error = exc.args[0]
             if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
                 raise
+            if error.code() in _NOT_READY:
+                refresh_metadata(consumer, tp.topic)
             time.sleep(0.2)
+
+
+def refresh_metadata(client: Any, topic: str, timeout: float = 5.0) -> None:
+    """Ask the cluster for `topic`'s metadata now (the answer replaces the client's cached entry);
+    a failure is left to the caller's next attempt."""
+    try:
+        client.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        log.debug("metadata of %s: %s", topic, exc)
 
 
 # --- the shared write primitive --------------------------------------------------------------

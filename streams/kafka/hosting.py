@@ -2,8 +2,9 @@
 
 Every stage that moves records (command processors, projectors, the sink deriver) runs a
 *session*: clients are created, records are consumed until the stage is stopped, and any failure
-ends the session. `restart_loop` starts a new session after a pause that doubles up to 15 s, so
-a broker or registry outage is waited out without busy-looping.
+ends the session. `restart_loop` starts a new session after a pause that doubles up to 15 s while
+sessions keep failing, so a broker or registry outage is waited out without busy-looping; a session
+that ran `HEALTHY_S` before it failed starts the doubling over (`next_delay`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +22,18 @@ log = logging.getLogger(__name__)
 
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 15.0
+HEALTHY_S = 60.0
+"""A session that ran this long before failing was healthy: the next pause is the first again,
+not the double of one that followed failures long past (the pause doubled over a worker's life,
+and one broker restart an hour later cost 8 s of stalled commands on top of the fault)."""
+
+
+def next_delay(delay: float, ran_s: float) -> tuple[float, float]:
+    """(pause before the next session, the pause after that) after a session that failed after
+    running `ran_s`, the current pause being `delay`."""
+    if ran_s >= HEALTHY_S:
+        delay = FIRST_DELAY_S
+    return delay, min(delay * 2, MAX_DELAY_S)
 
 
 def restart_loop(
@@ -30,23 +44,25 @@ def restart_loop(
     on_failure: Callable[[Exception], None] = lambda _exc: None,
     final: tuple[type[Exception], ...] = (),
 ) -> None:
-    """Run `session` until `stop` is set, restarting it with back-off after a failure.
+    """Run `session` until `stop` is set, restarting it with back-off after a failure (the
+    back-off starts over after a session that ran `HEALTHY_S`).
 
     `on_failure` runs after each failure (close clients, count it); exceptions of a `final`
     type are not retried but raised to the caller.
     """
     delay = FIRST_DELAY_S
     while not stop.is_set():
+        started = time.monotonic()
         try:
             session()
             delay = FIRST_DELAY_S
         except final:
             raise
         except Exception as exc:
-            log.exception("%s failed; restarting in %.1fs", name, delay)
+            pause, delay = next_delay(delay, time.monotonic() - started)
+            log.exception("%s failed; restarting in %.1fs", name, pause)
             on_failure(exc)
-            stop.wait(delay)
-            delay = min(delay * 2, MAX_DELAY_S)
+            stop.wait(pause)
 
 
 class Runnable(Protocol):

@@ -139,9 +139,19 @@ def test_the_chaos_table_is_generated_from_the_result_file_it_names() -> None:
     from bench.chaos.markdown import markdown
 
     text = (ROOT / "docs" / "operations.md").read_text()
-    named = re.search(r"`(bench/results/chaos-\d+T\d+\.json)` \(the table is generated", text)
+    named = re.findall(r"`(bench/results/chaos-\d+T\d+\.json)` \(the table is generated", text)
     assert named, "docs/operations.md names the chaos result its table comes from"
-    assert markdown(json.loads((ROOT / named.group(1)).read_text())) in text
+    for name in named:
+        assert markdown(json.loads((ROOT / name).read_text())) in text, name
+
+
+def test_the_chaos_runs_listed_are_generated_from_their_result_files() -> None:
+    from bench.chaos.markdown import runs
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    for line in re.findall(r"^- `bench/results/chaos-\d+T\d+\.json`: .*$", text, re.M):
+        name = line.split("`")[1]
+        assert runs({name: json.loads((ROOT / name).read_text())}) == line
 
 
 def test_the_privacy_table_is_generated_from_the_result_file_it_names() -> None:

@@ -7,7 +7,9 @@ from collections import Counter
 
 from bench.chaos.check import Event, judge
 from bench.chaos.cluster import java_string_hash, transaction_state_partition
+from bench.chaos.fault import Fault
 from bench.chaos.load import Probe, command_for
+from bench.chaos.outages import first_result_after, outage_problems, stale_leader_problems
 from bench.chaos.scenarios import outcome
 from streams.contexts.orders import AddItem, PlaceOrder
 
@@ -59,3 +61,40 @@ def test_a_scenario_recovers_when_its_last_slow_probe_completes() -> None:
     assert o.recovered_s == 13.1 and o.max_latency_s == 12.0 and o.healed_s == 30.0
     assert (o.slow_probes, o.timed_out_probes) == (2, 0)
     assert outcome("x", [1], 0.0, 1.0, [Probe(0.5, None)]).max_latency_s is None
+
+
+def test_two_nodes_down_must_refuse_writes_with_an_error_and_resume() -> None:
+    assert outage_problems(0, "Local: Message timed out", 0, 42.0) == []
+    text = "\n".join(outage_problems(1, None, 2, None))
+    assert "1 writes acknowledged" in text and "2 commands answered" in text
+    assert "no command answered" in text
+    assert outage_problems(0, None, 0, 1.0) == ["writes with two of three nodes down failed without an error"]
+
+
+def test_a_stale_replica_must_not_lead_and_nothing_acknowledged_may_go() -> None:
+    assert stale_leader_problems([-1, -1, 1], stale=2, acknowledged=100, read_back=100) == []
+    text = "\n".join(stale_leader_problems([-1, 2], stale=2, acknowledged=100, read_back=60))
+    assert "unclean election" in text and "40 of 100 acknowledged records lost" in text
+    assert "nothing was tested" in stale_leader_problems([], stale=2, acknowledged=0, read_back=0)[0]
+
+
+def test_work_resumes_at_the_first_result_after_a_nodes_return() -> None:
+    probes = [Probe(10.0, 1.0), Probe(11.0, 30.0), Probe(41.5, 0.2)]
+    assert first_result_after(probes, 20.0) == 41.0
+    assert first_result_after(probes, 50.0) is None
+
+
+def test_a_scenarios_problems_and_details_reach_its_outcome() -> None:
+    fault = Fault([1, 2], {"write_error": "timed out"}, ["1 writes acknowledged with two nodes down"])
+    o = outcome("two-down", fault, 0.0, 10.0, [Probe(1.0, 0.1)])
+    assert o.nodes == [1, 2] and o.details == {"write_error": "timed out"} and o.problems
+    assert o.row()["problems"] == fault.problems
+
+
+def test_the_docs_table_lists_what_a_scenario_observed() -> None:
+    from bench.chaos.markdown import markdown
+
+    row = outcome("two-down", Fault([1, 2], {"write_error": "timed out"}), 0.0, 1.0, []).row()
+    check = {"accepted": 1, "results": 1, "events": 1, "aborted_records": 0, "problems": [], "passed": True}
+    text = markdown({"outcomes": [row], "check": check})
+    assert "- two brokers down: write error: timed out; problems: none" in text
