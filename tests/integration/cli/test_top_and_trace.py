@@ -31,12 +31,18 @@ def test_top_once_prints_one_frame_of_the_workers_signals(deployment: Deployment
     with CommandClient(deployment.settings(), "orders") as client:
         for i in range(5):
             assert client.execute(f"top-{i}", PlaceOrder(f"c-{i}"), timeout=120).accepted
-    done = streams(deployment, "top", "--once", "--interval", "1", "--url", deployment.url())
-    assert done.returncode == 0, done.stderr
+
+    def frame() -> str | None:
+        """One frame, once it shows the write side's lag per partition: the lag series come with
+        the consumers' first statistics report (every 5 s), which may follow the commands."""
+        done = streams(deployment, "top", "--once", "--interval", "1", "--url", deployment.url())
+        assert done.returncode == 0, done.stderr
+        return done.stdout if ".handler" in done.stdout else None
+
+    stdout = wait_until(frame, "a frame of streams top with the write side's lag", timeout=60)
     for panel in ("Commands/s", "Command → result", "Events/s", "Consumer lag", "Dead letters/s",
                   "Aborts and rebalances", "commands accepted 5"):  # fmt: skip
-        assert panel in done.stdout, done.stdout
-    assert ".handler" in done.stdout  # the write side's lag, per partition
+        assert panel in stdout, stdout
 
 
 def test_top_without_the_token_says_so(deployment: Deployment) -> None:
