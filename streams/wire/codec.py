@@ -53,6 +53,7 @@ from streams.wire.personal import PersonalPlan, personal_plan
 from streams.wire.schemas import SchemaCatalog, SchemaVersion, from_record, to_record
 from streams.wire.sealing import SealedWriter, Sealing, write_avro
 from streams.wire.topics import subject_name
+from streams.wire.upcasting import ResolutionHop, Step, UpcastStep
 
 __all__ = [
     "AvroCodec",
@@ -94,9 +95,6 @@ class _Writer:
     """The writer of a type with personal fields, sealed before encoding (None: it has none)."""
 
 
-Step = Callable[[dict[str, Any]], dict[str, Any]]
-
-
 @dataclass(frozen=True)
 class _Reader:
     type_name: str
@@ -114,47 +112,6 @@ class _Reader:
     """Generated decoder, when the writer's schema is the latest (no resolution, no steps)."""
     personal: PersonalPlan | None = None
     """The latest version's personal fields, opened after the steps (None: it has none)."""
-
-
-class _Hop:
-    """Avro schema resolution of a decoded record from one version to another."""
-
-    def __init__(self, source: SchemaVersion, target: SchemaVersion) -> None:
-        self.source, self.target = source, target
-
-    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-        buf = io.BytesIO()
-        try:
-            fastavro.schemaless_writer(buf, self.source.parsed, record)
-        except Exception as exc:
-            raise UpcastFailed(
-                f"upcast output is not a valid {self.source.type_name} v{self.source.version}: {exc}"
-            ) from exc
-        buf.seek(0)
-        try:
-            out = fastavro.schemaless_reader(buf, self.source.parsed, self.target.parsed)
-        except SchemaResolutionError as exc:
-            raise NoUpcasterPath(
-                f"{self.source.type_name} v{self.source.version} -> v{self.target.version}: "
-                f"no upcaster and Avro resolution fails: {exc}"
-            ) from exc
-        return out  # type: ignore[return-value]
-
-
-class _Upcast:
-    """One upcaster step, turning its exceptions into `UpcastFailed`."""
-
-    def __init__(self, type_name: str, version: int, fn: Step) -> None:
-        self.type_name, self.version, self.fn = type_name, version, fn
-
-    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.fn(dict(record))
-        except Exception as exc:
-            raise UpcastFailed(
-                f"upcaster {self.type_name} v{self.version} -> v{self.version + 1}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
 
 
 class AvroCodec:
@@ -290,12 +247,12 @@ class AvroCodec:
         version_of = self.catalog.version
         for v in ups:
             if v > current:
-                steps.append(_Hop(version_of(type_name, current), version_of(type_name, v)))
-            steps.append(_Upcast(type_name, v, self.catalog.upcasters[(type_name, v)]))
+                steps.append(ResolutionHop(version_of(type_name, current), version_of(type_name, v)))
+            steps.append(UpcastStep(type_name, v, self.catalog.upcasters[(type_name, v)]))
             current = v + 1
         check = latest.parsed
         if current < latest.version:
-            steps.append(_Hop(version_of(type_name, current), latest))
+            steps.append(ResolutionHop(version_of(type_name, current), latest))
             check = None
         return _Reader(type_name, version, writer, reader, tuple(steps), check, first, personal=personal)
 
