@@ -8,6 +8,8 @@ framework reads both through these functions and never asks which one it has.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any, NamedTuple
 
 import msgspec
@@ -68,3 +70,14 @@ class Personal:
     """What the field reads as after the subject is forgotten (a value of the field's type)."""
     tags: tuple[str, ...] = ("PII",)
     """`confluent:tags` of the field, for data-governance tooling."""
+
+
+def personal_of(hint: Any) -> Personal | None:
+    """The `Personal` marker of a field's type hint (read with `include_extras=True`), on the
+    field or on the X of `X | None`; None when the field is not personal."""
+    if typing.get_origin(hint) is typing.Annotated:
+        found = next((m for m in hint.__metadata__ if isinstance(m, Personal)), None)
+        return found or personal_of(typing.get_args(hint)[0])
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next((p for a in typing.get_args(hint) if (p := personal_of(a)) is not None), None)
+    return None

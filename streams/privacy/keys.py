@@ -113,6 +113,9 @@ class Keyring:
         self._cache: OrderedDict[str, tuple[float, DataKey]] = OrderedDict()
         self._dead: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self._lock = threading.Lock()
+        self.evictions = 0
+        """How many times a subject's key was evicted (`forget`, `evict`): a change tells holders of
+        decoded values (the write side's cached states) that a subject may have been forgotten."""
 
     def for_write(self, subject: str) -> DataKey:
         """The subject's key, created when it has none (a forgotten subject gets a new one)."""
@@ -162,6 +165,7 @@ class Keyring:
         """Drop the subject's key from this process's cache."""
         with self._lock:
             self._cache.pop(subject, None)
+            self.evictions += 1
 
     def clear(self) -> None:
         """Drop every cached key."""

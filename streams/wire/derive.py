@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 
 from streams.core.decider import BoundedContext
-from streams.core.records import Personal, is_record_class, record_fields
+from streams.core.records import is_record_class, personal_of, record_fields
 from streams.wire.limits import MAX_LENGTH
 from streams.wire.personal import ERASED, PII, SUBJECT, TAGS
 from streams.wire.schemas import SCHEMA_FILE, SchemaCatalog, load_schema_file
@@ -104,7 +104,7 @@ class _Deriver:
         where = f"{cls.__name__}.{name}"
         metas = list(_metas(hint))
         avro_type = self.type_of(_strip(hint), where, nullable_first=default is None)
-        personal = _personal(hint)
+        personal = personal_of(hint)
         if personal is not None:  # sealed on the wire (streams.wire.personal)
             avro_type = (
                 [b if b == "null" else "bytes" for b in avro_type] if isinstance(avro_type, list) else "bytes"
@@ -210,16 +210,6 @@ def _metas(hint: Any) -> Iterator[msgspec.Meta]:
         for arg in typing.get_args(hint):
             if typing.get_origin(arg) is typing.Annotated:
                 yield from (m for m in arg.__metadata__ if isinstance(m, msgspec.Meta))
-
-
-def _personal(hint: Any) -> Personal | None:
-    """The `Personal` marker of a field (on the field or on the X of `X | None`), if any."""
-    if typing.get_origin(hint) is typing.Annotated:
-        found = next((m for m in hint.__metadata__ if isinstance(m, Personal)), None)
-        return found or _personal(typing.get_args(hint)[0])
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return next((p for a in typing.get_args(hint) if (p := _personal(a)) is not None), None)
-    return None
 
 
 def _strip(hint: Any) -> Any:

@@ -48,6 +48,20 @@ class PersonalField:
     subject_field: str
     erased: Any
 
+    def seal(self, type_name: str, subject: str, value: Any, keyring: Keyring) -> bytes:
+        """`value` (not None) sealed under `subject`'s key, bound to the subject, `type_name` and
+        this field."""
+        key = keyring.for_write(subject)
+        return seal(key, _encode(value), binding(subject, type_name, self.name))
+
+    def open(self, type_name: str, subject: str, sealed: bytes, keyring: Keyring) -> tuple[Any, bool]:
+        """(the value, False), or (the replacement, True) when the subject's key is gone. Raises
+        `MalformedCiphertext` or `TamperedCiphertext` (`streams.privacy.errors`)."""
+        key = keyring.for_read(subject, key_id_of(sealed))
+        if key is None:
+            return self.erased, True
+        return _decode(open_sealed(key, sealed, binding(subject, type_name, self.name))), False
+
 
 @dataclass(frozen=True, slots=True)
 class PersonalPlan:
@@ -69,9 +83,7 @@ class PersonalPlan:
             value = out.get(f.name)
             if value is None:
                 continue
-            subject = out[f.subject_field]
-            key = keyring().for_write(subject)
-            out[f.name] = seal(key, _encode(value), binding(subject, self.type_name, f.name))
+            out[f.name] = f.seal(self.type_name, out[f.subject_field], value, keyring())
         return out
 
     def open(self, record: dict[str, Any], keyring: Callable[[], Keyring]) -> tuple[str, ...]:
@@ -84,13 +96,9 @@ class PersonalPlan:
             sealed = record.get(f.name)
             if sealed is None:
                 continue
-            subject = record[f.subject_field]
-            key = keyring().for_read(subject, key_id_of(sealed))
-            if key is None:
-                record[f.name] = f.erased
+            record[f.name], gone = f.open(self.type_name, record[f.subject_field], sealed, keyring())
+            if gone:
                 erased.append(f.name)
-                continue
-            record[f.name] = _decode(open_sealed(key, sealed, binding(subject, self.type_name, f.name)))
         return tuple(erased)
 
     def erase(self, record: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:

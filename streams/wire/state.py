@@ -12,6 +12,12 @@ changelog written by an older one restores from it as it is.
 
 Rows are positional: a state class may gain fields at its end (with defaults); a change that
 reorders or removes fields needs `streams rebuild` (the changelog is the fold of the log).
+
+Personal fields of a state (`streams.core.records.Personal`) are sealed in the rows as in the
+events (`streams.wire.state_sealing`): the generated row functions call the field's sealer and
+opener, and the rows of a state without personal fields are built as before. Their cells are
+bound to the class and field names: renaming a state class or a personal field of it needs
+`streams rebuild` as well.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ import msgspec
 
 from streams.core.commands import Aggregate
 from streams.core.records import RecordField, is_record_class, record_fields
+from streams.privacy.errors import NoMasterKey
+from streams.privacy.keys import Keyring
 from streams.wire.codec import AvroCodec
+from streams.wire.state_sealing import SealedStateField, has_personal, state_fields
 
 ROWS = b"\xff"
 _AVRO_VERSION = struct.Struct(">q")
@@ -48,30 +57,39 @@ def _dataclass_of(hint: Any) -> tuple[type | None, bool]:
     return None, False
 
 
-def _compile_to_row(cls: type) -> ToRow:
+def _compile_to_row(cls: type, keys: Callable[[], Keyring]) -> ToRow:
     hints = typing.get_type_hints(cls)
+    personal = state_fields(cls, keys)
     scope: dict[str, Any] = {}
     items = []
     for i, f in enumerate(record_fields(cls)):
+        if i in personal:
+            scope[f"s{i}"] = personal[i].seal
+            items.append(f"s{i}(o.{personal[i].field.subject_field}, o.{f.name})")
+            continue
         nested, many = _dataclass_of(hints[f.name])
         if nested is None:
             items.append(f"o.{f.name}")
             continue
-        scope[f"r{i}"] = _compile_to_row(nested)
+        scope[f"r{i}"] = _compile_to_row(nested, keys)
         items.append(f"[r{i}(v) for v in o.{f.name}]" if many else f"r{i}(o.{f.name})")
     exec(f"def to_row(o):\n    return [{', '.join(items)}]\n", scope)
     return typing.cast(ToRow, scope["to_row"])
 
 
-def _compile_from_row(cls: type) -> FromRow:
+def _compile_from_row(cls: type, keys: Callable[[], Keyring]) -> FromRow:
     hints = typing.get_type_hints(cls)
     fields = record_fields(cls)
+    personal = state_fields(cls, keys)
     scope: dict[str, Any] = {"cls": cls}
     args = []
     for i, f in enumerate(fields):
         nested, many = _dataclass_of(hints[f.name])
-        if nested is not None:
-            scope[f"r{i}"] = _compile_from_row(nested)
+        if i in personal:
+            scope[f"p{i}"] = personal[i].open
+            args.append(f"p{i}(r[{personal[i].subject_index}], r[{i}])")
+        elif nested is not None:
+            scope[f"r{i}"] = _compile_from_row(nested, keys)
             args.append(f"tuple([r{i}(v) for v in r[{i}]])" if many else f"r{i}(r[{i}])")
         elif typing.get_origin(hints[f.name]) is tuple:
             args.append(f"tuple(r[{i}])")
@@ -79,7 +97,7 @@ def _compile_from_row(cls: type) -> FromRow:
             args.append(f"r[{i}]")
     # a row written before the class gained fields is shorter: the defaults fill in
     scope["n"] = len(fields)
-    scope["slow"] = lambda r: cls(*[_field(fields, hints, i, v) for i, v in enumerate(r)])
+    scope["slow"] = lambda r: cls(*[_field(fields, hints, personal, keys, i, v, r) for i, v in enumerate(r)])
     source = (
         f"def from_row(r):\n    if len(r) != n:\n        return slow(r)\n    return cls({', '.join(args)})\n"
     )
@@ -87,10 +105,20 @@ def _compile_from_row(cls: type) -> FromRow:
     return typing.cast(FromRow, scope["from_row"])
 
 
-def _field(fields: tuple[RecordField, ...], hints: dict[str, Any], i: int, value: Any) -> Any:
+def _field(
+    fields: tuple[RecordField, ...],
+    hints: dict[str, Any],
+    personal: dict[int, SealedStateField],
+    keys: Callable[[], Keyring],
+    i: int,
+    value: Any,
+    row: list[Any],
+) -> Any:
+    if i in personal:
+        return personal[i].open(row[personal[i].subject_index], value)
     nested, many = _dataclass_of(hints[fields[i].name])
     if nested is not None:
-        build = _compile_from_row(nested)
+        build = _compile_from_row(nested, keys)
         return tuple(build(v) for v in value) if many else build(value)
     return tuple(value) if typing.get_origin(hints[fields[i].name]) is tuple else value
 
@@ -101,8 +129,22 @@ class StateFormat:
     def __init__(self, state_type: type, codec: AvroCodec) -> None:
         self.state_type = state_type
         self.codec = codec
-        self._to_row = _compile_to_row(state_type)
-        self._from_row = _compile_from_row(state_type)
+        self.sealed = has_personal(state_type)
+        """Whether the state has personal fields (sealed in its rows; docs/privacy.md)."""
+        keys = lambda: codec.keyring  # noqa: E731 - asked for only when a personal value is sealed or opened
+        self._to_row = _compile_to_row(state_type, keys)
+        self._from_row = _compile_from_row(state_type, keys)
+
+    def forgets(self) -> int:
+        """How many subjects the keyring has evicted so far (0 for a state without personal
+        fields): when it changes, decoded states kept in memory may hold a forgotten subject's
+        plain values, and must be read again from their sealed rows."""
+        if not self.sealed:
+            return 0
+        try:
+            return self.codec.keyring.evictions
+        except NoMasterKey:
+            return 0
 
     def encode(self, aggregate: Aggregate[Any]) -> bytes:
         """`0xFF` + MessagePack of `[version, row]`."""

@@ -70,6 +70,9 @@ class CommittedState:
         than over the deletion markers of the ids expired before."""
         self._bytes_gauge = metrics.WRITE_CACHE_BYTES.labels(name)
         self._ids_gauge = metrics.IDEMPOTENCY_IDS.labels(name)
+        self._forgets = states.forgets()
+        """The keyring's evictions when the cache was last known free of forgotten plain values
+        (states with personal fields only: `StateFormat.forgets`)."""
 
     def __contains__(self, partition: object) -> bool:
         return partition in self.table
@@ -102,11 +105,20 @@ class CommittedState:
 
     def aggregate(self, partition: int, key: bytes) -> Aggregate[Any] | None:
         """The committed aggregate (cache, then RocksDB)."""
+        if self.states.sealed and self.states.forgets() != self._forgets:
+            self._forget_cached()
         cached = self.cache.get(partition, key)
         if cached is not MISSING:
             return cached
         stored = self.table.get(partition, AGGREGATE_PREFIX + key)
         return None if stored is None else decode_aggregate(self.states, stored)
+
+    def _forget_cached(self) -> None:
+        """A subject was forgotten: cached states may hold its plain values, read them again
+        from their sealed rows (where they read as the replacement)."""
+        self._forgets = self.states.forgets()
+        self.cache.clear()
+        self._bytes_gauge.set(0)
 
     def command_result(self, partition: int, command_id: bytes) -> CommandResult | None:
         """The first result of a command id, when it was remembered."""
