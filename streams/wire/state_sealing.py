@@ -97,7 +97,9 @@ def state_fields(cls: type, keys: Callable[[], Keyring]) -> dict[int, SealedStat
             raise PersonalSchemaError(f"{where}: a personal state field holds a plain value, not {plain}")
         subject = marker.subject
         if subject not in position or personal_of(hints[subject]) is not None:
-            raise PersonalSchemaError(f"{where}: the subject {subject!r} must be a plain field of {cls.__name__}")
+            raise PersonalSchemaError(
+                f"{where}: the subject {subject!r} must be a plain field of {cls.__name__}"
+            )
         field = PersonalField(f.name, subject, marker.erased)
         found[i] = SealedStateField(cls.__name__, field, position[subject], keys)
     return found

@@ -52,7 +52,7 @@ def codec(keyring: Keyring) -> AvroCodec:
 
 
 def _row(raw: bytes) -> list[object]:
-    version, row = msgspec.msgpack.decode(raw[1:])
+    _version, row = msgspec.msgpack.decode(raw[1:])
     return list(row)
 
 
