@@ -40,19 +40,12 @@ class ChangeEmail(Struct, frozen=True):
     email: Email = None
 
 
-class Joined(Struct, frozen=True):
-    """A membership was opened."""
-
-    member_id: str
-    name: Name = None
-    email: Email = None
+class Joined(Join, frozen=True):
+    """A membership was opened (the fields of `Join`)."""
 
 
-class EmailChanged(Struct, frozen=True):
-    """The membership's e-mail changed."""
-
-    member_id: str
-    email: Email = None
+class EmailChanged(ChangeEmail, frozen=True):
+    """The membership's e-mail changed (the fields of `ChangeEmail`)."""
 
 
 class Membership(Struct, frozen=True):

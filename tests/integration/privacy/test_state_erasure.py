@@ -103,6 +103,13 @@ def _raw(settings: Settings, runtime: ContextRuntime) -> bytes:
     )
 
 
+def _person(who: str, run: str) -> dict[str, str]:
+    """Member `who`'s id, name and e-mail in this run."""
+    return dict(
+        member_id=f"member-{who}-{run}", name=f"Name{who} {run}", email=f"{who.lower()}-{run}@example.org"
+    )
+
+
 def _plain(person: dict[str, str]) -> list[bytes]:
     return [person["name"].encode(), person["email"].encode()]
 
@@ -116,11 +123,7 @@ def erased(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> I
     }  # fmt: skip
     with deployed(tmp_path_factory.mktemp("state-erasure"), "se", **env) as dep:
         run = uuid.uuid4().hex[:8]
-        people = {
-            who: {"member_id": f"member-{who}-{run}", "name": f"Name{who} {run}",
-                  "email": f"{who.lower()}-{run}@example.org"}
-            for who in "AB"
-        }  # fmt: skip
+        people = {who: _person(who, run) for who in "AB"}
         memberships = {m: f"{m}-{run}" for m in ("m-A1", "m-A2", "m-B")}
         for m, membership in memberships.items():
             joined = _command(dep, "Join", membership, people[m[2]])
