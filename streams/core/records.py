@@ -62,7 +62,9 @@ class Personal:
     The field is sealed under the key of the data subject that field `subject` names (a plain
     string field of the same record) and reads as `erased` once the subject is forgotten
     (docs/privacy.md). The derived schema declares it `bytes` with `streams.pii`; the class keeps
-    the plain type, so deciders and views see plain values.
+    the plain type, so deciders and views see plain values. On a field of a state class (or of a
+    record nested in it) it seals the field in the write side's RocksDB rows and changelog too
+    (`streams.wire.state_sealing`).
     """
 
     subject: str
