@@ -6,6 +6,9 @@
 - **write path**: the offline write path's CPU per command (`bench.offline`) for the bench
   traffic, and for the same traffic whose `PlaceOrder` commands carry a name and an e-mail (the
   commands are decoded and their events encoded with the fields sealed).
+- **state rows**: encoding and decoding the state row (`streams.wire.state`) of a state with two
+  personal fields set, against the same state with both null; the difference over two is the
+  cost of sealing and of opening one state field.
 
 The best of `BENCH_OFFLINE_REPEATS` runs is reported, as the machine is shared; the result file
 (`bench/results/privacy-<time>.json`) records the load average at the start and the end.
@@ -21,8 +24,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from msgspec import Struct
 from msgspec.structs import replace
 
 from bench.offline import best, command_records, write_path
@@ -30,9 +34,21 @@ from bench.provenance import provenance
 from bench.traffic import AGGREGATES, N
 from streams.contexts.orders import OrderPlaced, PlaceOrder
 from streams.contexts.orders import context as orders
+from streams.core.commands import Aggregate
+from streams.core.records import Personal
 from streams.kafka.runtime import ContextRuntime
+from streams.wire.state import StateFormat
 
 CODEC_LOOPS = 20_000
+
+
+class Customer(Struct, frozen=True):
+    """A state keeping a customer's name and e-mail (personal: sealed in its rows)."""
+
+    customer_id: str = ""
+    orders: int = 0
+    name: Annotated[str | None, Personal(subject="customer_id")] = None
+    email: Annotated[str | None, Personal(subject="customer_id")] = None
 
 
 def _per_call(fn: Any) -> float:
@@ -67,6 +83,14 @@ def measure(n: int = N, aggregates: int = AGGREGATES) -> dict[str, Any]:
     )
     decode_plain = _per_call(lambda: codec.decode(plain_bytes))
     decode_personal = _per_call(lambda: codec.decode(personal_bytes))
+    states = StateFormat(Customer, codec)
+    bare, known = (
+        Aggregate(4, Customer("customer-1", 3)),
+        Aggregate(4, Customer("customer-1", 3, "Ada L", "ada@example.org")),
+    )
+    bare_row, known_row = states.encode(bare), states.encode(known)
+    row_seal = (_per_call(lambda: states.encode(known)) - _per_call(lambda: states.encode(bare))) / 2
+    row_open = (_per_call(lambda: states.decode(known_row)) - _per_call(lambda: states.decode(bare_row))) / 2
     without = command_records(runtime, n, aggregates)
     with_person = command_records(runtime, n, aggregates, _with_person)
     places = sum(isinstance(codec.decode(r.value()).message, PlaceOrder) for r in without)
@@ -75,6 +99,8 @@ def measure(n: int = N, aggregates: int = AGGREGATES) -> dict[str, Any]:
         "place_orders": places,
         "seal_us_per_field": (encode_personal - encode_plain) / 2,
         "open_us_per_field": (decode_personal - decode_plain) / 2,
+        "state_seal_us_per_field": row_seal,
+        "state_open_us_per_field": row_open,
         "write_us_per_command": best(lambda: write_path(runtime, without)) / n * 1e6,
         "write_us_per_command_with_personal_fields": best(lambda: write_path(runtime, with_person)) / n * 1e6,
     }
@@ -110,6 +136,8 @@ def markdown(result: dict[str, Any], name: str) -> str:
             "|---|---|",
             f"| sealing one field (encode, key cached) | {f['seal_us_per_field']:.1f} |",
             f"| opening one field (decode, key cached) | {f['open_us_per_field']:.1f} |",
+            f"| sealing one field of a state row (key cached) | {f['state_seal_us_per_field']:.1f} |",
+            f"| opening one field of a state row (key cached) | {f['state_open_us_per_field']:.1f} |",
             f"| write path per command, {f['commands']:,} commands, no personal field | {without:.1f} |",
             f"| the same, its {f['place_orders']:,} `PlaceOrder` with a name and an e-mail | {with_:.1f} |",
         ]
