@@ -17,7 +17,7 @@ import multiprocessing
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.client import CommandClient
 from streams.config import Settings
@@ -32,8 +32,7 @@ SHORTFALL = 0.95
 """A run whose sent rate is below this share of the offered rate is marked invalid."""
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
+class Encoded(NamedTuple):
     """One command record, ready to produce."""
 
     command_id: str
