@@ -29,23 +29,22 @@ PROCESS_WORKER = "w2"
 
 
 @pytest.fixture(scope="module")
-def deployment(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    stack: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Deployment:
     env = {
         "STREAMS_CONTEXTS": "orders", "STREAMS_SINKS": "0", "ORDER_TIMEOUT_MS": str(TIMEOUT_MS),
-        "STREAMS_PROCESS_MODULES": "tests.processes.order_timeout", "STREAMS_PROCESSES": "0",
+        "STREAMS_PROCESS_MODULES": "tests.processes.order_timeout",
     }  # fmt: skip
     dep = Deployment(
         prefix=f"ph{uuid.uuid4().hex[:8]}", data_dir=Path(tmp_path_factory.mktemp("w")), extra_env=env
     )
-    try:
-        dep.start("w1")
-        dep.wait_healthy("w1")
-        dep.extra_env["STREAMS_PROCESSES"] = "1"
-        dep.start(PROCESS_WORKER)
-        dep.wait_healthy(PROCESS_WORKER)
-        yield dep
-    finally:
-        dep.stop_all()
+    request.addfinalizer(dep.stop_all)
+    for worker, processes in (("w1", "0"), (PROCESS_WORKER, "1")):  # w1 first: it runs no process
+        dep.extra_env["STREAMS_PROCESSES"] = processes
+        dep.start(worker)
+        dep.wait_healthy(worker)
+    return dep
 
 
 @pytest.fixture(scope="module")
