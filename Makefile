@@ -81,7 +81,7 @@ chaos-short:
 	CHAOS_SCENARIOS=leader $(BIN)/python -m bench.chaos
 
 # The games example while the worker hosting the settlement process is killed -9 again and again
-# (bench/games): on the default stack, 50 rounds, 5,500 bets, 10 kills, then the checker;
+# (bench/games): on the default stack, 50 rounds, 6,250 bets, 10 kills, then the checker;
 # bench/results/games-chaos-<time>.json. The short form (10 rounds, 600 bets, 3 kills) is for CI.
 # The games bench (bench/games/burst.py): a burst of 5,000 bets/s for 5 s on one round (p99 bet ->
 # result) and the settlement of 500 bets to wallet credits; bench/results/games-bench-<time>.json.
@@ -92,7 +92,7 @@ chaos-games: stack-up
 	$(BIN)/python -m bench.games.chaos
 
 chaos-games-short: stack-up
-	GAMES_CHAOS_ROUNDS=10 GAMES_CHAOS_BETS=60 GAMES_CHAOS_KILLS=3 GAMES_CHAOS_OUT=bench-results \
+	GAMES_CHAOS_ROUNDS=10 GAMES_CHAOS_BETS=60 GAMES_CHAOS_KILLS=3 GAMES_CHAOS_CLOSE_S=30 GAMES_CHAOS_OUT=bench-results \
 		$(BIN)/python -m bench.games.chaos
 
 # The container stack under Podman (docker-compose.yml, ops/images/Containerfile); see ops/README.md.

@@ -4,7 +4,9 @@ deployment of its own (random topic prefix, one worker) on the default stack.
 - **burst**: `GAMES_BENCH_RATE` bets/s (5,000) offered for `GAMES_BENCH_SECONDS` (5) on one
   round, from 10 bets per player over as many players as that takes (each player's bets are one
   stake aggregate: the round's hot key spread over every partition); the latency of each bet from
-  its send to its result (p50, p99, max) and the rate the results came back at. The worker hosts
+  its send to its result (p50, p99, max) and the rate the results came back at. The bets are
+  encoded beforehand and produced by a process of their own (`bench.games.offer`); the rate it
+  reached is recorded, and the burst marked invalid (`valid: false`) when it fell short. The worker hosts
   games alone (`STREAMS_PROCESSES=0`): the figure is the hot key's, not the process manager's.
 - **settlement**: 500 funded bets on one round (50 players x 10) with the settlement process
   running; once every stake is reserved, the round is closed and settled, and the figure is the
@@ -18,13 +20,13 @@ figures are informational) goes to `GAMES_BENCH_OUT` (bench/results) as `games-b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,10 +35,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.games.offer import offer, prepare
 from bench.games.play import ODDS, execute_all, now_ms
 from bench.harness import drop
 from bench.provenance import provenance
-from streams.client import CommandClient, read_topic
+from streams.client import CommandClient, ResultWaiter, read_topic
 from streams.config import Settings
 from streams.contexts.games import CloseBetting, PlaceBet, RoundTerms, SettleRound, StartGameRound, stake_id
 from streams.contexts.registry import get_context
@@ -80,7 +83,10 @@ def terms(round_id: str, closes_in_s: float = 3600.0) -> RoundTerms:
 
 
 def burst(directory: str, rate: float, seconds: float) -> dict[str, Any]:
-    """Bets at `rate`/s for `seconds` on one round: latency bet -> result."""
+    """Bets at `rate`/s for `seconds` on one round: latency bet -> result. The bets are encoded
+    before the burst and produced by a process of their own (`bench.games.offer`); this process
+    only follows the results. The rate the generator reached is recorded, and the run marked
+    invalid when it fell short of `rate` (`SHORTFALL`)."""
     total = int(rate * seconds)
     before = load_avg()
     env = {"STREAMS_CONTEXTS": "games", "STREAMS_SINKS": "0", "STREAMS_PROCESSES": "0"}
@@ -93,49 +99,45 @@ def burst(directory: str, rate: float, seconds: float) -> dict[str, Any]:
             bets.append(
                 (stake_id(t.round_id, player), PlaceBet(t, player, f"b{n}", "red", 100, 20_000, now_ms()))
             )
-        done: list[float] = [0.0] * total
-        sent: list[float] = [0.0] * total
-        futures: list[Future[CommandResult]] = []
-        lock = threading.Lock()
-
-        def finish(n: int) -> Any:
-            def record(_: Future[CommandResult]) -> None:
-                with lock:
-                    done[n] = time.perf_counter()
-
-            return record
-
-        start = time.perf_counter()
-        for n, (aggregate, bet) in enumerate(bets):
-            ahead = start + n / rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-            sent[n] = time.perf_counter()
-            _, future = games.send(aggregate, bet)
-            assert future is not None
-            future.add_done_callback(finish(n))
-            futures.append(future)
-        offered_s = time.perf_counter() - start
-        games.flush()
-        results = [f.result(timeout=1800) for f in futures]
-        latencies = [done[n] - sent[n] for n in range(total)]
-        last = max(done)
+        records = prepare(games, bets)
+        waiter = ResultWaiter(dep.settings(), games.runtime)
+        done = [0.0] * total
+        futures = [waiter.expect(r.command_id) for r in records]
+        for n, future in enumerate(futures):
+            future.add_done_callback(functools.partial(_stamp, done, n))
+        at_start = load_avg()
+        offered = offer(dep.settings(), games.runtime.topics.commands, records, rate)
+        try:
+            results = [f.result(timeout=1800) for f in futures]
+        finally:
+            waiter.close()
+    latencies = [done[n] - offered.sent_at[n] for n in range(total)]
+    shortfall = offered.shortfall(rate)
     return {
         "bets": total,
         "offered_rate": rate,
-        "sent_rate": round(total / offered_s, 1),
+        "sent_rate": round(offered.sent_rate(), 1),
+        "valid": not shortfall,
+        "invalid_because": shortfall,
+        "acked_s": round(offered.acked_s, 3),
         "accepted": sum(1 for r in results if r.accepted),
         "stakes": total // BETS_PER_PLAYER,
         "partitions_hit": len({r.event_partition for r in results if r.accepted}),
-        "results_rate": round(total / (last - start), 1),
+        "results_rate": round(total / (max(done) - offered.sent_at[0]), 1),
         "latency_s": {
             "p50": round(statistics.median(latencies), 3),
             "p99": round(percentile(latencies, 0.99), 3),
             "max": round(max(latencies), 3),
         },
         "load_avg_before": before,
+        "load_avg_at_burst": at_start,
         "load_avg_after": load_avg(),
     }
+
+
+def _stamp(done: list[float], n: int, _future: Future[CommandResult]) -> None:
+    """When bet `n`'s result came back (wall clock, like the generator's send times)."""
+    done[n] = time.time()
 
 
 def _reserved(dep: Deployment, stakes: dict[str, int]) -> bool:
@@ -225,6 +227,9 @@ def main() -> int:
     path = out / f"games-bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {path}")
+    if not result["burst"]["valid"]:
+        print(f"burst invalid: {result['burst']['invalid_because']}")
+        return 1
     return 0
 
 

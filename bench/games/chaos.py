@@ -11,7 +11,9 @@ machine stalls the play, so the kills stop once that many are done). Then, with 
 checker reads the logs (again, up to `GAMES_CHAOS_SETTLE_S`, until what was in flight has
 settled) and judges them.
 
-Sizes: `GAMES_CHAOS_ROUNDS` (50), `GAMES_CHAOS_BETS` per round (110), `GAMES_CHAOS_KILLS` (10);
+Sizes: `GAMES_CHAOS_ROUNDS` (50), `GAMES_CHAOS_BETS` per round (125), `GAMES_CHAOS_KILLS` (10),
+`GAMES_CHAOS_CLOSE_S` (120: how long a round closed by its deadline takes bets; a kill can hold
+a wave's `StartGameRound` for a minute or more, and bets sent after `closes_at` are rejected);
 the result goes to `GAMES_CHAOS_OUT` (bench/results) as `games-chaos-<time>.json`, the workers'
 logs beside it under bench-results/. Exits 1 on any problem.
 """
@@ -102,7 +104,8 @@ def config_from_env() -> tuple[PlayConfig, int, float]:
     rounds = int(os.environ.get("GAMES_CHAOS_ROUNDS", "50"))
     config = PlayConfig(
         rounds=rounds,
-        bets_per_round=int(os.environ.get("GAMES_CHAOS_BETS", "110")),
+        bets_per_round=int(os.environ.get("GAMES_CHAOS_BETS", "125")),
+        close_after_s=float(os.environ.get("GAMES_CHAOS_CLOSE_S", "120")),
         wave=min(10, rounds),
         result_timeout_s=float(os.environ.get("GAMES_CHAOS_TIMEOUT_S", "900")),
     )

@@ -60,6 +60,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
             f"| burst: bets offered on one round | {b['bets']:,} at {b['offered_rate']:,.0f}/s "
             f"(sent at {b['sent_rate']:,.0f}/s) over {b['stakes']:,} stakes on "
             f"{b['partitions_hit']} partitions |",
+            f"| burst: the generator's rate | {_validity(b)} |",
             f"| burst: results came back at | {b['results_rate']:,.0f} bets/s |",
             f"| burst: bet -> result latency p50 / p99 / max | {lat['p50']:.2f} s / {lat['p99']:.2f} s / "
             f"{lat['max']:.2f} s |",
@@ -71,6 +72,15 @@ def bench_markdown(result: dict[str, Any]) -> str:
             f"{b['load_avg_after']:.1f}, {s['load_avg_before']:.1f} / {s['load_avg_after']:.1f} |",
         ]
     )
+
+
+def _validity(burst: dict[str, Any]) -> str:
+    """Whether the burst was offered at the rate asked (files before the check: unknown)."""
+    if "valid" not in burst:
+        return "not checked"
+    if burst["valid"]:
+        return f"valid: {burst['sent_rate']:,.0f}/s sent of {burst['offered_rate']:,.0f}/s asked"
+    return f"**invalid**: {burst['invalid_because']}"
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -46,12 +46,12 @@ class PlayConfig:
     """The size of a run."""
 
     rounds: int = 50
-    bets_per_round: int = 110
+    bets_per_round: int = 125
     wave: int = 10
     players: int = 60
     unfunded: int = 3
     deposit: int = 10_000_000
-    close_after_s: float = 30.0
+    close_after_s: float = 120.0
     """How long a round closed by its deadline stays open."""
     cancel_share: float = 0.04
     result_timeout_s: float = 300.0

@@ -94,6 +94,10 @@ class ProcessBatch:
         """Nothing to write and no offset to commit."""
         return not (self.records or self.writes or self.offsets)
 
+    def written_to(self, topic: str) -> set[int]:
+        """The partitions of `topic` this batch writes records to."""
+        return {r.partition for r in self.records if r.topic == topic}
+
 
 class ProcessIntake:
     """Decides batches for one process manager."""
@@ -123,14 +127,27 @@ class ProcessIntake:
         self.actor = f"process:{pm.name}".encode()
 
     def decide(
-        self, messages: list[Message], lookup: Lookup, scan: Scan, owned: Iterable[int], now_ms: int
+        self,
+        messages: list[Message],
+        lookup: Lookup,
+        scan: Scan,
+        owned: Iterable[int],
+        now_ms: int,
+        *,
+        catching_up: bool = False,
     ) -> ProcessBatch:
-        """The batch of `messages`, and of the deadlines due at `now_ms` in the `owned` partitions."""
+        """The batch of `messages`, and of the deadlines due at `now_ms` in the `owned` partitions.
+
+        `catching_up`: the stage is still reading what was written before its assignment
+        (`streams.processes.catchup`); a partition this batch re-keys an input to emits no
+        deadline in it (the input is handled when read back, and may cancel one)."""
         batch = _Batch(self, lookup)
         for msg in messages:
             batch.input(msg)
+        rekeyed = batch.out.written_to(self.topics.inputs) if catching_up else set()
         for partition in owned:
-            batch.emit_due(partition, scan, now_ms)
+            if partition not in rekeyed:
+                batch.emit_due(partition, scan, now_ms)
         return batch.out
 
 

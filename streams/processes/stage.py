@@ -13,7 +13,10 @@ with the same command ids: the target context's dedupe absorbs anything replayed
 Deadlines fire on the **wall clock** (`clock`, epoch ms), not on stream time, which stalls when
 no input arrives: every loop turn (at most `due_every_s` apart, input or not) scans the owned
 partitions' due index and emits what fell due in a transaction of its own, which also carries
-the group's last positions so a zombie is fenced as for any batch.
+the group's last positions so a zombie is fenced as for any batch. After an assignment, a
+partition's due deadlines wait until the stage has read its inputs up to their ends at assignment
+time (`streams.processes.catchup`): a record written before a restart that cancels a deadline is
+read before that deadline may fire.
 
 Its poison policy is QUARANTINE: an input whose outputs the broker refuses for what they are (a
 command too large for its topic) is dead-lettered alone and the rest of its batch committed.
@@ -28,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams import metrics
 from streams.config import Settings
@@ -46,6 +49,7 @@ from streams.kafka.transaction import (
     TransactionLoop,
     refused,
 )
+from streams.processes.catchup import CatchUp
 from streams.processes.intake import ProcessBatch, ProcessIntake
 from streams.processes.records import process_codec
 from streams.wire.dlq import dead_letter, source_of
@@ -104,6 +108,7 @@ class ProcessStage:
             self.session, self._stop, poison=PoisonPolicy.QUARANTINE, quarantine=self._quarantine
         )
         self._positions: dict[tuple[str, int], int] = {}
+        self._catchup = CatchUp()
         self._next_due = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -154,6 +159,7 @@ class ProcessStage:
         self.session.close()
         self.table.close_all()
         self._positions.clear()
+        self._catchup = CatchUp()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for partition in sorted({tp.partition for tp in partitions}):
@@ -162,16 +168,45 @@ class ProcessStage:
         for tp in consumer.committed(partitions, timeout=30):
             if tp.offset >= 0:
                 self._positions[(tp.topic, tp.partition)] = tp.offset
+        for tp in partitions:  # the ends of what was written before: deadlines wait for them
+            _, end = clients.watermarks(consumer, TopicPartition(tp.topic, tp.partition))
+            if end > self._positions.get((tp.topic, tp.partition), 0):
+                self._catchup.expect(tp.topic, tp.partition, end)
         consumer.assign(partitions)
         log.info("%s: assigned %s", self.name, sorted({tp.partition for tp in partitions}))
+        if self._catchup.active:
+            log.info(
+                "%s: deadlines of %s held until their inputs are read",
+                self.name,
+                sorted(self._catchup.held()),
+            )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
         for key in [k for k in self._positions if k[1] in numbers]:
             del self._positions[key]
+        self._catchup.forget(numbers)
         self.table.close(numbers)
 
     # --- batches -----------------------------------------------------------------------------
+
+    def _caught_up(self, messages: list[Message]) -> None:
+        """Note how far the inputs are read (the consumer's positions count the transaction
+        markers, which no record's offset does); release the partitions that reached their ends."""
+        positions = dict(self._positions)
+        for msg in messages:
+            positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+        wanted = [TopicPartition(t, p) for t, p in self._catchup.ends]
+        try:
+            for tp in self.session.consumer.position(wanted):
+                if tp.offset >= 0:
+                    key = (tp.topic, tp.partition)
+                    positions[key] = max(positions.get(key, 0), tp.offset)
+        except KafkaException as exc:
+            log.debug("%s: positions: %s", self.name, exc)
+        released = self._catchup.reached(positions)
+        if released:
+            log.info("%s: inputs of %s read to their ends: their deadlines may fire", self.name, released)
 
     def _lookup(self, partition: int, key: bytes) -> bytes | None:
         return self.table.get(partition, key)
@@ -180,10 +215,17 @@ class ProcessStage:
         return (key for key, _ in self.table.stores[partition].scan(prefix))
 
     def _commit(self, messages: list[Message]) -> None:
+        catching_up = self._catchup.active  # this batch's re-keyed inputs are still old ones
+        if catching_up:
+            self._caught_up(messages)
+
         def attempt(records: list[Message], _careful: bool) -> ProcessBatch:
             assert self.intake is not None
             records = [m for m in records if m.partition() in self.table]  # not of a revoked partition
-            batch = self.intake.decide(records, self._lookup, self._scan, self.table.owned(), self.clock())
+            owned = self._catchup.ready(self.table.owned())
+            batch = self.intake.decide(
+                records, self._lookup, self._scan, owned, self.clock(), catching_up=catching_up
+            )
             if not batch.empty():
                 self._write(batch)
             return batch
@@ -191,6 +233,10 @@ class ProcessStage:
         batch = self.loop.until_committed(messages, attempt, careful=True)
         if batch is None or batch.empty():
             return
+        if catching_up:  # an old input re-keyed to a partition: read it back before its deadlines
+            for partition in batch.written_to(self.topics.inputs):
+                tp = TopicPartition(self.topics.inputs, partition)
+                self._catchup.expect(tp.topic, partition, clients.watermarks(self.session.consumer, tp)[1])
         for outcome, n in batch.outcomes.items():
             metrics.PROCESS_INPUTS.labels(self.pm.name, outcome).inc(n)
         if self.on_batch is not None:
