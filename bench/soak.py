@@ -79,6 +79,8 @@ class SoakConfig:
     tracemalloc_frames: int = int(_setting("SOAK_TRACEMALLOC", "0"))
     """N > 0: the worker traces Python allocations (N frames each) and the result names the lines
     whose allocations grew between the end of the warm-up and the end (`memory_growth`)."""
+    scrape_timeout_s: float = float(_setting("SOAK_SCRAPE_TIMEOUT_S", "30"))
+    """How long a sample waits for the worker's /metrics (the time it took is in each sample)."""
     fail_on_verdict: bool = _setting("SOAK_FAIL_ON_VERDICT", "1") == "1"
     """0: exit 0 whatever the verdict (the short form: its run is mostly warm-up, so its slope
     measures the caches filling, not a leak)."""
@@ -147,33 +149,116 @@ MEMORY_GAUGES: dict[str, Callable[[str], str]] = {
     "streams_malloc_bytes": lambda line: "malloc_" + line.split('kind="', 1)[1].split('"', 1)[0],
     "streams_python_traced_bytes": lambda _line: "python_traced",
 }
-SUMMED_GAUGES = {"streams_consumer_fetch_queue_bytes": "fetch_queues"}
-"""Summed over their series: the records every group member fetched ahead of its stage."""
 """Where the worker's memory is (streams/diagnostics.py): sample keys malloc_in_use, malloc_free,
 malloc_mmapped and python_traced, by metric name."""
+SUMMED_GAUGES = {
+    "streams_consumer_fetch_queue_bytes": "fetch_queues",
+    "streams_rocksdb_memtable_bytes": "rocksdb_memtables",
+    "streams_realtime_mailbox_bytes": "realtime_mailboxes",
+}
+"""Summed over their series: the records every group member fetched ahead of its stage, RocksDB's
+memtables, the frames waiting in the real-time clients' mailboxes."""
+LAG = "streams_consumer_lag_records"
+"""Summed per group (`lag` in a sample): whether each stage keeps up with the offered load."""
 
 
-def worker_gauges(url: str) -> dict[str, float]:
-    """From the worker's /metrics: `idempotency_ids` (summed over contexts) and `caches_bytes`,
-    the bytes held by the caches of `CACHE_GAUGES` (-1 each: unreadable)."""
-    try:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return {"idempotency_ids": -1, "caches_bytes": -1}
-    totals = {"idempotency_ids": 0.0, "caches_bytes": 0.0}
+def _label(line: str, name: str) -> str:
+    return line.split(f'{name}="', 1)[1].split('"', 1)[0]
+
+
+def parse_gauges(text: str) -> dict[str, Any]:
+    """The soak's figures from a /metrics text: `idempotency_ids` (summed over contexts),
+    `caches_bytes` (the caches of `CACHE_GAUGES`), the `MEMORY_GAUGES` and `SUMMED_GAUGES`, and
+    `lag`: the consumer lag summed per group."""
+    totals: dict[str, Any] = {"idempotency_ids": 0.0, "caches_bytes": 0.0, "lag": {}}
     for line in text.splitlines():
+        if line.startswith("#"):
+            continue
         name = line.split("{", 1)[0].split(" ", 1)[0]
+        value = float(line.rsplit(" ", 1)[1]) if name else 0.0
         if name == "streams_idempotency_ids":
-            totals["idempotency_ids"] += float(line.rsplit(" ", 1)[1])
+            totals["idempotency_ids"] += value
         elif name in CACHE_GAUGES:
-            totals["caches_bytes"] += float(line.rsplit(" ", 1)[1])
+            totals["caches_bytes"] += value
         elif name in SUMMED_GAUGES:
             key = SUMMED_GAUGES[name]
-            totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+            totals[key] = totals.get(key, 0.0) + value
         elif name in MEMORY_GAUGES:
-            totals[MEMORY_GAUGES[name](line)] = float(line.rsplit(" ", 1)[1])
+            totals[MEMORY_GAUGES[name](line)] = value
+        elif name == LAG:
+            group = _label(line, "group")
+            totals["lag"][group] = totals["lag"].get(group, 0) + int(value)
     return totals
+
+
+def timed_get(url: str, timeout: float) -> tuple[bytes | None, float]:
+    """GET `url`: its body (None: no answer within `timeout`, or an error) and the seconds taken."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body: bytes | None = response.read()
+    except OSError:
+        body = None
+    return body, round(time.monotonic() - started, 3)
+
+
+def worker_gauges(url: str, timeout: float) -> dict[str, Any]:
+    """`parse_gauges` of the worker's /metrics, with `scrape_s`, the seconds /metrics took to
+    answer, and `health_s`, those of /health asked just before (the event loop's responsiveness
+    alone: /health renders nothing). A scrape that fails or takes longer than `timeout` leaves
+    `idempotency_ids` and `caches_bytes` at -1."""
+    _, health_s = timed_get(f"{url}/health", timeout)
+    body, scrape_s = timed_get(f"{url}/metrics", timeout)
+    timing = {"health_s": health_s, "scrape_s": scrape_s}
+    if body is None:
+        return {"idempotency_ids": -1, "caches_bytes": -1, **timing}
+    return {**parse_gauges(body.decode()), **timing}
+
+
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """The resident memory of process `pid` by kind (bytes): `rss_anon` (heaps, mappings of
+    allocations) and `rss_file` (mapped files: code, RocksDB's tables when mapped)."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Anonymous", "Rss") and value.strip().endswith("kB"):
+            out["rss_anon" if name == "Anonymous" else "rss_total"] = int(value.split()[0]) * 1024
+    if "rss_total" in out and "rss_anon" in out:
+        out["rss_file"] = out.pop("rss_total") - out["rss_anon"]
+    return out
+
+
+class Scraper:
+    """Scrapes the worker's /metrics beside the RSS samples, one scrape at a time, so a slow
+    /metrics never delays a sample: a scrape's figures are merged into the sample taken when it
+    started (and printed then); a sample taken while one is still running gets `scrape: busy`."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        self.pending: asyncio.Future[dict[str, Any]] | None = None
+
+    def attach(self, sample: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+        """Start a scrape for `sample` unless one is running."""
+        if self.pending is not None and not self.pending.done():
+            sample["scrape"] = "busy"
+            print(json.dumps(sample), flush=True)
+            return
+
+        def merge(done: asyncio.Future[dict[str, Any]]) -> None:
+            sample.update(done.result())
+            print(json.dumps(sample), flush=True)
+
+        self.pending = loop.run_in_executor(None, worker_gauges, self.url, self.timeout)
+        self.pending.add_done_callback(merge)
+
+    async def drain(self) -> None:
+        """Until the last scrape has ended."""
+        if self.pending is not None:
+            await asyncio.wait([self.pending])
 
 
 def order_id(run: str, i: int) -> str:
@@ -250,6 +335,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     snapshots = SnapshotTaker(pid, dep.data_dir / "diagnostics") if cfg.tracemalloc_frames else None
+    scraper = Scraper(url, cfg.scrape_timeout_s)
     try:
         while (elapsed := time.monotonic() - started) < cfg.seconds:
             if snapshots is not None and elapsed >= cfg.warmup_seconds:
@@ -263,10 +349,10 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
                 "commands_sent": sent.commands,
                 "readings_sent": sent.readings,
                 "sse_frames": counter.frames,
-                **await loop.run_in_executor(None, worker_gauges, url),
+                **smaps_rollup(pid),
             }
             samples.append(sample)
-            print(json.dumps(sample), flush=True)
+            scraper.attach(sample, loop)
             next_at = started + len(samples) * cfg.sample_seconds
             await asyncio.sleep(max(0.0, min(next_at, started + cfg.seconds) - time.monotonic()))
         status = proc_status(pid)
@@ -274,6 +360,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
                         "threads": status["threads"], "open_files": open_files(pid),
                         "commands_sent": sent.commands, "readings_sent": sent.readings,
                         "sse_frames": counter.frames})  # fmt: skip
+        await scraper.drain()
         growth = await loop.run_in_executor(None, snapshots.growth) if snapshots is not None else None
     finally:
         stop.set()

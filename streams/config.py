@@ -185,6 +185,9 @@ class Settings:
     )
     """Records per partition each group consumer tries to keep fetched ahead (librdkafka's
     `queued.min.messages`, 100,000 by default); a stage takes at most 2,000 per batch."""
+    switch_interval_ms: float = field(default_factory=lambda: float(_env("STREAMS_SWITCH_INTERVAL_MS", "1")))
+    """The GIL's switch interval (ms): how long the web event loop may wait behind a busy stage
+    thread at each of its system calls (0: Python's default, 5 ms; `streams.scheduling`)."""
     malloc_trim_interval_s: float = field(
         default_factory=lambda: float(_env("STREAMS_MALLOC_TRIM_INTERVAL_S", "30"))
     )

@@ -274,3 +274,8 @@ PYTHON_TRACED_BYTES = Gauge(
     "streams_python_traced_bytes",
     "Bytes of Python objects tracemalloc traces (0 unless the worker runs with PYTHONTRACEMALLOC).",
 )
+EVENT_LOOP_DELAY = Gauge(
+    "streams_event_loop_delay_seconds",
+    "How much later than due the web event loop last ran a timer (probed every 0.5 s): its own "
+    "work plus its waits for the GIL behind the stage threads (streams/scheduling.py).",
+)

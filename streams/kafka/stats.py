@@ -64,7 +64,8 @@ class ConsumerStats:
     rebalances: int
     assigned: int
     queued_bytes: int = 0
-    """Bytes fetched and not yet handed to the application, over the assigned partitions."""
+    """Bytes fetched and not yet handed to the application: the member's one consumer queue, to
+    which every assigned partition's fetch queue forwards (each reports the queue's whole size)."""
 
 
 def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
@@ -77,7 +78,8 @@ def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
         for key, part in entry.get("partitions", {}).items():
             if key == "-1" or not part.get("desired"):  # -1: librdkafka's unassigned-messages queue
                 continue
-            queued += int(part.get("fetchq_size", 0))
+            # every partition reports the member's one queue (librdkafka forwards them to it)
+            queued = max(queued, int(part.get("fetchq_size", 0)))
             lag = partition_lag(part, commits=commits)
             if lag is not None:
                 lags.append(PartitionLag(topic, int(key), lag))
