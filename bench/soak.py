@@ -148,9 +148,11 @@ CACHE_GAUGES = (
 MEMORY_GAUGES: dict[str, Callable[[str], str]] = {
     "streams_malloc_bytes": lambda line: "malloc_" + line.split('kind="', 1)[1].split('"', 1)[0],
     "streams_python_traced_bytes": lambda _line: "python_traced",
+    "streams_event_loop_delay_seconds": lambda _line: "loop_delay_s",
 }
 """Where the worker's memory is (streams/diagnostics.py): sample keys malloc_in_use, malloc_free,
-malloc_mmapped and python_traced, by metric name."""
+malloc_mmapped and python_traced, by metric name; and how late its event loop runs
+(`loop_delay_s`, streams/scheduling.py)."""
 SUMMED_GAUGES = {
     "streams_consumer_fetch_queue_bytes": "fetch_queues",
     "streams_rocksdb_memtable_bytes": "rocksdb_memtables",
@@ -379,7 +381,8 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> str:
-    """RSS and open files over time, with the warm-up and the fitted slope; '' or why not."""
+    """RSS (and the C heap in use) with the warm-up and the fitted slope, the consumer lag of the
+    stages that fell behind, and open files, over time; '' or why not."""
     try:
         import matplotlib
 
@@ -389,8 +392,11 @@ def plot(result: dict[str, Any], path: Path) -> str:
         return "matplotlib is not installed (pip install -e '.[bench]')"
     samples, cfg = result["samples"], result["config"]
     t = [s["t_s"] / 60 for s in samples]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(9, 8))
     top.plot(t, [s["rss"] / 2**20 for s in samples], marker=".", label="RSS")
+    heap = [(x, s["malloc_in_use"] / 2**20) for x, s in zip(t, samples, strict=True) if "malloc_in_use" in s]
+    if heap:
+        top.plot(*zip(*heap, strict=True), marker=".", color="tab:orange", label="C heap in use")
     fit = result["fit"]
     if fit is not None:
         t0 = cfg["warmup_seconds"] / 60
@@ -400,6 +406,11 @@ def plot(result: dict[str, Any], path: Path) -> str:
     top.axvline(cfg["warmup_seconds"] / 60, color="grey", linestyle=":", label="end of warm-up")
     top.set_ylabel("worker RSS (MiB)")
     top.legend(loc="lower right")
+    for group, points in lag_series(samples).items():
+        middle.plot(*zip(*points, strict=True), marker=".", label=group)
+    middle.set_ylabel("consumer lag (records)")
+    if middle.get_legend_handles_labels()[0]:
+        middle.legend(loc="upper left", fontsize="small")
     bottom.plot(t, [s["open_files"] for s in samples], marker=".", color="tab:green")
     bottom.set_ylabel("open files")
     bottom.set_xlabel("minutes")
@@ -410,6 +421,21 @@ def plot(result: dict[str, Any], path: Path) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return ""
+
+
+def lag_series(samples: list[dict[str, Any]], top: int = 4) -> dict[str, list[tuple[float, int]]]:
+    """The lag (records) over time (minutes) of the `top` stages with the highest lag seen, named
+    without the deployment's prefix."""
+    series: dict[str, list[tuple[float, int]]] = {}
+    for s in samples:
+        for group, lag in s.get("lag", {}).items():
+            series.setdefault(group, []).append((s["t_s"] / 60, lag))
+    worst = sorted(series, key=lambda g: max(v for _, v in series[g]), reverse=True)[:top]
+    return {
+        g.split(".", 2)[-1] if g.count(".") >= 2 else g: series[g]
+        for g in worst
+        if max(v for _, v in series[g]) > 0
+    }
 
 
 def verdict_of(samples: list[dict[str, Any]], cfg: SoakConfig) -> tuple[dict[str, float] | None, str]:
