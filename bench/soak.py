@@ -438,6 +438,35 @@ def lag_series(samples: list[dict[str, Any]], top: int = 4) -> dict[str, list[tu
     }
 
 
+def _quantiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p95": ordered[min(int(len(ordered) * 0.95), len(ordered) - 1)],
+        "max": ordered[-1],
+    }
+
+
+def summarize(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
+    """What a run says besides its slope: how long /health and /metrics took to answer (seconds),
+    the scrapes lost (no answer) or skipped (one still running), each stage's lag at the end and
+    at its highest, and the C heap in use after the warm-up (MiB)."""
+    scraped = [s for s in samples if "scrape_s" in s]
+    lags = lag_series(samples, top=100)
+    heap = [s["malloc_in_use"] / 2**20 for s in samples if "malloc_in_use" in s and s["t_s"] >= warmup_s]
+    return {
+        "health_s": _quantiles([s["health_s"] for s in scraped]),
+        "scrape_s": _quantiles([s["scrape_s"] for s in scraped]),
+        "scrapes_lost": sum(1 for s in scraped if s.get("caches_bytes") == -1),
+        "scrapes_skipped": sum(1 for s in samples if s.get("scrape") == "busy"),
+        "lag_at_end": {group: points[-1][1] for group, points in lags.items()},
+        "lag_max": {group: max(v for _, v in points) for group, points in lags.items()},
+        "malloc_in_use_mib_after_warmup": _quantiles([round(h, 1) for h in heap]),
+    }
+
+
 def verdict_of(samples: list[dict[str, Any]], cfg: SoakConfig) -> tuple[dict[str, float] | None, str]:
     """The fit after the warm-up and the verdict (`pass`, `fail`, or `too short`)."""
     fit = rss_fit(samples, cfg.warmup_seconds)
@@ -481,6 +510,7 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
         "fit": fit,
         "fit_less_caches": less_caches,
         "verdict": verdict,
+        "summary": summarize(result["samples"], cfg.warmup_seconds),
     }
 
 
@@ -509,8 +539,12 @@ def main() -> None:
 
 
 def replot(path: Path) -> None:
-    """Draw the plot of a result file again (`python -m bench.soak plot <json>`)."""
+    """Draw the plot of a result file again (`python -m bench.soak plot <json>`), and add its
+    `summary` when it has none (files written before the summary was)."""
     result = json.loads(path.read_text())
+    if "summary" not in result:
+        result["summary"] = summarize(result["samples"], result["config"]["warmup_seconds"])
+        path.write_text(json.dumps(result, indent=2))
     why_no_plot = plot(result, path.with_suffix(".png"))
     print(why_no_plot or f"drawn: {path.with_suffix('.png')}")
 

@@ -188,6 +188,15 @@ class Settings:
     switch_interval_ms: float = field(default_factory=lambda: float(_env("STREAMS_SWITCH_INTERVAL_MS", "1")))
     """The GIL's switch interval (ms): how long the web event loop may wait behind a busy stage
     thread at each of its system calls (0: Python's default, 5 ms; `streams.scheduling`)."""
+    consumer_fetch_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_CONSUMER_FETCH_BYTES", str(64 * 1024)))
+    )
+    """Bytes of one partition a group consumer fetches at once (librdkafka's
+    `max.partition.fetch.bytes`, 1 MiB by default). A fetch lands whole, past the record bound:
+    1 MiB of lz4-compressed readings was ~70,000 records per partition, and a lagging window
+    stage's member held 279,290 records, +107 MiB of C heap, for 3.8 MiB of counted payload
+    (bench/results/prefetch-*.json). A larger record batch still comes whole (the broker returns
+    the first batch of a fetch whatever its size)."""
     malloc_trim_interval_s: float = field(
         default_factory=lambda: float(_env("STREAMS_MALLOC_TRIM_INTERVAL_S", "30"))
     )

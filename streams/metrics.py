@@ -67,6 +67,12 @@ CONSUMER_QUEUE_BYTES = Gauge(
     "fetchq_size; bounded by STREAMS_CONSUMER_QUEUE_BYTES).",
     ["group"],
 )
+CONSUMER_QUEUE_RECORDS = Gauge(
+    "streams_consumer_fetch_queue_records",
+    "Records a group member has fetched and its stage not yet taken (librdkafka's fetchq_cnt; each "
+    "costs some 400 bytes of C heap besides its payload; STREAMS_CONSUMER_FETCH_BYTES bounds a fetch).",
+    ["group"],
+)
 
 WRITE_CACHE_BYTES = Gauge(
     "streams_write_cache_bytes",

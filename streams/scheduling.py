@@ -5,14 +5,15 @@ Python (decoding, folding, encoding) while the web server's event loop answers r
 writes real-time frames. The loop gives the GIL up at every system call (each `select`, each
 socket write of a frame) and must then wait for it: CPython lets a waiting thread ask for the GIL
 only after the switch interval (5 ms by default), and when several stage threads wait too, the
-loop may lose the turn several times. With 200 SSE clients and a worker that falls behind, one
-frame write per client per frame made each loop iteration wait that long, and `/health` and
-`/metrics` took 1 to 13 s to answer (`make soak`: `health_s` and `scrape_s` in each sample; the
-run of 2026-12-07 03:45 lost every scrape after 30 s to a 5 s timeout). A shorter interval
-(`STREAMS_SWITCH_INTERVAL_MS`, 1 ms by default) lets the loop in sooner; in a 6-thread
-micro-benchmark the p95 of 20 socket writes fell from 127-260 ms at 5 ms to 18-37 ms at 1 ms,
-with no less work done by the busy threads. `streams_event_loop_delay_seconds` shows how late the
-loop runs a timer: an operator sees a starved loop before the probes time out.
+loop may lose the turn several times. With 200 SSE clients (one socket write per frame per
+client) and a worker behind its load, `/health` took a median 1.6 s and up to 13 s to answer
+(`bench/results/soak-20261207T035306.json`, its `summary`; the run of 03:45 that day lost every
+scrape after 30 s to a 5 s timeout). A shorter interval (`STREAMS_SWITCH_INTERVAL_MS`, 1 ms by
+default) lets the loop in sooner: the next run, under a load as high (each file has the load
+average at start and end), answered in a median 0.08 s, at most 1.0 s
+(`soak-20261207T040134.json`), and `python -m bench.switch_interval` measures the effect without
+Kafka (`bench/results/switch-interval-*.json`). `streams_event_loop_delay_seconds`
+shows how late the loop runs a timer: an operator sees a starved loop before the probes time out.
 """
 
 from __future__ import annotations

@@ -142,9 +142,27 @@ def test_the_fetch_queue_is_the_members_one_queue_not_a_sum_over_partitions() ->
 
 
 def test_group_members_prefetch_a_bounded_queue() -> None:
-    """librdkafka's defaults (64 MiB of payloads, 100,000 records per partition) are replaced by
-    the settings' byte and record bounds."""
-    settings = Settings(consumer_queue_bytes=8 * 1024 * 1024, consumer_queue_records=5000)
-    assert prefetch_bounds(settings) == {"queued.max.messages.kbytes": 8192, "queued.min.messages": 5000}
-    assert prefetch_bounds(Settings(consumer_queue_bytes=100)) == {"queued.max.messages.kbytes": 1,
-                                                                   "queued.min.messages": 10000}  # fmt: skip
+    """librdkafka's defaults (64 MiB of payloads, 100,000 records, 1 MiB fetched per partition at
+    once) are replaced by the settings' byte, record and fetch bounds."""
+    settings = Settings(
+        consumer_queue_bytes=8 * 1024 * 1024, consumer_queue_records=5000, consumer_fetch_bytes=32768
+    )
+    assert prefetch_bounds(settings) == {
+        "queued.max.messages.kbytes": 8192,
+        "queued.min.messages": 5000,
+        "max.partition.fetch.bytes": 32768,
+    }
+    defaults = prefetch_bounds(Settings(consumer_queue_bytes=100))
+    assert defaults == {
+        "queued.max.messages.kbytes": 1,
+        "queued.min.messages": 10000,
+        "max.partition.fetch.bytes": 65536,
+    }
+
+
+def test_the_fetch_queue_records_are_exported() -> None:
+    raw = report("c-records", {str(p): partition(fetchq_cnt=15000, fetchq_size=900) for p in range(4)})
+    assert parse(raw).queued_records == 15000
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    StatsCollector().apply(group, parse(raw), time.monotonic())
+    assert value("streams_consumer_fetch_queue_records", group=group) == 15000
