@@ -21,13 +21,12 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.provenance import provenance
+from bench.provenance import provenance, write_result
 from streams.allocator import heap_usage
 from streams.config import Settings
 from streams.kafka import clients
@@ -124,13 +123,8 @@ def main() -> None:
         "queued_min_messages": settings.consumer_queue_records,
         "queued_max_messages_kbytes": settings.consumer_queue_bytes // 1024,
         "runs": runs,
-        "load_avg_at_end": os.getloadavg()[0],
     }
-    out = Path(os.environ.get("PREFETCH_OUT", "bench/results"))
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"prefetch-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    write_result("prefetch", result, "PREFETCH_OUT")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.provenance import provenance
+from bench.provenance import provenance, write_result
 
 INTERVALS_MS = (5.0, 1.0, 0.5)
 """Python's default, the worker's default, and a shorter one."""
@@ -105,13 +104,8 @@ def main() -> None:
         "seconds": float(os.environ.get("SWITCH_SECONDS", "8")),
         "frames_per_round": FRAMES_PER_ROUND,
         "runs": runs,
-        "load_avg_at_end": os.getloadavg()[0],
     }
-    out = Path(os.environ.get("SWITCH_OUT", "bench/results"))
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"switch-interval-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    write_result("switch-interval", result, "SWITCH_OUT")
 
 
 if __name__ == "__main__":
