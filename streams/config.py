@@ -193,10 +193,10 @@ class Settings:
     )
     """Bytes of one partition a group consumer fetches at once (librdkafka's
     `max.partition.fetch.bytes`, 1 MiB by default). A fetch lands whole, past the record bound:
-    1 MiB of lz4-compressed readings was ~70,000 records per partition, and a lagging window
-    stage's member held 279,290 records, +107 MiB of C heap, for 3.8 MiB of counted payload
-    (bench/results/prefetch-*.json). A larger record batch still comes whole (the broker returns
-    the first batch of a fetch whatever its size)."""
+    over 4 partitions of lz4-compressed readings, a lagging member held 144,035 records, +66.8 MiB
+    of C heap, for 11.9 MiB of counted payload; with 64 KiB, 15,232 records and +7.3 MiB
+    (bench/results/prefetch-20261207T041827.json). A larger record batch still comes whole (the
+    broker returns the first batch of a fetch whatever its size)."""
     malloc_trim_interval_s: float = field(
         default_factory=lambda: float(_env("STREAMS_MALLOC_TRIM_INTERVAL_S", "30"))
     )
