@@ -6,9 +6,12 @@ to the code and the machine that produced it.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 
@@ -32,3 +35,14 @@ def provenance() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_avg": os.getloadavg()[0],
     }
+
+
+def write_result(name: str, result: dict[str, Any], out_variable: str) -> Path:
+    """Write `result` with the load average now as `<name>-<time>.json` under the directory that
+    the environment variable `out_variable` names (bench/results by default); its path."""
+    out = Path(os.environ.get(out_variable, "bench/results"))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps({**result, "load_avg_at_end": os.getloadavg()[0]}, indent=2))
+    print(f"written to {path}")
+    return path

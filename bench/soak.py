@@ -79,6 +79,8 @@ class SoakConfig:
     tracemalloc_frames: int = int(_setting("SOAK_TRACEMALLOC", "0"))
     """N > 0: the worker traces Python allocations (N frames each) and the result names the lines
     whose allocations grew between the end of the warm-up and the end (`memory_growth`)."""
+    scrape_timeout_s: float = float(_setting("SOAK_SCRAPE_TIMEOUT_S", "30"))
+    """How long a sample waits for the worker's /metrics (the time it took is in each sample)."""
     fail_on_verdict: bool = _setting("SOAK_FAIL_ON_VERDICT", "1") == "1"
     """0: exit 0 whatever the verdict (the short form: its run is mostly warm-up, so its slope
     measures the caches filling, not a leak)."""
@@ -146,34 +148,119 @@ CACHE_GAUGES = (
 MEMORY_GAUGES: dict[str, Callable[[str], str]] = {
     "streams_malloc_bytes": lambda line: "malloc_" + line.split('kind="', 1)[1].split('"', 1)[0],
     "streams_python_traced_bytes": lambda _line: "python_traced",
+    "streams_event_loop_delay_seconds": lambda _line: "loop_delay_s",
 }
-SUMMED_GAUGES = {"streams_consumer_fetch_queue_bytes": "fetch_queues"}
-"""Summed over their series: the records every group member fetched ahead of its stage."""
 """Where the worker's memory is (streams/diagnostics.py): sample keys malloc_in_use, malloc_free,
-malloc_mmapped and python_traced, by metric name."""
+malloc_mmapped and python_traced, by metric name; and how late its event loop runs
+(`loop_delay_s`, streams/scheduling.py)."""
+SUMMED_GAUGES = {
+    "streams_consumer_fetch_queue_bytes": "fetch_queues",
+    "streams_rocksdb_memtable_bytes": "rocksdb_memtables",
+    "streams_realtime_mailbox_bytes": "realtime_mailboxes",
+}
+"""Summed over their series: the records every group member fetched ahead of its stage, RocksDB's
+memtables, the frames waiting in the real-time clients' mailboxes."""
+LAG = "streams_consumer_lag_records"
+"""Summed per group (`lag` in a sample): whether each stage keeps up with the offered load."""
 
 
-def worker_gauges(url: str) -> dict[str, float]:
-    """From the worker's /metrics: `idempotency_ids` (summed over contexts) and `caches_bytes`,
-    the bytes held by the caches of `CACHE_GAUGES` (-1 each: unreadable)."""
-    try:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return {"idempotency_ids": -1, "caches_bytes": -1}
-    totals = {"idempotency_ids": 0.0, "caches_bytes": 0.0}
+def _label(line: str, name: str) -> str:
+    return line.split(f'{name}="', 1)[1].split('"', 1)[0]
+
+
+def parse_gauges(text: str) -> dict[str, Any]:
+    """The soak's figures from a /metrics text: `idempotency_ids` (summed over contexts),
+    `caches_bytes` (the caches of `CACHE_GAUGES`), the `MEMORY_GAUGES` and `SUMMED_GAUGES`, and
+    `lag`: the consumer lag summed per group."""
+    totals: dict[str, Any] = {"idempotency_ids": 0.0, "caches_bytes": 0.0, "lag": {}}
     for line in text.splitlines():
+        if line.startswith("#"):
+            continue
         name = line.split("{", 1)[0].split(" ", 1)[0]
+        value = float(line.rsplit(" ", 1)[1]) if name else 0.0
         if name == "streams_idempotency_ids":
-            totals["idempotency_ids"] += float(line.rsplit(" ", 1)[1])
+            totals["idempotency_ids"] += value
         elif name in CACHE_GAUGES:
-            totals["caches_bytes"] += float(line.rsplit(" ", 1)[1])
+            totals["caches_bytes"] += value
         elif name in SUMMED_GAUGES:
             key = SUMMED_GAUGES[name]
-            totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+            totals[key] = totals.get(key, 0.0) + value
         elif name in MEMORY_GAUGES:
-            totals[MEMORY_GAUGES[name](line)] = float(line.rsplit(" ", 1)[1])
+            totals[MEMORY_GAUGES[name](line)] = value
+        elif name == LAG:
+            group = _label(line, "group")
+            totals["lag"][group] = totals["lag"].get(group, 0) + int(value)
     return totals
+
+
+def timed_get(url: str, timeout: float) -> tuple[bytes | None, float]:
+    """GET `url`: its body (None: no answer within `timeout`, or an error) and the seconds taken."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body: bytes | None = response.read()
+    except OSError:
+        body = None
+    return body, round(time.monotonic() - started, 3)
+
+
+def worker_gauges(url: str, timeout: float) -> dict[str, Any]:
+    """`parse_gauges` of the worker's /metrics, with `scrape_s`, the seconds /metrics took to
+    answer, and `health_s`, those of /health asked just before (the event loop's responsiveness
+    alone: /health renders nothing). A scrape that fails or takes longer than `timeout` leaves
+    `idempotency_ids` and `caches_bytes` at -1."""
+    _, health_s = timed_get(f"{url}/health", timeout)
+    body, scrape_s = timed_get(f"{url}/metrics", timeout)
+    timing = {"health_s": health_s, "scrape_s": scrape_s}
+    if body is None:
+        return {"idempotency_ids": -1, "caches_bytes": -1, **timing}
+    return {**parse_gauges(body.decode()), **timing}
+
+
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """The resident memory of process `pid` by kind (bytes): `rss_anon` (heaps, mappings of
+    allocations) and `rss_file` (mapped files: code, RocksDB's tables when mapped)."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Anonymous", "Rss") and value.strip().endswith("kB"):
+            out["rss_anon" if name == "Anonymous" else "rss_total"] = int(value.split()[0]) * 1024
+    if "rss_total" in out and "rss_anon" in out:
+        out["rss_file"] = out.pop("rss_total") - out["rss_anon"]
+    return out
+
+
+class Scraper:
+    """Scrapes the worker's /metrics beside the RSS samples, one scrape at a time, so a slow
+    /metrics never delays a sample: a scrape's figures are merged into the sample taken when it
+    started (and printed then); a sample taken while one is still running gets `scrape: busy`."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        self.pending: asyncio.Future[dict[str, Any]] | None = None
+
+    def attach(self, sample: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+        """Start a scrape for `sample` unless one is running."""
+        if self.pending is not None and not self.pending.done():
+            sample["scrape"] = "busy"
+            print(json.dumps(sample), flush=True)
+            return
+
+        def merge(done: asyncio.Future[dict[str, Any]]) -> None:
+            sample.update(done.result())
+            print(json.dumps(sample), flush=True)
+
+        self.pending = loop.run_in_executor(None, worker_gauges, self.url, self.timeout)
+        self.pending.add_done_callback(merge)
+
+    async def drain(self) -> None:
+        """Until the last scrape has ended."""
+        if self.pending is not None:
+            await asyncio.wait([self.pending])
 
 
 def order_id(run: str, i: int) -> str:
@@ -250,6 +337,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     snapshots = SnapshotTaker(pid, dep.data_dir / "diagnostics") if cfg.tracemalloc_frames else None
+    scraper = Scraper(url, cfg.scrape_timeout_s)
     try:
         while (elapsed := time.monotonic() - started) < cfg.seconds:
             if snapshots is not None and elapsed >= cfg.warmup_seconds:
@@ -263,10 +351,10 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
                 "commands_sent": sent.commands,
                 "readings_sent": sent.readings,
                 "sse_frames": counter.frames,
-                **await loop.run_in_executor(None, worker_gauges, url),
+                **smaps_rollup(pid),
             }
             samples.append(sample)
-            print(json.dumps(sample), flush=True)
+            scraper.attach(sample, loop)
             next_at = started + len(samples) * cfg.sample_seconds
             await asyncio.sleep(max(0.0, min(next_at, started + cfg.seconds) - time.monotonic()))
         status = proc_status(pid)
@@ -274,6 +362,7 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
                         "threads": status["threads"], "open_files": open_files(pid),
                         "commands_sent": sent.commands, "readings_sent": sent.readings,
                         "sse_frames": counter.frames})  # fmt: skip
+        await scraper.drain()
         growth = await loop.run_in_executor(None, snapshots.growth) if snapshots is not None else None
     finally:
         stop.set()
@@ -292,7 +381,8 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> str:
-    """RSS and open files over time, with the warm-up and the fitted slope; '' or why not."""
+    """RSS (and the C heap in use) with the warm-up and the fitted slope, the consumer lag of the
+    stages that fell behind, and open files, over time; '' or why not."""
     try:
         import matplotlib
 
@@ -302,8 +392,11 @@ def plot(result: dict[str, Any], path: Path) -> str:
         return "matplotlib is not installed (pip install -e '.[bench]')"
     samples, cfg = result["samples"], result["config"]
     t = [s["t_s"] / 60 for s in samples]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(9, 8))
     top.plot(t, [s["rss"] / 2**20 for s in samples], marker=".", label="RSS")
+    heap = [(x, s["malloc_in_use"] / 2**20) for x, s in zip(t, samples, strict=True) if "malloc_in_use" in s]
+    if heap:
+        top.plot(*zip(*heap, strict=True), marker=".", color="tab:orange", label="C heap in use")
     fit = result["fit"]
     if fit is not None:
         t0 = cfg["warmup_seconds"] / 60
@@ -313,6 +406,11 @@ def plot(result: dict[str, Any], path: Path) -> str:
     top.axvline(cfg["warmup_seconds"] / 60, color="grey", linestyle=":", label="end of warm-up")
     top.set_ylabel("worker RSS (MiB)")
     top.legend(loc="lower right")
+    for group, points in lag_series(samples).items():
+        middle.plot(*zip(*points, strict=True), marker=".", label=group)
+    middle.set_ylabel("consumer lag (records)")
+    if middle.get_legend_handles_labels()[0]:
+        middle.legend(loc="upper left", fontsize="small")
     bottom.plot(t, [s["open_files"] for s in samples], marker=".", color="tab:green")
     bottom.set_ylabel("open files")
     bottom.set_xlabel("minutes")
@@ -323,6 +421,50 @@ def plot(result: dict[str, Any], path: Path) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return ""
+
+
+def lag_series(samples: list[dict[str, Any]], top: int = 4) -> dict[str, list[tuple[float, int]]]:
+    """The lag (records) over time (minutes) of the `top` stages with the highest lag seen, named
+    without the deployment's prefix."""
+    series: dict[str, list[tuple[float, int]]] = {}
+    for s in samples:
+        for group, lag in s.get("lag", {}).items():
+            series.setdefault(group, []).append((s["t_s"] / 60, lag))
+    worst = sorted(series, key=lambda g: max(v for _, v in series[g]), reverse=True)[:top]
+    return {
+        g.split(".", 2)[-1] if g.count(".") >= 2 else g: series[g]
+        for g in worst
+        if max(v for _, v in series[g]) > 0
+    }
+
+
+def _quantiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p95": ordered[min(int(len(ordered) * 0.95), len(ordered) - 1)],
+        "max": ordered[-1],
+    }
+
+
+def summarize(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
+    """What a run says besides its slope: how long /health and /metrics took to answer (seconds),
+    the scrapes lost (no answer) or skipped (one still running), each stage's lag at the end and
+    at its highest, and the C heap in use after the warm-up (MiB)."""
+    scraped = [s for s in samples if "scrape_s" in s]
+    lags = lag_series(samples, top=100)
+    heap = [s["malloc_in_use"] / 2**20 for s in samples if "malloc_in_use" in s and s["t_s"] >= warmup_s]
+    return {
+        "health_s": _quantiles([s["health_s"] for s in scraped]),
+        "scrape_s": _quantiles([s["scrape_s"] for s in scraped]),
+        "scrapes_lost": sum(1 for s in scraped if s.get("caches_bytes") == -1),
+        "scrapes_skipped": sum(1 for s in samples if s.get("scrape") == "busy"),
+        "lag_at_end": {group: points[-1][1] for group, points in lags.items()},
+        "lag_max": {group: max(v for _, v in points) for group, points in lags.items()},
+        "malloc_in_use_mib_after_warmup": _quantiles([round(h, 1) for h in heap]),
+    }
 
 
 def verdict_of(samples: list[dict[str, Any]], cfg: SoakConfig) -> tuple[dict[str, float] | None, str]:
@@ -368,6 +510,7 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
         "fit": fit,
         "fit_less_caches": less_caches,
         "verdict": verdict,
+        "summary": summarize(result["samples"], cfg.warmup_seconds),
     }
 
 
@@ -396,8 +539,12 @@ def main() -> None:
 
 
 def replot(path: Path) -> None:
-    """Draw the plot of a result file again (`python -m bench.soak plot <json>`)."""
+    """Draw the plot of a result file again (`python -m bench.soak plot <json>`), and add its
+    `summary` when it has none (files written before the summary was)."""
     result = json.loads(path.read_text())
+    if "summary" not in result:
+        result["summary"] = summarize(result["samples"], result["config"]["warmup_seconds"])
+        path.write_text(json.dumps(result, indent=2))
     why_no_plot = plot(result, path.with_suffix(".png"))
     print(why_no_plot or f"drawn: {path.with_suffix('.png')}")
 

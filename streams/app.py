@@ -12,7 +12,7 @@ import socket
 
 import faust
 
-from streams import diagnostics
+from streams import diagnostics, scheduling
 from streams.allocator import fix_mmap_threshold, limit_arenas, start_trimming
 from streams.config import Settings
 from streams.contexts.registry import get_context, process_managers
@@ -48,6 +48,7 @@ for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per 
 settings = Settings()
 limit_arenas(settings.malloc_arenas)  # before any thread: see streams/allocator.py
 fix_mmap_threshold(settings.malloc_mmap_threshold)
+scheduling.set_switch_interval(settings.switch_interval_ms)
 diagnostics.export_gauges()
 
 
@@ -171,6 +172,12 @@ async def _memory_housekeeping() -> None:
     signal handlers are in place; the C heap's free memory goes back to the system periodically."""
     diagnostics.install_snapshot_signal(settings.data_dir / "diagnostics")
     start_trimming(settings.malloc_trim_interval_s)
+
+
+@app.task
+async def _loop_delay() -> None:
+    """`streams_event_loop_delay_seconds`: how late the web event loop runs (streams/scheduling.py)."""
+    await scheduling.watch_loop_delay()
 
 
 def served_version(context: str, view: str) -> int:

@@ -185,6 +185,18 @@ class Settings:
     )
     """Records per partition each group consumer tries to keep fetched ahead (librdkafka's
     `queued.min.messages`, 100,000 by default); a stage takes at most 2,000 per batch."""
+    switch_interval_ms: float = field(default_factory=lambda: float(_env("STREAMS_SWITCH_INTERVAL_MS", "1")))
+    """The GIL's switch interval (ms): how long the web event loop may wait behind a busy stage
+    thread at each of its system calls (0: Python's default, 5 ms; `streams.scheduling`)."""
+    consumer_fetch_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_CONSUMER_FETCH_BYTES", str(64 * 1024)))
+    )
+    """Bytes of one partition a group consumer fetches at once (librdkafka's
+    `max.partition.fetch.bytes`, 1 MiB by default). A fetch lands whole, past the record bound:
+    over 4 partitions of lz4-compressed readings, a lagging member held 144,035 records, +66.8 MiB
+    of C heap, for 11.9 MiB of counted payload; with 64 KiB, 15,232 records and +7.3 MiB
+    (bench/results/prefetch-20261207T041827.json). A larger record batch still comes whole (the
+    broker returns the first batch of a fetch whatever its size)."""
     malloc_trim_interval_s: float = field(
         default_factory=lambda: float(_env("STREAMS_MALLOC_TRIM_INTERVAL_S", "30"))
     )

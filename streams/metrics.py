@@ -67,6 +67,12 @@ CONSUMER_QUEUE_BYTES = Gauge(
     "fetchq_size; bounded by STREAMS_CONSUMER_QUEUE_BYTES).",
     ["group"],
 )
+CONSUMER_QUEUE_RECORDS = Gauge(
+    "streams_consumer_fetch_queue_records",
+    "Records a group member has fetched and its stage not yet taken (librdkafka's fetchq_cnt; each "
+    "costs some 400 bytes of C heap besides its payload; STREAMS_CONSUMER_FETCH_BYTES bounds a fetch).",
+    ["group"],
+)
 
 WRITE_CACHE_BYTES = Gauge(
     "streams_write_cache_bytes",
@@ -273,4 +279,9 @@ MALLOC_BYTES = Gauge(
 PYTHON_TRACED_BYTES = Gauge(
     "streams_python_traced_bytes",
     "Bytes of Python objects tracemalloc traces (0 unless the worker runs with PYTHONTRACEMALLOC).",
+)
+EVENT_LOOP_DELAY = Gauge(
+    "streams_event_loop_delay_seconds",
+    "How much later than due the web event loop last ran a timer (probed every 0.5 s): its own "
+    "work plus its waits for the GIL behind the stage threads (streams/scheduling.py).",
 )

@@ -145,10 +145,12 @@ def transactional_producer(settings: Settings, transactional_id: str) -> Produce
 def prefetch_bounds(settings: Settings) -> dict[str, int]:
     """How far a group member fetches ahead of its stage, in bytes and in records per partition:
     librdkafka's defaults let a lagging stage's queue grow to 64 MiB of payloads, plus every
-    record's own overhead (`STREAMS_CONSUMER_QUEUE_BYTES`, `STREAMS_CONSUMER_QUEUE_RECORDS`)."""
+    record's own overhead (`STREAMS_CONSUMER_QUEUE_BYTES`, `STREAMS_CONSUMER_QUEUE_RECORDS`), and
+    a fetch of up to 1 MiB per partition lands whole, past both (`STREAMS_CONSUMER_FETCH_BYTES`)."""
     return {
         "queued.max.messages.kbytes": max(1, settings.consumer_queue_bytes // 1024),
         "queued.min.messages": settings.consumer_queue_records,
+        "max.partition.fetch.bytes": settings.consumer_fetch_bytes,
     }
 
 

@@ -64,7 +64,10 @@ class ConsumerStats:
     rebalances: int
     assigned: int
     queued_bytes: int = 0
-    """Bytes fetched and not yet handed to the application, over the assigned partitions."""
+    """Bytes fetched and not yet handed to the application: the member's one consumer queue, to
+    which every assigned partition's fetch queue forwards (each reports the queue's whole size)."""
+    queued_records: int = 0
+    """Records in that queue: each costs some 400 bytes of C heap besides its payload."""
 
 
 def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
@@ -72,12 +75,14 @@ def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
     `commits`: the member commits its offsets itself."""
     stats = json.loads(raw)
     lags = []
-    queued = 0
+    queued = records = 0
     for topic, entry in stats.get("topics", {}).items():
         for key, part in entry.get("partitions", {}).items():
             if key == "-1" or not part.get("desired"):  # -1: librdkafka's unassigned-messages queue
                 continue
-            queued += int(part.get("fetchq_size", 0))
+            # every partition reports the member's one queue (librdkafka forwards them to it)
+            queued = max(queued, int(part.get("fetchq_size", 0)))
+            records = max(records, int(part.get("fetchq_cnt", 0)))
             lag = partition_lag(part, commits=commits)
             if lag is not None:
                 lags.append(PartitionLag(topic, int(key), lag))
@@ -88,6 +93,7 @@ def parse(raw: str, *, commits: bool = True) -> ConsumerStats:
         rebalances=int(group.get("rebalance_cnt", 0)),
         assigned=int(group.get("assignment_size", 0)),
         queued_bytes=queued,
+        queued_records=records,
     )
 
 
@@ -166,9 +172,11 @@ class StatsCollector:
         current: set[Series] = {
             (metrics.CONSUMER_ASSIGNED, (group,)),
             (metrics.CONSUMER_QUEUE_BYTES, (group,)),
+            (metrics.CONSUMER_QUEUE_RECORDS, (group,)),
         }
         metrics.CONSUMER_ASSIGNED.labels(group).set(stats.assigned)
         metrics.CONSUMER_QUEUE_BYTES.labels(group).set(stats.queued_bytes)
+        metrics.CONSUMER_QUEUE_RECORDS.labels(group).set(stats.queued_records)
         for lag in stats.lags:
             labels = (group, lag.topic, str(lag.partition))
             metrics.CONSUMER_LAG.labels(*labels).set(lag.lag)

@@ -130,19 +130,39 @@ def test_the_callback_queues_and_the_thread_applies() -> None:
         time.sleep(0.01)
 
 
-def test_the_fetch_queue_is_summed_over_the_assigned_partitions() -> None:
-    """librdkafka's fetchq_size per partition: what the member fetched and its stage has not taken."""
-    raw = report("c-queue", {"0": partition(fetchq_size=1000), "1": partition(fetchq_size=234)})
-    assert parse(raw).queued_bytes == 1234
+def test_the_fetch_queue_is_the_members_one_queue_not_a_sum_over_partitions() -> None:
+    """A group member's partitions all forward to its one consumer queue, and librdkafka reports
+    that queue's size as every partition's fetchq_size (seen on a member of 8 partitions: 8 times
+    the same 2,122,766 bytes): summing them counted the queue once per partition."""
+    raw = report("c-queue", {str(p): partition(fetchq_size=1000) for p in range(8)})
+    assert parse(raw).queued_bytes == 1000
     group = f"g-{uuid.uuid4().hex[:6]}"
     StatsCollector().apply(group, parse(raw), time.monotonic())
-    assert value("streams_consumer_fetch_queue_bytes", group=group) == 1234
+    assert value("streams_consumer_fetch_queue_bytes", group=group) == 1000
 
 
 def test_group_members_prefetch_a_bounded_queue() -> None:
-    """librdkafka's defaults (64 MiB of payloads, 100,000 records per partition) are replaced by
-    the settings' byte and record bounds."""
-    settings = Settings(consumer_queue_bytes=8 * 1024 * 1024, consumer_queue_records=5000)
-    assert prefetch_bounds(settings) == {"queued.max.messages.kbytes": 8192, "queued.min.messages": 5000}
-    assert prefetch_bounds(Settings(consumer_queue_bytes=100)) == {"queued.max.messages.kbytes": 1,
-                                                                   "queued.min.messages": 10000}  # fmt: skip
+    """librdkafka's defaults (64 MiB of payloads, 100,000 records, 1 MiB fetched per partition at
+    once) are replaced by the settings' byte, record and fetch bounds."""
+    settings = Settings(
+        consumer_queue_bytes=8 * 1024 * 1024, consumer_queue_records=5000, consumer_fetch_bytes=32768
+    )
+    assert prefetch_bounds(settings) == {
+        "queued.max.messages.kbytes": 8192,
+        "queued.min.messages": 5000,
+        "max.partition.fetch.bytes": 32768,
+    }
+    defaults = prefetch_bounds(Settings(consumer_queue_bytes=100))
+    assert defaults == {
+        "queued.max.messages.kbytes": 1,
+        "queued.min.messages": 10000,
+        "max.partition.fetch.bytes": 65536,
+    }
+
+
+def test_the_fetch_queue_records_are_exported() -> None:
+    raw = report("c-records", {str(p): partition(fetchq_cnt=15000, fetchq_size=900) for p in range(4)})
+    assert parse(raw).queued_records == 15000
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    StatsCollector().apply(group, parse(raw), time.monotonic())
+    assert value("streams_consumer_fetch_queue_records", group=group) == 15000
