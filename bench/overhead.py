@@ -1,0 +1,140 @@
+"""`python -m bench.overhead` (`make bench-overhead`): what the signals of issue 27 cost the write
+path's bench figure (b: `bench.harness.run_write_path`, the CommandProcessor exactly once).
+
+The machine is shared and noisy, so the arms run alternately, each in a fresh process with its
+own settings (`STREAMS_SIGNALS`, `STREAMS_ROCKSDB_STATISTICS`) and its own topics: per round
+`off` (the signals' costs off), `on` (the default), and `no-rocksdb` (signals on, RocksDB's
+statistics alone off). The result file (`bench/results/overhead-<time>.json`) holds the
+provenance (commit, versions, load), every run with the load average before it, the medians and
+the ratios: `overhead` is 1 - median(on) / median(off), and `rocksdb` 1 - median(on) /
+median(no-rocksdb). `python -m bench.overhead --markdown <file>` prints the table the docs show
+(a unit test holds docs/operations.md to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+ARMS: dict[str, dict[str, str]] = {
+    "off": {"STREAMS_SIGNALS": "0", "STREAMS_ROCKSDB_STATISTICS": "0"},
+    "on": {"STREAMS_SIGNALS": "1", "STREAMS_ROCKSDB_STATISTICS": "1"},
+    "no-rocksdb": {"STREAMS_SIGNALS": "1", "STREAMS_ROCKSDB_STATISTICS": "0"},
+}
+"""Each arm's environment."""
+TARGET = 0.03
+"""The largest overhead the issue allows."""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_run(commands: int, aggregates: int) -> float:
+    """Commands/s of one write-path run in this process (its topics dropped after)."""
+    from bench.harness import drop, run_write_path
+    from bench.traffic import commands as traffic
+    from streams.config import Settings
+
+    settings = Settings()
+    rate, deployment, _runtime = run_write_path(settings, traffic(commands, aggregates))
+    drop(settings, [deployment.topic_prefix])
+    return rate
+
+
+def run_arm(arm: str, commands: int, aggregates: int, workdir: Path) -> dict[str, Any]:
+    """One run of an arm in a fresh process, in `workdir` (its stores go under `.stack/bench/`
+    there, not in the checkout)."""
+    load = os.getloadavg()[0]
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.overhead", "--one", "--commands", str(commands),
+         "--aggregates", str(aggregates)],
+        env={**os.environ, **ARMS[arm], "PYTHONPATH": pythonpath}, cwd=workdir,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {"arm": arm, "cps": float(done.stdout.strip().splitlines()[-1]), "load_avg_before": load}
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per arm and the ratios (see the module doc)."""
+    medians = {arm: statistics.median(r["cps"] for r in runs if r["arm"] == arm) for arm in ARMS}
+    rounds = max(r["round"] for r in runs) + 1
+    by = {(r["round"], r["arm"]): r["cps"] for r in runs}
+    paired = [1 - by[(i, "on")] / by[(i, "off")] for i in range(rounds)]
+    return {
+        "median_cps": medians,
+        "overhead": 1 - medians["on"] / medians["off"],
+        "overhead_of_pairs_median": statistics.median(paired),
+        "rocksdb": 1 - medians["on"] / medians["no-rocksdb"],
+        "target": TARGET,
+        "passed": 1 - medians["on"] / medians["off"] < TARGET,
+    }
+
+
+def markdown(result: dict[str, Any], name: str) -> str:
+    """The table the docs show of a result file."""
+    s = result["summary"]
+    lines = [
+        "| arm | median cmd/s | runs (cmd/s) |",
+        "|---|---|---|",
+    ]
+    labels = {"off": "signals off", "on": "signals on (default)", "no-rocksdb": "on, RocksDB statistics off"}
+    for arm, label in labels.items():
+        runs = ", ".join(f"{r['cps']:,.0f}" for r in result["runs"] if r["arm"] == arm)
+        lines.append(f"| {label} | {s['median_cps'][arm]:,.0f} | {runs} |")
+    loads = [r["load_avg_before"] for r in result["runs"]]
+    lines += [
+        "",
+        f"Overhead of the signals (1 - on/off, medians): **{s['overhead'] * 100:.1f}%** "
+        f"(median of the {result['rounds']} rounds' own ratios: {s['overhead_of_pairs_median'] * 100:.1f}%; "
+        f"target < {s['target'] * 100:.0f}%: {'met' if s['passed'] else 'not met'}); "
+        f"RocksDB statistics alone (1 - on/no-rocksdb): {s['rocksdb'] * 100:.1f}%. "
+        f"{result['commands']:,} commands per run, load average {min(loads):.1f} to {max(loads):.1f} "
+        f"on {result['provenance']['cpus']} cores; from `{name}`.",
+    ]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--rounds", default=5, show_default=True, help="Rounds of off, on, no-rocksdb.")
+@click.option("--commands", default=int(os.environ.get("BENCH_COMMANDS", "60000")), show_default=True)
+@click.option("--aggregates", default=int(os.environ.get("BENCH_AGGREGATES", "10000")), show_default=True)
+@click.option("--one", is_flag=True, help="One run in this process; print its commands/s.")
+@click.option("--markdown", "markdown_of", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Print the docs' table of a result file.")  # fmt: skip
+def main(rounds: int, commands: int, aggregates: int, one: bool, markdown_of: Path | None) -> None:
+    """Run the write-path bench with the signals off and on, alternately; write the result file."""
+    if one:
+        click.echo(f"{one_run(commands, aggregates):.1f}")
+        return
+    if markdown_of is not None:
+        click.echo(markdown(json.loads(markdown_of.read_text()), str(markdown_of)))
+        return
+    from bench.provenance import provenance
+
+    result: dict[str, Any] = {"provenance": provenance(), "commands": commands, "aggregates": aggregates,
+                              "rounds": rounds, "arms": ARMS, "runs": []}  # fmt: skip
+    workdir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    for i in range(rounds):
+        for arm in ARMS:
+            run = {"round": i, **run_arm(arm, commands, aggregates, workdir)}
+            result["runs"].append(run)
+            click.echo(
+                f"round {i + 1} {arm}: {run['cps']:,.0f} cmd/s (load {run['load_avg_before']:.1f})", err=True
+            )
+    result["summary"] = summarize(result["runs"])
+    result["load_avg_at_end"] = os.getloadavg()[0]
+    path = ROOT / "bench" / "results" / f"overhead-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(markdown(result, str(path.relative_to(ROOT))))
+
+
+if __name__ == "__main__":
+    main()
