@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,8 @@ def main(rounds: int, commands: int, aggregates: int, one: bool, markdown_of: Pa
         return
     from bench.provenance import provenance
 
-    result: dict[str, Any] = {"provenance": provenance(), "commands": commands, "aggregates": aggregates,
+    result: dict[str, Any] = {"provenance": provenance(), "rocksdict": version("rocksdict"),
+                              "commands": commands, "aggregates": aggregates,
                               "rounds": rounds, "arms": ARMS, "runs": []}  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     for i in range(rounds):
