@@ -9,6 +9,11 @@ provenance (commit, versions, load), every run with the load average before it, 
 the ratios: `overhead` is 1 - median(on) / median(off), and `rocksdb` 1 - median(on) /
 median(no-rocksdb). `python -m bench.overhead --markdown <file>` prints the table the docs show
 (a unit test holds docs/operations.md to it).
+
+`--offline` measures RocksDB's statistics alone where the machine's noise matters less: CPU time
+(`bench.offline`, no Kafka; its read figure folds events into real RocksDB stores) in pairs of
+fresh processes with `STREAMS_ROCKSDB_STATISTICS=0` and `1`, into
+`bench/results/overhead-offline-<time>.json`.
 """
 
 from __future__ import annotations
@@ -63,6 +68,43 @@ def run_arm(arm: str, commands: int, aggregates: int, workdir: Path) -> dict[str
     return {"arm": arm, "cps": float(done.stdout.strip().splitlines()[-1]), "load_avg_before": load}
 
 
+def offline_pairs(pairs: int) -> dict[str, Any]:
+    """`bench.offline` with RocksDB's statistics off and on, alternately (µs of CPU)."""
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    runs = []
+    for i in range(pairs):
+        for arm, flag in (("off", "0"), ("on", "1")):
+            load = os.getloadavg()[0]
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.offline"], capture_output=True, text=True, check=True,
+                env={**os.environ, "STREAMS_ROCKSDB_STATISTICS": flag, "PYTHONPATH": pythonpath},
+            )  # fmt: skip
+            runs.append({"round": i, "arm": arm, "load_avg_before": load, **json.loads(done.stdout)})
+            click.echo(
+                f"pair {i + 1} rocksdb statistics {arm}: {runs[-1]['read_us_per_event']:.1f} µs/event",
+                err=True,
+            )
+    median = {
+        arm: {k: statistics.median(r[k] for r in runs if r["arm"] == arm)
+              for k in ("read_us_per_event", "write_us_per_command")}
+        for arm in ("off", "on")
+    }  # fmt: skip
+    cost = median["on"]["read_us_per_event"] / median["off"]["read_us_per_event"] - 1
+    return {"runs": runs, "median": median, "rocksdb_read_cost": cost}
+
+
+def offline_markdown(result: dict[str, Any], name: str) -> str:
+    """The line the docs show of an offline result file."""
+    m = result["median"]
+    return (
+        f"RocksDB's statistics alone, in CPU time without Kafka (`bench.offline`'s read figure: events "
+        f"folded into RocksDB stores; {len(result['runs']) // 2} pairs of {result['runs'][0]['commands']:,} "
+        f"commands): {m['off']['read_us_per_event']:.1f} µs per event off, "
+        f"{m['on']['read_us_per_event']:.1f} on (medians), "
+        f"**{result['rocksdb_read_cost'] * 100:+.1f}%**; from `{name}`."
+    )
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians per arm and the ratios (see the module doc)."""
     medians = {arm: statistics.median(r["cps"] for r in runs if r["arm"] == arm) for arm in ARMS}
@@ -108,17 +150,29 @@ def markdown(result: dict[str, Any], name: str) -> str:
 @click.option("--commands", default=int(os.environ.get("BENCH_COMMANDS", "60000")), show_default=True)
 @click.option("--aggregates", default=int(os.environ.get("BENCH_AGGREGATES", "10000")), show_default=True)
 @click.option("--one", is_flag=True, help="One run in this process; print its commands/s.")
+@click.option("--offline", is_flag=True, help="RocksDB statistics off/on pairs of bench.offline (CPU time).")
 @click.option("--markdown", "markdown_of", type=click.Path(exists=True, path_type=Path), default=None,
               help="Print the docs' table of a result file.")  # fmt: skip
-def main(rounds: int, commands: int, aggregates: int, one: bool, markdown_of: Path | None) -> None:
+def main(
+    rounds: int, commands: int, aggregates: int, one: bool, offline: bool, markdown_of: Path | None
+) -> None:
     """Run the write-path bench with the signals off and on, alternately; write the result file."""
     if one:
         click.echo(f"{one_run(commands, aggregates):.1f}")
         return
     if markdown_of is not None:
-        click.echo(markdown(json.loads(markdown_of.read_text()), str(markdown_of)))
+        found = json.loads(markdown_of.read_text())
+        shown = offline_markdown if "rocksdb_read_cost" in found else markdown
+        click.echo(shown(found, str(markdown_of)))
         return
     from bench.provenance import provenance
+
+    if offline:
+        done = {"provenance": provenance(), "rocksdict": version("rocksdict"), **offline_pairs(rounds)}
+        path = ROOT / "bench" / "results" / f"overhead-offline-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        path.write_text(json.dumps(done, indent=2) + "\n")
+        click.echo(offline_markdown(done, str(path.relative_to(ROOT))))
+        return
 
     result: dict[str, Any] = {"provenance": provenance(), "rocksdict": version("rocksdict"),
                               "commands": commands, "aggregates": aggregates,
