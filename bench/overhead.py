@@ -117,7 +117,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "overhead_of_pairs_median": statistics.median(paired),
         "rocksdb": 1 - medians["on"] / medians["no-rocksdb"],
         "target": TARGET,
-        "passed": 1 - medians["on"] / medians["off"] < TARGET,
+        "passed": max(1 - medians["on"] / medians["off"], statistics.median(paired)) < TARGET,
     }
 
 
@@ -133,12 +133,16 @@ def markdown(result: dict[str, Any], name: str) -> str:
         runs = ", ".join(f"{r['cps']:,.0f}" for r in result["runs"] if r["arm"] == arm)
         lines.append(f"| {label} | {s['median_cps'][arm]:,.0f} | {runs} |")
     loads = [r["load_avg_before"] for r in result["runs"]]
+    by = {(r["round"], r["arm"]): r["cps"] for r in result["runs"]}
+    paired = [1 - by[(i, "on")] / by[(i, "off")] for i in range(result["rounds"])]
+    met = max(s["overhead"], s["overhead_of_pairs_median"]) < s["target"]
     lines += [
         "",
-        f"Overhead of the signals (1 - on/off, medians): **{s['overhead'] * 100:.1f}%** "
-        f"(median of the {result['rounds']} rounds' own ratios: {s['overhead_of_pairs_median'] * 100:.1f}%; "
-        f"target < {s['target'] * 100:.0f}%: {'met' if s['passed'] else 'not met'}); "
-        f"RocksDB statistics alone (1 - on/no-rocksdb): {s['rocksdb'] * 100:.1f}%. "
+        f"Overhead of the signals (1 - on/off): **{s['overhead'] * 100:.1f}%** by the medians, "
+        f"{s['overhead_of_pairs_median'] * 100:.1f}% by the median of the {result['rounds']} rounds' own "
+        f"ratios (which range from {min(paired) * 100:.1f}% to {max(paired) * 100:.1f}%); target < "
+        f"{s['target'] * 100:.0f}% by both: {'met' if met else 'not met'}. RocksDB statistics alone "
+        f"(1 - on/no-rocksdb, medians): {s['rocksdb'] * 100:.1f}%. "
         f"{result['commands']:,} commands per run, load average {min(loads):.1f} to {max(loads):.1f} "
         f"on {result['provenance']['cpus']} cores; from `{name}`.",
     ]

@@ -162,6 +162,10 @@ def test_the_overhead_table_is_generated_from_the_result_file_it_names() -> None
     assert named, "docs/operations.md names the overhead result its table comes from"
     for name in named:
         assert markdown(json.loads((ROOT / name).read_text()), name) in text, name
+    from bench.overhead import offline_markdown
+
+    for name in re.findall(r"from `(bench/results/overhead-offline-\d+T\d+\.json)`", text):
+        assert offline_markdown(json.loads((ROOT / name).read_text()), name) in text, name
 
 
 def test_the_privacy_table_is_generated_from_the_result_file_it_names() -> None:
