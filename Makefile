@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PY VENV
 
 .PHONY: install stack-up stack-down stack-status demo test unit integration lint bench bench-read bench-realtime \
-	bench-failover soak soak-short chaos chaos-short chaos-games chaos-games-short bench-games clean images compose-up compose-down compose-test testcontainers-test
+	bench-failover bench-overhead soak soak-short chaos chaos-short chaos-games chaos-games-short bench-games clean images compose-up compose-down compose-test testcontainers-test
 
 install:
 	bash ops/prereqs.sh lint
@@ -51,6 +51,11 @@ bench-realtime: stack-up
 
 bench-failover: stack-up
 	$(BIN)/python -m bench.failover
+
+# The signals' cost on the write path's figure: rounds of off / on / on without RocksDB statistics
+# (bench/overhead.py; writes bench/results/overhead-<time>.json).
+bench-overhead: stack-up
+	$(BIN)/python -m bench.overhead
 
 bench-read: stack-up
 	$(BIN)/python -m bench.read

@@ -165,7 +165,8 @@ def read_path(runtime: ContextRuntime, events: list[Message]) -> float:
             data_dir=Path(directory), client_id="c",
         )  # fmt: skip
         for partition in range(PARTITIONS):
-            projector.stores[partition] = PartitionStore(Path(directory) / f"p{partition}")
+            store = PartitionStore(Path(directory) / f"p{partition}", settings.rocksdb_statistics_on)
+            projector.stores[partition] = store
         started = time.process_time()
         for i in range(0, len(events), READ_BATCH):
             batch = Batch(dict(projector.stores))

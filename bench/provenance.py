@@ -29,7 +29,7 @@ def provenance() -> dict[str, Any]:
         "commit": _git("rev-parse", "HEAD"),
         "tree_dirty": _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
         "python": platform.python_version(),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": confluent_kafka.version(),  # a str (indexing it gave its first digit)
         "librdkafka": confluent_kafka.libversion()[0],
         "machine": platform.machine(),
         "cpus": os.cpu_count(),

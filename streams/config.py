@@ -132,6 +132,12 @@ class Settings:
     """Run the window stages of the contexts' windowed aggregations in this worker."""
     processes_enabled: bool = field(default_factory=lambda: _env("STREAMS_PROCESSES", "1") == "1")
     """Run the process managers whose contexts this worker runs (0: none of them)."""
+    signals: bool = field(default_factory=lambda: _env("STREAMS_SIGNALS", "1") == "1")
+    """The signals of issue 27 that cost on the hot paths (0: off): librdkafka's statistics of
+    every group member (consumer lag, rebalances), the transaction commit histogram and RocksDB's
+    statistics (block cache hits and misses). The older metrics stay on either way."""
+    rocksdb_statistics: bool = field(default_factory=lambda: _env("STREAMS_ROCKSDB_STATISTICS", "1") == "1")
+    """RocksDB's statistics on every store, when `signals` is on (0: off alone, to measure them)."""
     max_body_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_BODY_BYTES", str(1024 * 1024))))
     """The largest command request body the HTTP API reads (413 above)."""
     rate_limit: float = field(default_factory=lambda: float(_env("STREAMS_RATE_LIMIT", "0")))
@@ -227,6 +233,11 @@ class Settings:
     )
     """The largest real-time frame body; a bigger change is sent as a `changed` frame that
     names the document or aggregate and its position, without the body."""
+
+    @property
+    def rocksdb_statistics_on(self) -> bool:
+        """Whether stores keep RocksDB's statistics (both switches on)."""
+        return self.signals and self.rocksdb_statistics
 
     def self_url(self) -> str:
         """The URL other workers reach this one at."""

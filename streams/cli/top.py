@@ -10,8 +10,6 @@ prints one frame and exits (for scripts and tests).
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 
 import click
 from rich.console import Console, Group
@@ -20,24 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.cli.top_frame import Frame, Sample, frame
+from streams.cli.worker_http import get
 from streams.config import Settings
 
 
 def fetch(url: str, token: str, timeout: float = 10.0) -> Sample:
     """One sample of a worker's `/metrics`."""
-    request = urllib.request.Request(f"{url.rstrip('/')}/metrics")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read().decode()
-    except urllib.error.HTTPError as exc:
-        raise click.ClickException(
-            f"{url}/metrics answered {exc.code} (STREAMS_AUTH_TOKEN / --token?)"
-        ) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {url}/metrics: {exc}") from None
-    return Sample.parse(text, time.monotonic())
+    return Sample.parse(get(url, "/metrics", token, timeout).decode(), time.monotonic())
 
 
 def _table(title: str, *columns: str) -> Table:

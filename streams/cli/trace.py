@@ -17,7 +17,14 @@ The hops are found from what the records already carry, and timed by the records
 
 Each hop shows when it was written after the command, and how long it took after the hop it
 follows (result and events: after the command; documents and sink records: after the last
-event). Real-time frames are not traced: they leave for the browsers and are not kept.
+event).
+
+- the **real-time frames** (with `--url`, once per worker): each worker keeps a ring of its
+  recent frames with the time its feed published each and the number of subscribers it reached;
+  `streams.cli.trace_frames` asks it (`GET /realtime/frames`) about the events and documents
+  above. A frame the ring no longer holds, or a view no client follows there, is shown as such,
+  untimed. Its time is the worker's clock (the others are the records' timestamps): on other
+  machines, the clocks' skew is in the figure.
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ class Hop:
     detail: str
     after: str = ""
     """The kind of hop this one follows (its `took` is counted from it)."""
+    after_ms: int | None = None
+    """The time of the one record this hop follows, when it follows one (a real-time frame:
+    its record's); None: the latest hop of kind `after`."""
 
 
 @dataclass
@@ -77,7 +87,9 @@ class Timeline:
         return hop.timestamp_ms - command.timestamp_ms
 
     def took_ms(self, hop: Hop) -> int | None:
-        """Milliseconds from the hop `hop` follows (its latest record of that kind) to `hop`."""
+        """Milliseconds from the hop `hop` follows (its record, else the latest of that kind) to `hop`."""
+        if hop.after_ms is not None:
+            return None if hop.timestamp_ms is None else hop.timestamp_ms - hop.after_ms
         before = [x.timestamp_ms for x in self.hops if x.kind == hop.after and x.timestamp_ms is not None]
         return None if not before or hop.timestamp_ms is None else hop.timestamp_ms - max(before)
 
@@ -268,9 +280,19 @@ def show(timeline: Timeline, console: Console) -> None:
 @click.argument("context")
 @click.argument("command_id")
 @click.option("--id", "aggregate_id", default=None, help="The aggregate id: read only its partition.")
-def trace_command(context: str, command_id: str, aggregate_id: str | None) -> None:
-    """One command's timeline: command -> result -> events -> view documents, with the time each
-    hop took (from the records' timestamps)."""
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="A worker's base URL: show its real-time frames of the events and documents (repeatable).",
+)
+@click.option("--token", default=None, help="Bearer token for --url (default: STREAMS_AUTH_TOKEN).")
+def trace_command(
+    context: str, command_id: str, aggregate_id: str | None, urls: tuple[str, ...], token: str | None
+) -> None:
+    """One command's timeline: command -> result -> events -> view documents -> sink rows ->
+    real-time frames (with --url), with the time each hop took."""
+    from streams.cli.trace_frames import frame_hops  # it builds this module's hops
     from streams.kafka.runtime import ContextRuntime
 
     identifier("command_id", command_id)
@@ -279,4 +301,6 @@ def trace_command(context: str, command_id: str, aggregate_id: str | None) -> No
     timeline = trace(settings, runtime, command_id, aggregate_id)
     if not timeline.hops:
         raise click.ClickException(f"no result for command {command_id} in {runtime.topics.results}")
+    for url in urls:
+        timeline.hops += frame_hops(timeline, context, url, settings.auth_token if token is None else token)
     show(timeline, Console())

@@ -183,9 +183,10 @@ def group_consumer(
         "max.poll.interval.ms": max_poll_interval_ms,
         "fetch.wait.max.ms": 20,
         **prefetch_bounds(settings),
-        "statistics.interval.ms": stats.STATS_INTERVAL_MS,
-        "stats_cb": stats.COLLECTOR.callback(group_id, commits=commits),
     }
+    if settings.signals:  # STREAMS_SIGNALS=0: no statistics, no lag or rebalance series
+        config["statistics.interval.ms"] = stats.STATS_INTERVAL_MS
+        config["stats_cb"] = stats.COLLECTOR.callback(group_id, commits=commits)
     if instance_id is not None:
         config["group.instance.id"] = instance_id
     if client_id is not None:

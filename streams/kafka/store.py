@@ -33,10 +33,11 @@ _WRITE_BUFFERS = WriteBufferManager.new_write_buffer_manager_with_cache(64 * 102
 metrics.ROCKSDB_BLOCK_CACHE_BYTES.set_function(_BLOCK_CACHE.get_usage)
 
 
-def _options() -> Options:
+def _options(statistics: bool) -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
-    options.enable_statistics()  # the block cache's hits and misses (streams_rocksdb_block_cache_*)
+    if statistics:  # the block cache's hits and misses (streams_rocksdb_block_cache_*)
+        options.enable_statistics()
     options.set_max_open_files(128)
     options.set_write_buffer_size(8 * 1024 * 1024)
     options.set_max_write_buffer_number(2)
@@ -54,10 +55,12 @@ def _options() -> Options:
 class PartitionStore:
     """Key/value state of one partition plus the input offsets it reflects (its checkpoint)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, statistics: bool = True) -> None:
+        """Open (or create) the store at `path`; `statistics`: keep RocksDB's statistics (the
+        block cache's hits and misses; `STREAMS_SIGNALS`/`STREAMS_ROCKSDB_STATISTICS`)."""
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._options = _options()
+        self._options = _options(statistics)
         self._db = Rdict(str(path), self._options)
         self._closed = False
         _OPEN.add(self)

@@ -196,12 +196,12 @@ class ChangelogTable(Generic[V]):
     def open(self, partition: int) -> PartitionStore:
         """Open a partition's store and restore it from the changelog past its checkpoint."""
         path = self.data_dir / f"p{partition}"
-        store = PartitionStore(path)
+        store = PartitionStore(path, self.settings.rocksdb_statistics_on)
         why = None if self.stale is None else self.stale(store)
         if why is not None:
             log.info("%s[%d]: %s; restoring it again", self.changelog, partition, why)
             store.destroy()
-            store = PartitionStore(path)
+            store = PartitionStore(path, self.settings.rocksdb_statistics_on)
         try:
             restore(self.settings, store, self.changelog, partition, self.record_writes)
         except BaseException:

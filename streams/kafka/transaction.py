@@ -119,6 +119,8 @@ class TransactionalSession:
         self.consumer_overrides = consumer_overrides
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self._commit_seconds = metrics.TRANSACTION_COMMIT.labels(name) if settings.signals else None
+        """The commit-duration histogram's series (looked up once; None: STREAMS_SIGNALS=0)."""
 
     @property
     def producer(self) -> Producer:
@@ -211,7 +213,8 @@ class TransactionalSession:
             if error.retriable() and not is_fatal(error):
                 raise AmbiguousOutcome(f"{self.name}: commit outcome unknown: {error}") from exc
             raise
-        metrics.TRANSACTION_COMMIT.labels(self.name).observe(time.perf_counter() - started)
+        if self._commit_seconds is not None:
+            self._commit_seconds.observe(time.perf_counter() - started)
 
     def abort(self) -> None:
         """Abort the open transaction (if any). The consumer's position is left alone: the

@@ -187,14 +187,14 @@ class Stage:
     def _open(self, partition: int) -> PartitionStore:
         """A partition's store, in the stage's key format (another one is rebuilt from offset 0)."""
         path = self.data_dir / f"p{partition}"
-        store = PartitionStore(path)
+        store = PartitionStore(path, self.settings.rocksdb_statistics_on)
         found = store.format()
         if found != self.store_format:
             if found is not None:
                 log.warning("%s p%d: store format %s, not %s: rebuilding it from the log", self.group_id,
                             partition, found.decode(), self.store_format.decode())  # fmt: skip
                 store.destroy()
-                store = PartitionStore(path)
+                store = PartitionStore(path, self.settings.rocksdb_statistics_on)
             store.set_format(self.store_format)
         return store
 

@@ -59,6 +59,24 @@ def _realtime(contexts: list[str]) -> dict[str, Any]:
                 },
             }
         },
+        "/realtime/frames": {
+            "get": {
+                "operationId": "realtime.frames",
+                "tags": ["real time"],
+                "summary": "when this worker published the frames of given records, to how many subscribers",
+                "parameters": [
+                    params[0],
+                    param(
+                        "at",
+                        "query",
+                        {"type": "string"},
+                        "topic:partition:offset, comma-separated",
+                        required=True,
+                    ),
+                ],
+                "responses": {"200": ok("one entry per position"), **problems(400, 401, 403, 429)},
+            }
+        },
         "/realtime/ws": {
             "get": {
                 "operationId": "realtime.ws",

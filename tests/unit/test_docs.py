@@ -154,6 +154,20 @@ def test_the_chaos_runs_listed_are_generated_from_their_result_files() -> None:
         assert runs({name: json.loads((ROOT / name).read_text())}) == line
 
 
+def test_the_overhead_table_is_generated_from_the_result_file_it_names() -> None:
+    from bench.overhead import markdown
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    named = re.findall(r"from `(bench/results/overhead-\d+T\d+\.json)`", text)
+    assert named, "docs/operations.md names the overhead result its table comes from"
+    for name in named:
+        assert markdown(json.loads((ROOT / name).read_text()), name) in text, name
+    from bench.overhead import offline_markdown
+
+    for name in re.findall(r"from `(bench/results/overhead-offline-\d+T\d+\.json)`", text):
+        assert offline_markdown(json.loads((ROOT / name).read_text()), name) in text, name
+
+
 def test_the_privacy_table_is_generated_from_the_result_file_it_names() -> None:
     from bench.privacy import BEGIN, END, markdown
 

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from streams.web.realtime.fanout import Closed, Subscriber
 from streams.web.realtime.hub import Hub
 from streams.web.realtime.mailbox import Signal
 from streams.web.realtime.records import KEEPALIVE_SSE, control_frame
+from streams.web.realtime.seen import parse_positions, seen
 from streams.web.realtime.subscription import (
     NotReady,
     SubscriptionError,
@@ -89,7 +91,7 @@ def _direct_writer(request: web.Request, response: web.StreamResponse) -> Callab
 
 
 class RealtimeEndpoints:
-    """`/realtime/ws`, `/realtime/sse` and the `/live` page."""
+    """`/realtime/ws`, `/realtime/sse`, `/realtime/frames` and the `/live` page."""
 
     def __init__(
         self,
@@ -108,6 +110,7 @@ class RealtimeEndpoints:
         return [
             web.get("/realtime/ws", self.websocket),
             web.get("/realtime/sse", self.sse),
+            web.get("/realtime/frames", self.frames),
             web.get("/live", self.live_page),
             web.static("/static/", STATIC_DIR),
         ]
@@ -271,6 +274,29 @@ class RealtimeEndpoints:
                 await asyncio.wait_for(response.write(data), 1)
         except (*DISCONNECTED, TimeoutError):
             return
+
+    async def frames(self, request: web.Request) -> web.StreamResponse:
+        """`GET /realtime/frames?context=…&at=topic:partition:offset,…`: when this worker's feed
+        published the frames of those records and to how many subscribers (`streams.web.realtime.seen`)."""
+        context = request.query.get("context", "")
+        if context not in self.settings.contexts:
+            return problem(
+                400, f"unknown context {context[:64]!r}", reason="invalid_parameter", field="context"
+            )
+        try:
+            positions = parse_positions(request.query.get("at", ""))
+        except ValueError as exc:
+            return problem(400, str(exc)[:200], reason="invalid_parameter", field="at")
+        feed = self.hub.feeds.get(context)
+        fanout = None if feed is None else feed.fanout
+        return web.json_response(
+            {
+                "context": context,
+                "worker": self.settings.self_url(),
+                "now_ms": int(time.time() * 1000),
+                "frames": [seen(fanout, *position).as_json() for position in positions],
+            }
+        )
 
     async def live_page(self, request: web.Request) -> web.StreamResponse:
         """`GET /live`: the page that shows events and a read model as they commit. Its

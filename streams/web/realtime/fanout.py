@@ -23,6 +23,7 @@ it leaves the index at the record it could not take (`detach`) and catches up fr
 
 from __future__ import annotations
 
+import bisect
 import enum
 import time
 from collections import Counter, deque
@@ -165,13 +166,16 @@ class Fanout:
 
     def dispatch(self, records: Iterable[FeedRecord]) -> None:
         """Records in the order they were read: advance the head, keep them in the ring, offer
-        each to the live subscribers it matches."""
+        each to the live subscribers it matches (each stamped with the dispatch time and the
+        number of subscribers it reached, for `streams trace`)."""
+        now_ms = int(time.time() * 1000)
         for record in records:
             tp = record.tp
             if record.offset < self.head.get(tp, -1) or tp not in self.head:
                 continue  # read twice (the reader restarted behind the head) or not followed
             self._seq += 1
             record.seq = self._seq
+            record.published_ms = now_ms
             self.head[tp] = record.offset + 1
             self._keep(record)
             full: list[Subscriber] = []
@@ -188,6 +192,7 @@ class Fanout:
                     frame = rendered[(sub.topics, sub.transport)] = sub.render(record, token)
                 if sub.mailbox.offer(frame):
                     self._pushed[(sub.transport, record.kind)] += 1
+                    record.delivered += 1
                 else:
                     full.append(sub)
             for sub in full:
@@ -251,6 +256,14 @@ class Fanout:
         out.reverse()
         return out
 
+    def kept(self, tp: TopicPartition, offset: int) -> FeedRecord | None:
+        """The ring's record at `tp`/`offset` (None: not in the ring)."""
+        part = self._parts.get(tp)
+        if not part:
+            return None
+        i = bisect.bisect_left(part, offset, key=lambda r: r.offset)
+        return part[i] if i < len(part) and part[i].offset == offset else None
+
     def _slots(self, sub: Subscriber) -> list[set[Subscriber]]:
         """The index entries a subscriber belongs in (created when missing)."""
         s = sub.subscription
@@ -297,6 +310,7 @@ class Fanout:
     def count(self, sub: Subscriber, record: FeedRecord) -> None:
         """Count a frame handed to a subscriber outside `dispatch` (catching up)."""
         self._pushed[(sub.transport, record.kind)] += 1
+        record.delivered += 1
 
     def take_pushed(self) -> Counter[tuple[str, str]]:
         """The frames handed out since the last call, by (transport, kind)."""

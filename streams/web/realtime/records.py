@@ -53,6 +53,10 @@ class FeedRecord:
     """Arrival order in the live feed (set when it is dispatched)."""
     name: str = ""
     """The frame's type when it is not `kind` (`changed`: a frame without its body)."""
+    published_ms: int = 0
+    """Wall-clock ms when the fanout dispatched it (offered it to the live subscribers)."""
+    delivered: int = 0
+    """Subscribers it was handed to so far (live ones, and those catching up from the ring)."""
 
     @property
     def tp(self) -> TopicPartition:

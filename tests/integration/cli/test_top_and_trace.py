@@ -6,10 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from streams.client import CommandClient
 from streams.contexts.orders import PlaceOrder
+from tests.integration.web.realtime_kit import sse_read
 from tests.integration.workers import Deployment, module_deployment, wait_until
 
 pytestmark = pytest.mark.integration
@@ -70,3 +72,42 @@ def test_trace_shows_the_command_its_result_event_and_the_views_documents(deploy
         assert any(line.split("│")[1].strip() == hop and where in line for line in lines if "│" in line), out
     assert "PlaceOrder for trace-1" in out and "OrderPlaced v1" in out and "accepted, version 1" in out
     assert "correlation trace-cmd-1" in out
+
+
+def test_trace_with_url_shows_the_realtime_frames_a_subscribed_client_got(deployment: Deployment) -> None:
+    """An SSE client follows the aggregate's events and its order summary; the trace asks the
+    worker's ring (`--url`) and shows each frame's hop, timed, with one subscriber reached, and
+    says of the view no client follows that no client follows it."""
+    url = f"{deployment.url()}/realtime/sse"
+    params = {"context": "orders", "aggregate_id": "trace-rt", "views": "order-summary"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(headers=auth, timeout=60) as http, http.stream("GET", url, params=params) as resp:
+        assert resp.status_code == 200
+        lines = resp.iter_lines()
+        assert sse_read(lines, 1)[0]["type"] == "subscribed"
+        with CommandClient(deployment.settings(), "orders") as client:
+            result = client.execute("trace-rt", PlaceOrder("c-rt"), command_id="trace-cmd-rt", timeout=120)
+        assert result.accepted
+        got = sse_read(lines, 2)  # the event and the document, both delivered to this client
+        assert sorted(f["type"] for f in got) == ["event", "view"]
+
+        def traced() -> str | None:
+            done = streams(deployment, "trace", "orders", "trace-cmd-rt", "--url", deployment.url())
+            assert done.returncode == 0, done.stderr
+            shown.append(done.stdout)
+            return done.stdout if done.stdout.count("frame to 1 subscriber on") == 2 else None
+
+        shown: list[str] = []
+        try:
+            out = wait_until(traced, "the trace reaching the realtime frames", timeout=60)
+        except AssertionError:
+            raise AssertionError(shown[-1:]) from None
+    rows = [[cell.strip() for cell in line.split("│")] for line in out.splitlines() if "│" in line]
+    frames = {row[2].split("[")[0].split(".", 1)[1]: row for row in rows if row[1] == "realtime frame"}
+    assert set(frames) == {"orders.events", "orders.order-summary", "orders.orders-by-customer"}, out
+    for topic in ("orders.events", "orders.order-summary"):  # timed: at +ms and took ms
+        row = frames[topic]
+        assert "frame to 1 subscriber on" in row[3] and row[4].isdigit() and row[5].lstrip("-").isdigit(), out
+    # the other view has no client on this worker: said so, untimed
+    assert "no client follows this topic there" in frames["orders.orders-by-customer"][3], out
+    assert frames["orders.orders-by-customer"][4] == "-", out

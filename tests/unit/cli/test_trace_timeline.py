@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from rich.console import Console
 
+from streams.cli import trace_frames
 from streams.cli.trace import Hop, Timeline, show
 
 
@@ -47,3 +51,37 @@ def test_a_postgresql_row_is_shown_untimed() -> None:
     console = Console(width=140, record=True)
     show(timeline, console)
     assert "public.EventStore " in console.export_text()
+
+
+def test_real_time_frames_are_timed_after_their_own_record_or_shown_untimed_with_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timeline = Timeline("c-4")
+    timeline.hops = [
+        Hop("command", "x.events", 0, 1, 1_000, "PlaceOrder for o-4"),
+        Hop("event", "x.events", 0, 2, 1_010, "OrderPlaced v1", after="command"),
+        Hop("event", "x.events", 0, 3, 1_050, "ItemAdded v2", after="command"),
+        Hop("document", "x.order-summary", 1, 9, 1_100, "Order 'o-4'", after="event"),
+    ]
+    asked: list[str] = []
+
+    def answer(url: str, path: str, token: str, timeout: float = 10.0) -> bytes:
+        asked.append(path)
+        frames = [
+            {"status": "in_ring", "published_ms": 1_030, "delivered": 1},
+            {"status": "in_ring", "published_ms": 1_060, "delivered": 2},
+            {"status": "not_followed", "published_ms": None, "delivered": None},
+        ]
+        return json.dumps({"worker": "http://w1", "frames": frames}).encode()
+
+    monkeypatch.setattr(trace_frames, "get", answer)
+    hops = trace_frames.frame_hops(timeline, "x", "http://w1", "t")
+    assert asked == ["/realtime/frames?context=x&at=x.events:0:2,x.events:0:3,x.order-summary:1:9"]
+    timeline.hops += hops
+    assert [timeline.took_ms(h) for h in hops] == [20, 10, None]
+    assert timeline.since_command_ms(hops[1]) == 60
+    assert "to 2 subscribers on http://w1" in hops[1].detail
+    assert "no client follows this topic there" in hops[2].detail
+    console = Console(width=160, record=True)
+    show(timeline, console)
+    assert "realtime frame" in console.export_text()
