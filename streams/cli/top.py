@@ -9,6 +9,7 @@ prints one frame and exits (for scripts and tests).
 
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -21,15 +22,16 @@ from rich.text import Text
 
 from streams.cli.top_frame import Frame, Sample, frame
 from streams.config import Settings
+from streams.web.tls import client_context
 
 
-def fetch(url: str, token: str, timeout: float = 10.0) -> Sample:
-    """One sample of a worker's `/metrics`."""
+def fetch(url: str, token: str, timeout: float = 10.0, tls: ssl.SSLContext | None = None) -> Sample:
+    """One sample of a worker's `/metrics` (`tls` verifies an https worker)."""
     request = urllib.request.Request(f"{url.rstrip('/')}/metrics")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=tls) as response:
             text = response.read().decode()
     except urllib.error.HTTPError as exc:
         raise click.ClickException(
@@ -85,7 +87,11 @@ def render(shown: Frame, url: str) -> Group:
 
 
 @click.command()
-@click.option("--url", default=None, help="The worker's base URL (default: this host's STREAMS_WEB_PORT).")
+@click.option(
+    "--url",
+    default=None,
+    help="The worker's base URL (default: this host's worker; STREAMS_WEB_CA_FILE verifies https).",
+)
 @click.option("--token", default=None, help="Bearer token (default: STREAMS_AUTH_TOKEN).")
 @click.option("--interval", "-n", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               help="Seconds between samples.")  # fmt: skip
@@ -93,19 +99,20 @@ def render(shown: Frame, url: str) -> Group:
 def top(url: str | None, token: str | None, interval: float, once: bool) -> None:
     """A terminal view of one worker's throughput, latency, lag, dead letters, aborts and rebalances."""
     settings = Settings()
-    url = (url or f"http://127.0.0.1:{settings.web_port}").rstrip("/")
+    url = (url or settings.self_url()).rstrip("/")
     token = settings.auth_token if token is None else token
+    tls = client_context(settings)
     console = Console()
-    previous = fetch(url, token)
+    previous = fetch(url, token, tls=tls)
     if once:
         time.sleep(interval)
-        console.print(render(frame(previous, fetch(url, token)), url))
+        console.print(render(frame(previous, fetch(url, token, tls=tls)), url))
         return
     with Live(Text(f"reading {url}/metrics …"), console=console, screen=False, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                current = fetch(url, token)
+                current = fetch(url, token, tls=tls)
                 live.update(render(frame(previous, current), url), refresh=True)
                 previous = current
         except KeyboardInterrupt:
