@@ -201,7 +201,8 @@ TC_TESTS=(tests/integration/stack/test_stack_smoke.py tests/integration/write/te
 
 cmd_compose_test() {
   local rc=0
-  cmd_up
+  # a stack that did not come up is removed too: the next run must not start its containers again
+  ( cmd_up ) || { rc=$?; cmd_down; return $rc; }
   # the generated token and PostgreSQL password, for the tests and the host's Connect worker
   set -a; . "$ROOT/.env"; set +a
   # test_connect_sinks.py runs a Connect worker of its own on the host (restartable), with the

@@ -36,8 +36,9 @@ def test_the_scrape_config_loads_the_rules(tmp_path: Path) -> None:
     token = tmp_path / "worker-token"
     token.write_text("t")
     config = (RULES / "prometheus.yml").read_text()
-    assert "credentials_file: /var/lib/prometheus/worker-token" in config  # no token in the file
-    (tmp_path / "prometheus.yml").write_text(config.replace("/var/lib/prometheus/worker-token", str(token)))
+    in_container = "/var/lib/prometheus/secrets/worker-token"
+    assert f"credentials_file: {in_container}" in config  # no token in the file
+    (tmp_path / "prometheus.yml").write_text(config.replace(in_container, str(token)))
     shutil.copy(RULES / "rules.yml", tmp_path / "rules.yml")
     run = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert run.returncode == 0, run.stdout + run.stderr
