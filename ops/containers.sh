@@ -4,6 +4,7 @@
 #   bash ops/containers.sh base          debian:bookworm-slim, bootstrapped from Debian's archive when absent
 #   bash ops/containers.sh build         base + every image of docker-compose.yml (timed)
 #   bash ops/containers.sh up            build, then start the compose stack; waits until it serves
+#                                        (its secrets: .env, made once by ops/compose-secrets.sh)
 #   bash ops/containers.sh down          stop it, remove its containers, network and volumes; check none is left
 #   bash ops/containers.sh socket-start  Podman's Docker-compatible API for testcontainers (prints DOCKER_HOST)
 #   bash ops/containers.sh socket-stop
@@ -34,6 +35,7 @@ log() { printf '[containers] %s\n' "$*" >&2; }
 die() { printf '[containers] ERROR: %s\n' "$*" >&2; exit 1; }
 
 compose() {
+  bash "$ROOT/ops/compose-secrets.sh" >/dev/null  # .env: the file's ${...} have no defaults
   if [ -n "${COMPOSE:-}" ]; then
     # shellcheck disable=SC2086
     $COMPOSE "$@"
@@ -199,7 +201,10 @@ TC_TESTS=(tests/integration/stack/test_stack_smoke.py tests/integration/write/te
 
 cmd_compose_test() {
   local rc=0
-  cmd_up
+  # a stack that did not come up is removed too: the next run must not start its containers again
+  ( cmd_up ) || { rc=$?; cmd_down; return $rc; }
+  # the generated token and PostgreSQL password, for the tests and the host's Connect worker
+  set -a; . "$ROOT/.env"; set +a
   # test_connect_sinks.py runs a Connect worker of its own on the host (restartable), with the
   # process stack's jars and the worker config that `ops/stack.sh prepare connect` writes
   KAFKA_PORT=$COMPOSE_KAFKA_PORT REGISTRY_PORT=$COMPOSE_REGISTRY_PORT CONNECT_PORT=$COMPOSE_CONNECT_PORT \

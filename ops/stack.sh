@@ -320,6 +320,8 @@ start_registry() {
   # schemas and their ids survive restarts of the registry.
   # ccompat: legacy-id-mode=false => ids returned by /apis/ccompat/v7 are contentIds, which the
   # Connect converter (apicurio.registry.use-id=contentId) resolves.
+  # Deletion off, and no configuration change at run time: nobody can remove over the registry's
+  # own API the schema of records still in the log (its ccompat API ignores this: docs/security.md).
   # shellcheck disable=SC2086
   (cd "$STREAMS_STACK_DATA/registry" && spawn registry "$REGISTRY_JAVA" $REGISTRY_HEAP_OPTS -Dstreams.stack="$STREAMS_STACK_DATA" \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
@@ -330,9 +332,10 @@ start_registry() {
     -Dapicurio.kafkasql.snapshots.topic=kafkasql-snapshots \
     -Dapicurio.storage.snapshot.location="$STREAMS_STACK_DATA/registry" \
     -Dapicurio.ccompat.legacy-id-mode.enabled=false \
-    -Dapicurio.rest.deletion.artifact.enabled=true \
-    -Dapicurio.rest.deletion.artifact-version.enabled=true \
-    -Dapicurio.rest.deletion.group.enabled=true \
+    -Dapicurio.config.dynamic.allow-all=false \
+    -Dapicurio.rest.deletion.artifact.enabled=false \
+    -Dapicurio.rest.deletion.artifact-version.enabled=false \
+    -Dapicurio.rest.deletion.group.enabled=false \
     -Dquarkus.log.console.format="%d{HH:mm:ss} %-5p [%c{2.}] %s%e%n" \
     -jar "$REGISTRY_HOME/quarkus-run.jar")
   wait_healthy registry

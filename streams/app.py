@@ -38,6 +38,7 @@ from streams.web.query.processes import ProcessEndpoints
 from streams.web.query.routing import Router
 from streams.web.realtime.endpoints import RealtimeEndpoints
 from streams.web.realtime.limits import fitted, raise_open_files_limit
+from streams.web.tls import TlsSettingsError, server_context
 from streams.windows.stage import WindowStage
 from streams.wire.signing import signed_url
 from streams.write.processor import CommandProcessor
@@ -58,6 +59,10 @@ def worker_id(s: Settings) -> str:
 
 
 (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust does not create it
+try:
+    web_tls = server_context(settings)  # HTTPS when a certificate is set
+except TlsSettingsError as exc:
+    raise SystemExit(f"streams worker: {exc}") from None
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
@@ -70,6 +75,7 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind=settings.web_bind,
     web_host="127.0.0.1",
+    web_ssl_context=web_tls,
     processing_guarantee="at_least_once",
     # Faust's own group (it has no agents) must not hold a restarted worker back: static
     # membership lets it rejoin at once instead of waiting out its previous life's session

@@ -72,6 +72,14 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("STREAMS_DATA_DIR", ".stack/worker")))
     web_port: int = field(default_factory=lambda: int(_env("STREAMS_WEB_PORT", "6066")))
     web_bind: str = field(default_factory=lambda: _env("STREAMS_WEB_BIND", "127.0.0.1"))
+    web_tls_cert: str = field(default_factory=lambda: _env("STREAMS_WEB_TLS_CERT", ""))
+    """PEM certificate (chain) the web server presents: it serves HTTPS only when this and
+    `web_tls_key` are set (streams.web.tls)."""
+    web_tls_key: str = field(default_factory=lambda: _env("STREAMS_WEB_TLS_KEY", ""))
+    """The PEM private key of `web_tls_cert`."""
+    web_ca_file: str = field(default_factory=lambda: _env("STREAMS_WEB_CA_FILE", ""))
+    """CA certificates that clients of workers trust (requests forwarded between workers,
+    `streams top`, `streams trace`); the system's trust store when empty."""
     max_state_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_STATE_BYTES", "900000")))
     """An aggregate's encoded state may not grow past this (its changelog record must fit 1 MB)."""
     commit_interval_s: float = field(default_factory=lambda: float(_env("STREAMS_COMMIT_INTERVAL", "0.1")))
@@ -241,4 +249,5 @@ class Settings:
 
     def self_url(self) -> str:
         """The URL other workers reach this one at."""
-        return (self.advertised_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
+        scheme = "https" if self.web_tls_cert else "http"
+        return (self.advertised_url or f"{scheme}://127.0.0.1:{self.web_port}").rstrip("/")

@@ -40,7 +40,10 @@ def _process_stack(start: bool) -> StackEndpoints:
         bootstrap=f"127.0.0.1:{env.get('KAFKA_PORT', '9092')}",
         registry_url=f"http://127.0.0.1:{env.get('REGISTRY_PORT', '8081')}/apis/ccompat/v7",
         connect_url=f"http://127.0.0.1:{env.get('CONNECT_PORT', '8083')}",
-        pg_dsn=f"postgresql://streams:streams@127.0.0.1:{env.get('PG_PORT', '5432')}/streams",
+        pg_dsn=(
+            f"postgresql://{env.get('PG_USER', 'streams')}:{env.get('PG_PASSWORD', 'streams')}"
+            f"@127.0.0.1:{env.get('PG_PORT', '5432')}/streams"
+        ),
     )
 
 

@@ -24,8 +24,9 @@ exec /opt/java21/bin/java $REGISTRY_HEAP_OPTS \
   -Dapicurio.kafkasql.snapshots.topic=kafkasql-snapshots \
   -Dapicurio.storage.snapshot.location=/var/lib/registry \
   -Dapicurio.ccompat.legacy-id-mode.enabled=false \
-  -Dapicurio.rest.deletion.artifact.enabled=true \
-  -Dapicurio.rest.deletion.artifact-version.enabled=true \
-  -Dapicurio.rest.deletion.group.enabled=true \
+  -Dapicurio.config.dynamic.allow-all=false \
+  -Dapicurio.rest.deletion.artifact.enabled=false \
+  -Dapicurio.rest.deletion.artifact-version.enabled=false \
+  -Dapicurio.rest.deletion.group.enabled=false \
   -Dquarkus.log.console.format="%d{HH:mm:ss} %-5p [%c{2.}] %s%e%n" \
   -jar /opt/registry/quarkus-run.jar

@@ -72,7 +72,11 @@ def render(shown: Frame, url: str) -> Group:
 
 
 @click.command()
-@click.option("--url", default=None, help="The worker's base URL (default: this host's STREAMS_WEB_PORT).")
+@click.option(
+    "--url",
+    default=None,
+    help="The worker's base URL (default: this host's worker; STREAMS_WEB_CA_FILE verifies https).",
+)
 @click.option("--token", default=None, help="Bearer token (default: STREAMS_AUTH_TOKEN).")
 @click.option("--interval", "-n", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               help="Seconds between samples.")  # fmt: skip
@@ -80,7 +84,7 @@ def render(shown: Frame, url: str) -> Group:
 def top(url: str | None, token: str | None, interval: float, once: bool) -> None:
     """A terminal view of one worker's throughput, latency, lag, dead letters, aborts and rebalances."""
     settings = Settings()
-    url = (url or f"http://127.0.0.1:{settings.web_port}").rstrip("/")
+    url = (url or settings.self_url()).rstrip("/")
     token = settings.auth_token if token is None else token
     console = Console()
     previous = fetch(url, token)

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import StackEndpoints
 
 pytestmark = pytest.mark.integration
-BEARER = {"Authorization": f"Bearer {os.environ.get('STREAMS_AUTH_TOKEN', 'local-dev-token')}"}
+BEARER = {"Authorization": f"Bearer {os.environ.get('STREAMS_AUTH_TOKEN', '')}"}  # from .env
 """docker-compose.yml sets a bearer token (its default unless STREAMS_AUTH_TOKEN is set)."""
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -120,19 +121,27 @@ class Deployment:
         return proc
 
     def url(self, worker_id: str = "w1") -> str:
-        """The worker's HTTP base URL."""
-        return f"http://127.0.0.1:{self.ports[worker_id]}"
+        """The worker's base URL (https when its environment gives it a certificate)."""
+        scheme = "https" if self.extra_env.get("STREAMS_WEB_TLS_CERT") else "http"
+        return f"{scheme}://127.0.0.1:{self.ports[worker_id]}"
+
+    def tls(self) -> ssl.SSLContext | None:
+        """What verifies an https worker (`STREAMS_WEB_CA_FILE`), None for http ones."""
+        if not self.extra_env.get("STREAMS_WEB_TLS_CERT"):
+            return None
+        return ssl.create_default_context(cafile=self.extra_env.get("STREAMS_WEB_CA_FILE") or None)
 
     def wait_healthy(self, worker_id: str = "w1", timeout: float = 180.0) -> None:
         """Until the worker's `/health` answers 200 (RuntimeError at once if it exited,
         TimeoutError with its log's tail after `timeout`)."""
-        url = f"http://127.0.0.1:{self.ports[worker_id]}/health"
+        url = f"{self.url(worker_id)}/health"
+        tls = self.tls()
 
         def healthy() -> bool:
             if self.workers[worker_id].poll() is not None:
                 raise RuntimeError(f"worker {worker_id} exited: {self.log_tail(worker_id)}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with urllib.request.urlopen(url, timeout=2, context=tls) as response:
                     return bool(response.status == 200)
             except OSError:
                 return False

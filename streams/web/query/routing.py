@@ -26,6 +26,7 @@ from streams.kafka import clients
 from streams.web.auth import FORWARDED, forward_signature
 from streams.web.query.params import MAX_TIMEOUT_S
 from streams.web.responses import Rebalancing
+from streams.web.tls import client_context
 from streams.wire.signing import verified_url
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Router:
         self.secret = secret
         self._cache: dict[str, tuple[float, dict[int, str]]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._tls = client_context(settings)
 
     async def owners(self, group: str, *, refresh: bool = False) -> dict[int, str]:
         """partition -> worker URL."""
@@ -99,7 +101,10 @@ class Router:
     def session(self) -> aiohttp.ClientSession:
         """The shared client session (created on first use, inside the event loop)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=MAX_TIMEOUT_S + 10))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=MAX_TIMEOUT_S + 10),
+                connector=aiohttp.TCPConnector(ssl=self._tls),  # https workers: STREAMS_WEB_CA_FILE
+            )
         return self._session
 
     async def get(self, url: str, raw_path: str, query: Mapping[str, str]) -> Forwarded:

@@ -101,6 +101,30 @@ def test_registry_register_and_fetch(stack: Any, unique_name: Any) -> None:
     assert client.register_schema(subject, Schema(SMOKE_SCHEMA, "AVRO")) == schema_id
 
 
+def test_registry_refuses_deletion(stack: Any, unique_name: Any) -> None:
+    """Deletion is off in the stack's registry: its own API refuses to delete an artifact (a
+    subject) or one of its versions (405), its admin API cannot turn deletion back on, and the
+    schema stays registered. Apicurio's
+    Confluent-compatible API does not consult these flags (docs/security.md)."""
+    client = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
+    subject = f"{_topic_name(unique_name('nodelete'))}-value"
+    schema_id = client.register_schema(subject, Schema(SMOKE_SCHEMA, "AVRO"))
+    native = stack.registry_url.split("/apis/", 1)[0] + "/apis/registry/v3"
+    with httpx.Client(base_url=native, timeout=30) as http:
+        artifact = f"/groups/default/artifacts/{subject}"
+        for path in (f"{artifact}/versions/1", artifact):
+            answer = http.delete(path)
+            assert answer.status_code == 405, (path, answer.status_code, answer.text)
+            assert "not enabled" in answer.json()["title"]
+        # and nobody can turn it back on at run time
+        answer = http.put(
+            "/admin/config/properties/apicurio.rest.deletion.artifact.enabled", json={"value": "true"}
+        )
+        assert answer.status_code == 404, answer.text
+    assert client.get_latest_version(subject).schema_id == schema_id
+    assert client.get_schema(schema_id).schema_type == "AVRO"
+
+
 def test_transactional_avro_roundtrip(stack: Any, unique_name: Any) -> None:
     topic = _topic_name(unique_name("smoke-tx"))
     _create_topic(stack.bootstrap, topic)
