@@ -197,6 +197,19 @@ def deployed(data_dir: Path, letter: str, **extra_env: str) -> Iterator[Deployme
         dep.stop_all()
 
 
+@contextmanager
+def running(dep: Deployment, *worker_ids: str) -> Iterator[Deployment]:
+    """`dep` with these workers started and healthy, every worker stopped after."""
+    for worker_id in worker_ids:
+        dep.start(worker_id)
+    try:
+        for worker_id in worker_ids:
+            dep.wait_healthy(worker_id)
+        yield dep
+    finally:
+        dep.stop_all()
+
+
 def json_answer(request: urllib.request.Request | str, timeout: float = 30) -> tuple[int, Any]:
     """Send `request` (a URL: GET) and the answer's status and JSON body, errors included."""
     try:

@@ -24,7 +24,7 @@ from streams.web.auth import OPEN_PATHS
 from streams.web.openapi import openapi_document
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, wait_until, warmed_client
+from tests.integration.workers import Deployment, running, wait_until, warmed_client
 
 pytestmark = pytest.mark.integration
 TOKEN = "two-worker-token"
@@ -39,14 +39,8 @@ def pair(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Ite
         data_dir=tmp_path_factory.mktemp("pair"),
         extra_env={"STREAMS_AUTH_TOKEN": TOKEN, "STREAMS_SECRET": "test-secret", "STREAMS_SINKS": "0"},
     )
-    dep.start("w1")
-    dep.start("w2")
-    try:
-        dep.wait_healthy("w1")
-        dep.wait_healthy("w2")
+    with running(dep, "w1", "w2"):
         yield dep
-    finally:
-        dep.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from streams.client import CommandClient
 from streams.contexts.orders import PlaceOrder
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
-from tests.integration.workers import Deployment, warmed_client
+from tests.integration.workers import Deployment, running, warmed_client
 
 pytestmark = pytest.mark.integration
 TOKEN = "tls-token"
@@ -89,22 +88,8 @@ def pair(
             "STREAMS_WEB_CA_FILE": str(certificates["ca"]),
         },
     )  # fmt: skip
-    dep.start("w1")
-    dep.start("w2")
-    try:
-        dep.wait_healthy("w1")
-        dep.wait_healthy("w2")
+    with running(dep, "w1", "w2"):
         yield dep
-    finally:
-        dep.stop_all()
-
-
-@pytest.fixture(scope="module")
-def orders(pair: Deployment) -> Iterator[CommandClient]:
-    with warmed_client(pair.settings()) as client:
-        for i in range(8):
-            client.execute(f"t-{i}", PlaceOrder("c", "EUR"))
-        yield client
 
 
 def test_https_with_the_ca_answers_and_without_it_or_in_plain_http_nothing_does(
@@ -123,8 +108,11 @@ def test_https_with_the_ca_answers_and_without_it_or_in_plain_http_nothing_does(
 
 
 def test_the_other_workers_keys_are_forwarded_over_https(
-    pair: Deployment, orders: CommandClient, certificates: dict[str, Path]
+    pair: Deployment, certificates: dict[str, Path]
 ) -> None:
+    with warmed_client(pair.settings()) as client:
+        for key in (f"t-{i}" for i in range(8)):
+            client.execute(key, PlaceOrder("c", "EUR"))
     ca = ssl.create_default_context(cafile=certificates["ca"])
     owners: dict[str, set[int]] = {}
     for worker in ("w1", "w2"):
