@@ -203,15 +203,18 @@ cmd_compose_test() {
   local rc=0
   # a stack that did not come up is removed too: the next run must not start its containers again
   ( cmd_up ) || { rc=$?; cmd_down; return $rc; }
-  # the generated token and PostgreSQL password, for the tests and the host's Connect worker
-  set -a; . "$ROOT/.env"; set +a
+  # the generated password for the tests and the host's Connect worker, and the compose workers'
+  # token for tests/compose only (the tests' own workers run without one, as in `make test`)
+  local pg_password token
+  pg_password="$(sed -n 's/^PG_PASSWORD=//p' "$ROOT/.env")"
+  token="$(sed -n 's/^STREAMS_AUTH_TOKEN=//p' "$ROOT/.env")"
   # test_connect_sinks.py runs a Connect worker of its own on the host (restartable), with the
   # process stack's jars and the worker config that `ops/stack.sh prepare connect` writes
   KAFKA_PORT=$COMPOSE_KAFKA_PORT REGISTRY_PORT=$COMPOSE_REGISTRY_PORT CONNECT_PORT=$COMPOSE_CONNECT_PORT \
-    PG_PORT=$COMPOSE_PG_PORT bash ops/stack.sh prepare connect
+    PG_PORT=$COMPOSE_PG_PORT PG_PASSWORD="$pg_password" bash ops/stack.sh prepare connect
   STREAMS_TEST_STACK=external KAFKA_PORT=$COMPOSE_KAFKA_PORT REGISTRY_PORT=$COMPOSE_REGISTRY_PORT \
-    CONNECT_PORT=$COMPOSE_CONNECT_PORT PG_PORT=$COMPOSE_PG_PORT \
-    STREAMS_COMPOSE_WORKERS="http://127.0.0.1:$COMPOSE_WORKER1_PORT,http://127.0.0.1:$COMPOSE_WORKER2_PORT" \
+    CONNECT_PORT=$COMPOSE_CONNECT_PORT PG_PORT=$COMPOSE_PG_PORT PG_PASSWORD="$pg_password" \
+    STREAMS_COMPOSE_TOKEN="$token" STREAMS_COMPOSE_WORKERS="http://127.0.0.1:$COMPOSE_WORKER1_PORT,http://127.0.0.1:$COMPOSE_WORKER2_PORT" \
     STREAMS_COMPOSE_PROMETHEUS="http://127.0.0.1:$COMPOSE_PROMETHEUS_PORT" \
     "$BIN/pytest" -q -p no:cacheprovider "${COMPOSE_TESTS[@]}" || rc=$?
   cmd_down

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import StackEndpoints
 
 pytestmark = pytest.mark.integration
-BEARER = {"Authorization": f"Bearer {os.environ.get('STREAMS_AUTH_TOKEN', '')}"}  # from .env
+BEARER = {"Authorization": f"Bearer {os.environ.get('STREAMS_COMPOSE_TOKEN', '')}"}  # .env's token
 """docker-compose.yml sets a bearer token (its default unless STREAMS_AUTH_TOKEN is set)."""
 
 
