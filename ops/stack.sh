@@ -4,6 +4,7 @@
 #   -> connect (Kafka Connect + Debezium JDBC sink + Apicurio Avro converter, Maven Central)
 # Usage: ops/stack.sh up [service…] | down [service…] | status [service…] | logs [service]
 #   (no service named = all of them, in order postgres kafka registry connect)
+#   optional: prometheus (Debian's, scraping STACK_PROMETHEUS_TARGETS), when named or STACK_PROMETHEUS=1
 # See ops/README.md.
 set -euo pipefail
 
@@ -20,6 +21,8 @@ source "$OPS/config/services.sh"   # kafka_server_properties, connect_worker_pro
 source "$OPS/config/security.sh"   # STACK_SECURITY=sasl_ssl: certificates, SCRAM users, listener settings
 
 SERVICES=(postgres kafka registry connect)
+# started when named (`up prometheus`) or with STACK_PROMETHEUS=1; `down` stops them if running
+OPTIONAL_SERVICES=(prometheus)
 LOGS="$STREAMS_STACK_DATA/logs"
 RUN="$STREAMS_STACK_DATA/run"
 CONF="$STREAMS_STACK_DATA/conf"
@@ -50,6 +53,7 @@ port_of() {
   case "$1" in
     postgres) echo "$PG_PORT" ;; kafka) kafka_ports ;;
     registry) echo "$REGISTRY_PORT" ;; connect) echo "$CONNECT_PORT" ;;
+    prometheus) echo "$PROMETHEUS_PORT" ;;
   esac
 }
 
@@ -149,6 +153,8 @@ health_connect() {
   curl -sf -m 5 "http://127.0.0.1:$CONNECT_PORT/connector-plugins" 2>/dev/null \
     | grep -q 'io.debezium.connector.jdbc.JdbcSinkConnector'
 }
+
+health_prometheus() { curl -sf -m 5 -o /dev/null "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"; }
 
 healthy() { "health_$1"; }
 
@@ -341,6 +347,18 @@ start_registry() {
   wait_healthy registry
 }
 
+# ---------------------------------------------------------------- prometheus (optional)
+# Debian's Prometheus scraping the workers of STACK_PROMETHEUS_TARGETS with the project's rules and
+# console page (ops/prometheus/local.sh; the bearer token from STREAMS_AUTH_TOKEN, if set).
+start_prometheus() {
+  command -v prometheus >/dev/null \
+    || die "prometheus: not installed (Debian's package 'prometheus'; bash ops/prereqs.sh test installs it)"
+  # shellcheck disable=SC2086
+  spawn prometheus env PROMETHEUS_DIR="$STREAMS_STACK_DATA/prometheus" PROMETHEUS_PORT="$PROMETHEUS_PORT" \
+    bash "$OPS/prometheus/local.sh" $STACK_PROMETHEUS_TARGETS
+  wait_healthy prometheus
+}
+
 # ---------------------------------------------------------------- connect
 start_connect() {
   need_java
@@ -374,16 +392,20 @@ write_connect_conf() {
 
 # ---------------------------------------------------------------- commands
 check_services() { # in the main shell, so that `die` ends the script
-  local want
+  local want all=" ${SERVICES[*]} ${OPTIONAL_SERVICES[*]} "
   for want in "$@"; do
-    [[ " ${SERVICES[*]} " == *" $want "* ]] || die "unknown service '$want' (services: ${SERVICES[*]})"
+    [[ "$all" == *" $want "* ]] || die "unknown service '$want' (services: ${SERVICES[*]}; optional: ${OPTIONAL_SERVICES[*]})"
   done
 }
 
 selected() { # services named on the command line (in stack order), or all of them
   local svc want
-  if [ $# -eq 0 ]; then printf '%s\n' "${SERVICES[@]}"; return; fi
-  for svc in "${SERVICES[@]}"; do
+  if [ $# -eq 0 ]; then
+    printf '%s\n' "${SERVICES[@]}"
+    if [ "${STACK_PROMETHEUS:-0}" = 1 ]; then echo prometheus; fi
+    return 0
+  fi
+  for svc in "${SERVICES[@]}" "${OPTIONAL_SERVICES[@]}"; do
     for want in "$@"; do [ "$svc" = "$want" ] && echo "$svc"; done
   done
 }
@@ -419,6 +441,7 @@ cmd_up() {
       registry) check_port_free registry REGISTRY_PORT
                 port_open "$REGISTRY_MGMT_PORT" && die "port $REGISTRY_MGMT_PORT (registry management/health interface) is in use by another process; set REGISTRY_MGMT_PORT" ;;
       connect) check_port_free connect CONNECT_PORT ;;
+      prometheus) check_port_free prometheus PROMETHEUS_PORT ;;
     esac
     local t1=$SECONDS
     log "$svc: starting"
@@ -486,7 +509,7 @@ cmd_down() {
     done
     return
   fi
-  for svc in connect registry; do stop_one "$svc"; done
+  for svc in prometheus connect registry; do stop_one "$svc"; done
   stop_kafka
   stop_postgres
   # stragglers: any JVM started with -Dstreams.stack=<this data dir>

@@ -58,7 +58,8 @@ def main() -> None:
 @click.argument("action", type=click.Choice(["up", "down", "status", "logs", "env", "prepare"]))
 @click.argument("args", nargs=-1)
 def stack(action: str, args: tuple[str, ...]) -> None:
-    """Start, stop or inspect the local stack (Kafka, registry, Connect, PostgreSQL)."""
+    """Start, stop or inspect the local stack (Kafka, registry, Connect, PostgreSQL; Prometheus when
+    named: `stack up prometheus`)."""
     sys.exit(subprocess.call(["bash", str(ROOT / "ops" / "stack.sh"), action, *args]))
 
 
