@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,15 +33,24 @@ def test_zero_leaves_pythons_switch_interval() -> None:
     assert sys.getswitchinterval() == pytest.approx(0.005)
 
 
-def test_a_blocked_loop_shows_in_the_delay_gauge() -> None:
-    async def run() -> float:
-        probe = asyncio.create_task(watch_loop_delay(every_s=0.05))
-        await asyncio.sleep(0.12)  # a probe or two on an idle loop
-        idle = metrics.EVENT_LOOP_DELAY._value.get()
-        time.sleep(0.3)  # the loop is held: the probe's timer fires late
-        await asyncio.sleep(0.02)
-        probe.cancel()
-        assert idle < 0.1
-        return float(metrics.EVENT_LOOP_DELAY._value.get())
+async def gauge_set(condition: Callable[[float], bool], timeout_s: float = 5.0) -> float:
+    """The delay gauge's value once `condition` holds for it (the probe runs on the same loop)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition(value := float(metrics.EVENT_LOOP_DELAY._value.get())):
+        assert time.monotonic() < deadline, f"the delay gauge stayed at {value}"
+        await asyncio.sleep(0)  # yield to the probe
+    return value
 
-    assert asyncio.run(run()) >= 0.2
+
+def test_a_blocked_loop_shows_in_the_delay_gauge() -> None:
+    async def run() -> tuple[float, float]:
+        metrics.EVENT_LOOP_DELAY.set(-1.0)
+        probe = asyncio.create_task(watch_loop_delay(every_s=0.05))
+        idle = await gauge_set(lambda v: v >= 0)  # a probe on an idle loop
+        time.sleep(0.3)  # the loop is held: the probe's timer fires late (what is tested)
+        held = await gauge_set(lambda v: v >= 0.2)
+        probe.cancel()
+        return idle, held
+
+    idle, held = asyncio.run(run())
+    assert idle < 0.1 and held >= 0.2
