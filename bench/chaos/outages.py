@@ -38,6 +38,18 @@ def wait_for_result(load: Load, since: float, timeout: float) -> float | None:
     return None
 
 
+def wait_for_leader(cluster: Cluster, topic: str, node: int, timeout: float) -> float | None:
+    """Seconds until `node` leads partition 0 of `topic` again (None: not within `timeout`): a
+    node let go after a freeze was fenced and must register again before it leads."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(Exception):  # metadata unavailable for a moment
+            if cluster.leader(topic, 0) == node:
+                return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
 def outage_problems(
     acknowledged: int, write_error: str | None, results_while_down: int, resumed_s: float | None
 ) -> list[str]:
@@ -138,11 +150,13 @@ def stale_replica(cluster: Cluster, target: Target, load: Load) -> Fault:
     leaders: list[int] = []
     frozen = [stale]
     cluster.signal(stale, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    dropped_s: float | None = None
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the controller fences the silent follower
+        while time.monotonic() < frozen_at + 120:  # the controller fences the silent follower
             with contextlib.suppress(Exception):  # a request sent to the frozen node times out
                 if cluster.isr(topic, 0) == [leader]:
+                    dropped_s = round(time.monotonic() - frozen_at, 1)
                     break
             time.sleep(0.5)
         acknowledged, write_error = cluster.write(topic, [b"%d" % i for i in range(WRITES)], timeout_s=30)
@@ -161,9 +175,11 @@ def stale_replica(cluster: Cluster, target: Target, load: Load) -> Fault:
     finally:
         for node in frozen:
             cluster.signal(node, signal.SIGCONT)
+    led_again_s = wait_for_leader(cluster, topic, leader, timeout=120.0)
     read_back = len(cluster.read(topic))
     details = {
-        "stale": stale, "leaders_seen": sorted(set(leaders)), "acknowledged": acknowledged,
-        "write_error": write_error, "read_back": read_back,
+        "stale": stale, "dropped_from_isr_s": dropped_s, "leaders_seen": sorted(set(leaders)),
+        "acknowledged": acknowledged, "write_error": write_error, "leader_back_s": led_again_s,
+        "read_back": read_back,
     }  # fmt: skip
     return Fault([stale, leader], details, stale_leader_problems(leaders, stale, acknowledged, read_back))

@@ -4,12 +4,13 @@ the checker's verdicts and a scenario's figures."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import cast
 
 from bench.chaos.check import Event, judge
-from bench.chaos.cluster import java_string_hash, transaction_state_partition
+from bench.chaos.cluster import Cluster, java_string_hash, transaction_state_partition
 from bench.chaos.fault import Fault
 from bench.chaos.load import Probe, command_for
-from bench.chaos.outages import first_result_after, outage_problems, stale_leader_problems
+from bench.chaos.outages import first_result_after, outage_problems, stale_leader_problems, wait_for_leader
 from bench.chaos.scenarios import outcome
 from streams.contexts.orders import AddItem, PlaceOrder
 
@@ -76,6 +77,24 @@ def test_a_stale_replica_must_not_lead_and_nothing_acknowledged_may_go() -> None
     text = "\n".join(stale_leader_problems([-1, 2], stale=2, acknowledged=100, read_back=60))
     assert "unclean election" in text and "40 of 100 acknowledged records lost" in text
     assert "nothing was tested" in stale_leader_problems([], stale=2, acknowledged=0, read_back=0)[0]
+
+
+class Leaders:
+    """A cluster whose metadata answers, in turn, an error, no leader, then node 2."""
+
+    def __init__(self) -> None:
+        self.answers: list[int | None] = [None, -1, 2]
+
+    def leader(self, _topic: str, _partition: int) -> int:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if answer is None:
+            raise RuntimeError("Failed to get metadata: Local: Timed out")
+        return answer
+
+
+def test_the_stale_scenario_reads_back_once_its_leader_leads_again() -> None:
+    assert wait_for_leader(cast(Cluster, Leaders()), "t", 2, timeout=30.0) is not None
+    assert wait_for_leader(cast(Cluster, Leaders()), "t", 3, timeout=0.0) is None
 
 
 def test_work_resumes_at_the_first_result_after_a_nodes_return() -> None:
