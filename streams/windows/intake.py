@@ -252,15 +252,53 @@ class _Pass(Pass):
         """Fold a record into its open windows (`record_ts`: its Kafka timestamp); the closed
         ones it falls in make it late. The hot path: values are looked up in the pending dict
         here, the committed state only for keys this pass has not set."""
-        spec, fold, pending = self.agg.spec, self.agg.fold, self.pending
         stream_time = self.moved.get(partition)
         if stream_time is None:
             stream_time = self.stream_time(partition)
-        grace = spec.grace_ms
+        if not self.into_windows(msg, partition, raw_key, group, record, ts, stream_time):
+            return
+        self.folded += 1
+        if record_ts > 0:
+            self.batch.timestamps.append(record_ts / 1000.0)
+        moved_to = ts if ts < arrival else arrival
+        if moved_to > stream_time:  # a clock ahead of the broker's moves it to the arrival only
+            self.moved[partition] = moved_to
+        if self.agg.heartbeat is not None:
+            self.beat(partition, raw_key, ts, row)
+
+    def into_windows(
+        self,
+        msg: Message,
+        partition: int,
+        raw_key: bytes,
+        group: bytes,
+        record: Any,
+        ts: int,
+        stream_time: int,
+    ) -> bool:
+        """Fold a record into its open windows (every fold first, then the writes); the closed
+        ones it falls in send it to the late DLQ. Whether it was folded into any."""
+        spec, fold, pending = self.agg.spec, self.agg.fold, self.pending
+        grace, size = spec.grace_ms, spec.size_ms
+        if spec.hop_ms == size:  # tumbling: `windows_of` gives one window, taken without lists
+            end = ts - ts % size + size
+            if stream_time >= end + grace:  # spec.is_closed(end, stream_time)
+                self.late(msg, ts, stream_time, [(end - size, end)])
+                return False
+            wkey = window_key(end, raw_key, group)
+            current = pending.get((partition, wkey), NOT_PENDING)
+            if current is NOT_PENDING:
+                current = self.state.decoded(partition, wkey)
+            if current is None:
+                value = (fold(None, record), ts)
+            else:
+                value = (fold(current[0], record), max(current[1], ts))
+            self.set_timed(partition, WINDOW, wkey, value, end)
+            return True
         missed = []
         folded = []
         for start, end in spec.windows_of(ts):
-            if stream_time >= end + grace:  # spec.is_closed(end, stream_time)
+            if stream_time >= end + grace:
                 missed.append((start, end))
                 continue
             wkey = window_key(end, raw_key, group)
@@ -271,25 +309,11 @@ class _Pass(Pass):
                 folded.append((wkey, end, (fold(None, record), ts)))
             else:
                 folded.append((wkey, end, (fold(current[0], record), max(current[1], ts))))
-        if folded:  # only once every fold succeeded
-            timed = self.timed.get((partition, WINDOW))
-            if timed is None:
-                timed = self.timed[(partition, WINDOW)] = {}
-            for wkey, end, value in folded:
-                pending[(partition, wkey)] = value
-                timed[wkey] = end
+        for wkey, end, value in folded:  # only once every fold succeeded
+            self.set_timed(partition, WINDOW, wkey, value, end)
         if missed:
             self.late(msg, ts, stream_time, missed)
-            if not folded:
-                return
-        self.folded += 1
-        if record_ts > 0:
-            self.batch.timestamps.append(record_ts / 1000.0)
-        moved_to = ts if ts < arrival else arrival
-        if moved_to > stream_time:  # a clock ahead of the broker's moves it to the arrival only
-            self.moved[partition] = moved_to
-        if self.agg.heartbeat is not None:
-            self.beat(partition, raw_key, ts, row)
+        return bool(folded)
 
     def late(self, msg: Message, ts: int, stream_time: int, missed: list[tuple[int, int]]) -> None:
         """A record for closed windows: the late DLQ, and the late count."""
