@@ -5,6 +5,10 @@ new code taken back to back (old, new, old, new…), never by one run of each. O
 checkouts of this repository (e.g. `git worktree add /tmp/old HEAD~1`); each run is a fresh
 `python -m bench.offline` with that tree first on `PYTHONPATH`, in this interpreter (the same
 dependencies). Prints every pair and the medians as JSON.
+
+`--harness windows` runs `bench/windows_offline.py` of *this* checkout instead (as a script, so
+that an older tree without it can be measured too) against each tree's `streams`: the window
+stage's CPU per reading.
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ from typing import Any
 
 import click
 
-FIGURES = ("write_us_per_command", "read_us_per_event")
+from bench.provenance import provenance, write_result
+
+HARNESSES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "offline": (["-m", "bench.offline"], ("write_us_per_command", "read_us_per_event")),
+    "windows": (["-P", str(Path(__file__).with_name("windows_offline.py"))], ("us_per_reading",)),
+}
+"""Per harness: the interpreter's arguments, and the figures compared."""
 
 
-def run_offline(tree: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One `bench.offline` run of the code in `tree`."""
+def run_offline(tree: Path, env: dict[str, str], harness: str = "offline") -> dict[str, Any]:
+    """One run of a harness (`bench.offline` by default) on the code in `tree`."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.offline"],
+        [sys.executable, *HARNESSES[harness][0]],
         cwd=tree,
         env={**env, "PYTHONPATH": str(tree)},
         capture_output=True,
@@ -39,22 +49,43 @@ def run_offline(tree: Path, env: dict[str, str]) -> dict[str, Any]:
 @click.argument("old", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--pairs", default=3, show_default=True, help="old/new pairs to run")
-def main(old: Path, new: Path, pairs: int) -> None:
+@click.option("--harness", type=click.Choice(sorted(HARNESSES)), default="offline", show_default=True)
+@click.option(
+    "--save",
+    default="",
+    help="also write the figures as bench/results/SAVE-<time>.json (INTERLEAVE_OUT: the directory)",
+)
+def main(old: Path, new: Path, pairs: int, harness: str, save: str) -> None:
     """Run OLD and NEW alternately PAIRS times; print each pair and the medians."""
     env = dict(os.environ)
+    figures_of = HARNESSES[harness][1]
     runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
     for i in range(pairs):
         for label, tree in (("old", old), ("new", new)):
-            figures = run_offline(tree.resolve(), env)
+            figures = run_offline(tree.resolve(), env, harness)
             runs[label].append(figures)
-            shown = ", ".join(f"{k} {figures[k]:.1f}" for k in FIGURES)
+            shown = ", ".join(f"{k} {figures[k]:.1f}" for k in figures_of)
             click.echo(f"pair {i + 1} {label}: {shown}", err=True)
     summary = {
-        label: {k: statistics.median(r[k] for r in results) for k in FIGURES}
+        label: {k: statistics.median(r[k] for r in results) for k in figures_of}
         for label, results in runs.items()
     }
-    ratio = {k: summary["old"][k] / summary["new"][k] for k in FIGURES}
-    click.echo(json.dumps({"runs": runs, "median": summary, "old_over_new": ratio}, indent=2))
+    ratio = {k: summary["old"][k] / summary["new"][k] for k in figures_of}
+    result = {"runs": runs, "median": summary, "old_over_new": ratio}
+    click.echo(json.dumps(result, indent=2))
+    if save:
+        trees = {
+            label: {"tree": str(tree), "commit": _commit(tree)}
+            for label, tree in (("old", old), ("new", new))
+        }
+        write_result(
+            save, {"harness": harness, "pairs": pairs, **trees, **result, **provenance()}, "INTERLEAVE_OUT"
+        )
+
+
+def _commit(tree: Path) -> str:
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

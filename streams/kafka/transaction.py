@@ -260,11 +260,16 @@ class Deliveries:
         self, producer: Producer, topic: str, writes: Mapping[int, Mapping[bytes, bytes | None]]
     ) -> None:
         """Produce a table's writes to its changelog, the last record of each partition tracked."""
+        send = producer.produce
+        noted, track = self.noted, self.track
         for partition, partition_writes in writes.items():
             last = len(partition_writes) - 1
             for i, (key, value) in enumerate(partition_writes.items()):
-                on_delivery = self.track if i == last else self.noted
-                clients.produce(producer, topic, value, key, partition=partition, on_delivery=on_delivery)
+                on_delivery = track if i == last else noted
+                try:  # the common case straight to the client: one call per record fewer
+                    send(topic, value, key, partition=partition, on_delivery=on_delivery)
+                except BufferError:  # its queue is full: wait for room as `clients.produce` does
+                    clients.produce(producer, topic, value, key, partition=partition, on_delivery=on_delivery)
 
 
 Attempt = Callable[[list[Message], bool], R]

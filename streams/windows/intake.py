@@ -34,7 +34,7 @@ from streams.core.windows import (
     WindowedAggregation,
 )
 from streams.windows.batch import Rerouted, WindowBatch
-from streams.windows.passes import Pass
+from streams.windows.passes import NOT_PENDING, Pass
 from streams.windows.records import RecordDecoder
 from streams.windows.state import (
     BEAT,
@@ -103,12 +103,18 @@ class WindowIntake:
         events = self.topics.events
         table = [m for m in messages if m.topic() == events]
         ordered = [*table, *(m for m in messages if m.topic() != events)] if table else messages
+        offsets = run.batch.offsets
+        mine: dict[int, bool] = {}  # `owned` asked once per partition and batch, not per record
         for msg in ordered:  # the table's events first
             partition = msg.partition()
-            if partition not in owned:
+            held = mine.get(partition)
+            if held is None:
+                held = mine[partition] = partition in owned
+            if not held:
                 continue  # revoked meanwhile: its new owner reads it
-            run.batch.offsets[(msg.topic(), partition)] = msg.offset() + 1
-            if msg.topic() == events:
+            topic = msg.topic()
+            offsets[(topic, partition)] = msg.offset() + 1
+            if topic == events:
                 run.table_event(msg, partition)
             else:
                 run.record(msg, partition)
@@ -205,7 +211,8 @@ class _Pass(Pass):
                     intake.groups.clear()
                 intake.groups.add(group)
             ts = int(agg.timestamp(record))
-            arrival = self.arrival(msg)
+            kind, record_ts = msg.timestamp()  # read once: the arrival and the latency metric
+            arrival = record_ts if kind == TIMESTAMP_LOG_APPEND_TIME and record_ts > 0 else self.now_ms
             if ts > arrival + agg.max_future_ms:
                 raise BadRecord(
                     "timestamp_in_future",
@@ -221,7 +228,7 @@ class _Pass(Pass):
                 found = self.value(partition, ROW + raw_key)
                 row = None if found is None else found[1]
             agg.join(record, row)
-            self.fold(msg, partition, raw_key, group.encode(), record, ts, row, arrival)
+            self.fold(msg, partition, raw_key, group.encode(), record, ts, row, arrival, record_ts)
         except BadRecord as exc:
             return self.letter(msg, exc.reason, exc.detail)
         except InvalidIdentifier as exc:
@@ -240,19 +247,64 @@ class _Pass(Pass):
 
     def fold(
         self, msg: Message, partition: int, raw_key: bytes, group: bytes, record: Any, ts: int, row: Any,
-        arrival: int,
+        arrival: int, record_ts: int,
     ) -> None:  # fmt: skip
-        spec, fold = self.agg.spec, self.agg.fold
-        stream_time = self.stream_time(partition)
-        windows = spec.windows_of(ts)
+        """Fold a record into its open windows (`record_ts`: its Kafka timestamp); the closed
+        ones it falls in make it late. The hot path: values are looked up in the pending dict
+        here, the committed state only for keys this pass has not set."""
+        stream_time = self.moved.get(partition)
+        if stream_time is None:
+            stream_time = self.stream_time(partition)
+        if not self.into_windows(msg, partition, raw_key, group, record, ts, stream_time):
+            return
+        self.folded += 1
+        if record_ts > 0:
+            self.batch.timestamps.append(record_ts / 1000.0)
+        moved_to = ts if ts < arrival else arrival
+        if moved_to > stream_time:  # a clock ahead of the broker's moves it to the arrival only
+            self.moved[partition] = moved_to
+        if self.agg.heartbeat is not None:
+            self.beat(partition, raw_key, ts, row)
+
+    def into_windows(
+        self,
+        msg: Message,
+        partition: int,
+        raw_key: bytes,
+        group: bytes,
+        record: Any,
+        ts: int,
+        stream_time: int,
+    ) -> bool:
+        """Fold a record into its open windows (every fold first, then the writes); the closed
+        ones it falls in send it to the late DLQ. Whether it was folded into any."""
+        spec, fold, pending = self.agg.spec, self.agg.fold, self.pending
+        grace, size = spec.grace_ms, spec.size_ms
+        if spec.hop_ms == size:  # tumbling: `windows_of` gives one window, taken without lists
+            end = ts - ts % size + size
+            if stream_time >= end + grace:  # spec.is_closed(end, stream_time)
+                self.late(msg, ts, stream_time, [(end - size, end)])
+                return False
+            wkey = window_key(end, raw_key, group)
+            current = pending.get((partition, wkey), NOT_PENDING)
+            if current is NOT_PENDING:
+                current = self.state.decoded(partition, wkey)
+            if current is None:
+                value = (fold(None, record), ts)
+            else:
+                value = (fold(current[0], record), max(current[1], ts))
+            self.set_timed(partition, WINDOW, wkey, value, end)
+            return True
         missed = []
         folded = []
-        for start, end in windows:
-            if spec.is_closed(end, stream_time):
+        for start, end in spec.windows_of(ts):
+            if stream_time >= end + grace:
                 missed.append((start, end))
                 continue
             wkey = window_key(end, raw_key, group)
-            current = self.value(partition, wkey)
+            current = pending.get((partition, wkey), NOT_PENDING)
+            if current is NOT_PENDING:
+                current = self.state.decoded(partition, wkey)
             if current is None:
                 folded.append((wkey, end, (fold(None, record), ts)))
             else:
@@ -261,16 +313,7 @@ class _Pass(Pass):
             self.set_timed(partition, WINDOW, wkey, value, end)
         if missed:
             self.late(msg, ts, stream_time, missed)
-            if not folded:
-                return
-        self.batch.outcomes["folded"] += 1
-        _, record_ts = msg.timestamp()
-        if record_ts > 0:
-            self.batch.timestamps.append(record_ts / 1000.0)
-        if min(ts, arrival) > stream_time:  # a clock ahead of the broker's moves it to the arrival only
-            self.moved[partition] = min(ts, arrival)
-        if self.agg.heartbeat is not None:
-            self.beat(partition, raw_key, ts, row)
+        return bool(folded)
 
     def late(self, msg: Message, ts: int, stream_time: int, missed: list[tuple[int, int]]) -> None:
         """A record for closed windows: the late DLQ, and the late count."""
@@ -293,10 +336,13 @@ class _Pass(Pass):
             return
         hop = self.agg.spec.hop_ms
         bucket = -(-(ts + after) // hop) * hop
-        current = self.value(partition, BEAT + raw_key)
+        beat_key = BEAT + raw_key
+        current = self.pending.get((partition, beat_key), NOT_PENDING)
+        if current is NOT_PENDING:
+            current = self.state.decoded(partition, beat_key)
         if current is not None and current >= bucket:
             return
         if current is not None:
             self.set(partition, timer_key(current, raw_key), None)
         self.set_timed(partition, TIMER, timer_key(bucket, raw_key), bucket - after, bucket)
-        self.set(partition, BEAT + raw_key, bucket)
+        self.set(partition, beat_key, bucket)

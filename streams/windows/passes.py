@@ -30,7 +30,8 @@ from streams.wire.topics import partition_for
 
 log = logging.getLogger(__name__)
 
-_MISSING = object()
+NOT_PENDING = object()
+"""What `Pass.pending.get` gives for a key the pass has not set (None is a deletion)."""
 
 
 class Pass:
@@ -51,13 +52,15 @@ class Pass:
         """Windows and timers this pass closed (at most the intake's `max_closes`)."""
         self.timed: dict[tuple[int, bytes], dict[bytes, int]] = {}
         """Window and timer keys this pass set, by (partition, prefix), with their time."""
+        self.folded = 0
+        """Raw records folded (counted here, into the batch's outcomes when the pass finishes)."""
 
     # --- pending values over committed ones --------------------------------------------------
 
     def value(self, partition: int, key: bytes) -> Any:
         """A key's value as this pass left it (else the committed one, decoded)."""
-        found = self.pending.get((partition, key), _MISSING)
-        return self.state.decoded(partition, key) if found is _MISSING else found
+        found = self.pending.get((partition, key), NOT_PENDING)
+        return self.state.decoded(partition, key) if found is NOT_PENDING else found
 
     def set(self, partition: int, key: bytes, value: Any) -> None:
         """Set a key's value, written when the pass's batch commits."""
@@ -182,6 +185,8 @@ class Pass:
     def finish(self) -> WindowBatch:
         """The batch's store writes, changelog records, commands and dead letters."""
         batch = self.batch
+        if self.folded:
+            batch.outcomes["folded"] += self.folded
         for partition, stream_time in self.moved.items():
             self.set(partition, STREAM_TIME, stream_time)
         limit = self.intake.max_value_bytes

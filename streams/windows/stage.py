@@ -375,10 +375,8 @@ class WindowStage:
             metrics.WINDOW_LATE.labels(context, name).inc(late)
         if batch.fired:
             metrics.WINDOW_TIMERS.labels(context, name).inc(batch.fired)
-        now = time.time()
-        latency = metrics.WINDOW_LATENCY.labels(context, name)
-        for ts in batch.timestamps:
-            latency.observe(max(now - ts, 0.0))
+        if batch.timestamps:
+            metrics.observe_ages(metrics.WINDOW_LATENCY.labels(context, name), time.time(), batch.timestamps)
         self.folded += batch.outcomes.get("folded", 0)
         if self.on_batch is not None:
             self.on_batch(batch)
