@@ -199,12 +199,36 @@ spawn() {
 # ---------------------------------------------------------------- postgres
 # The superuser's password: generated once per data dir, kept in a file only its owner reads.
 pg_superuser_password() {
-  local f="$STREAMS_STACK_DATA/postgres.superuser"
-  if [ ! -s "$f" ]; then
-    mkdir -p "$STREAMS_STACK_DATA"
-    (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$f")
+  mkdir -p "$STREAMS_STACK_DATA"
+  security_secret "$STREAMS_STACK_DATA/postgres.superuser" && cat "$STREAMS_STACK_DATA/postgres.superuser"
+}
+
+# The application role's (PG_USER) password: PG_PASSWORD when it is set (`prepare connect` for
+# another stack, e.g. compose's), else generated once per data dir into <data>/postgres.password
+# (mode 600): no fixed password. Connect reads it from its secrets file, tests from this file.
+pg_password_file() { echo "$STREAMS_STACK_DATA/postgres.password"; }
+pg_app_password() {
+  if [ -n "${PG_PASSWORD:-}" ]; then printf '%s' "$PG_PASSWORD"; return 0; fi
+  mkdir -p "$STREAMS_STACK_DATA"
+  security_secret "$(pg_password_file)" && cat "$(pg_password_file)"
+}
+
+# psql as the superuser on this stack's server; the password through the environment, not argv.
+pg_psql() {
+  PGPASSWORD="$(pg_superuser_password)" "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 "$@"
+}
+
+# The application role and database (idempotent). The role's password is set on every `up`: a data
+# dir made when the stack had a fixed password takes the generated one (the password reaches psql
+# through stdin, which other users cannot read, rather than argv, which `ps` shows to everyone).
+pg_sync_role() {
+  local verb=create
+  [ "$(pg_psql -d postgres -tAc "select 1 from pg_roles where rolname='$PG_USER'")" != 1 ] || verb=alter
+  printf "set password_encryption = 'scram-sha-256'; %s role \"%s\" login password %s;\n" \
+    "$verb" "$PG_USER" "$(sql_literal "$(pg_app_password)")" | pg_psql -d postgres
+  if [ "$(pg_psql -d postgres -tAc "select 1 from pg_database where datname='$PG_DB'")" != 1 ]; then
+    pg_psql -d postgres -c "create database \"$PG_DB\" owner \"$PG_USER\""
   fi
-  cat "$f"
 }
 
 sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
@@ -246,17 +270,8 @@ start_postgres() {
     start >/dev/null || true
   wait_healthy postgres
   head -1 "$pgdata/postmaster.pid" > "$RUN/postgres.pid" 2>/dev/null || true
-  # role + database (idempotent). Passwords reach psql through its environment and stdin, which
-  # other users cannot read, rather than through argv, which `ps` shows to everyone.
-  local -x PGPASSWORD; PGPASSWORD="$(pg_superuser_password)"
-  local psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1)
-  pg_require_passwords "$pgdata" "${psql[@]}"
-  if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_roles where rolname='$PG_USER'")" != 1 ]; then
-    printf 'create role "%s" login password %s;\n' "$PG_USER" "$(sql_literal "$PG_PASSWORD")" | "${psql[@]}" -d postgres
-  fi
-  if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname='$PG_DB'")" != 1 ]; then
-    "${psql[@]}" -d postgres -c "create database \"$PG_DB\" owner \"$PG_USER\""
-  fi
+  pg_require_passwords "$pgdata" pg_psql
+  pg_sync_role
 }
 
 # ---------------------------------------------------------------- kafka
@@ -387,7 +402,7 @@ write_connect_conf() {
         >> "$CONF/connect-distributed.properties"
     fi )
   # the connectors name this file: STREAMS_CONNECT_SECRETS=$CONF/connect-secrets.properties
-  write_connect_secrets "$CONF/connect-secrets.properties" "$PG_USER" "$PG_PASSWORD"
+  write_connect_secrets "$CONF/connect-secrets.properties" "$PG_USER" "$(pg_app_password)"
 }
 
 # ---------------------------------------------------------------- commands
@@ -417,6 +432,8 @@ cmd_up() {
   for svc in $(selected "$@"); do
     if healthy "$svc"; then
       log "$svc: already healthy on port $(port_of "$svc")"
+      # the role's password follows the generated file (a data dir made with a fixed one)
+      if [ "$svc" = postgres ]; then find_pg_bin; pg_sync_role; fi
       # tests read this stack's Connect config (`prepare connect` may have written another's)
       [ "$svc" != connect ] || write_connect_conf
       continue
@@ -457,8 +474,10 @@ print_endpoints() {
 bootstrap=$(kafka_bootstrap)
 registry_url=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 connect_url=http://127.0.0.1:$CONNECT_PORT
-pg_dsn=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+pg_dsn=postgresql://$PG_USER@127.0.0.1:$PG_PORT/$PG_DB
 EOF
+  # the password's file, never the password (PGPASSWORD="$(cat <file>)" for psql)
+  if [ -n "${PG_PASSWORD:-}" ]; then echo "pg_password=(PG_PASSWORD)"; else echo "pg_password_file=$(pg_password_file)"; fi
   if security_enabled; then security_client_env admin; fi
 }
 

@@ -12,7 +12,8 @@ echo
 echo "==== make $what: $verdict"
 case "$what" in
   demo) echo "ran:   ops/prereqs.sh demo (installs), ops/stack.sh up, streams demo (a worker, a scripted story, a burst)" ;;
-  test) echo "ran:   ops/prereqs.sh test (installs), pytest tests (unit, integration, browser) on the '$mode' stack" ;;
+  test) echo "ran:   ops/prereqs.sh test (installs), pytest tests (unit, integration, browser) on the '$mode' stack,"
+        echo "       then ops/test-secure.sh short (write, read, window and sink tests on the SASL_SSL stack, stopped after)" ;;
 esac
 if [ "$what" = demo ] || [ "$mode" = process ]; then
   echo "stack: $(bash "$STREAMS_STACK_REPO/ops/stack.sh" status 2>/dev/null | awk '{printf "%s %s:%s  ", $1, $2, $4}')"

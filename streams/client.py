@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import OFFSET_END, TopicPartition
+from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 
 from streams.config import Settings
 from streams.core.commands import CommandResult
@@ -274,21 +275,43 @@ class RecordSender:
 
 
 def read_topic(
-    settings: Settings, topic: str, *, idle_timeout: float = 2.0, from_beginning: bool = True
+    settings: Settings,
+    topic: str,
+    *,
+    idle_timeout: float = 2.0,
+    from_beginning: bool = True,
+    reach_timeout: float = 60.0,
 ) -> Iterator[Any]:
-    """Committed records of a topic, from the start, until none arrives for `idle_timeout`."""
+    """Committed records of a topic, from the start, until every assigned partition reached its
+    end and then none arrives for `idle_timeout`.
+
+    The idle clock starts at the end of the partitions, not at the subscription: joining the
+    reader's group and reaching the leaders takes longer on some clusters (TLS and SASL handshakes)
+    than any fixed idle time. A topic whose ends are not reached within `reach_timeout` (it does
+    not exist) counts as idle from then on."""
     consumer = clients.reader(
-        settings, overrides={"auto.offset.reset": "earliest" if from_beginning else "latest"}
+        settings, eof=True, overrides={"auto.offset.reset": "earliest" if from_beginning else "latest"}
     )
     consumer.subscribe([topic])
+    ended: set[tuple[str, int]] = set()
+    give_up = time.monotonic() + reach_timeout
     try:
         idle = 0.0
         while idle < idle_timeout:
             batch = take(consumer, 1000, 0.25)
-            if not batch:
-                idle += 0.25
+            for msg in batch:  # in order: a record after a partition's end moves it away again
+                err = msg.error()
+                if err is None:
+                    ended.discard((msg.topic(), msg.partition()))
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    ended.add((msg.topic(), msg.partition()))
+            found = clients.records(batch, f"reading {topic}")
+            if found:
+                idle = 0.0
+                yield from found
                 continue
-            idle = 0.0
-            yield from clients.records(batch, f"reading {topic}")
+            assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+            if (assigned and assigned <= ended) or time.monotonic() > give_up:
+                idle += 0.25
     finally:
         consumer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 
 def _env(name: str, default: str) -> str:
@@ -15,6 +16,28 @@ def _local_connect_secrets() -> str:
     """The credentials file `ops/stack.sh` writes for its Connect worker, when there is one here."""
     local = Path(".stack/conf/connect-secrets.properties")
     return str(local.resolve()) if local.is_file() else ""
+
+
+def local_stack_pg_password(data: Path = Path(".stack")) -> str:
+    """The PostgreSQL password of the local stack whose data dir is `data`: the one `ops/stack.sh`
+    generated (`postgres.password`), else the one its Connect secrets file holds (a data dir made
+    before the password was generated); "" when neither exists."""
+    generated = data / "postgres.password"
+    if generated.is_file():
+        return generated.read_text().strip()
+    secrets = data / "conf" / "connect-secrets.properties"
+    for line in secrets.read_text().splitlines() if secrets.is_file() else ():
+        if line.startswith("password="):
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
+def _default_pg_dsn() -> str:
+    """The local stack's database as role `streams`, with its generated password when there is
+    one here (libpq's `PGPASSWORD` otherwise)."""
+    password = local_stack_pg_password()
+    user = f"streams:{quote(password, safe='')}" if password else "streams"
+    return f"postgresql://{user}@127.0.0.1:{_env('PG_PORT', '5432')}/streams"
 
 
 def _kafka_password() -> str:
@@ -54,11 +77,9 @@ class Settings:
     connect_url: str = field(
         default_factory=lambda: _env("CONNECT_URL", f"http://127.0.0.1:{_env('CONNECT_PORT', '8083')}")
     )
-    pg_dsn: str = field(
-        default_factory=lambda: _env(
-            "PG_DSN", f"postgresql://streams:streams@127.0.0.1:{_env('PG_PORT', '5432')}/streams"
-        )
-    )
+    pg_dsn: str = field(default_factory=lambda: os.environ.get("PG_DSN") or _default_pg_dsn())
+    """The database of the sinks and the key store. Default: the local stack's, with the password
+    it generated (`.stack/postgres.password`); `PGPASSWORD` supplies one the DSN leaves out."""
     connect_secrets: str = field(
         default_factory=lambda: _env("STREAMS_CONNECT_SECRETS", _local_connect_secrets())
     )

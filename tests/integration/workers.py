@@ -75,6 +75,8 @@ class Deployment:
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    granted: set[str] = field(default_factory=set)
+    """The contexts the worker principal has been granted (`STREAMS_TEST_STACK=secure`)."""
 
     def env(self, worker_id: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -86,8 +88,30 @@ class Deployment:
             STREAMS_WORKER_ID=worker_id,
             STREAMS_WEB_PORT=str(self.ports[worker_id]),
         )
+        env.update(self._worker_principal())
         env.update(self.extra_env)
         return env
+
+    def _worker_principal(self) -> dict[str, str]:
+        """On a secured stack (`STREAMS_TEST_WORKER_USER`, set by tests/conftest.py's `secure`
+        mode): the worker principal's credentials, after granting it this deployment's ACLs as
+        `streams acls apply --worker` does (the harness itself is the admin principal)."""
+        user = os.environ.get("STREAMS_TEST_WORKER_USER")
+        if not user or "KAFKA_SASL_USERNAME" in self.extra_env:
+            return {}
+        settings = self.settings()
+        if not set(settings.contexts) <= self.granted:
+            from streams.cli.acls import deployment
+            from streams.kafka import acls
+            from streams.wire.acls import worker_grants
+
+            acls.apply(settings, acls.bindings(f"User:{user}", worker_grants(deployment(settings))))
+            self.granted |= set(settings.contexts)
+        return {
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD": "",
+            "KAFKA_SASL_PASSWORD_FILE": os.environ["STREAMS_TEST_WORKER_PASSWORD_FILE"],
+        }
 
     def cli_env(self) -> dict[str, str]:
         """The environment of a `streams ...` command run against this deployment."""
