@@ -15,7 +15,7 @@ One isolated deployment on the local stack; the view is `order-summary`.
    restores every partition from the view topic and folds only the tail; the same times, and
    what it restored.
 
-Prints a JSON document (also written under bench-results/).
+Prints a JSON document, also written with its provenance to bench/results/failover-<time>.json.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 
 from confluent_kafka import Producer, TopicPartition
 
+from bench.provenance import provenance, write_result
 from streams.config import Settings
 from streams.contexts.orders import ItemAdded, OrderPlaced
 from streams.contexts.orders import context as orders
@@ -164,13 +165,12 @@ def admin_drop(settings: Settings, prefix: str) -> None:
 
 
 def main() -> None:
-    """Run and print; keep the JSON under bench-results/."""
-    result = measure()
-    text = json.dumps(result, indent=2)
-    print(text)
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    (out / f"failover-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(text)
+    """Run, print, and write the JSON with its provenance to bench/results/failover-<time>.json
+    (BENCH_OUT names another directory)."""
+    started = provenance()
+    result = {"provenance_at_start": started, **measure(), "provenance_at_end": provenance()}
+    print(json.dumps(result, indent=2))
+    write_result("failover", result, "BENCH_OUT")
 
 
 if __name__ == "__main__":

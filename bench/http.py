@@ -2,7 +2,9 @@
 
 A worker process of its own deployment; `BENCH_HTTP_COMMANDS` valid PlaceOrder commands are
 sent one after the other (alone), then the same number again from `BENCH_HTTP_CONNECTIONS`
-concurrent connections (each its own TCP connection, opened at once). Reports p50/p99 of each.
+concurrent connections (each its own TCP connection, opened at once). Reports p50/p99 of each and
+keeps each distribution (bench/latency.py's `cdf_ms`) for the latency plot; the result, with its
+provenance, goes to bench/results/http-<time>.json (BENCH_OUT names another directory).
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from typing import Any
 
 import aiohttp
 
+from bench.latency import cdf_ms
+from bench.provenance import provenance, write_result
 from tests.integration.workers import Deployment
 
 COMMANDS = int(os.environ.get("BENCH_HTTP_COMMANDS", "1000"))
 CONNECTIONS = int(os.environ.get("BENCH_HTTP_CONNECTIONS", "200"))
 
 
-def quantiles(samples: list[float]) -> dict[str, float]:
-    """p50 and p99 in milliseconds."""
+def quantiles(samples: list[float]) -> dict[str, Any]:
+    """p50 and p99 in milliseconds, and the distribution."""
     q = statistics.quantiles(samples, n=100)
-    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "n": len(samples)}
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "n": len(samples), "cdf_ms": cdf_ms(samples)}
 
 
 async def one(session: aiohttp.ClientSession, url: str, order: str) -> float:
@@ -74,12 +78,19 @@ def measure() -> dict[str, Any]:
             busy = asyncio.run(concurrent(url, COMMANDS, CONNECTIONS))
         finally:
             dep.stop_all()
-    return {"alone": quantiles(by_one), f"concurrent_{CONNECTIONS}": quantiles(busy)}
+    return {
+        "commands": COMMANDS,
+        "connections": CONNECTIONS,
+        "alone": quantiles(by_one),
+        "concurrent": quantiles(busy),
+    }
 
 
 if __name__ == "__main__":
     with urllib.request.urlopen("http://127.0.0.1:8081/apis/ccompat/v7/subjects", timeout=5):
         pass  # the stack is up
-    result = measure()
+    started = provenance()
+    result = {"provenance_at_start": started, **measure(), "provenance_at_end": provenance()}
     json.dump(result, sys.stdout, indent=2)
     print()
+    write_result("http", result, "BENCH_OUT")

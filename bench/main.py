@@ -18,7 +18,11 @@ telemetry: the devices fleet through the window stage and the decider (bench/tel
    `python -m bench.telemetry` alone): capacity and the ratio to a raw consume, 10,000 readings/s
    sustained with the breach -> AlertRaised latency, peak RSS with 10,000 and 100,000 devices
 
+b, g and h run back to back in rounds whose order rotates (bench/rounds.py, BENCH_ROUNDS).
 Sizes come from BENCH_* environment variables (see BENCHMARKS.md); BENCH_ONLY=a,b,c,... runs a subset.
+The result, with its provenance at the start and at the end (bench/provenance.py), goes to
+bench/results/bench-<time>.json (BENCH_OUT names another directory); `python -m bench.benchmarks_md`
+turns the committed result files into BENCHMARKS.md's tables and plots.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import contextlib
 import json
 import os
 import statistics
-import threading
 import time
 import uuid
 from dataclasses import replace
@@ -41,27 +44,24 @@ from rich.table import Table
 
 from bench import read as bench_read
 from bench import telemetry as bench_telemetry
-from bench.harness import drop, isolated, preload, run_write_path
+from bench.harness import drop, preload, run_write_path
+from bench.latency import RATE as LATENCY_RATE
+from bench.latency import latency
 from bench.memory import measure
 from bench.offline import measure as measure_offline
-from bench.peers.run import kafka_streams_peer, quix_streams
+from bench.provenance import provenance
 from bench.report import table, targets
+from bench.rounds import write_path_and_peers
 from bench.scaleout import scale_out
 from bench.seed import seed_design
 from bench.traffic import AGGREGATES, N, commands
-from streams.client import CommandClient
 from streams.config import Settings
-from streams.contexts.orders import AddItem, PlaceOrder
 from streams.contexts.orders import context as orders
 from streams.kafka.clients import take
 from streams.kafka.runtime import ContextRuntime, ensure_topics
 from streams.wire.topics import TopicSpec
-from streams.write.processor import CommandProcessor
 
 console = Console()
-LATENCY_COMMANDS = int(os.environ.get("BENCH_LATENCY_COMMANDS", "5000"))
-LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "1000"))
-LATENCY_WARMUP = int(os.environ.get("BENCH_LATENCY_WARMUP", "1000"))
 BASELINE_MAX_S = float(os.environ.get("BENCH_BASELINE_MAX_S", "300"))
 """e and f stop after this many seconds; their rate is then over the commands they handled."""
 PG_SYNC_COMMIT = os.environ.get("BENCH_PG_SYNCHRONOUS_COMMIT", "on")
@@ -72,9 +72,10 @@ MEMORY_AGGREGATES = [
 FANOUT = int(os.environ.get("BENCH_FANOUT", "3"))
 """Output records per input of the second bare loop (a'): as many as the write path produces per
 command (its event, its result, its aggregate's state; the results record is one per batch)."""
-SCENARIOS = ("offline", "a", "b", "c", "g", "h", "latency", "scale", "d", "e", "f", "memory", "telemetry")
+SCENARIOS = ("offline", "a", "b", "g", "h", "c", "latency", "scale", "d", "e", "f", "memory", "telemetry")
 ONLY = set(os.environ.get("BENCH_ONLY", ",".join(SCENARIOS)).split(","))
 KEEP = os.environ.get("BENCH_KEEP_TOPICS") == "1"
+OUT = Path(os.environ.get("BENCH_OUT", "bench/results"))
 
 
 def ceiling(
@@ -141,47 +142,6 @@ def write_path(settings: Settings, commands: list[tuple[str, Any]]) -> float:
     return run_write_path(settings, commands)[0]
 
 
-def _timer(samples: list[float], sent_at: float) -> Any:
-    return lambda _future: samples.append(time.perf_counter() - sent_at)
-
-
-def latency(settings: Settings, prefix: str = "", rate: int = LATENCY_RATE) -> tuple[float, float]:
-    """p50, p99 seconds from send to result receipt at a steady offered load of `rate`/s."""
-    s = isolated(settings, prefix or f"bench-lat-{uuid.uuid4().hex[:8]}.")
-    runtime = ContextRuntime.connect(s, orders)
-    processor = CommandProcessor(s, runtime, worker_id="bench-lat")
-    processor.ensure_topics()
-    thread = threading.Thread(target=processor.run, daemon=True)
-    thread.start()
-    samples: list[float] = []
-    with CommandClient(s, "orders") as client:
-        client.execute("warm", PlaceOrder("w", "EUR"), timeout=120)
-        interval = 1.0 / rate
-        pending = []
-        start = time.perf_counter()
-        # the first LATENCY_WARMUP commands (fresh topics, a cold broker code path) are not counted
-        for j in range(LATENCY_WARMUP + LATENCY_COMMANDS):
-            target = start + j * interval
-            now = time.perf_counter()
-            if target > now:
-                time.sleep(target - now)
-            sent_at = time.perf_counter()
-            measured = j >= LATENCY_WARMUP
-            i = j - LATENCY_WARMUP if measured else j
-            command = PlaceOrder("c", "EUR") if i < 500 else AddItem("x", 1, 1)
-            _, future = client.send(f"{'lat' if measured else 'lat-warm'}-{i % 500}", command)
-            assert future is not None
-            if measured:
-                future.add_done_callback(_timer(samples, sent_at))
-            pending.append(future)
-        for f in pending:
-            f.result(timeout=120)
-    processor.stop()
-    thread.join(60)
-    q = statistics.quantiles(samples, n=100)
-    return q[49], q[98]
-
-
 def read_side(settings: Settings, runtime: ContextRuntime, events: int, results: dict[str, Any]) -> None:
     """(d) bench/read.py's replay figures over an events topic holding `events` events."""
     bench_read.EVENTS = events  # its functions read the event count from this module global
@@ -221,34 +181,36 @@ def _ratio(results: dict[str, Any], name: str, top: str, bottom: str) -> None:
 
 
 def main() -> None:
-    """Run every scenario and print the table (JSON under bench-results/)."""
+    """Run every scenario and print the table (JSON under bench/results/, or BENCH_OUT)."""
     from bench.eventsourcing_lib import eventsourcing_library  # the `bench` extra: only here
 
     settings = Settings()
     run = uuid.uuid4().hex[:8]
-    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "g", "h", "lat", "lat5k")}
+    prefixes = {name: f"bench-{run}-{name}." for name in ("a", "a4", "b", "c", "lat", "lat5k")}
+    started = provenance()
     traffic = commands()
     runtime = ContextRuntime.connect(settings, orders)
     records = [(k.encode(), runtime.codec.encode(c)) for k, c in traffic]
     size = statistics.mean(len(v) for _, v in records)
     results: dict[str, Any] = {
+        "provenance_at_start": started,
         "commands": N,
         "aggregates": AGGREGATES,
         "record_bytes": size,
         "partitions": settings.partitions,
         "commit_interval_ms": settings.commit_interval_s * 1000,
         "latency_rate": LATENCY_RATE,
-        "cpus": os.cpu_count(),
-        "load_avg_at_start": os.getloadavg()[0],
+        "cpus": started["cpus"],
+        "load_avg_at_start": started["load_avg"],
         "pg_synchronous_commit": PG_SYNC_COMMIT,
         "complete": False,
     }
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     steps = [s for s in SCENARIOS if s in ONLY]
     telemetry_prefixes = bench_telemetry.prefixes_of(run)
     memory_prefix: list[str] = []
+    round_prefixes: list[str] = []
     b_deployment: tuple[Settings, ContextRuntime] | None = None
     try:
         with Progress(console=console) as progress:
@@ -272,35 +234,29 @@ def main() -> None:
                 results["a_fanout_rps"] = ceiling(settings, records, prefixes["a4"], copies=FANOUT)
                 results["a_fanout"] = FANOUT
                 progress.advance(overall)
-            if "b" in steps:
-                step(task, "b. our write path, exactly once")
-                rate, s_b, rt_b = run_write_path(settings, traffic, prefixes["b"])
-                results["b_write_path_cps"] = rate
-                results["b_us_per_command"] = 1e6 / rate
-                b_deployment = (s_b, rt_b)
-                progress.advance(overall)
+            if steps_b_g_h := {"b", "g", "h"} & set(steps):
+                step(task, "b. our write path, exactly once; g. Quix Streams; h. Kafka Streams, in rounds")
+                figures, round_prefixes, b_deployment = write_path_and_peers(
+                    settings, traffic, run, steps_b_g_h, console.log
+                )
+                results.update(figures)
+                progress.advance(overall, len(steps_b_g_h))
             if "c" in steps:
                 step(task, "c. our write path, at least once")
                 at_least_once = replace(settings, exactly_once=False)
                 results["c_write_path_cps"] = run_write_path(at_least_once, traffic, prefixes["c"])[0]
                 progress.advance(overall)
-            if "g" in steps:
-                step(task, "g. Quix Streams, exactly once")
-                results["g_quix"] = quix_streams(settings, traffic, prefixes["g"])
-                results["g_quix_cps"] = results["g_quix"]["commands_per_s"]
-                progress.advance(overall)
-            if "h" in steps:
-                step(task, "h. Kafka Streams (Java), exactly once")
-                results["h_kstreams"] = kafka_streams_peer(settings, traffic, prefixes["h"])
-                results["h_kstreams_cps"] = results["h_kstreams"]["commands_per_s"]
-                progress.advance(overall)
             if "latency" in steps:
                 step(task, f"command→result latency at {LATENCY_RATE}/s")
-                p50, p99 = latency(settings, prefixes["lat"])
-                results["latency_p50_ms"], results["latency_p99_ms"] = p50 * 1000, p99 * 1000
+                low = latency(settings, prefixes["lat"])
+                results["latency_p50_ms"], results["latency_p99_ms"] = low.p50 * 1000, low.p99 * 1000
                 step(task, "command→result latency at 5,000/s")
-                p50, p99 = latency(settings, prefixes["lat5k"], rate=5000)
-                results["latency_5000_p50_ms"], results["latency_5000_p99_ms"] = p50 * 1000, p99 * 1000
+                high = latency(settings, prefixes["lat5k"], rate=5000)
+                results["latency_5000_p50_ms"], results["latency_5000_p99_ms"] = (
+                    high.p50 * 1000,
+                    high.p99 * 1000,
+                )
+                results["latency_cdf_ms"] = {str(LATENCY_RATE): low.cdf_ms, "5000": high.cdf_ms}
                 progress.advance(overall)
             if "scale" in steps:
                 for processes in (1, 2):
@@ -310,7 +266,7 @@ def main() -> None:
             if "d" in steps:
                 step(task, "d. read side over b's events: live view, replay, raw consume")
                 if b_deployment is None:
-                    rate, s_b, rt_b = run_write_path(settings, traffic, prefixes["b"])
+                    _, s_b, rt_b = run_write_path(settings, traffic, prefixes["b"])
                     b_deployment = (s_b, rt_b)
                 read_side(*b_deployment, N, results)
                 progress.advance(overall)
@@ -377,10 +333,11 @@ def main() -> None:
         ]
         results["complete"] = True
     finally:
-        results["load_avg_at_end"] = os.getloadavg()[0]
+        results["provenance_at_end"] = provenance()
+        results["load_avg_at_end"] = results["provenance_at_end"]["load_avg"]
         path.write_text(json.dumps(results, indent=2))  # partial figures too, marked incomplete
         if not KEEP:
-            drop(settings, [*prefixes.values(), *memory_prefix, "bench-scale"])
+            drop(settings, [*prefixes.values(), *round_prefixes, *memory_prefix, "bench-scale"])
     console.print(table(results, bench_telemetry.rows(results)))
     verdicts = Table(title="targets")
     verdicts.add_column("target")

@@ -19,7 +19,8 @@ allocator (the default) the memory freed by 10,000 disconnects stays in partly u
 only about a third of it goes back to the system; with glibc's malloc the worker's RSS returns
 to its baseline once the hub trims the heap.
 
-Prints a JSON document (also written under bench-results/).
+Prints a JSON document, also written with its provenance (bench/provenance.py) to
+bench/results/realtime-<time>.json.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.provenance import provenance, write_result
 from streams.client import CommandClient
 from streams.contexts.orders import PlaceOrder
 from tests.integration.workers import Deployment
@@ -328,13 +330,12 @@ def measure() -> dict[str, Any]:
 
 
 def main() -> None:
-    """Run and print; keep the JSON under bench-results/."""
-    result = measure()
-    text = json.dumps(result, indent=2)
-    print(text)
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    (out / f"realtime-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(text)
+    """Run, print, and write the JSON with its provenance to bench/results/realtime-<time>.json
+    (BENCH_OUT names another directory)."""
+    started = provenance()
+    result = {"provenance_at_start": started, **measure(), "provenance_at_end": provenance()}
+    print(json.dumps(result, indent=2))
+    write_result("realtime", result, "BENCH_OUT")
 
 
 if __name__ == "__main__":

@@ -10,15 +10,22 @@ aggregate's state by loading its events and folding them (its StateRebuilder). H
 3. one transaction with one INSERT per event at version `current + i`: the unique constraint is the
    optimistic concurrency check (a concurrent writer's INSERT fails with a unique violation).
 
-One connection, like the seed's code. Aggregate ids are our strings (`order-17`), not UUIDs. The
-table lives in schema `bench_seed` so it never meets the Connect sink tables; it is recreated on
-every run.
+A pool of connections sized to the machine's cores (`BENCH_SEED_POOL`, default `os.cpu_count()`),
+like the seed's own `pg.Pool`: the commands are spread over that many threads, each on its own
+connection, by aggregate (hash of the id), so one aggregate's commands stay in order and the
+optimistic concurrency check never has to retry, as with a queue partitioned by aggregate in front
+of the seed's handlers. PostgreSQL's round trips release the GIL, so the connections overlap. Aggregate ids
+are our strings (`order-17`), not UUIDs. The table lives in schema `bench_seed` so it never meets
+the Connect sink tables; it is recreated on every run.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +37,8 @@ from streams.core.decider import Rejected
 from streams.wire.schemas import to_record
 
 SCHEMA = "bench_seed"
+POOL = int(os.environ.get("BENCH_SEED_POOL", "0")) or os.cpu_count() or 1
+"""Connections (and threads) of e: the machine's cores unless BENCH_SEED_POOL says otherwise."""
 
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -118,40 +127,71 @@ class SeedEventStore:
         self.conn.close()
 
 
+def shards(commands: Sequence[tuple[str, Any]], pool: int) -> list[list[tuple[int, str, Any]]]:
+    """`commands` (with their index) split over `pool` lists by aggregate, each in its order."""
+    out: list[list[tuple[int, str, Any]]] = [[] for _ in range(pool)]
+    for i, (aggregate_id, command) in enumerate(commands):
+        out[zlib.crc32(aggregate_id.encode()) % pool].append((i, aggregate_id, command))
+    return out
+
+
 def seed_design(
     dsn: str,
     commands: Sequence[tuple[str, Any]],
     *,
     max_seconds: float = 0.0,
     on_progress: Callable[[int], None] = lambda _: None,
+    pool: int = POOL,
 ) -> dict[str, Any]:
-    """Commands/s of the seed's design over `commands` (all of them, or as many as fit in
-    `max_seconds` when > 0: the rate is then over the prefix that was handled)."""
-    store = SeedEventStore(dsn)
-    store.reset()
+    """Commands/s of the seed's design over `commands` on `pool` connections (all of them, or as
+    many as fit in `max_seconds` when > 0: the rate is then over the commands handled)."""
+    setup = SeedEventStore(dsn)
+    setup.reset()
+    stores = [SeedEventStore(dsn) for _ in range(pool)]
     statuses: dict[str, int] = {}
+    lock = threading.Lock()
+    done = [0]
+    failures: list[BaseException] = []
     started = time.perf_counter()
-    done = 0
-    try:
-        for i, (aggregate_id, command) in enumerate(commands):
-            status = store.handle(aggregate_id, command, f"seed-{i}")
-            statuses[status] = statuses.get(status, 0) + 1
-            done += 1
-            if done % 1000 == 0:
-                on_progress(done)
+
+    def serve(store: SeedEventStore, mine: list[tuple[int, str, Any]]) -> None:
+        try:
+            for i, aggregate_id, command in mine:
+                status = store.handle(aggregate_id, command, f"seed-{i}")
+                with lock:
+                    statuses[status] = statuses.get(status, 0) + 1
+                    done[0] += 1
+                    if done[0] % 1000 == 0:
+                        on_progress(done[0])
                 if max_seconds and time.perf_counter() - started > max_seconds:
-                    break
+                    return
+        except BaseException as exc:  # reported by the caller's thread
+            failures.append(exc)
+
+    try:
+        threads = [
+            threading.Thread(target=serve, args=(store, mine), daemon=True)
+            for store, mine in zip(stores, shards(commands, pool), strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         elapsed = time.perf_counter() - started
-        rows = store.count()
+        if failures:
+            raise failures[0]
+        rows = setup.count()
     finally:
-        store.close()
+        for store in [setup, *stores]:
+            store.close()
     return {
-        "commands": done,
+        "commands": done[0],
         "seconds": elapsed,
-        "commands_per_s": done / elapsed,
+        "commands_per_s": done[0] / elapsed,
         "statuses": statuses,
         "rows": rows,
-        "complete": done == len(commands),
+        "pool": pool,
+        "complete": done[0] == len(commands),
     }
 
 
