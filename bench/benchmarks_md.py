@@ -225,6 +225,34 @@ def index_block(directory: Path = RESULTS) -> str:
     return table(("kind", "files", "newest", "commit", "load at start → end"), body)
 
 
+def optimisations_block(directory: Path = RESULTS) -> str:
+    """The optimisation log: every interleaved old/new comparison (`python -m bench.interleave
+    OLD NEW --save NAME`, files `<NAME>-pairs-<time>.json`), oldest first."""
+    body = []
+    for kind, paths in sorted(result_files(directory).items()):
+        if not kind.endswith("-pairs"):
+            continue
+        for path in paths:
+            d = json.loads(path.read_text())
+            for figure, ratio in d.get("old_over_new", {}).items():
+                old, new = d["median"]["old"][figure], d["median"]["new"][figure]
+                body.append(
+                    (
+                        f"`{path.name}`",
+                        d.get("what") or "-",
+                        f"{d['old']['commit'][:10]} → {d['new']['commit'][:10]}",
+                        f"{figure}: {old:,.1f} → {new:,.1f}",
+                        f"{ratio:.2f}",
+                        str(d.get("pairs", "?")),
+                        _shown(d.get("load_avg")),
+                    )
+                )
+    if not body:
+        return "No committed comparison yet.\n"
+    header = ("result file", "change", "old → new commit", "median", "old/new", "pairs", "load")
+    return table(header, body)
+
+
 def readme_block(result: ResultFile) -> str:
     """The README's few headline figures, from the same run as BENCHMARKS.md's."""
     d = result.data
@@ -256,7 +284,10 @@ def _source(result: ResultFile) -> str:
 
 def blocks(directory: Path = RESULTS, images: list[str] | None = None) -> dict[str, str]:
     """Every generated block by name; a kind with no result file gives a line saying so."""
-    out: dict[str, str] = {"result-files": index_block(directory)}
+    out: dict[str, str] = {
+        "result-files": index_block(directory),
+        "optimisations": optimisations_block(directory),
+    }
     missing = "No committed result file of this kind yet.\n"
     bench = latest("bench", directory)
     per_bench: dict[str, Callable[[ResultFile], str]] = {

@@ -55,7 +55,8 @@ def run_offline(tree: Path, env: dict[str, str], harness: str = "offline") -> di
     default="",
     help="also write the figures as bench/results/SAVE-<time>.json (INTERLEAVE_OUT: the directory)",
 )
-def main(old: Path, new: Path, pairs: int, harness: str, save: str) -> None:
+@click.option("--what", default="", help="the change measured, one line (kept in the saved file)")
+def main(old: Path, new: Path, pairs: int, harness: str, save: str, what: str) -> None:
     """Run OLD and NEW alternately PAIRS times; print each pair and the medians."""
     env = dict(os.environ)
     figures_of = HARNESSES[harness][1]
@@ -75,11 +76,11 @@ def main(old: Path, new: Path, pairs: int, harness: str, save: str) -> None:
     click.echo(json.dumps(result, indent=2))
     if save:
         trees = {
-            label: {"tree": str(tree), "commit": _commit(tree)}
+            label: {"commit": _commit(tree)}
             for label, tree in (("old", old), ("new", new))
         }
         write_result(
-            save, {"harness": harness, "pairs": pairs, **trees, **result, **provenance()}, "INTERLEAVE_OUT"
+            save, {"harness": harness, "what": what, "pairs": pairs, **trees, **result, **provenance()}, "INTERLEAVE_OUT"
         )
 
 

@@ -20,13 +20,13 @@ def test_every_benchmark_command_is_accepted_with_one_event() -> None:
 
 def test_targets_report_missing_figures_and_verdicts() -> None:
     figures = {
-        "ratio_b_over_a_fanout": 0.6,
+        "ratio_b_over_g": 2.1,
         "offline_write_us_per_command": 25.0,
         "ratio_scale_2_over_1": 1.4,
     }
     rows = {t: (v, met) for t, _, v, met in targets(figures)}
-    assert rows["b ≥ 0.5 x a' (bare loop, as many records)"] == ("0.60", True)
-    assert rows["offline: ≤ 20 µs of CPU per command"] == ("25.0 µs", False)
-    assert rows["b/e ≥ 10"] == ("-", None)
+    assert rows["b ≥ 2.0 x g (Quix Streams)"] == ("2.10", True)
+    assert rows["offline: ≤ 15 µs of CPU per command"] == ("25.0 µs", False)
+    assert rows["b ≥ 1.5 x h (Kafka Streams, one stream thread)"] == ("-", None)
     assert rows["2 processes / 1 process (reported)"] == ("1.40", None)
-    assert "p99 command→result ≤ 150 ms at 1,000/s" in rows
+    assert "p99 command→result ≤ 50 ms at 1,000/s" in rows
