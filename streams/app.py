@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
+from typing import Any
 
 import faust
+from confluent_kafka import KafkaException
 
 from streams import diagnostics, scheduling
 from streams.allocator import fix_mmap_threshold, limit_arenas, start_trimming
@@ -19,7 +22,7 @@ from streams.contexts.registry import get_context, process_managers
 from streams.kafka import clients
 from streams.kafka.forgetting import ForgetListener
 from streams.kafka.hosting import Readiness, Runnable, hosted
-from streams.kafka.runtime import Runtimes
+from streams.kafka.runtime import Runtimes, ensure_topics
 from streams.kafka.secret import DeploymentSecret
 from streams.processes.stage import ProcessStage
 from streams.read.readside import WorkerReadSide
@@ -41,6 +44,7 @@ from streams.web.realtime.limits import fitted, raise_open_files_limit
 from streams.web.tls import TlsSettingsError, server_context
 from streams.windows.stage import WindowStage
 from streams.wire.signing import signed_url
+from streams.wire.topics import faust_leader_spec
 from streams.write.processor import CommandProcessor
 
 log = logging.getLogger(__name__)
@@ -82,7 +86,9 @@ app = faust.App(
     consumer_group_instance_id=f"{settings.app_id}-{worker_id(settings)}",
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,
-    topic_allow_declare=True,
+    # Faust's one topic (its leader topic) is created by the worker (`_faust_topics`): Faust's
+    # aiokafka admin path fails the start while the node it takes for the controller is down
+    topic_allow_declare=False,
     # Faust's own web views (/router, /table, /graph, statistics) would answer beside the API,
     # outside its guard's routes: none is served
     web_router_enabled=False,
@@ -91,6 +97,22 @@ app = faust.App(
     web_stats_enabled=False,
     web_metrics_enabled=False,
 )
+
+
+@app.on_worker_init.connect
+def _faust_topics(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+    """Faust's leader topic, before Faust starts (`faust worker` sends `on_worker_init` first);
+    retried for a minute, as the contexts' own topics are, while the cluster is unreachable."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ensure_topics(settings, [faust_leader_spec(settings.app_id)])
+            return
+        except KafkaException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2)
+
 
 try:
     check_advertised_url(settings.self_url())  # fail at start, not at the first forwarded request

@@ -49,6 +49,13 @@ def secret_topic(prefix: str, app_id: str) -> str:
     return f"{prefix}__{app_id}.secret"
 
 
+def faust_leader_spec(app_id: str) -> TopicSpec:
+    """Faust's leader-election topic (its `LeaderAssignor`'s `<app id>-__assignor-__leader`, one
+    partition), which the worker creates itself: Faust's own creation sends the request to the
+    node its metadata names controller and ends the worker's start if that node is down."""
+    return TopicSpec(f"{app_id}-__assignor-__leader", 1, {})
+
+
 def privacy_topic(prefix: str) -> str:
     """The deployment's audited privacy topic (`SubjectForgotten`, docs/privacy.md), shared by
     every context: keyed by subject, one partition, kept forever."""
