@@ -26,6 +26,7 @@ from streams.read.replay import replay
 from streams.read.stage import event_meta
 from streams.wire import headers as h
 from streams.wire.jsonable import to_json
+from tests.integration.kafka_config import kafka_config
 from tests.integration.workers import Deployment, module_deployment, wait_until
 
 pytestmark = pytest.mark.integration
@@ -270,7 +271,7 @@ def test_replay_beside_the_live_view_switches_to_an_equal_new_version(
             0.3,
         )
     old_topic = client.runtime.topics.view("order-summary")
-    admin = AdminClient({"bootstrap.servers": deployment.settings().bootstrap})
+    admin = AdminClient(kafka_config(deployment.settings().bootstrap))
     wait_until(lambda: old_topic not in admin.list_topics(timeout=10).topics, f"{old_topic} deleted", 60, 0.3)
 
 
@@ -282,7 +283,7 @@ def test_rebuild_after_losing_rocksdb_and_the_changelog(
     some_orders(client, 5, "rebuild")
     deployment.kill("w1")
     shutil.rmtree(deployment.data_dir / "w1", ignore_errors=True)
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(kafka_config(settings.bootstrap))
     admin.delete_topics([runtime.topics.changelog])[runtime.topics.changelog].result()
     wait_until(
         lambda: runtime.topics.changelog not in admin.list_topics(timeout=10).topics,
@@ -305,7 +306,7 @@ def test_rebuild_after_losing_rocksdb_and_the_changelog(
     assert report.aggregates > 5 and report.commands >= report.aggregates
     checked, mismatches = verify(settings, runtime)
     if mismatches:  # say where the table's records went, for a failure that cannot be rerun
-        consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "diagnose"})
+        consumer = Consumer({**kafka_config(settings.bootstrap), "group.id": "diagnose"})
         marks = [
             consumer.get_watermark_offsets(TopicPartition(runtime.topics.changelog, p), timeout=10)
             for p in range(settings.partitions)

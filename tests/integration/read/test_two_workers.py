@@ -30,6 +30,7 @@ from streams.core.clock import utc_now
 from streams.wire import headers as h
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.workers import Deployment, wait_until
 
 pytestmark = pytest.mark.integration
@@ -357,7 +358,7 @@ def test_replay_rebuild_and_verify_commands(pair: Deployment, client: CommandCli
         correlation_id="",
         occurred_at=utc_now(),
     )
-    producer = Producer({"bootstrap.servers": pair.settings().bootstrap})
+    producer = Producer(kafka_config(pair.settings().bootstrap))
     producer.produce(
         runtime.topics.events,
         runtime.codec.encode(ItemAdded("by-hand", 1, 1)),

@@ -31,6 +31,7 @@ from streams.sinks.rows import SnapshotRow, sink_codec
 from streams.wire import headers as h
 from streams.wire.topics import TopicSpec
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.sinks.kit import PrivateConnect, query, sink_settings, wait_for
 from tests.integration.workers import Deployment, deployed, wait_until, warmed_client
 
@@ -207,7 +208,7 @@ def produce_view_doc(settings: Settings, topic: str, key: str, doc: dict[str, An
         out.write(b"\x00" + schema_id.to_bytes(4, "big"))
         fastavro.schemaless_writer(out, fastavro.parse_schema(DOC_SCHEMA), doc)
         value = out.getvalue()
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = Producer(kafka_config(settings.bootstrap))
     producer.produce(topic, value, key.encode())
     assert producer.flush(30) == 0
 
@@ -357,7 +358,7 @@ def test_the_deriver_keeps_rows_postgresql_would_refuse_out_of_the_sink(
 ) -> None:
     # an event written straight to the log (not through a worker) with an id the column cannot hold
     long_id = "x" * 300
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = Producer(kafka_config(settings.bootstrap))
     event = client.runtime.codec.encode(OrderPlaced("c", "EUR"))
     headers = h.event_headers(
         event_type="OrderPlaced", schema_version=1, aggregate_type="Order", aggregate_id=long_id,
@@ -398,7 +399,7 @@ def test_the_deriver_keeps_rows_postgresql_would_refuse_out_of_the_sink(
 def test_a_record_the_converter_cannot_read_goes_to_connects_dlq_and_the_task_keeps_running(
     settings: Settings, client: CommandClient
 ) -> None:
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = Producer(kafka_config(settings.bootstrap))
     producer.produce(f"{settings.topic_prefix}orders.snapshots-sink", b"not avro", b"o-bad")
     assert producer.flush(30) == 0
     name = f"{settings.topic_prefix}orders-snapshots-sink"
@@ -418,7 +419,7 @@ def test_a_failing_task_shows_its_error_in_status(settings: Settings, client: Co
     # out): the JDBC sink's task fails for good, and status says why
     codec = sink_codec(settings)
     row = SnapshotRow("y" * 300, "Order", "{}", 1, 0)
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = Producer(kafka_config(settings.bootstrap))
     producer.produce(f"{settings.topic_prefix}orders.snapshots-sink", codec.encode(row), b"o-refused")
     assert producer.flush(30) == 0
     name = f"{settings.topic_prefix}orders-snapshots-sink"

@@ -22,6 +22,7 @@ from streams.core.views import ReadModelDocument
 from streams.read.replay import replay
 from streams.sinks.connect import deploy, status
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.sinks.kit import PrivateConnect, query, sink_settings, wait_for
 from tests.integration.workers import Deployment, deployed, warmed_client
 
@@ -102,7 +103,7 @@ def test_after_a_replay_the_rows_are_the_new_versions(
     # a document only version 1 holds (as if the view's code had changed): its row must go
     ghost = f"{tag}-ghost"
     document = ReadModelDocument(ghost, "orders.order-summary", json.dumps({"status": "ghost"}), 1, "")
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = Producer(kafka_config(settings.bootstrap))
     producer.produce(
         client.runtime.topics.view("order-summary"), client.runtime.codec.encode(document), ghost
     )

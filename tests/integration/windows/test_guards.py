@@ -20,6 +20,7 @@ from streams.contexts.devices import DeviceWentSilent, TelemetryReading
 from streams.wire import headers as h
 from streams.wire.topics import ContextTopics, partition_for
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.windows.fleet import Fleet, aligned_past, metric_value
 from tests.integration.workers import Deployment, wait_until
 
@@ -66,7 +67,7 @@ def with_a_one_partition_topic(
     )
     settings = dep.settings()
     topic = topic_of(ContextTopics(context, settings.topic_prefix))
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(kafka_config(settings.bootstrap))
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1)])[topic].result(30)
     return dep, topic
 

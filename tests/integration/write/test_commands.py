@@ -18,6 +18,7 @@ from streams.contexts.orders import AddItem, OrderPlaced, PlaceOrder, RemoveItem
 from streams.kafka.fold import aggregate_from_changelog, aggregate_from_log
 from streams.wire import headers as h
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.workers import Deployment, module_deployment
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ deployment = module_deployment("t", STREAMS_SNAPSHOT_EVERY="3", STREAMS_MAX_STAT
 
 
 def raw_producer(stack: StackEndpoints) -> Producer:
-    return Producer({"bootstrap.servers": stack.bootstrap})
+    return Producer(kafka_config(stack.bootstrap))
 
 
 def events_for(dep: Deployment, client: CommandClient, aggregate_id: str) -> list[Any]:

@@ -31,6 +31,7 @@ from streams.read.rebuild import verify
 from streams.wire import headers as h
 from streams.wire.topics import ContextTopics, partition_for
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.workers import Deployment, deployed, wait_until, warmed_client
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,7 @@ def test_a_megabyte_id_is_refused_by_http_and_dead_lettered_from_kafka(
     status, body = post(deployment, {"aggregate_id": huge, "data": {"customer_id": "c"}})
     assert status == 400 and body["reason"] == "invalid_identifier" and body["field"] == "aggregate_id"
 
-    raw = Producer({"bootstrap.servers": stack.bootstrap, "message.max.bytes": 4_000_000})
+    raw = Producer({**kafka_config(stack.bootstrap), "message.max.bytes": 4_000_000})
     topic = client.runtime.topics.commands
     value = client.runtime.codec.encode(PlaceOrder("c", "EUR"))
     waiting = client._waiter.expect("huge-key") if client._waiter else None
@@ -120,7 +121,7 @@ def test_a_nul_or_a_text_plain_body_is_refused_by_http(deployment: Deployment) -
 def test_a_string_over_its_schema_limit_is_dead_lettered_when_produced_directly(
     deployment: Deployment, client: CommandClient, stack: StackEndpoints
 ) -> None:
-    raw = Producer({"bootstrap.servers": stack.bootstrap})
+    raw = Producer(kafka_config(stack.bootstrap))
     codec = client.runtime.codec
     record = codec.encode_record(
         "AddItem", 3, {"sku": "s" * 300, "quantity": 1, "unit_price_cents": 1, "currency": None}

@@ -21,6 +21,7 @@ from streams.wire.changelog import AGGREGATE_PREFIX
 from streams.wire.state import ROWS
 from streams.wire.topics import partition_for
 from tests.conftest import StackEndpoints
+from tests.integration.kafka_config import kafka_config
 from tests.integration.workers import Deployment
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def test_an_old_format_changelog_is_restored_and_continued(stack: StackEndpoints
         # line no event of this log has (so the state can only have come from this record)
         runtime = ContextRuntime.connect(settings, orders)
         legacy = OrderState("placed", "c-1", "EUR", (OrderLine("legacy-sku", 5, 70),))
-        producer = Producer({"bootstrap.servers": settings.bootstrap})
+        producer = Producer(kafka_config(settings.bootstrap))
         producer.produce(
             runtime.topics.changelog,
             runtime.states.encode_avro(Aggregate(1, legacy)),
