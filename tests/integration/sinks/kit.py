@@ -70,7 +70,7 @@ class PrivateConnect:
         self.lib = env.stdout.strip()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 300) -> None:
         log = open(self.workdir / "connect.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [
@@ -88,6 +88,8 @@ class PrivateConnect:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # a JVM start with a plugin scan: up to minutes on a loaded two-core machine (as the
+        # stack's own Connect, STACK_START_TIMEOUT)
         wait_until(self._ready, f"Connect worker on port {self.port}", timeout)
 
     def _ready(self) -> bool:
