@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PY VENV
 
-.PHONY: install stack-up stack-down stack-status demo test test-secure test-secure-short unit integration lint bench bench-read bench-realtime \
+.PHONY: install stack-up stack-down stack-status demo test test-secure test-secure-short unit integration lint bench bench-short bench-docs bench-read bench-realtime \
 	bench-failover bench-overhead soak soak-short chaos chaos-short chaos-games chaos-games-short bench-games clean images compose-up compose-down compose-test testcontainers-test
 
 install:
@@ -59,6 +59,25 @@ bench: stack-up
 	$(BIN)/python -m bench.realtime
 	$(BIN)/python -m bench.failover
 	$(BIN)/python -m bench.http
+
+# The same scenarios at smaller sizes (a fifth to a tenth; about 15 minutes here): figures to
+# compare within one run, not the targets' run. Its result files record the sizes (BENCHMARKS.md
+# shows them beside the figures).
+BENCH_SHORT_ENV := BENCH_COMMANDS=20000 BENCH_AGGREGATES=2000 BENCH_MEMORY_AGGREGATES=20000 \
+	BENCH_BASELINE_MAX_S=60 BENCH_LATENCY_COMMANDS=2000 BENCH_TELEMETRY_DEVICES=2000 \
+	BENCH_TELEMETRY_READINGS=60000 BENCH_TELEMETRY_SECONDS=20 BENCH_TELEMETRY_MEMORY_DEVICES=10000 \
+	BENCH_FAILOVER_EVENTS=100000 BENCH_FAILOVER_AGGREGATES=10000 BENCH_HTTP_COMMANDS=400 \
+	BENCH_RT_SSE=2000 BENCH_RT_WS=200
+bench-short: stack-up
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BENCH_SHORT_ENV) $(BIN)/python -m bench
+	$(BENCH_SHORT_ENV) $(BIN)/python -m bench.realtime
+	$(BENCH_SHORT_ENV) $(BIN)/python -m bench.failover
+	$(BENCH_SHORT_ENV) $(BIN)/python -m bench.http
+
+# BENCHMARKS.md's tables and plots and the README's figures, from the committed bench/results files.
+bench-docs:
+	$(BIN)/python -m bench.benchmarks_md
 
 bench-realtime: stack-up
 	$(BIN)/python -m bench.realtime

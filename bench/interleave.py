@@ -75,13 +75,9 @@ def main(old: Path, new: Path, pairs: int, harness: str, save: str, what: str) -
     result = {"runs": runs, "median": summary, "old_over_new": ratio}
     click.echo(json.dumps(result, indent=2))
     if save:
-        trees = {
-            label: {"commit": _commit(tree)}
-            for label, tree in (("old", old), ("new", new))
-        }
-        write_result(
-            save, {"harness": harness, "what": what, "pairs": pairs, **trees, **result, **provenance()}, "INTERLEAVE_OUT"
-        )
+        trees = {label: {"commit": _commit(tree)} for label, tree in (("old", old), ("new", new))}
+        saved = {"harness": harness, "what": what, "pairs": pairs, **trees, **result, **provenance()}
+        write_result(save, saved, "INTERLEAVE_OUT")
 
 
 def _commit(tree: Path) -> str:
