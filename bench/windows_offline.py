@@ -1,4 +1,4 @@
-"""`python bench/windows_offline.py`: CPU per reading of the window stage's Python work, no Kafka.
+"""`PYTHONPATH=. python -P bench/windows_offline.py`: CPU per reading of the window stage's Python work, no Kafka.
 
 The devices' telemetry (`streams.contexts.devices.telemetry.TELEMETRY`) through a real
 `WindowStage`: its intake decides batches of `confluent_kafka.Message` readings, its `_write`
@@ -29,6 +29,7 @@ from typing import Any
 
 from confluent_kafka import Message, TopicPartition
 
+from bench.offline import CountingProducer
 from streams.config import Settings
 from streams.contexts.devices import DeviceRegistered, TelemetryReading, context
 from streams.contexts.devices.telemetry import TELEMETRY
@@ -46,26 +47,6 @@ PARTITIONS = 4
 T0 = 1_767_225_600_000
 """A window boundary (event time of the first readings)."""
 LOG_APPEND_TIME = 2
-
-
-class CountingProducer:
-    """A producer that keeps nothing: counts records, reports every delivery at once."""
-
-    def __init__(self) -> None:
-        self.records = 0
-        self.offsets: dict[tuple[str, int], int] = {}
-
-    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None, **kw: Any) -> None:
-        self.records += 1
-        partition = kw.get("partition", 0)
-        offset = self.offsets.get((topic, partition), 0)
-        self.offsets[(topic, partition)] = offset + 1
-        callback = kw.get("on_delivery")
-        if callback is not None:
-            callback(None, Message(topic=topic, partition=partition, offset=offset))
-
-    def poll(self, _timeout: float = 0) -> int:
-        return 0
 
 
 class InstantSession:
