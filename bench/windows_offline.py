@@ -1,4 +1,5 @@
-"""`PYTHONPATH=. python -P bench/windows_offline.py`: CPU per reading of the window stage's Python work, no Kafka.
+"""`PYTHONPATH=. python -P bench/windows_offline.py`: CPU per reading of the window stage's
+Python work, no Kafka.
 
 The devices' telemetry (`streams.contexts.devices.telemetry.TELEMETRY`) through a real
 `WindowStage`: its intake decides batches of `confluent_kafka.Message` readings, its `_write`
