@@ -266,7 +266,8 @@ def readme_block(result: ResultFile) -> str:
     body = [(label, fmt.format(d[key])) for label, key, fmt in picks if key in d]
     start = d.get("provenance_at_start", {})
     note = (
-        f"From `bench/results/{result.name}` (commit `{str(start.get('commit', '?'))[:10]}`, "
+        f"From `bench/results/{result.name}` ({d.get('commands', 0):,} commands over "
+        f"{d.get('aggregates', 0):,} aggregates, commit `{str(start.get('commit', '?'))[:10]}`, "
         f"{start.get('cpus', '?')} cores, load average {_shown(d.get('load_avg_at_start'))} → "
         f"{_shown(d.get('load_avg_at_end'))}); every figure and its method in "
         "[BENCHMARKS.md](BENCHMARKS.md).\n\n"
