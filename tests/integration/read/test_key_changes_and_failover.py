@@ -182,7 +182,9 @@ def test_a_new_owner_restores_each_view_partition_from_its_topic_and_folds_only_
     wait_until(lambda: settled(deployment, "w2"), "w2 caught up", 120, 0.3)
     for view in views(deployment, "w2"):  # each partition restored is counted in /metrics
         restored = restored_records(deployment, "w2", view["topic"])
-        assert sorted(restored) == sorted(view["restored"]) and all(n > 0 for n in restored.values()), view
+        # the counter lives as long as the worker, the status shows its stages' current session: a
+        # stage that restarted (seen once on the SASL_SSL stack) lists fewer than were counted
+        assert set(view["restored"]) <= set(restored) and all(n > 0 for n in restored.values()), view
     events = client.runtime.topics.events
     total_events = sum(1 for _ in read_topic(deployment.settings(), events, idle_timeout=1.0))
     for view in views(deployment, "w2"):
