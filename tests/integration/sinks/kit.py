@@ -90,7 +90,11 @@ class PrivateConnect:
         )
         # a JVM start with a plugin scan: up to minutes on a loaded two-core machine (as the
         # stack's own Connect, STACK_START_TIMEOUT)
-        wait_until(self._ready, f"Connect worker on port {self.port}", timeout)
+        try:
+            wait_until(self._ready, f"Connect worker on port {self.port}", timeout)
+        except BaseException:  # not left running behind a failed fixture
+            self.stop()
+            raise
 
     def _ready(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, self.log_tail()
