@@ -2,8 +2,8 @@
 # The integration suite's write, read, windows and sink tests against the secured stack
 # (STACK_SECURITY=sasl_ssl: SASL/SCRAM over TLS, ACLs), configured by the environment only.
 #   ops/test-secure.sh        `make test-secure`: the core modules of the four folders
-#   ops/test-secure.sh short  `make test`'s short form: one write, one read, one window and one
-#                             PostgreSQL sink test
+#   ops/test-secure.sh short  `make test`'s short form: one write, one read, one window test and
+#                             the PostgreSQL sinks (connectors deployed, then rows)
 # Starts the whole stack (postgres, kafka, registry, connect) with ops/stack.sh on side ports and in
 # its own data dir (.stack-secure, the one tests/integration/security uses), runs pytest with
 # STREAMS_TEST_STACK=secure (tests/conftest.py: the harness as the `admin` principal, every worker
@@ -37,6 +37,8 @@ if [ "${1:-}" = short ]; then
     "tests/integration/write/test_commands.py::test_an_accepted_command_appends_its_events_with_every_header"
     "tests/integration/read/test_single_worker.py::test_each_view_equals_the_fold_of_the_log"
     "tests/integration/windows/test_telemetry.py::test_readings_become_windows_then_an_alert_raised_and_cleared_and_the_views"
+    # the connectors are deployed by the module's first test; the second needs them
+    "tests/integration/sinks/test_connect_sinks.py::test_deploy_creates_tables_and_running_connectors"
     "tests/integration/sinks/test_connect_sinks.py::test_commands_become_jsonb_rows_with_history_in_order"
   )
 else
