@@ -34,7 +34,7 @@ from streams.core.windows import (
     WindowedAggregation,
 )
 from streams.windows.batch import Rerouted, WindowBatch
-from streams.windows.passes import NOT_PENDING, Pass
+from streams.windows.passes import Pass
 from streams.windows.records import RecordDecoder
 from streams.windows.state import (
     BEAT,
@@ -212,7 +212,7 @@ class _Pass(Pass):
                 intake.groups.add(group)
             ts = int(agg.timestamp(record))
             kind, record_ts = msg.timestamp()  # read once: the arrival and the latency metric
-            arrival = record_ts if kind == TIMESTAMP_LOG_APPEND_TIME and record_ts > 0 else self.now_ms
+            arrival = self.arrival(kind, record_ts)
             if ts > arrival + agg.max_future_ms:
                 raise BadRecord(
                     "timestamp_in_future",
@@ -239,10 +239,9 @@ class _Pass(Pass):
             return self.letter(msg, type(exc).__name__, f"{type(exc).__name__}: {exc}")
         return None
 
-    def arrival(self, msg: Message) -> int:
-        """When the record arrived by a clock the producer does not set: its broker timestamp
-        (`LogAppendTime`), else the wall clock now."""
-        kind, ts = msg.timestamp()
+    def arrival(self, kind: int, ts: int) -> int:
+        """When a record with Kafka timestamp (`kind`, `ts`) arrived, by a clock the producer does
+        not set: its broker timestamp (`LogAppendTime`), else the wall clock now."""
         return ts if kind == TIMESTAMP_LOG_APPEND_TIME and ts > 0 else self.now_ms
 
     def fold(
@@ -250,11 +249,8 @@ class _Pass(Pass):
         arrival: int, record_ts: int,
     ) -> None:  # fmt: skip
         """Fold a record into its open windows (`record_ts`: its Kafka timestamp); the closed
-        ones it falls in make it late. The hot path: values are looked up in the pending dict
-        here, the committed state only for keys this pass has not set."""
-        stream_time = self.moved.get(partition)
-        if stream_time is None:
-            stream_time = self.stream_time(partition)
+        ones it falls in make it late."""
+        stream_time = self.stream_time(partition)
         if not self.into_windows(msg, partition, raw_key, group, record, ts, stream_time):
             return
         self.folded += 1
@@ -278,17 +274,15 @@ class _Pass(Pass):
     ) -> bool:
         """Fold a record into its open windows (every fold first, then the writes); the closed
         ones it falls in send it to the late DLQ. Whether it was folded into any."""
-        spec, fold, pending = self.agg.spec, self.agg.fold, self.pending
-        grace, size = spec.grace_ms, spec.size_ms
+        spec, fold = self.agg.spec, self.agg.fold
+        size = spec.size_ms
         if spec.hop_ms == size:  # tumbling: `windows_of` gives one window, taken without lists
             end = ts - ts % size + size
-            if stream_time >= end + grace:  # spec.is_closed(end, stream_time)
+            if spec.is_closed(end, stream_time):
                 self.late(msg, ts, stream_time, [(end - size, end)])
                 return False
             wkey = window_key(end, raw_key, group)
-            current = pending.get((partition, wkey), NOT_PENDING)
-            if current is NOT_PENDING:
-                current = self.state.decoded(partition, wkey)
+            current = self.value(partition, wkey)
             if current is None:
                 value = (fold(None, record), ts)
             else:
@@ -298,13 +292,11 @@ class _Pass(Pass):
         missed = []
         folded = []
         for start, end in spec.windows_of(ts):
-            if stream_time >= end + grace:
+            if spec.is_closed(end, stream_time):
                 missed.append((start, end))
                 continue
             wkey = window_key(end, raw_key, group)
-            current = pending.get((partition, wkey), NOT_PENDING)
-            if current is NOT_PENDING:
-                current = self.state.decoded(partition, wkey)
+            current = self.value(partition, wkey)
             if current is None:
                 folded.append((wkey, end, (fold(None, record), ts)))
             else:
@@ -337,9 +329,7 @@ class _Pass(Pass):
         hop = self.agg.spec.hop_ms
         bucket = -(-(ts + after) // hop) * hop
         beat_key = BEAT + raw_key
-        current = self.pending.get((partition, beat_key), NOT_PENDING)
-        if current is NOT_PENDING:
-            current = self.state.decoded(partition, beat_key)
+        current = self.value(partition, beat_key)
         if current is not None and current >= bucket:
             return
         if current is not None:

@@ -30,7 +30,7 @@ from streams.wire.topics import partition_for
 
 log = logging.getLogger(__name__)
 
-NOT_PENDING = object()
+_NOT_PENDING = object()
 """What `Pass.pending.get` gives for a key the pass has not set (None is a deletion)."""
 
 
@@ -59,8 +59,8 @@ class Pass:
 
     def value(self, partition: int, key: bytes) -> Any:
         """A key's value as this pass left it (else the committed one, decoded)."""
-        found = self.pending.get((partition, key), NOT_PENDING)
-        return self.state.decoded(partition, key) if found is NOT_PENDING else found
+        found = self.pending.get((partition, key), _NOT_PENDING)
+        return self.state.decoded(partition, key) if found is _NOT_PENDING else found
 
     def set(self, partition: int, key: bytes, value: Any) -> None:
         """Set a key's value, written when the pass's batch commits."""

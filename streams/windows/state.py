@@ -189,17 +189,12 @@ class WindowState:
         """A committed batch: its changelog records into the stores (with the changelog offset
         they reach) and their decoded values into the cache."""
         self.table.apply(writes, changelog_end)
-        stores, cache = self.stores, self.cache
-        for (partition, key), value in decoded.items():  # `_remember`, inlined: once per key written
-            if partition not in stores:
-                continue
-            if value is None and key[:2] == WINDOW:
-                cache.discard(partition, key)
-            else:
-                cache.put(partition, key, value)
+        for (partition, key), value in decoded.items():
+            if partition in self.stores:
+                self._remember(partition, key, value)
 
     def _remember(self, partition: int, key: bytes, value: Any) -> None:
-        """Cache a committed value (`apply` does the same inline)."""
+        """Cache a committed value."""
         if value is None and key[:2] == WINDOW:
             self.cache.discard(partition, key)  # a closed window is not asked for again
         else:
