@@ -23,7 +23,10 @@ from bench.chaos.cluster import Cluster, ClusterConfig
 from bench.chaos.fault import Target
 from bench.chaos.load import Load
 from bench.chaos.scenarios import SCENARIOS, Outcome, run
+from bench.chaos.views import check_views
 from bench.provenance import provenance
+from streams.contexts.registry import get_context
+from streams.kafka.runtime import ContextRuntime
 from streams.wire.topics import ContextTopics, GroupNames
 from tests.integration.workers import Deployment, wait_until
 
@@ -113,6 +116,7 @@ def suite(cluster: Cluster) -> int:
             load.stop()
             worker_alive = dep.workers["w1"].poll() is None
             verdict = check(settings, load.seen)
+            view_problems = check_views(settings, ContextRuntime.connect(settings, get_context("orders")))
         finally:
             dep.stop_all()
             worker_log = (Path(directory) / "w1.log").read_text(errors="replace")
@@ -124,14 +128,14 @@ def suite(cluster: Cluster) -> int:
     }
     result.update(
         outcomes=[o.row() for o in outcomes], check={**asdict(verdict), "passed": verdict.passed},
-        commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
+        views=view_problems, commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
         stuck_load_threads=load.stuck,
         probes=[[round(p.sent_at - load_started, 1), p.latency_s and round(p.latency_s, 2)]
                 for p in load.probes],
         seconds=round(time.monotonic() - started, 1),
     )  # fmt: skip
     failed = (
-        not verdict.passed or load.errors or not worker_alive
+        not verdict.passed or view_problems or load.errors or not worker_alive
         or any(o.timed_out_probes or o.problems for o in outcomes)
     )  # fmt: skip
     result["passed"] = not failed
@@ -142,7 +146,8 @@ def suite(cluster: Cluster) -> int:
         f"concurrent read_committed reader; {'PASSED' if verdict.passed else 'FAILED'}"
     )
     scenario_problems = [f"{o.scenario}: {p}" for o in outcomes for p in o.problems]
-    for problem in [*verdict.problems, *load.errors, *scenario_problems]:
+    print(f"views equal the fold of the log: {'no' if view_problems else 'yes'}")
+    for problem in [*verdict.problems, *view_problems, *load.errors, *scenario_problems]:
         print(f"  problem: {problem}")
     out = Path(os.environ.get("CHAOS_OUT", "bench/results"))
     out.mkdir(parents=True, exist_ok=True)
