@@ -1,7 +1,10 @@
 """`python -m bench.chaos`: start the chaos cluster (if needed) and one worker, run the scenarios
 named by `CHAOS_SCENARIOS` (default: all seven, `bench.chaos.scenarios.SCENARIOS`; `leader` alone
 is the short form for CI) under the load, check, print the table and write it as JSON under `CHAOS_OUT`
-(bench/results). Exits 1 when the checker finds a problem or a probe command got no result.
+(bench/results). The worker runs orders (the command load) and devices (telemetry at
+`CHAOS_TELEMETRY_RATE` readings/s over `CHAOS_DEVICES` devices); the checker also compares every
+view with the fold of its log and every window with a replay of the raw readings.
+Exits 1 when the checker finds a problem or a probe command got no result.
 `CHAOS_KEEP_CLUSTER=1` leaves the cluster running afterwards (`ops/stack.sh down` with its
 environment stops it)."""
 
@@ -24,10 +27,12 @@ from bench.chaos.fault import Target
 from bench.chaos.load import Load
 from bench.chaos.scenarios import SCENARIOS, Outcome, run
 from bench.chaos.views import check_views
+from bench.chaos.windows import WindowVerdict, check_windows
 from bench.provenance import provenance
 from streams.contexts.registry import get_context
 from streams.kafka.runtime import ContextRuntime
 from streams.wire.topics import ContextTopics, GroupNames
+from tests.integration.windows.fleet import Fleet
 from tests.integration.workers import Deployment, wait_until
 
 
@@ -45,6 +50,16 @@ def table(outcomes: list[Outcome]) -> str:
             f"{latency:>14} {f'{o.slow_probes}/{o.probes}':>12}"
         )
     return "\n".join(lines)
+
+
+def window_line(verdict: WindowVerdict) -> str:
+    """One aggregation's window check as a line."""
+    refused = ", ".join(f"{n} {reason}" for reason, n in sorted(verdict.dead_lettered.items())) or "none"
+    return (
+        f"windows {verdict.aggregation}: {verdict.readings} readings, "
+        f"{verdict.windows} windows in the replay, "
+        f"dead-lettered: {refused}; {'equal the replay' if not verdict.problems else 'DIFFER'}"
+    )
 
 
 class DeployedWorker:
@@ -87,7 +102,7 @@ def suite(cluster: Cluster) -> int:
     with tempfile.TemporaryDirectory(prefix="chaos-") as directory:
         dep = Deployment(
             prefix=f"chaos{uuid.uuid4().hex[:8]}", data_dir=Path(directory),
-            extra_env={"STREAMS_CONTEXTS": "orders", "STREAMS_SINKS": "0"},
+            extra_env={"STREAMS_CONTEXTS": "orders,devices", "STREAMS_SINKS": "0"},
         )  # fmt: skip
         dep.start("w1")
         try:
@@ -99,7 +114,12 @@ def suite(cluster: Cluster) -> int:
                 transactional_id=groups.transactional_id("w1"),
                 worker=DeployedWorker(dep, "w1"),
             )
-            load = Load(settings, rate=float(os.environ.get("CHAOS_RATE", "50")))
+            devices = [f"chaos-device-{i}" for i in range(int(os.environ.get("CHAOS_DEVICES", "40")))]
+            Fleet(settings, dep.url("w1")).register(devices, silence_after_s=3600)
+            load = Load(
+                settings, rate=float(os.environ.get("CHAOS_RATE", "50")), devices=devices,
+                telemetry_rate=float(os.environ.get("CHAOS_TELEMETRY_RATE", "200")),
+            )  # fmt: skip
             load.start()
             load_started = time.monotonic()
             wait_until(lambda: any(p.latency_s for p in load.probes), "the first probe's result", timeout=180)
@@ -116,7 +136,9 @@ def suite(cluster: Cluster) -> int:
             load.stop()
             worker_alive = dep.workers["w1"].poll() is None
             verdict = check(settings, load.seen)
-            view_problems = check_views(settings, ContextRuntime.connect(settings, get_context("orders")))
+            runtimes = {n: ContextRuntime.connect(settings, get_context(n)) for n in ("orders", "devices")}
+            windows = check_windows(settings, runtimes["devices"])  # first: its last windows add events
+            view_problems = [p for runtime in runtimes.values() for p in check_views(settings, runtime)]
         finally:
             dep.stop_all()
             worker_log = (Path(directory) / "w1.log").read_text(errors="replace")
@@ -128,7 +150,8 @@ def suite(cluster: Cluster) -> int:
     }
     result.update(
         outcomes=[o.row() for o in outcomes], check={**asdict(verdict), "passed": verdict.passed},
-        views=view_problems, commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
+        views=view_problems, windows=[asdict(w) for w in windows], readings_sent=load.readings_sent,
+        commands_sent=len(load.sent), load_errors=load.errors, worker_alive=worker_alive,
         stuck_load_threads=load.stuck,
         probes=[[round(p.sent_at - load_started, 1), p.latency_s and round(p.latency_s, 2)]
                 for p in load.probes],
@@ -136,6 +159,7 @@ def suite(cluster: Cluster) -> int:
     )  # fmt: skip
     failed = (
         not verdict.passed or view_problems or load.errors or not worker_alive
+        or any(w.problems for w in windows)
         or any(o.timed_out_probes or o.problems for o in outcomes)
     )  # fmt: skip
     result["passed"] = not failed
@@ -147,7 +171,10 @@ def suite(cluster: Cluster) -> int:
     )
     scenario_problems = [f"{o.scenario}: {p}" for o in outcomes for p in o.problems]
     print(f"views equal the fold of the log: {'no' if view_problems else 'yes'}")
-    for problem in [*verdict.problems, *view_problems, *load.errors, *scenario_problems]:
+    for w in windows:
+        print(window_line(w))
+    window_problems = [f"windows {w.aggregation}: {p}" for w in windows for p in w.problems]
+    for problem in [*verdict.problems, *view_problems, *window_problems, *load.errors, *scenario_problems]:
         print(f"  problem: {problem}")
     out = Path(os.environ.get("CHAOS_OUT", "bench/results"))
     out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """What runs through every scenario: a steady orders command load, probe commands that time the
-end-to-end latency, and a read_committed reader of the events topic that records what it saw."""
+end-to-end latency, a read_committed reader of the events topic that records what it saw, and
+the devices' telemetry (readings stamped with the wall clock, round-robin over registered devices)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.client import CommandClient
+from streams.client import CommandClient, RecordSender
 from streams.config import Settings
+from streams.contexts.devices import TelemetryReading
 from streams.contexts.orders import AddItem, PlaceOrder
 from streams.kafka import clients
 from streams.kafka.clients import take
@@ -35,6 +37,12 @@ def command_for(n: int) -> tuple[str, object]:
     return aggregate, AddItem(sku, 1 + step % 3, price)
 
 
+def reading_for(n: int, devices: list[str], ts: int) -> tuple[str, TelemetryReading]:
+    """The `n`th reading of the telemetry load: devices round-robin, values multiples of 0.5 (so
+    a window's sum is exact in any order of folding)."""
+    return devices[n % len(devices)], TelemetryReading("temp", 20.0 + (n % 13) * 0.5, ts)
+
+
 @dataclass
 class Probe:
     """One probe command: when it was sent (monotonic) and how long its result took (None:
@@ -52,7 +60,11 @@ class Load:
     rate: float = 50.0
     probe_every_s: float = 0.5
     probe_timeout_s: float = 180.0
+    devices: list[str] = field(default_factory=list)
+    """Registered devices the telemetry thread sends readings for (none: no telemetry)."""
+    telemetry_rate: float = 200.0
     sent: list[str] = field(default_factory=list)
+    readings_sent: int = 0
     probes: list[Probe] = field(default_factory=list)
     seen: set[tuple[int, int]] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
@@ -60,7 +72,7 @@ class Load:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        for target in (self._commands, self._probe, self._read):
+        for target in (self._commands, self._probe, self._read, self._telemetry):
             thread = threading.Thread(target=self._guarded(target), name=target.__name__, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -104,6 +116,20 @@ class Load:
                     self._stop.wait(ahead)
         finally:
             client.close()
+
+    def _telemetry(self) -> None:
+        if not self.devices:
+            return
+        with RecordSender(self.settings, "devices") as sender:
+            started = time.monotonic()
+            while not self._stop.is_set():
+                ts = int(time.time() * 1000)
+                device, reading = reading_for(self.readings_sent, self.devices, ts)
+                sender.send(device, reading, timestamp_ms=ts)
+                self.readings_sent += 1
+                ahead = started + self.readings_sent / self.telemetry_rate - time.monotonic()
+                if ahead > 0:
+                    self._stop.wait(ahead)
 
     def _probe(self) -> None:
         with CommandClient(self.settings, "orders") as client:

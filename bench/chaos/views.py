@@ -26,9 +26,13 @@ class TopicDocument:
     last_event_version: int
 
 
-def mismatches(expected: Mapping[str, Document], actual: Mapping[str, TopicDocument | None]) -> list[str]:
+def mismatches(
+    expected: Mapping[str, Document], actual: Mapping[str, TopicDocument | None], versions: bool = True
+) -> list[str]:
     """Keys whose document in the topic differs from the fold: missing, extra, another state or
-    another last version. A document the fold deleted may be a tombstone or gone (compacted)."""
+    (with `versions`) another last version. A document the fold deleted may be a tombstone or gone
+    (compacted). A re-keyed view's document folds several aggregates, whose events reach it in an
+    order the log's partitions do not fix: its last version is not compared."""
     found: list[str] = []
     for key, doc in expected.items():
         held = actual.get(key)
@@ -37,7 +41,9 @@ def mismatches(expected: Mapping[str, Document], actual: Mapping[str, TopicDocum
                 found.append(f"{key}: deleted in the fold, present in the topic")
         elif held is None or held.state is None:
             found.append(f"{key}: missing from the topic")
-        elif held.state != to_json(doc.state) or held.last_event_version != doc.last_event_version:
+        elif held.state != to_json(doc.state) or (
+            versions and held.last_event_version != doc.last_event_version
+        ):
             found.append(
                 f"{key}: topic has version {held.last_event_version}, the fold {doc.last_event_version}"
                 + ("" if held.state == to_json(doc.state) else " (states differ)")
@@ -74,7 +80,8 @@ def check_views(settings: Settings, runtime: ContextRuntime, wait_s: float = 300
         expected = fold_view(view, log)
         deadline = time.monotonic() + wait_s
         while True:
-            found = mismatches(expected, topic_documents(settings, runtime, runtime.topics.view(view.name)))
+            held = topic_documents(settings, runtime, runtime.topics.view(view.name))
+            found = mismatches(expected, held, versions=not view.repartitioned)
             if not found or time.monotonic() > deadline:
                 break
             time.sleep(2)

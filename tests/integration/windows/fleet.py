@@ -6,6 +6,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
@@ -135,7 +136,7 @@ class Fleet:
 
     def view(self, view: str, key: str) -> Any:
         """A view document over HTTP (None: 404)."""
-        quoted = urllib.request.quote(key, safe="")
+        quoted = urllib.parse.quote(key, safe="")
         try:
             with urllib.request.urlopen(f"{self.url}/devices/views/{view}/{quoted}", timeout=10) as response:
                 return json.loads(response.read())
