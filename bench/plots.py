@@ -1,4 +1,4 @@
-"""The plots of BENCHMARKS.md, drawn from result files (matplotlib, the `bench` extra).
+"""The plots of BENCHMARKS.md, drawn from result files (matplotlib, in the `test` extra).
 
 Two images per `make bench` result file, beside it in bench/results/: the throughput of every
 scenario side by side (`<stem>-throughput.png`) and the latency distributions as CDFs

@@ -21,7 +21,7 @@ whole run stay remembered in RocksDB, by design).
 Verdict: after `SOAK_WARMUP_SECONDS` (120), the least-squares slope of RSS over time is below
 `SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes `SOAK_OUT` (bench/results)/soak-<time>.json, with the
 commit, versions and load it ran under (`bench.provenance`), and, when matplotlib
-is installed (the `bench` extra), a PNG plot beside it (`python -m bench.soak plot <json>`
+is installed (the `test` extra), a PNG plot beside it (`python -m bench.soak plot <json>`
 draws it again); exits 1 when the verdict fails (unless `SOAK_FAIL_ON_VERDICT=0`).
 
 `make soak-short` (90 s) shows that the soak runs end to end and writes its curve; its verdict is

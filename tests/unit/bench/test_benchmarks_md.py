@@ -121,7 +121,6 @@ def test_fill_replaces_only_the_blocks_and_refuses_unknown_ones() -> None:
 
 
 def test_the_plots_are_drawn_from_the_result(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     bench = _bench()
     assert [label for label, _ in throughput_bars(bench)] == [
         "b. write path, exactly once",
