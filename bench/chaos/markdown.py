@@ -47,6 +47,22 @@ def markdown(result: dict[str, Any]) -> str:
         f"{len(c['problems'])} problems; {c['aborted_records']:,} aborted records in the log, "
         f"{'none' if c['passed'] else 'some'} of them seen by the read_committed reader.",
     ]
+    if "windows" in result or "views" in result:
+        lines.append("")
+    for w in result.get("windows", []):
+        refused = ", ".join(f"{n:,} {reason}" for reason, n in sorted(w["dead_lettered"].items())) or "none"
+        verdict = (
+            "every window closed once and equal to the replay"
+            if not w["problems"]
+            else "; ".join(w["problems"])
+        )
+        lines.append(
+            f"- Windows ({w['aggregation']}): {w['readings']:,} readings sent to the raw topic, "
+            f"{w['windows']:,} windows in their replay; dead-lettered: {refused}; {verdict}."
+        )
+    if "views" in result:
+        views = "; ".join(result["views"]) or "every view's topic equals the fold of its events log"
+        lines.append(f"- Views: {views}.")
     return "\n".join(lines)
 
 

@@ -329,13 +329,16 @@ _NOT_READY = (
 
 def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple[int, int]:
     """(low, high) offsets of a partition. A topic created a moment ago may not be in the
-    metadata or have a leader yet: such errors are retried for `wait_s`, others raised.
+    metadata or have a leader yet, and a read may time out (librdkafka's `_TIMED_OUT` here is not
+    flagged retriable): such errors are retried for `wait_s`, others raised.
 
-    Before each retry of a "not ready" error the topic's metadata is asked for afresh
-    (`list_topics`): a consumer keeps its cached metadata of a topic it does not subscribe to (the
-    command processor reads the events partitions' ends through its command consumer), and after
-    a broker was lost that entry could keep a partition without leader or without the partition
-    (`Local: Unknown partition`) for minutes, every read failing on it."""
+    Before each retry the topic's metadata is asked for afresh (`list_topics`): a consumer keeps
+    its cached metadata of a topic it does not subscribe to (the command processor reads the events
+    partitions' ends through its command consumer), and after a broker was lost that entry could
+    keep a partition without leader or without the partition (`Local: Unknown partition`) for
+    minutes, every read failing on it; or keep as leader a node that is down, every read timing
+    out (in a chaos run's rolling restart the orders stage aborted four batches on it over 65 s,
+    until it left its group past `max.poll.interval.ms`)."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -343,10 +346,10 @@ def watermarks(consumer: Any, tp: TopicPartition, wait_s: float = 30.0) -> tuple
             return int(low), int(high)
         except KafkaException as exc:
             error = exc.args[0]
-            if not (error.retriable() or error.code() in _NOT_READY) or time.monotonic() > deadline:
+            retried = error.retriable() or error.code() in _NOT_READY or error.code() == KafkaError._TIMED_OUT
+            if not retried or time.monotonic() > deadline:
                 raise
-            if error.code() in _NOT_READY:
-                refresh_metadata(consumer, tp.topic)
+            refresh_metadata(consumer, tp.topic)
             time.sleep(0.2)
 
 

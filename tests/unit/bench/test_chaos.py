@@ -117,3 +117,25 @@ def test_the_docs_table_lists_what_a_scenario_observed() -> None:
     check = {"accepted": 1, "results": 1, "events": 1, "aborted_records": 0, "problems": [], "passed": True}
     text = markdown({"outcomes": [row], "check": check})
     assert "- two brokers down: write error: timed out; problems: none" in text
+
+
+def test_the_docs_table_gives_the_window_and_view_checks() -> None:
+    from bench.chaos.markdown import markdown
+
+    check = {"accepted": 1, "results": 1, "events": 1, "aborted_records": 0, "problems": [], "passed": True}
+    window = {"aggregation": "telemetry", "readings": 22072, "windows": 480, "problems": []}
+    text = markdown(
+        {
+            "outcomes": [],
+            "check": check,
+            "windows": [{**window, "dead_lettered": {"late_record": 3}}],
+            "views": [],
+        }
+    )
+    assert (
+        "- Windows (telemetry): 22,072 readings sent to the raw topic, 480 windows in their replay; "
+        "dead-lettered: 3 late_record; every window closed once and equal to the replay." in text
+    )
+    assert "- Views: every view's topic equals the fold of its events log." in text
+    failed = markdown({"outcomes": [], "check": check, "views": ["view v: 2 documents differ"]})
+    assert "- Views: view v: 2 documents differ." in failed and "Windows" not in failed

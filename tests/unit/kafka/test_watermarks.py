@@ -1,5 +1,6 @@
-"""`watermarks`: a partition the consumer's metadata does not know (yet, or no longer) is retried
-with the topic's metadata asked for afresh; other errors are raised at once."""
+"""`watermarks`: a partition the consumer's metadata does not know (yet, or no longer), or whose
+read timed out, is retried with the topic's metadata asked for afresh; other errors are raised at
+once."""
 
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ def test_an_unknown_partition_refreshes_the_topics_metadata_then_reads() -> None
     assert consumer.metadata_asked == ["events", "events"]
 
 
-def test_a_timeout_is_retried_without_asking_for_metadata() -> None:
-    consumer = FakeConsumer(KafkaError(KafkaError._TIMED_OUT, retriable=True))
+def test_a_timeout_is_retried_with_the_metadata_asked_afresh() -> None:
+    """The cached leader may be a node that is gone (a rolling restart's)."""
+    consumer = FakeConsumer(KafkaError._TIMED_OUT, KafkaError._TIMED_OUT)  # as librdkafka: not retriable
     assert watermarks(consumer, TopicPartition("events", 0)) == (3, 42)
-    assert consumer.metadata_asked == []
+    assert consumer.metadata_asked == ["events", "events"]
 
 
 def test_another_error_is_raised_at_once() -> None:
