@@ -39,14 +39,15 @@ def mismatches(
         if doc.state is None:
             if held is not None and held.state is not None:
                 found.append(f"{key}: deleted in the fold, present in the topic")
-        elif held is None or held.state is None:
+            continue
+        if held is None or held.state is None:
             found.append(f"{key}: missing from the topic")
-        elif held.state != to_json(doc.state) or (
-            versions and held.last_event_version != doc.last_event_version
-        ):
+            continue
+        same_state = held.state == to_json(doc.state)
+        if not same_state or (versions and held.last_event_version != doc.last_event_version):
             found.append(
                 f"{key}: topic has version {held.last_event_version}, the fold {doc.last_event_version}"
-                + ("" if held.state == to_json(doc.state) else " (states differ)")
+                + ("" if same_state else " (states differ)")
             )
     found += [f"{key}: in the topic, not in the fold" for key, held in actual.items()
               if key not in expected and held is not None and held.state is not None]  # fmt: skip
