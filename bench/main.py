@@ -150,6 +150,9 @@ def read_side(settings: Settings, runtime: ContextRuntime, events: int, results:
     results["d_live_view_events_per_s"] = events / measured["a_live_v1_initial_s"]
     results["d_replay_events_per_s"] = measured["a_replay_events_per_s"]
     results["d_replay_seconds"] = measured["a_replay_seconds"]
+    results["d_replay_parallel_processes"] = measured["a_replay_parallel_processes"]
+    results["d_replay_parallel_events_per_s"] = measured["a_replay_parallel_events_per_s"]
+    results["d_replay_parallel_seconds"] = measured["a_replay_parallel_seconds"]
     results["d_raw_events_per_s"] = measured["a_raw_events_per_s"]
     results["d_raw_records"] = measured["a_raw_records"]
     results["d_view"] = measured["a_view"]
@@ -320,6 +323,12 @@ def main() -> None:
         _ratio(results, "ratio_b_over_a_fanout", "b_write_path_cps", "a_fanout_rps")
         _ratio(results, "ratio_c_over_b", "c_write_path_cps", "b_write_path_cps")
         _ratio(results, "ratio_d_replay_over_raw", "d_replay_events_per_s", "d_raw_events_per_s")
+        _ratio(
+            results,
+            "ratio_d_replay_parallel_over_raw",
+            "d_replay_parallel_events_per_s",
+            "d_raw_events_per_s",
+        )
         _ratio(results, "ratio_d_steady_over_raw", "d_projector_steady_events_per_s", "d_raw_events_per_s")
         _ratio(results, "ratio_b_over_e", "b_write_path_cps", "e_seed_cps")
         _ratio(results, "ratio_b_over_f", "b_write_path_cps", "f_eventsourcing_cps")

@@ -2,8 +2,9 @@
 
 a. replay: the machinery of `streams replay` (streams/read/replay.py; the worker is an in-process
    ContextReadSide, the same object a Faust worker runs) over an events topic filled by the
-   CommandProcessor; in the same run a bare confluent-kafka read_committed consume of that topic,
-   and the ratio replay / raw
+   CommandProcessor; then, in the same run, a second replay with BENCH_REPLAY_PROCESSES helper
+   processes (`--processes`; default: the cores less one, at least 1); a bare confluent-kafka
+   read_committed consume of that topic, and the ratios replay / raw
 b. one aggregate rebuilt from the log with and without its latest snapshot (`rebuild_aggregate`),
    for aggregates of BENCH_REBUILD_EVENTS events each
 c. the history index: a HistoryIndexer alone over the log of (a): events/s and bytes on disk per
@@ -45,6 +46,7 @@ REBUILD_AGGREGATES = int(os.environ.get("BENCH_REBUILD_AGGREGATES", "5"))
 REBUILD_EVENTS = int(os.environ.get("BENCH_REBUILD_EVENTS", "10000"))
 SNAPSHOT_EVERY = int(os.environ.get("BENCH_SNAPSHOT_EVERY", "1000"))
 REPEATS = int(os.environ.get("BENCH_REBUILD_REPEATS", "3"))
+REPLAY_PROCESSES = int(os.environ.get("BENCH_REPLAY_PROCESSES", str(max((os.cpu_count() or 2) - 1, 1))))
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -104,6 +106,16 @@ def bench_replay(settings: Settings, runtime: ContextRuntime, results: dict[str,
         report = replay(settings, one_view, VIEW, on_progress=show, max_lag=0, drop_after_s=1.0)
         stop.set()
         sampler.join()
+        _wait(lambda: side.active(VIEW) == 2, 60, "v2 served")
+        parallel = replay(
+            settings,
+            one_view,
+            VIEW,
+            on_progress=show,
+            max_lag=0,
+            drop_after_s=1.0,
+            processes=REPLAY_PROCESSES,
+        )
     finally:
         side.stop()
     count, raw_rate = raw_consume_rate(settings, runtime.topics.events, settings.partitions)
@@ -117,6 +129,10 @@ def bench_replay(settings: Settings, runtime: ContextRuntime, results: dict[str,
         a_raw_records=count,
         a_raw_events_per_s=raw_rate,
         a_ratio_replay_over_raw=replay_rate / raw_rate,
+        a_replay_parallel_processes=parallel.helpers,
+        a_replay_parallel_seconds=parallel.seconds,
+        a_replay_parallel_events_per_s=EVENTS / parallel.seconds,
+        a_ratio_replay_parallel_over_raw=EVENTS / parallel.seconds / raw_rate,
     )
     if "first" in marks and "last" in marks:
         steady = EVENTS / (marks["last"] - marks["first"])

@@ -294,7 +294,13 @@ def connect_remove() -> None:
     "--timeout", default=3600.0, help="Give up (and keep the live version) after this many seconds."
 )
 @click.option("--compare-raw/--no-compare-raw", default=True, help="Also time a bare consume of the log.")
-def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: bool) -> None:
+@click.option(
+    "--processes",
+    default=0,
+    type=click.IntRange(0, 64),
+    help="Helper processes that build the new version beside the workers (one core each).",
+)
+def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: bool, processes: int) -> None:
     """Rebuild a view from offset 0 beside the live one, switch to it when caught up, drop the old."""
     from streams.read.replay import raw_consume_rate
     from streams.read.replay import replay as run_replay
@@ -309,7 +315,9 @@ def replay(context: str, view: str, max_lag: int, timeout: float, compare_raw: b
             f"{p.events_per_s:,.0f} events/s, {p.elapsed_s:.1f}s"
         )
 
-    report = run_replay(settings, runtime, view, on_progress=show, max_lag=max_lag, timeout_s=timeout)
+    report = run_replay(
+        settings, runtime, view, on_progress=show, max_lag=max_lag, timeout_s=timeout, processes=processes
+    )
     out: dict[str, Any] = dict(report.__dict__)
     if compare_raw:
         count, rate = raw_consume_rate(settings, runtime.topics.events, settings.partitions)

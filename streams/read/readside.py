@@ -135,40 +135,13 @@ class ContextReadSide:
                     repartitioner.destroy()
 
     def _start_version(self, name: str, version: int) -> None:
-        view = self.views[name]
-        topics = self.runtime.topics
-        specs = topics.view_specs(name, version, self.settings.partitions, repartitioned=view.repartitioned)
-        ensure_topics(self.settings, specs)
-        group = self.runtime.groups.view(name, version)
-        directory = self.root / f"{name}.v{version}"
-        source = topics.events
-        if view.repartitioned:
-            source = topics.repartition(name, version)
-            repartitioner = Repartitioner(
-                self.settings,
-                self.runtime,
-                view,
-                version,
-                group_id=self.runtime.groups.repartition(name, version),
-                inputs=[topics.events],
-                data_dir=directory / "keys",
-                client_id=self.client_id,
-            )
+        repartitioner, projector = start_version(
+            self.settings, self.runtime, self.views[name], version,
+            directory=self.root / f"{name}.v{version}", client_id=self.client_id,
+        )  # fmt: skip
+        if repartitioner is not None:
             self.repartitioners[(name, version)] = repartitioner
-            repartitioner.start()
-        projector = ViewProjector(
-            self.settings,
-            self.runtime,
-            view,
-            version,
-            group_id=group,
-            inputs=[source],
-            data_dir=directory / "documents",
-            client_id=self.client_id,
-        )
         self.projectors[(name, version)] = projector
-        projector.start()
-        log.info("view %s v%d started (%s)", name, version, group)
 
     def _follow(self, position: int) -> None:
         consumer = clients.reader(self.settings)
@@ -189,6 +162,45 @@ class ContextReadSide:
                 self.versions[record.view] = record
                 log.info("views-control: %s", record)
                 self.reconcile()
+
+
+def start_version(
+    settings: Settings, runtime: ContextRuntime, view: View, version: int, *, directory: Path, client_id: str
+) -> tuple[Repartitioner | None, ViewProjector]:
+    """Create a view version's topics and start its stages (the re-keying one first, for a
+    re-partitioned view), members of the version's consumer groups, storing under `directory`."""
+    topics = runtime.topics
+    specs = topics.view_specs(view.name, version, settings.partitions, repartitioned=view.repartitioned)
+    ensure_topics(settings, specs)
+    group = runtime.groups.view(view.name, version)
+    source = topics.events
+    repartitioner = None
+    if view.repartitioned:
+        source = topics.repartition(view.name, version)
+        repartitioner = Repartitioner(
+            settings,
+            runtime,
+            view,
+            version,
+            group_id=runtime.groups.repartition(view.name, version),
+            inputs=[topics.events],
+            data_dir=directory / "keys",
+            client_id=client_id,
+        )
+        repartitioner.start()
+    projector = ViewProjector(
+        settings,
+        runtime,
+        view,
+        version,
+        group_id=group,
+        inputs=[source],
+        data_dir=directory / "documents",
+        client_id=client_id,
+    )
+    projector.start()
+    log.info("view %s v%d started (%s)", view.name, version, group)
+    return repartitioner, projector
 
 
 def status(side: ContextReadSide) -> list[dict[str, Any]]:

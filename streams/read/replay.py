@@ -10,6 +10,7 @@ deletes the old version's topics and groups. The live version serves until the s
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +19,14 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.config import Settings
 from streams.core.clock import utc_now
-from streams.core.views import ViewVersions
+from streams.core.views import View, ViewVersions
 from streams.kafka import clients
 from streams.kafka.clients import take, watermarks
 from streams.kafka.runtime import ContextRuntime
 from streams.read.readside import read_versions
+from streams.read.replay_helpers import ReplayHelpers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class ReplayReport:
     events: int
     seconds: float
     events_per_s: float
+    helpers: int = 0
+    """Helper processes that built the new version beside the workers (`--processes`)."""
 
 
 def publish_versions(settings: Settings, runtime: ContextRuntime, record: ViewVersions) -> None:
@@ -95,48 +101,80 @@ def replay(
     max_lag: int = 0,
     timeout_s: float = 3600.0,
     drop_after_s: float = 5.0,
+    processes: int = 0,
 ) -> ReplayReport:
-    """Build a new version of `view_name` from offset 0, switch to it once caught up, drop the old."""
+    """Build a new version of `view_name` from offset 0, switch to it once caught up, drop the old.
+    `processes` helper processes join the workers in building it (`streams.read.replay_helpers`)
+    and leave before the switch."""
     views = {v.name: v for v in runtime.context.views}
     if view_name not in views:
         raise KeyError(f"unknown view {view_name!r}; known: {', '.join(views)}")
+    if processes < 0:
+        raise ValueError(f"processes must be 0 or more, not {processes}")
     view = views[view_name]
     current = read_versions(settings, runtime)[0].get(view_name) or ViewVersions(view_name, 1)
     if current.building:
         raise RuntimeError(f"{view_name} v{current.building} is already being built")
     old, new = current.active, current.active + 1
-    n = settings.partitions
-    events = runtime.topics.events
-    group = runtime.groups.view(view_name, new)
     started = time.perf_counter()
     publish_versions(settings, runtime, ViewVersions(view_name, old, new, utc_now()))
+    helpers = ReplayHelpers(settings, runtime, view_name, new, view.repartitioned)
+    try:
+        helpers.start(processes)
+        processed = _follow(settings, runtime, view, new, started, on_progress, max_lag, timeout_s, helpers)
+    finally:
+        helpers.stop()
+    seconds = time.perf_counter() - started
+    publish_versions(settings, runtime, ViewVersions(view_name, new, 0, utc_now()))
+    time.sleep(drop_after_s)  # let workers switch and leave the old groups before deleting them
+    drop_version(settings, runtime, view_name, old, repartitioned=view.repartitioned)
+    return ReplayReport(old, new, processed, seconds, processed / seconds if seconds else 0.0, processes)
+
+
+def _follow(
+    settings: Settings,
+    runtime: ContextRuntime,
+    view: View,
+    new: int,
+    started: float,
+    on_progress: Callable[[Progress], None],
+    max_lag: int,
+    timeout_s: float,
+    helpers: ReplayHelpers,
+) -> int:
+    """Follow the new version's committed offsets until it is at most `max_lag` events behind;
+    the events it has folded."""
+    n = settings.partitions
+    events = runtime.topics.events
+    group = runtime.groups.view(view.name, new)
+    first_group = runtime.groups.repartition(view.name, new) if view.repartitioned else group
     watcher = clients.reader(settings)
     try:
         while True:
             time.sleep(1.0)
             elapsed = time.perf_counter() - started
             ends = _ends(watcher, events, n)
-            first_group = runtime.groups.repartition(view_name, new) if view.repartitioned else group
             done = _committed(first_group, events, n, settings)
             lag = sum(max(ends[p] - done.get(p, 0), 0) for p in ends)
             if view.repartitioned:
-                topic = runtime.topics.repartition(view_name, new)
+                topic = runtime.topics.repartition(view.name, new)
                 rends = _ends(watcher, topic, n)
                 rdone = _committed(group, topic, n, settings)
                 lag += sum(max(rends[p] - rdone.get(p, 0), 0) for p in rends)
             processed = sum(done.values())
             on_progress(Progress(new, processed, sum(ends.values()), lag, processed / elapsed, elapsed))
             if (lag <= max_lag and processed > 0) or (sum(ends.values()) == 0):
-                break
+                return processed
+            if failed := helpers.failed():
+                log.warning(
+                    "%d replay helper(s) ended early (exit codes %s): the workers take over",
+                    len(failed),
+                    failed,
+                )
             if elapsed > timeout_s:
-                raise TimeoutError(f"{view_name} v{new} did not catch up within {timeout_s}s (lag {lag})")
+                raise TimeoutError(f"{view.name} v{new} did not catch up within {timeout_s}s (lag {lag})")
     finally:
         watcher.close()
-    seconds = time.perf_counter() - started
-    publish_versions(settings, runtime, ViewVersions(view_name, new, 0, utc_now()))
-    time.sleep(drop_after_s)  # let workers switch and leave the old groups before deleting them
-    drop_version(settings, runtime, view_name, old, repartitioned=view.repartitioned)
-    return ReplayReport(old, new, processed, seconds, processed / seconds if seconds else 0.0)
 
 
 def drop_version(

@@ -167,14 +167,20 @@ class Stage:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned_at = time.monotonic()
-        with self._lock:
-            for tp in partitions:
-                if tp.partition not in self.stores:
-                    self.stores[tp.partition] = self._open(tp.partition)
-        for partition in sorted({tp.partition for tp in partitions}):
-            store = self.stores[partition]
-            if self.settings.view_restore and all(store.position(t) == 0 for t in self.inputs):
-                self._restore(partition, store)
+        # A store is published in `stores` only once restored: until then the query API does not
+        # hold the partition (it answers "rebalancing; retry", not a false 404 from a half-filled store).
+        opened: dict[int, PartitionStore] = {}
+        try:
+            for partition in sorted({tp.partition for tp in partitions}):
+                store = self.stores.get(partition)
+                if store is None:
+                    store = self._open(partition)
+                opened[partition] = store
+                if self.settings.view_restore and all(store.position(t) == 0 for t in self.inputs):
+                    self._restore(partition, store)
+        finally:
+            with self._lock:
+                self.stores.update(opened)
         positions = [
             TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
             for tp in partitions

@@ -275,6 +275,52 @@ def test_replay_beside_the_live_view_switches_to_an_equal_new_version(
     wait_until(lambda: old_topic not in admin.list_topics(timeout=10).topics, f"{old_topic} deleted", 60, 0.3)
 
 
+def test_replay_with_a_helper_process_serves_every_document_after_the_switch(
+    deployment: Deployment, client: CommandClient
+) -> None:
+    # orders-by-customer is re-partitioned: the helper joins both of its groups, and the worker
+    # restores the helper's partitions from the new version's topic once the helper has left
+    some_orders(client, 16, "helper")
+    settings = deployment.settings()
+    groups = [
+        client.runtime.groups.repartition("orders-by-customer", 2),
+        client.runtime.groups.view("orders-by-customer", 2),
+    ]
+    admin = AdminClient(kafka_config(settings.bootstrap))
+    members: set[str] = set()
+
+    def seen(_: Any) -> None:
+        for future in admin.describe_consumer_groups(groups).values():
+            members.update(m.client_id for m in future.result(timeout=10).members)
+
+    report = replay(
+        settings,
+        client.runtime,
+        "orders-by-customer",
+        on_progress=seen,
+        max_lag=0,
+        drop_after_s=3,
+        processes=1,
+    )
+    assert report.new_version == 2 and report.helpers == 1
+    assert "replay-helper-0" in members, members  # the helper was a member of the version's groups
+    for future in admin.describe_consumer_groups(groups).values():  # and left before the switch
+        assert all(not m.client_id.startswith("replay-helper-") for m in future.result(timeout=10).members)
+    expected = fold_view(BY_CUSTOMER, log_of(deployment, client.runtime))
+    assert len(expected) >= 3
+    for customer, doc in expected.items():
+        wait_until(
+            lambda c=customer, d=doc: (
+                get(deployment, f"/orders/views/orders-by-customer/{c}")[1].get("state") == d.state
+            ),
+            f"orders-by-customer/{customer} after the switch",
+            60,
+            0.3,
+        )
+        status, body = get(deployment, f"/orders/views/orders-by-customer/{customer}")
+        assert status == 200 and body["version_served"] == 2
+
+
 def test_rebuild_after_losing_rocksdb_and_the_changelog(
     deployment: Deployment, client: CommandClient
 ) -> None:

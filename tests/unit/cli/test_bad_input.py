@@ -98,6 +98,7 @@ def test_send_refuses_bad_input_in_one_line(args: tuple[str, ...], expected: str
         (("replay", "loans", "summary"), UNKNOWN_CONTEXT),
         (("replay", "orders", "summary"), "orders has no view 'summary'; views: order-summary"),
         (("replay", "orders", "order-summary", "--max-lag", "x"), "'x' is not a valid integer"),
+        (("replay", "orders", "order-summary", "--processes", "-1"), "-1 is not in the range 0<=x<=64"),
         (("rebuild", "loans"), UNKNOWN_CONTEXT),
         (("rebuild",), "Missing argument 'CONTEXT'."),
         (("verify", "loans"), UNKNOWN_CONTEXT),
