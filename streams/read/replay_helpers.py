@@ -49,6 +49,7 @@ def _build(job: HelperJob, stop: Event) -> None:
     from streams.read.readside import start_version
 
     logging.basicConfig(level=logging.INFO, format=f"helper {job.index}: %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry request otherwise
     runtime = ContextRuntime.connect(job.settings, job.context)
     view = next(v for v in job.context.views if v.name == job.view)
     repartitioner, projector = start_version(
