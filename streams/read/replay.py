@@ -117,10 +117,10 @@ def replay(
         raise RuntimeError(f"{view_name} v{current.building} is already being built")
     old, new = current.active, current.active + 1
     started = time.perf_counter()
-    publish_versions(settings, runtime, ViewVersions(view_name, old, new, utc_now()))
     helpers = ReplayHelpers(settings, runtime, view_name, new, view.repartitioned)
     try:
-        helpers.start(processes)
+        helpers.start(processes)  # members before the workers start the version: they take part
+        publish_versions(settings, runtime, ViewVersions(view_name, old, new, utc_now()))
         processed = _follow(settings, runtime, view, new, started, on_progress, max_lag, timeout_s, helpers)
     finally:
         helpers.stop()

@@ -20,6 +20,8 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import AdminClient
+
 from streams.config import Settings
 from streams.core.decider import BoundedContext
 from streams.kafka import clients
@@ -76,9 +78,12 @@ class ReplayHelpers:
     _stop: Event | None = None
     _root: str = ""
     _reported: set[int] = field(default_factory=set)
+    _admin: AdminClient | None = None
 
-    def start(self, count: int) -> None:
-        """Start `count` helpers (spawned: no state of this process is inherited)."""
+    def start(self, count: int, timeout_s: float = 60.0) -> None:
+        """Start `count` helpers (spawned: no state of this process is inherited) and wait until
+        each is a member of the version's groups (or has died), so that the helpers take part
+        however soon the workers would catch up alone."""
         if count <= 0:
             return
         spawn = multiprocessing.get_context("spawn")
@@ -90,6 +95,7 @@ class ReplayHelpers:
             process = spawn.Process(target=_build, args=(job, self._stop), name=f"replay-helper-{index}")
             process.start()
             self.processes.append(process)
+        self._wait_joined(count, timeout_s)
 
     def failed(self) -> list[int]:
         """Exit codes of helpers that ended before being told to stop (each reported once)."""
@@ -108,15 +114,33 @@ class ReplayHelpers:
             if process.is_alive():
                 process.kill()
         shutil.rmtree(self._root, ignore_errors=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._members() == 0:
+                return
+            time.sleep(0.5)
+        log.warning("replay helpers still listed in the groups of %s v%d after %.0f s", self.view,
+                    self.version, timeout_s)  # fmt: skip
+
+    def _wait_joined(self, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            alive = sum(1 for p in self.processes if p.is_alive())
+            if alive == 0 or self._members(every_group=True) >= alive:
+                return
+            time.sleep(0.2)
+        log.warning("%d replay helper(s) not in the groups of %s v%d after %.0f s", count, self.view,
+                    self.version, timeout_s)  # fmt: skip
+
+    def _members(self, *, every_group: bool = False) -> int:
+        """Helpers listed in the version's groups: in any of them, or (`every_group`) in all."""
         groups = [self.runtime.groups.view(self.view, self.version)]
         if self.repartitioned:
             groups.append(self.runtime.groups.repartition(self.view, self.version))
-        admin = clients.admin(self.settings)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            described = admin.describe_consumer_groups(groups)
-            members = [m for g in groups for m in described[g].result(timeout=10).members]
-            if not any(m.client_id.startswith(CLIENT_PREFIX) for m in members):
-                return
-            time.sleep(0.5)
-        log.warning("replay helpers still listed in %s after %.0f s", groups, timeout_s)
+        if self._admin is None:
+            self._admin = clients.admin(self.settings)
+        counts = []
+        for future in self._admin.describe_consumer_groups(groups).values():
+            members = future.result(timeout=10).members
+            counts.append(sum(1 for m in members if m.client_id.startswith(CLIENT_PREFIX)))
+        return min(counts) if every_group else max(counts)
