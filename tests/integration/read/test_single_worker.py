@@ -56,6 +56,11 @@ def log_of(dep: Deployment, runtime: ContextRuntime) -> list[tuple[Any, Any]]:
     return out
 
 
+def served_state(dep: Deployment, document: str, state: Any) -> None:
+    """Wait until `GET /orders/views/<document>` answers with `state`."""
+    wait_until(lambda: get(dep, f"/orders/views/{document}")[1].get("state") == state, document, 60, 0.3)
+
+
 def some_orders(client: CommandClient, n: int, tag: str) -> dict[str, int]:
     """n orders over a few customers with adds, removes, confirms and cancels; id -> last version."""
     rng = random.Random(tag)
@@ -94,14 +99,7 @@ def test_each_view_equals_the_fold_of_the_log(deployment: Deployment, client: Co
         if doc is None or doc.state is None:
             assert status == 404
         else:
-            wait_until(
-                lambda c=customer, d=doc: (
-                    get(deployment, f"/orders/views/orders-by-customer/{c}")[1].get("state") == d.state
-                ),
-                f"orders-by-customer/{customer}",
-                60,
-                0.3,
-            )
+            served_state(deployment, f"orders-by-customer/{customer}", doc.state)
 
 
 def test_documents_reach_the_compacted_view_topic_with_version_and_time(
@@ -309,14 +307,7 @@ def test_replay_with_a_helper_process_serves_every_document_after_the_switch(
     expected = fold_view(BY_CUSTOMER, log_of(deployment, client.runtime))
     assert len(expected) >= 3
     for customer, doc in expected.items():
-        wait_until(
-            lambda c=customer, d=doc: (
-                get(deployment, f"/orders/views/orders-by-customer/{c}")[1].get("state") == d.state
-            ),
-            f"orders-by-customer/{customer} after the switch",
-            60,
-            0.3,
-        )
+        served_state(deployment, f"orders-by-customer/{customer}", doc.state)
         status, body = get(deployment, f"/orders/views/orders-by-customer/{customer}")
         assert status == 200 and body["version_served"] == 2
 
