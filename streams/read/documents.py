@@ -7,6 +7,7 @@ prefix or the stored form: the web side asks a `ViewDocuments` for documents and
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,9 @@ DECODED_PER_STORED_BYTE = 6
 floats): measured with tracemalloc on an orders summary (5.9x) and a telemetry window (5.1x)."""
 ENTRY_OVERHEAD = 300
 """The cache's own dict slot, key and tuple for one document, in bytes."""
+
+ARRIVAL_POLL_S = 0.02
+"""How often a request for a partition being restored here looks whether it has arrived."""
 
 
 def memory_cost(stored_size: int) -> int:
@@ -116,6 +120,10 @@ class DocumentStores(Protocol):
     def store(self, partition: int) -> PartitionStore | None:
         """A partition's store, None when it is not held here (any more)."""
 
+    @property
+    def arriving(self) -> set[int]:
+        """Partitions being assigned here now (restoring: not held yet)."""
+
 
 @dataclass
 class Scanned:
@@ -152,6 +160,14 @@ class ViewDocuments:
     def holds(self, partition: int) -> bool:
         """Whether this worker holds the partition now."""
         return self.source.store(partition) is not None
+
+    async def arrival(self, partition: int, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) while the partition is being assigned here: its store is
+        restored from the view topic before it is held, and a request meanwhile waits for it
+        rather than reading a half-filled store or being told to retry."""
+        deadline = time.monotonic() + timeout_s
+        while partition in self.source.arriving and time.monotonic() < deadline:
+            await asyncio.sleep(ARRIVAL_POLL_S)
 
     def get(self, partition: int, entity_id: str) -> Document | None:
         """The stored document, read and decoded (None: absent or not held here; blocking)."""

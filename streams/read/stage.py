@@ -85,6 +85,8 @@ class Stage:
         self.data_dir = data_dir
         self.client_id = client_id
         self.stores: dict[int, PartitionStore] = {}
+        self.arriving: set[int] = set()
+        """Partitions being assigned to this stage now (opened and restored, not yet in `stores`)."""
         self.restored: dict[int, Restored] = {}
         self.assigned_at = 0.0
         """When partitions were last assigned (monotonic clock)."""
@@ -168,8 +170,10 @@ class Stage:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned_at = time.monotonic()
         # A store is published in `stores` only once restored: until then the query API does not
-        # hold the partition (it answers "rebalancing; retry", not a false 404 from a half-filled store).
+        # hold the partition; a request for it waits for `arriving` to clear instead of reading
+        # a half-filled store (a false 404).
         opened: dict[int, PartitionStore] = {}
+        self.arriving = {tp.partition for tp in partitions}
         try:
             for partition in sorted({tp.partition for tp in partitions}):
                 store = self.stores.get(partition)
@@ -181,6 +185,7 @@ class Stage:
         finally:
             with self._lock:
                 self.stores.update(opened)
+            self.arriving = set()
         positions = [
             TopicPartition(tp.topic, tp.partition, self.stores[tp.partition].position(tp.topic))
             for tp in partitions

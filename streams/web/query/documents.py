@@ -85,6 +85,8 @@ class DocumentEndpoints:
 
         async def local() -> web.Response | None:
             documents = side.documents(view, version)
+            if documents is not None:
+                await documents.arrival(partition, timeout)
             if documents is None or not documents.holds(partition):
                 return None
             if not waits:

@@ -332,8 +332,8 @@ def test_replay_rebuild_and_verify_commands(pair: Deployment, client: CommandCli
             30,
             every=0.3,
         )
-        # a worker that took a helper's partitions answers 503 "rebalancing; retry" until it has
-        # restored them from v2's topic (never a 404 from a half-filled store)
+        # a worker taking a helper's partitions back restores them from v2's topic; a request
+        # meanwhile waits for that (or is told to retry, 503), never a 404 from a half-filled store
         answers: list[int] = []
 
         def served(w: str = worker, seen: list[int] = answers) -> bool:

@@ -4,6 +4,8 @@ false 404 from a half-filled store."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from streams.contexts.orders import VIEWS
 from streams.contexts.orders import context as orders
 from streams.kafka.runtime import ContextRuntime
 from streams.kafka.store import PartitionStore
+from streams.read.documents import DocumentCache, ViewDocuments
 from streams.read.projector import ViewProjector
 from streams.read.stage import Restored
+from streams.read.wakeups import BatchWakeups
 
 SUMMARY = VIEWS[0]
 
@@ -37,10 +41,10 @@ class AssigningConsumer:
 class RestoringProjector(ViewProjector):
     """Records, at each restore, whether the query API already saw the partition as held."""
 
-    held_while_restoring: list[bool]
+    held_while_restoring: list[tuple[bool, set[int]]]
 
     def restore(self, partition: int, store: PartitionStore) -> Restored | None:
-        self.held_while_restoring.append(self.documents.holds(partition))
+        self.held_while_restoring.append((self.documents.holds(partition), set(self.arriving)))
         store.write({b"d:o-1": b"{}"}, {self.inputs[0]: 7})
         return Restored(self.output, 1, 1, 7)
 
@@ -62,12 +66,43 @@ def test_a_partition_is_held_only_once_restored(tmp_path: Path) -> None:
     consumer = AssigningConsumer()
     try:
         stage._on_assign(consumer, [TopicPartition("t.orders.events", 2)])  # type: ignore[arg-type]
-        assert stage.held_while_restoring == [False]
-        assert stage.documents.holds(2)
+        assert stage.held_while_restoring == [(False, {2})]  # not held, but known to be arriving
+        assert stage.documents.holds(2) and stage.arriving == set()
         assert [(tp.partition, tp.offset) for tp in consumer.assigned] == [(2, 7)]
         # assigned again while still held (no revoke in between): the same store, no restore
         stage._on_assign(consumer, [TopicPartition("t.orders.events", 2)])  # type: ignore[arg-type]
-        assert stage.held_while_restoring == [False]
+        assert stage.held_while_restoring == [(False, {2})]
     finally:
         for store in stage.stores.values():
             store.close()
+
+
+class ArrivingStores:
+    """A stage with partition 1 being restored and nothing held yet."""
+
+    stores: dict[int, PartitionStore] = {}
+    arriving = {1}
+
+    def store(self, partition: int) -> PartitionStore | None:
+        return None
+
+
+def test_a_request_waits_for_a_partition_being_restored_not_for_others() -> None:
+    source = ArrivingStores()
+    documents = ViewDocuments(source, "in", BatchWakeups(), DocumentCache(0))
+
+    async def scenario() -> tuple[float, float, float]:
+        started = time.monotonic()
+        await documents.arrival(0, 5.0)  # not arriving: at once
+        other = time.monotonic() - started
+        asyncio.get_running_loop().call_later(0.2, source.arriving.clear)
+        started = time.monotonic()
+        await documents.arrival(1, 5.0)  # waits until the restore is done
+        waited = time.monotonic() - started
+        source.arriving.add(1)
+        started = time.monotonic()
+        await documents.arrival(1, 0.1)  # never done: gives up at the request's timeout
+        return other, waited, time.monotonic() - started
+
+    other, waited, gave_up = asyncio.run(scenario())
+    assert other < 0.05 and 0.15 < waited < 2.0 and 0.08 < gave_up < 1.0
