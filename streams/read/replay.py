@@ -51,7 +51,7 @@ class ReplayReport:
     seconds: float
     events_per_s: float
     helpers: int = 0
-    """Helper processes that built the new version beside the workers (`--processes`)."""
+    """Helper processes that joined in building the new version beside the workers (`--processes`)."""
 
 
 def publish_versions(settings: Settings, runtime: ContextRuntime, record: ViewVersions) -> None:
@@ -128,7 +128,7 @@ def replay(
     publish_versions(settings, runtime, ViewVersions(view_name, new, 0, utc_now()))
     time.sleep(drop_after_s)  # let workers switch and leave the old groups before deleting them
     drop_version(settings, runtime, view_name, old, repartitioned=view.repartitioned)
-    return ReplayReport(old, new, processed, seconds, processed / seconds if seconds else 0.0, processes)
+    return ReplayReport(old, new, processed, seconds, processed / seconds if seconds else 0.0, helpers.joined)
 
 
 def _follow(

@@ -79,6 +79,8 @@ class ReplayHelpers:
     _root: str = ""
     _reported: set[int] = field(default_factory=set)
     _admin: AdminClient | None = None
+    joined: int = 0
+    """Helpers that became members of the version's groups (those that died before are not)."""
 
     def start(self, count: int, timeout_s: float = 60.0) -> None:
         """Start `count` helpers (spawned: no state of this process is inherited) and wait until
@@ -126,7 +128,8 @@ class ReplayHelpers:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             alive = sum(1 for p in self.processes if p.is_alive())
-            if alive == 0 or self._members(every_group=True) >= alive:
+            self.joined = self._members(every_group=True) if alive else 0
+            if self.joined >= alive:
                 return
             time.sleep(0.2)
         log.warning("%d replay helper(s) not in the groups of %s v%d after %.0f s", count, self.view,
