@@ -16,7 +16,9 @@ bounded caches hold (`CACHE_GAUGES`: documents, aggregates, the real-time ring, 
 cache), so a second fit of RSS less those caches tells their filling from a leak. The worker's
 idempotency window is `SOAK_IDEMPOTENCY_WINDOW_MS` (60 s), so the run reaches the window's
 steady state instead of measuring the window filling (with the 7-day default, the ids of the
-whole run stay remembered in RocksDB, by design).
+whole run stay remembered in RocksDB, by design). For the same reason the worker's configurable
+caches get `SOAK_CACHE_BYTES` (4 MiB) each, so they are full within the warm-up (0: the worker's
+defaults, which take longer than a run to fill).
 
 Verdict: after `SOAK_WARMUP_SECONDS` (120), the least-squares slope of RSS over time is below
 `SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes `SOAK_OUT` (bench/results)/soak-<time>.json, with the
@@ -81,6 +83,12 @@ class SoakConfig:
     whose allocations grew between the end of the warm-up and the end (`memory_growth`)."""
     scrape_timeout_s: float = float(_setting("SOAK_SCRAPE_TIMEOUT_S", "30"))
     """How long a sample waits for the worker's /metrics (the time it took is in each sample)."""
+    cache_bytes: int = int(_setting("SOAK_CACHE_BYTES", str(4 * 1024 * 1024)))
+    """The byte budget the worker gets for each of its configurable caches (each view version's
+    documents, the write side's aggregates, each context's real-time ring); 0: the worker's
+    defaults. With the defaults (16 + 64 + 64 MiB, a few hundred MiB in all) the caches fill
+    slowly for longer than a run lasts (new windows are new documents), so the slope after the
+    warm-up would measure them filling up to their budgets, not what no budget bounds."""
     fail_on_verdict: bool = _setting("SOAK_FAIL_ON_VERDICT", "1") == "1"
     """0: exit 0 whatever the verdict (the short form: its run is mostly warm-up, so its slope
     measures the caches filling, not a leak)."""
@@ -170,9 +178,9 @@ def _label(line: str, name: str) -> str:
 
 def parse_gauges(text: str) -> dict[str, Any]:
     """The soak's figures from a /metrics text: `idempotency_ids` (summed over contexts),
-    `caches_bytes` (the caches of `CACHE_GAUGES`), the `MEMORY_GAUGES` and `SUMMED_GAUGES`, and
-    `lag`: the consumer lag summed per group."""
-    totals: dict[str, Any] = {"idempotency_ids": 0.0, "caches_bytes": 0.0, "lag": {}}
+    `caches_bytes` (the caches of `CACHE_GAUGES`; `caches`: each of them), the `MEMORY_GAUGES`
+    and `SUMMED_GAUGES`, and `lag`: the consumer lag summed per group."""
+    totals: dict[str, Any] = {"idempotency_ids": 0.0, "caches_bytes": 0.0, "caches": {}, "lag": {}}
     for line in text.splitlines():
         if line.startswith("#"):
             continue
@@ -182,6 +190,8 @@ def parse_gauges(text: str) -> dict[str, Any]:
             totals["idempotency_ids"] += value
         elif name in CACHE_GAUGES:
             totals["caches_bytes"] += value
+            cache = name.removeprefix("streams_").removesuffix("_bytes")
+            totals["caches"][cache] = totals["caches"].get(cache, 0.0) + value
         elif name in SUMMED_GAUGES:
             key = SUMMED_GAUGES[name]
             totals[key] = totals.get(key, 0.0) + value
@@ -367,7 +377,11 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
     finally:
         stop.set()
         commands.join(timeout=60)
-        readings.wait(timeout=120)
+        try:
+            readings.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # behind its rate on a starved machine: the run is over
+            readings.kill()
+            readings.wait()
         for client in clients:
             client.close()
     elapsed = samples[-1]["t_s"]
@@ -397,6 +411,13 @@ def plot(result: dict[str, Any], path: Path) -> str:
     heap = [(x, s["malloc_in_use"] / 2**20) for x, s in zip(t, samples, strict=True) if "malloc_in_use" in s]
     if heap:
         top.plot(*zip(*heap, strict=True), marker=".", color="tab:orange", label="C heap in use")
+    caches = [
+        (x, s["caches_bytes"] / 2**20)
+        for x, s in zip(t, samples, strict=True)
+        if s.get("caches_bytes", -1) >= 0
+    ]
+    if caches:
+        top.plot(*zip(*caches, strict=True), marker=".", color="tab:purple", label="bounded caches")
     fit = result["fit"]
     if fit is not None:
         t0 = cfg["warmup_seconds"] / 60
@@ -475,6 +496,15 @@ def verdict_of(samples: list[dict[str, Any]], cfg: SoakConfig) -> tuple[dict[str
     return fit, "pass" if fit["slope_mib_per_min"] < cfg.max_slope_mib_per_min else "fail"
 
 
+CACHE_SETTINGS = (
+    "STREAMS_READ_DOCUMENT_CACHE_BYTES",
+    "STREAMS_WRITE_CACHE_BYTES",
+    "STREAMS_REALTIME_RING_BYTES",
+)
+"""The budgets `SoakConfig.cache_bytes` sets (RocksDB's block cache is 64 MiB, memtables
+included, and full within the warm-up)."""
+
+
 MEMORY_SETTINGS = ("STREAMS_MALLOC_", "STREAMS_CONSUMER_QUEUE_")
 """The worker's memory settings given in the environment, recorded with the result (a pair of
 runs compares them)."""
@@ -490,6 +520,7 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
         "STREAMS_IDEMPOTENCY_WINDOW_MS": str(cfg.idempotency_window_ms),
         "STREAMS_REALTIME_MAX_PER_ADDRESS": str(cfg.sse_clients + 10),
         **({"PYTHONTRACEMALLOC": str(cfg.tracemalloc_frames)} if cfg.tracemalloc_frames else {}),
+        **({name: str(cfg.cache_bytes) for name in CACHE_SETTINGS} if cfg.cache_bytes else {}),
     }
     with tempfile.TemporaryDirectory() as directory:
         dep = Deployment(prefix=f"soak{run}", data_dir=Path(directory), extra_env=worker_env)

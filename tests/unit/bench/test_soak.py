@@ -24,5 +24,6 @@ def test_the_lag_is_summed_per_stage_and_the_gauges_are_read() -> None:
     assert figures["lag"] == {"s.orders.handler": 15, "s.dev.windows": 7}
     assert figures["idempotency_ids"] == 150
     assert figures["caches_bytes"] == 3000
+    assert figures["caches"] == {"write_cache": 1000, "rocksdb_block_cache": 2000}
     assert figures["fetch_queues"] == 500
     assert figures["malloc_in_use"] == 4096
