@@ -501,8 +501,9 @@ CACHE_SETTINGS = (
     "STREAMS_WRITE_CACHE_BYTES",
     "STREAMS_REALTIME_RING_BYTES",
 )
-"""The budgets `SoakConfig.cache_bytes` sets (RocksDB's block cache is 64 MiB, memtables
-included, and full within the warm-up)."""
+"""The budgets `SoakConfig.cache_bytes` sets. RocksDB's block cache (64 MiB, the memtables
+charged to it) is not a setting: it is full within the warm-up, but holds more than its capacity
+while blocks are pinned (docs/operations.md, the soak's findings)."""
 
 
 MEMORY_SETTINGS = ("STREAMS_MALLOC_", "STREAMS_CONSUMER_QUEUE_")
