@@ -502,8 +502,8 @@ CACHE_SETTINGS = (
     "STREAMS_REALTIME_RING_BYTES",
 )
 """The budgets `SoakConfig.cache_bytes` sets. RocksDB's block cache (64 MiB, the memtables
-charged to it) is not a setting: it is full within the warm-up, but holds more than its capacity
-while blocks are pinned (docs/operations.md, the soak's findings)."""
+charged to it) is not a setting: it is full within the warm-up, and holds a bounded excess over
+its capacity (docs/operations.md, the soak's findings)."""
 
 
 MEMORY_SETTINGS = ("STREAMS_MALLOC_", "STREAMS_CONSUMER_QUEUE_")
