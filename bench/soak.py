@@ -180,7 +180,7 @@ def parse_gauges(text: str) -> dict[str, Any]:
     """The soak's figures from a /metrics text: `idempotency_ids` (summed over contexts),
     `caches_bytes` (the caches of `CACHE_GAUGES`; `caches`: each of them), the `MEMORY_GAUGES`
     and `SUMMED_GAUGES`, and `lag`: the consumer lag summed per group."""
-    totals: dict[str, Any] = {"idempotency_ids": 0.0, "caches_bytes": 0.0, "caches": {}, "lag": {}}
+    totals: dict[str, Any] = {"idempotency_ids": 0.0, "caches": {}, "lag": {}}
     for line in text.splitlines():
         if line.startswith("#"):
             continue
@@ -189,7 +189,6 @@ def parse_gauges(text: str) -> dict[str, Any]:
         if name == "streams_idempotency_ids":
             totals["idempotency_ids"] += value
         elif name in CACHE_GAUGES:
-            totals["caches_bytes"] += value
             cache = name.removeprefix("streams_").removesuffix("_bytes")
             totals["caches"][cache] = totals["caches"].get(cache, 0.0) + value
         elif name in SUMMED_GAUGES:
@@ -200,6 +199,7 @@ def parse_gauges(text: str) -> dict[str, Any]:
         elif name == LAG:
             group = _label(line, "group")
             totals["lag"][group] = totals["lag"].get(group, 0) + int(value)
+    totals["caches_bytes"] = sum(totals["caches"].values())
     return totals
 
 
