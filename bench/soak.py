@@ -17,8 +17,10 @@ cache), so a second fit of RSS less those caches tells their filling from a leak
 idempotency window is `SOAK_IDEMPOTENCY_WINDOW_MS` (60 s), so the run reaches the window's
 steady state instead of measuring the window filling (with the 7-day default, the ids of the
 whole run stay remembered in RocksDB, by design). For the same reason the worker's configurable
-caches get `SOAK_CACHE_BYTES` (4 MiB) each, so they are full within the warm-up (0: the worker's
-defaults, which take longer than a run to fill).
+caches get `SOAK_CACHE_BYTES` (4 MiB) each and its RocksDB block cache `SOAK_BLOCK_CACHE_BYTES`
+(32 MiB), so they are full within the warm-up (0: the worker's defaults, which take longer than
+a run to fill). `SOAK_TRACEMALLOC=N` and `SOAK_JEMALLOC_PROFILE=1` name what grew, in Python and
+in C (`bench.heap_growth`).
 
 Verdict: after `SOAK_WARMUP_SECONDS` (120), the least-squares slope of RSS over time is below
 `SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes `SOAK_OUT` (bench/results)/soak-<time>.json, with the
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fleet import preload_registrations
-from bench.heap_growth import SnapshotTaker
+from bench.heap_growth import SnapshotTaker, jemalloc_env
 from bench.provenance import provenance
 from bench.realtime import Receipts, SseClient, open_all, proc_status, raise_fd_limit
 from streams.client import CommandClient
@@ -80,15 +82,24 @@ class SoakConfig:
     max_slope_mib_per_min: float = float(_setting("SOAK_MAX_SLOPE_MIB_PER_MIN", "1.0"))
     tracemalloc_frames: int = int(_setting("SOAK_TRACEMALLOC", "0"))
     """N > 0: the worker traces Python allocations (N frames each) and the result names the lines
-    whose allocations grew between the end of the warm-up and the end (`memory_growth`)."""
+    whose allocations grew between the end of the warm-up and the end (`memory_growth.python`)."""
+    jemalloc_profile: bool = _setting("SOAK_JEMALLOC_PROFILE", "0") == "1"
+    """1: the worker runs on jemalloc with its heap profiler on (`bench.heap_growth.jemalloc_env`)
+    and the result names the C functions whose live allocations grew between the end of the
+    warm-up and the end (`memory_growth.c_heap`); glibc's heap gauges then read nothing."""
     scrape_timeout_s: float = float(_setting("SOAK_SCRAPE_TIMEOUT_S", "30"))
     """How long a sample waits for the worker's /metrics (the time it took is in each sample)."""
     cache_bytes: int = int(_setting("SOAK_CACHE_BYTES", str(4 * 1024 * 1024)))
     """The byte budget the worker gets for each of its configurable caches (each view version's
-    documents, the write side's aggregates, each context's real-time ring); 0: the worker's
+    documents, the write side's aggregates, each context's real-time ring, each window stage's
+    decoded state); 0: the worker's
     defaults. With the defaults (16 + 64 + 64 MiB, a few hundred MiB in all) the caches fill
     slowly for longer than a run lasts (new windows are new documents), so the slope after the
     warm-up would measure them filling up to their budgets, not what no budget bounds."""
+    block_cache_bytes: int = int(_setting("SOAK_BLOCK_CACHE_BYTES", str(32 * 1024 * 1024)))
+    """The worker's RocksDB block cache (`STREAMS_ROCKSDB_BLOCK_CACHE_BYTES`; half of it the
+    memtables' budget); 0: the worker's default (64 MiB), whose data half fills at the rate reads
+    bring new blocks, for longer than a warm-up."""
     fail_on_verdict: bool = _setting("SOAK_FAIL_ON_VERDICT", "1") == "1"
     """0: exit 0 whatever the verdict (the short form: its run is mostly warm-up, so its slope
     measures the caches filling, not a leak)."""
@@ -148,6 +159,7 @@ CACHE_GAUGES = (
     "streams_view_document_cache_bytes",
     "streams_write_cache_bytes",
     "streams_realtime_ring_bytes",
+    "streams_window_cache_bytes",
     "streams_rocksdb_block_cache_bytes",
 )
 """The worker's bounded caches, each with a byte budget: RSS grows while they fill."""
@@ -165,9 +177,15 @@ SUMMED_GAUGES = {
     "streams_consumer_fetch_queue_bytes": "fetch_queues",
     "streams_rocksdb_memtable_bytes": "rocksdb_memtables",
     "streams_realtime_mailbox_bytes": "realtime_mailboxes",
+    "streams_rocksdb_block_cache_pinned_bytes": "rocksdb_pinned",
+    "streams_rocksdb_write_buffer_bytes": "rocksdb_write_buffers",
+    "streams_rocksdb_table_readers_bytes": "rocksdb_table_readers",
+    "streams_rocksdb_live_versions": "rocksdb_live_versions",
+    "streams_rocksdb_sst_files": "rocksdb_sst_files",
 }
 """Summed over their series: the records every group member fetched ahead of its stage, RocksDB's
-memtables, the frames waiting in the real-time clients' mailboxes."""
+memtables, the frames waiting in the real-time clients' mailboxes, and what RocksDB holds besides
+its data blocks (pinned cache entries, write buffers, table readers, live versions, SST files)."""
 LAG = "streams_consumer_lag_records"
 """Summed per group (`lag` in a sample): whether each stage keeps up with the offered load."""
 
@@ -346,7 +364,12 @@ async def soak(dep: Deployment, cfg: SoakConfig, run: str) -> dict[str, Any]:
     readings = send_readings(dep, cfg, sent)
     samples: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
-    snapshots = SnapshotTaker(pid, dep.data_dir / "diagnostics") if cfg.tracemalloc_frames else None
+    diagnostics = dep.data_dir / "diagnostics"
+    snapshots = (
+        SnapshotTaker(pid, diagnostics, python=cfg.tracemalloc_frames > 0, c_heap=cfg.jemalloc_profile)
+        if cfg.tracemalloc_frames or cfg.jemalloc_profile
+        else None
+    )
     scraper = Scraper(url, cfg.scrape_timeout_s)
     try:
         while (elapsed := time.monotonic() - started) < cfg.seconds:
@@ -500,10 +523,11 @@ CACHE_SETTINGS = (
     "STREAMS_READ_DOCUMENT_CACHE_BYTES",
     "STREAMS_WRITE_CACHE_BYTES",
     "STREAMS_REALTIME_RING_BYTES",
+    "STREAMS_WINDOW_CACHE_BYTES",
 )
-"""The budgets `SoakConfig.cache_bytes` sets. RocksDB's block cache (64 MiB, the memtables
-charged to it) is not a setting: it is full within the warm-up, and holds a bounded excess over
-its capacity (docs/operations.md, the soak's findings)."""
+"""The budgets `SoakConfig.cache_bytes` sets."""
+BLOCK_CACHE_SETTING = "STREAMS_ROCKSDB_BLOCK_CACHE_BYTES"
+"""RocksDB's block cache, which the soak sets to `SoakConfig.block_cache_bytes`."""
 
 
 MEMORY_SETTINGS = ("STREAMS_MALLOC_", "STREAMS_CONSUMER_QUEUE_")
@@ -521,7 +545,9 @@ def measure(cfg: SoakConfig) -> dict[str, Any]:
         "STREAMS_IDEMPOTENCY_WINDOW_MS": str(cfg.idempotency_window_ms),
         "STREAMS_REALTIME_MAX_PER_ADDRESS": str(cfg.sse_clients + 10),
         **({"PYTHONTRACEMALLOC": str(cfg.tracemalloc_frames)} if cfg.tracemalloc_frames else {}),
+        **(jemalloc_env() if cfg.jemalloc_profile else {}),
         **({name: str(cfg.cache_bytes) for name in CACHE_SETTINGS} if cfg.cache_bytes else {}),
+        **({BLOCK_CACHE_SETTING: str(cfg.block_cache_bytes)} if cfg.block_cache_bytes else {}),
     }
     with tempfile.TemporaryDirectory() as directory:
         dep = Deployment(prefix=f"soak{run}", data_dir=Path(directory), extra_env=worker_env)

@@ -4,7 +4,7 @@
 #   bash ops/prereqs.sh lint      Python >= 3.11 with venv, the package and its dev/test extras in .venv
 #   bash ops/prereqs.sh demo      + a JDK 17+, Maven, curl, PostgreSQL (the local stack), the registry's Java 21+
 #   bash ops/prereqs.sh test      + Chromium, Node.js/npm and the browser test's npm packages (tests/browser),
-#                                   Prometheus (promtool: tests/ops)
+#                                   Prometheus (promtool: tests/ops), jemalloc and jeprof (memory diagnostics)
 #   bash ops/prereqs.sh compose   + Podman, runc, debootstrap (the container stack, under Podman)
 #
 # Debian packages are installed with apt-get when running as root. As another user, a missing
@@ -56,6 +56,9 @@ if [ "$TARGET" = test ]; then
   want prometheus command -v promtool  # the rules' test (tests/ops)
   want nodejs command -v node
   want npm command -v npm
+  # the C heap's profiler of the memory diagnostics (streams/allocator.py, `SOAK_JEMALLOC_PROFILE`)
+  want libjemalloc2 test -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 -o -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2
+  want libjemalloc-dev command -v jeprof
 fi
 if [ "$TARGET" = compose ]; then
   want podman command -v podman

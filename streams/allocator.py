@@ -16,6 +16,11 @@ what is freed below the top stays: in a 10-minute soak the heap grew 173 -> 211 
 memory in use stayed 105-144 MiB, and mmapped blocks fell from 32 to 2 MiB. A fixed threshold
 (`STREAMS_MALLOC_MMAP_THRESHOLD`, 128 KiB by default) keeps large blocks out of the heaps.
 Elsewhere than glibc these calls do nothing.
+
+When the worker runs on jemalloc with its heap profiler on (`LD_PRELOAD=libjemalloc.so.2
+MALLOC_CONF=prof:true`), `dump_heap_profile` writes a profile of the C heap's live allocations
+by call stack; two of them, compared with `jeprof --base`, say which library's allocations grew
+(`python -m bench.soak` does it with `SOAK_JEMALLOC_PROFILE=1`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,36 @@ from __future__ import annotations
 import ctypes
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 M_ARENA_MAX = -8
 """`mallopt`'s parameter for the largest number of arenas (glibc's malloc.h)."""
 M_MMAP_THRESHOLD = -3
 """`mallopt`'s parameter for the smallest block served by `mmap` (fixing it ends the dynamic raise)."""
+
+
+def _process() -> Any:
+    return ctypes.CDLL(None)
+
+
+def heap_profiling() -> bool:
+    """True when this process allocates with jemalloc and its heap profiler is on."""
+    mallctl = getattr(_process(), "mallctl", None)
+    if mallctl is None:
+        return False
+    active = ctypes.c_bool(False)
+    size = ctypes.c_size_t(ctypes.sizeof(active))
+    return mallctl(b"opt.prof", ctypes.byref(active), ctypes.byref(size), None, 0) == 0 and active.value
+
+
+def dump_heap_profile(path: Path) -> bool:
+    """Write jemalloc's heap profile (live allocations by call stack) to `path`; False when the
+    process is not on jemalloc with profiling on."""
+    if not heap_profiling():
+        return False
+    name = ctypes.c_char_p(str(path).encode())
+    return _process().mallctl(b"prof.dump", None, None, ctypes.byref(name), ctypes.sizeof(name)) == 0
 
 
 def _libc() -> Any:
@@ -87,9 +116,27 @@ class HeapUsage:
     """Large blocks served by their own `mmap` (`hblkhd`), returned when freed."""
 
 
+def _jemalloc_size(mallctl: Any, name: bytes) -> int:
+    value = ctypes.c_size_t(0)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    return value.value if mallctl(name, ctypes.byref(value), ctypes.byref(size), None, 0) == 0 else 0
+
+
+def _jemalloc_usage(mallctl: Any) -> HeapUsage:
+    epoch = ctypes.c_uint64(1)  # writing the epoch refreshes jemalloc's cached statistics
+    mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.sizeof(epoch))
+    allocated = _jemalloc_size(mallctl, b"stats.allocated")
+    resident = _jemalloc_size(mallctl, b"stats.resident")
+    return HeapUsage(in_use=allocated, free=max(0, resident - allocated), mmapped=0)
+
+
 def heap_usage() -> HeapUsage | None:
-    """The C heap's use now (glibc's `mallinfo2`); None elsewhere than glibc 2.33+. It walks every
-    arena under its lock: call it per scrape, not per record."""
+    """The C heap's use now (glibc's `mallinfo2`; on jemalloc, its `stats.allocated` as in use and
+    the rest of its resident pages as free); None elsewhere than glibc 2.33+. It walks every arena
+    under its lock: call it per scrape, not per record."""
+    mallctl = getattr(_process(), "mallctl", None)
+    if mallctl is not None:
+        return _jemalloc_usage(mallctl)
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None

@@ -24,6 +24,7 @@ from streams.kafka.forgetting import ForgetListener
 from streams.kafka.hosting import Readiness, Runnable, hosted
 from streams.kafka.runtime import Runtimes, ensure_topics
 from streams.kafka.secret import DeploymentSecret
+from streams.kafka.store import size_block_cache
 from streams.processes.stage import ProcessStage
 from streams.read.readside import WorkerReadSide
 from streams.sinks.deriver import SinkDeriver
@@ -53,6 +54,7 @@ for _name in ("httpx", "httpx2"):  # the registry client logs one INFO line per 
 settings = Settings()
 limit_arenas(settings.malloc_arenas)  # before any thread: see streams/allocator.py
 fix_mmap_threshold(settings.malloc_mmap_threshold)
+size_block_cache(settings.rocksdb_block_cache_bytes)
 scheduling.set_switch_interval(settings.switch_interval_ms)
 diagnostics.export_gauges()
 

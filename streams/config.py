@@ -167,6 +167,11 @@ class Settings:
     statistics (block cache hits and misses). The older metrics stay on either way."""
     rocksdb_statistics: bool = field(default_factory=lambda: _env("STREAMS_ROCKSDB_STATISTICS", "1") == "1")
     """RocksDB's statistics on every store, when `signals` is on (0: off alone, to measure them)."""
+    rocksdb_block_cache_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_ROCKSDB_BLOCK_CACHE_BYTES", str(64 * 1024 * 1024)))
+    )
+    """Bytes of RocksDB's block cache, which every store of the worker shares; half of it is the
+    budget of their memtables, charged to it (`streams.kafka.store.size_block_cache`)."""
     max_body_bytes: int = field(default_factory=lambda: int(_env("STREAMS_MAX_BODY_BYTES", str(1024 * 1024))))
     """The largest command request body the HTTP API reads (413 above)."""
     rate_limit: float = field(default_factory=lambda: float(_env("STREAMS_RATE_LIMIT", "0")))
@@ -241,7 +246,12 @@ class Settings:
         default_factory=lambda: int(_env("STREAMS_READ_DOCUMENT_CACHE_BYTES", str(16 * 1024 * 1024)))
     )
     """Bytes of memory the decoded documents of each view version may take (estimated: six times
-    a document's stored JSON plus 300 bytes, `streams.read.documents.memory_cost`)."""
+    a document's stored JSON plus 300 bytes, `streams.kafka.tables.memory_cost`)."""
+    window_cache_bytes: int = field(
+        default_factory=lambda: int(_env("STREAMS_WINDOW_CACHE_BYTES", str(16 * 1024 * 1024)))
+    )
+    """Bytes of memory the decoded open windows, join rows and timers of each window stage may
+    take (estimated as `streams.kafka.tables.memory_cost` of their stored JSON)."""
     read_max_waiters: int = field(default_factory=lambda: int(_env("STREAMS_READ_MAX_WAITERS", "1000")))
     """Requests one worker lets wait for `min_version` / `min_offset` at once (503 beyond)."""
     read_page_bytes: int = field(

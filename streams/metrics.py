@@ -76,6 +76,12 @@ CONSUMER_QUEUE_RECORDS = Gauge(
     ["group"],
 )
 
+WINDOW_CACHE_BYTES = Gauge(
+    "streams_window_cache_bytes",
+    "Estimated bytes of the decoded window state a window stage keeps in memory (bounded by "
+    "STREAMS_WINDOW_CACHE_BYTES).",
+    ["window"],
+)
 WRITE_CACHE_BYTES = Gauge(
     "streams_write_cache_bytes",
     "Estimated bytes of the write side's cache of decoded aggregates (STREAMS_WRITE_CACHE_BYTES).",
@@ -250,8 +256,8 @@ REALTIME_ELIDED = Counter(
 # --- RocksDB (streams/kafka/store.py) -------------------------------------------------------------
 ROCKSDB_BLOCK_CACHE_BYTES = Gauge(
     "streams_rocksdb_block_cache_bytes",
-    "Bytes in the block cache every RocksDB store of this process shares (64 MiB at most, with the "
-    "write buffers charged to it).",
+    "Bytes in the block cache every RocksDB store of this process shares "
+    "(STREAMS_ROCKSDB_BLOCK_CACHE_BYTES, the write buffers charged to it for at most half).",
 )
 ROCKSDB_STORES = Gauge("streams_rocksdb_stores", "RocksDB stores open in this process.")
 ROCKSDB_SST_BYTES = Gauge(
@@ -261,6 +267,29 @@ ROCKSDB_SST_BYTES = Gauge(
 ROCKSDB_MEMTABLE_BYTES = Gauge(
     "streams_rocksdb_memtable_bytes",
     "Bytes of the memtables of every open RocksDB store (`rocksdb.size-all-mem-tables`).",
+)
+ROCKSDB_BLOCK_CACHE_PINNED_BYTES = Gauge(
+    "streams_rocksdb_block_cache_pinned_bytes",
+    "Bytes of the shared block cache held by readers or the write-buffer manager (not evictable).",
+)
+ROCKSDB_WRITE_BUFFER_BYTES = Gauge(
+    "streams_rocksdb_write_buffer_bytes",
+    "Bytes the shared write-buffer manager counts for the memtables of every store (its budget "
+    "is charged to the block cache).",
+)
+ROCKSDB_TABLE_READERS_BYTES = Gauge(
+    "streams_rocksdb_table_readers_bytes",
+    "Bytes the open SST files' readers hold outside the block cache, summed over the stores "
+    "(`rocksdb.estimate-table-readers-mem`).",
+)
+ROCKSDB_LIVE_VERSIONS = Gauge(
+    "streams_rocksdb_live_versions",
+    "Versions of the stores' file sets still referenced, summed (`rocksdb.num-live-versions`): one "
+    "per store is normal; more are held by open iterators or compactions and keep files alive.",
+)
+ROCKSDB_SST_FILES = Gauge(
+    "streams_rocksdb_sst_files",
+    "Live SST files of every open store (each may hold an open file and a table reader).",
 )
 ROCKSDB_CACHE_HITS = Counter(
     "streams_rocksdb_block_cache_hits_total",

@@ -14,6 +14,7 @@ import struct
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
@@ -28,9 +29,31 @@ _OFFSET = struct.Struct(">q")
 
 # Memory is bounded per process, whatever the number of keys: every store shares one block cache
 # and one write-buffer budget (RocksDB's defaults are per store and grow with each partition).
-_BLOCK_CACHE = Cache(64 * 1024 * 1024)  # LRU
-_WRITE_BUFFERS = WriteBufferManager.new_write_buffer_manager_with_cache(64 * 1024 * 1024, False, _BLOCK_CACHE)
+# The memtables are charged to the cache as placeholders the cache cannot evict, so their budget
+# is half of it: with a budget as large as the cache, data blocks had no room left and the cache
+# held more than its capacity (placeholders fill some of its 64 shards past their share while
+# blocks fill the others), growing for the whole of a 20-minute soak.
+BLOCK_CACHE_BYTES = 64 * 1024 * 1024
+"""The default size of the shared block cache (`STREAMS_ROCKSDB_BLOCK_CACHE_BYTES`)."""
+ARENA_BLOCK_BYTES = 64 * 1024
+"""A memtable's unit of allocation. With RocksDB's default (1 MiB for 8 MiB write buffers) a
+store that took a few KiB of writes holds a whole MiB: 56 stores (one worker, two contexts) with
+40 KB written each held 56 MiB of memtables, against 3.6 MiB with 64 KiB blocks, so the budget
+flushed nearly empty memtables."""
+_BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)  # LRU
+_WRITE_BUFFERS = WriteBufferManager.new_write_buffer_manager_with_cache(
+    BLOCK_CACHE_BYTES // 2, False, _BLOCK_CACHE
+)
 metrics.ROCKSDB_BLOCK_CACHE_BYTES.set_function(_BLOCK_CACHE.get_usage)
+metrics.ROCKSDB_BLOCK_CACHE_PINNED_BYTES.set_function(_BLOCK_CACHE.get_pinned_usage)
+metrics.ROCKSDB_WRITE_BUFFER_BYTES.set_function(_WRITE_BUFFERS.get_usage)
+
+
+def size_block_cache(capacity: int) -> None:
+    """Size the block cache every store of the process shares, the memtables' budget (charged to
+    it) half of that; call it once at start, before stores fill."""
+    _BLOCK_CACHE.set_capacity(capacity)
+    _WRITE_BUFFERS.set_buffer_size(capacity // 2)
 
 
 def _options(statistics: bool) -> Options:
@@ -42,6 +65,7 @@ def _options(statistics: bool) -> Options:
     options.set_write_buffer_size(8 * 1024 * 1024)
     options.set_max_write_buffer_number(2)
     options.set_write_buffer_manager(_WRITE_BUFFERS)
+    options.set_arena_block_size(ARENA_BLOCK_BYTES)
     table = BlockBasedOptions()
     table.set_block_cache(_BLOCK_CACHE)
     table.set_cache_index_and_filter_blocks(True)
@@ -50,6 +74,28 @@ def _options(statistics: bool) -> Options:
     table.set_bloom_filter(10, False)
     options.set_block_based_table_factory(table)
     return options
+
+
+@dataclass(frozen=True)
+class StoreMemory:
+    """One store's sizes (RocksDB's properties), summed over the stores into /metrics."""
+
+    sst_bytes: int
+    memtable_bytes: int
+    """Charged to the shared block cache, as placeholders, by the write-buffer manager."""
+    table_readers_bytes: int
+    """What the open SST files' readers hold outside the block cache."""
+    live_versions: int
+    """One per store, more while an iterator or a compaction holds older files."""
+    sst_files: int
+
+    @classmethod
+    def nothing(cls) -> StoreMemory:
+        """The sum of no stores."""
+        return cls(0, 0, 0, 0, 0)
+
+    def __add__(self, other: StoreMemory) -> StoreMemory:
+        return StoreMemory(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 class PartitionStore:
@@ -124,11 +170,15 @@ class PartitionStore:
         """Bytes of every file in the store's directory (SST files, WAL, manifest, options)."""
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
-    def size(self) -> tuple[int, int]:
-        """(bytes of SST files, bytes of memtables)."""
-        return (
-            self._db.property_int_value("rocksdb.total-sst-files-size") or 0,
-            self._db.property_int_value("rocksdb.size-all-mem-tables") or 0,
+    def memory(self) -> StoreMemory:
+        """What the store holds on disk and in memory outside the shared block cache."""
+        value = self._db.property_int_value
+        return StoreMemory(
+            sst_bytes=value("rocksdb.total-sst-files-size") or 0,
+            memtable_bytes=value("rocksdb.size-all-mem-tables") or 0,
+            table_readers_bytes=value("rocksdb.estimate-table-readers-mem") or 0,
+            live_versions=value("rocksdb.num-live-versions") or 0,
+            sst_files=len(self._db.live_files()),
         )
 
     def cache_counts(self) -> tuple[int, int]:
@@ -179,21 +229,24 @@ _REPORTED = _Counts()
 
 def _refresh_metrics() -> None:
     """Size and block cache counts of every store of the process, for a rendering of /metrics."""
-    sst = memtables = 0
+    total = StoreMemory.nothing()
     with _LOCK:
         hits, misses = _CLOSED.hits, _CLOSED.misses
         stores = [store for store in _OPEN if not store._closed]
         for store in stores:
             try:
-                store_sst, store_memtables = store.size()
+                memory = store.memory()
                 store_hits, store_misses = store.cache_counts()
             except Exception:  # closed meanwhile by its stage: counted with the closed ones
                 continue
-            sst, memtables = sst + store_sst, memtables + store_memtables
+            total += memory
             hits, misses = hits + store_hits, misses + store_misses
         metrics.ROCKSDB_STORES.set(len(stores))
-        metrics.ROCKSDB_SST_BYTES.set(sst)
-        metrics.ROCKSDB_MEMTABLE_BYTES.set(memtables)
+        metrics.ROCKSDB_SST_BYTES.set(total.sst_bytes)
+        metrics.ROCKSDB_MEMTABLE_BYTES.set(total.memtable_bytes)
+        metrics.ROCKSDB_TABLE_READERS_BYTES.set(total.table_readers_bytes)
+        metrics.ROCKSDB_LIVE_VERSIONS.set(total.live_versions)
+        metrics.ROCKSDB_SST_FILES.set(total.sst_files)
         if hits > _REPORTED.hits:
             metrics.ROCKSDB_CACHE_HITS.inc(hits - _REPORTED.hits)
             _REPORTED.hits = hits

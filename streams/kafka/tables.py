@@ -94,6 +94,20 @@ def restore(
         log.info("%s[%d] restored from offset %d to %d", topic, partition, reader.start, reader.position)
 
 
+DECODED_PER_STORED_BYTE = 6
+"""A value decoded from JSON takes about six times its stored bytes in Python objects (dicts,
+strings, floats): measured with tracemalloc on an orders summary (5.9x) and a telemetry window
+(5.1x)."""
+ENTRY_OVERHEAD = 300
+"""A cache's own dict slot, key and tuple for one value, in bytes."""
+
+
+def memory_cost(stored_size: int) -> int:
+    """The memory one cached value decoded from `stored_size` bytes of JSON is counted for: its
+    decoded estimate plus the cache's entry."""
+    return stored_size * DECODED_PER_STORED_BYTE + ENTRY_OVERHEAD
+
+
 V = TypeVar("V")
 MISSING: Any = object()
 """What `TableCache.get` answers for a key it does not hold (None may be a cached value)."""

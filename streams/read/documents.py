@@ -18,6 +18,7 @@ import orjson
 
 from streams.core.views import Document
 from streams.kafka.store import PartitionStore
+from streams.kafka.tables import memory_cost
 from streams.read.wakeups import BatchWakeups, Signal
 from streams.wire.jsonable import json_bytes
 
@@ -51,19 +52,8 @@ def decode_document(entity_id: str, raw: bytes) -> Document:
     return Document(entity_id, data["s"], data["v"], data["l"], data["u"])
 
 
-DECODED_PER_STORED_BYTE = 6
-"""A decoded document takes about six times its stored JSON in Python objects (dicts, strings,
-floats): measured with tracemalloc on an orders summary (5.9x) and a telemetry window (5.1x)."""
-ENTRY_OVERHEAD = 300
-"""The cache's own dict slot, key and tuple for one document, in bytes."""
-
 ARRIVAL_POLL_S = 0.02
 """How often a request for a partition being restored here looks whether it has arrived."""
-
-
-def memory_cost(stored_size: int) -> int:
-    """The memory one cached document is counted for: its decoded estimate plus the entry."""
-    return stored_size * DECODED_PER_STORED_BYTE + ENTRY_OVERHEAD
 
 
 class DocumentCache:

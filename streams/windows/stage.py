@@ -84,7 +84,7 @@ class WindowStage:
         self.transactional_id = runtime.groups.windows_transactional_id(aggregation.name, worker_id)
         self.max_batch = max_batch
         root = Path(settings.data_dir) / worker_id / "windows" / f"{topics.prefix}{context.name}"
-        self.state = WindowState(settings, self.changelog, root / aggregation.name)
+        self.state = WindowState(settings, self.changelog, root / aggregation.name, name=aggregation.name)
         self.intake = WindowIntake(
             context, aggregation, runtime.codec, topics, settings.partitions,
             max_record_bytes=settings.max_record_bytes, max_value_bytes=settings.max_message_bytes - 1024,

@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from streams import metrics
 from streams.config import Settings
-from streams.kafka.tables import MISSING, ChangelogTable, TableCache, Writes
+from streams.kafka.tables import MISSING, ChangelogTable, TableCache, Writes, memory_cost
 
 WINDOW = b"w:"
 ROW = b"t:"
@@ -123,13 +124,19 @@ class WindowState:
     (`streams.kafka.tables`) whose store mirrors its changelog record for record, with a bounded
     cache of decoded values in front of RocksDB (filled and changed only by committed batches)."""
 
-    def __init__(self, settings: Settings, changelog: str, data_dir: Path, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, settings: Settings, changelog: str, data_dir: Path, cache_size: int = 50_000, name: str = ""
+    ) -> None:
         self.settings = settings
         self.changelog = changelog
         self.data_dir = data_dir
         self.cache_size = cache_size
-        self.cache: TableCache[Any] = TableCache(cache_size, slack=cache_size // 10)
-        """Decoded committed values (None: absent), the least recently written evicted first."""
+        self.cache: TableCache[Any] = TableCache(
+            cache_size, settings.window_cache_bytes, slack=cache_size // 10
+        )
+        """Decoded committed values (None: absent), the least recently written evicted first; at
+        most `cache_size` of them and `STREAMS_WINDOW_CACHE_BYTES` of estimated memory."""
+        self._bytes_gauge = metrics.WINDOW_CACHE_BYTES.labels(name)
         self.table: ChangelogTable[Any] = ChangelogTable(settings, changelog, data_dir, self.cache)
         self.stores = self.table.stores
 
@@ -165,7 +172,7 @@ class WindowState:
             return found
         raw = self.table.get(partition, key)
         value = None if raw is None else decode_value(key, raw)
-        self._remember(partition, key, value)
+        self._remember(partition, key, value, raw)
         return value
 
     def scan_until(self, partition: int, prefix: bytes, upper: int) -> Iterator[bytes]:
@@ -191,14 +198,15 @@ class WindowState:
         self.table.apply(writes, changelog_end)
         for (partition, key), value in decoded.items():
             if partition in self.stores:
-                self._remember(partition, key, value)
+                self._remember(partition, key, value, writes.get(partition, {}).get(key))
+        self._bytes_gauge.set(self.cache.bytes)
 
-    def _remember(self, partition: int, key: bytes, value: Any) -> None:
-        """Cache a committed value."""
+    def _remember(self, partition: int, key: bytes, value: Any, raw: bytes | None) -> None:
+        """Cache a committed value (`raw`: its stored form, which sizes it)."""
         if value is None and key[:2] == WINDOW:
             self.cache.discard(partition, key)  # a closed window is not asked for again
         else:
-            self.cache.put(partition, key, value)
+            self.cache.put(partition, key, value, memory_cost(len(key) + (len(raw) if raw else 0)))
 
 
 def encode_value(key: bytes, value: Any) -> bytes:

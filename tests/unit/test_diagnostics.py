@@ -63,3 +63,48 @@ def test_a_trim_runs_only_when_the_arenas_keep_enough_free_memory() -> None:
     assert trim_when_free(1)
     assert start_trimming(0) is None
     assert blocks
+
+
+_ON_JEMALLOC = """
+import sys
+from pathlib import Path
+from streams.allocator import heap_profiling, heap_usage
+from streams.diagnostics import write_heap_profile
+directory = Path(sys.argv[1])
+assert heap_profiling()
+before = heap_usage()
+first = write_heap_profile(directory)
+kept = [bytearray(200_000) for _ in range(200)]  # 40 MB that stays
+second = write_heap_profile(directory)
+after = heap_usage()
+assert after.in_use - before.in_use >= 35_000_000, (before, after)
+print(first, second)
+"""
+
+
+def test_on_jemalloc_two_heap_profiles_name_the_c_function_that_grew(tmp_path: Path) -> None:
+    """A worker on jemalloc (`SOAK_JEMALLOC_PROFILE`) writes C heap profiles on SIGUSR2; jeprof's
+    comparison of two names the allocation that grew, and the heap gauges read jemalloc's."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.heap_growth import c_heap_growth, jemalloc_env
+
+    run = subprocess.run(
+        [sys.executable, "-c", _ON_JEMALLOC, str(tmp_path)],
+        env={**os.environ, **jemalloc_env(sample_lg=12)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    first, second = (Path(p) for p in run.stdout.split())
+    assert first.suffix == second.suffix == ".heap"
+    growth = c_heap_growth(first, second)
+    grew = {row["function"]: row["grew_bytes_cumulative"] for row in growth["cumulative"]}
+    assert grew.get("PyByteArray_Resize", 0) >= 30_000_000, growth
+
+
+def test_without_jemalloc_no_heap_profile_is_written(tmp_path: Path) -> None:
+    from streams.diagnostics import write_heap_profile
+
+    assert write_heap_profile(tmp_path) is None
+    assert list(tmp_path.iterdir()) == []

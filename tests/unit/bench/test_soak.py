@@ -16,6 +16,8 @@ streams_rocksdb_block_cache_bytes 2000.0
 streams_consumer_fetch_queue_bytes{group="s.orders.handler"} 300.0
 streams_consumer_fetch_queue_bytes{group="s.dev.windows"} 200.0
 streams_malloc_bytes{kind="in_use"} 4096.0
+streams_rocksdb_table_readers_bytes 640.0
+streams_rocksdb_live_versions 12.0
 """
 
 
@@ -27,3 +29,5 @@ def test_the_lag_is_summed_per_stage_and_the_gauges_are_read() -> None:
     assert figures["caches"] == {"write_cache": 1000, "rocksdb_block_cache": 2000}
     assert figures["fetch_queues"] == 500
     assert figures["malloc_in_use"] == 4096
+    assert figures["rocksdb_table_readers"] == 640
+    assert figures["rocksdb_live_versions"] == 12

@@ -12,6 +12,7 @@ import pytest
 
 from streams.core.views import Document
 from streams.kafka.store import PartitionStore
+from streams.kafka.tables import memory_cost
 from streams.read.documents import (
     DOC_PREFIX,
     DocumentCache,
@@ -20,7 +21,6 @@ from streams.read.documents import (
     document_key,
     encode_document,
     entity_id_of,
-    memory_cost,
 )
 from streams.read.wakeups import BatchWakeups
 
