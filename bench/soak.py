@@ -2,7 +2,7 @@
 its memory stay flat?
 
 One worker process of its own deployment (orders and devices, read side and window stages on,
-sinks off) gets, for `SOAK_SECONDS` (600):
+sinks off) gets, for `SOAK_SECONDS` (900):
 - `SOAK_COMMANDS_PER_S` (1,000) orders commands with distinct command ids, over a pool of
   `SOAK_ORDERS` orders placed during the warm-up (an item added, then removed: bounded states);
 - `SOAK_READINGS_PER_S` (5,000) telemetry readings from `SOAK_DEVICES` registered devices, from
@@ -22,7 +22,7 @@ caches get `SOAK_CACHE_BYTES` (4 MiB) each and its RocksDB block cache `SOAK_BLO
 a run to fill). `SOAK_TRACEMALLOC=N` and `SOAK_JEMALLOC_PROFILE=1` name what grew, in Python and
 in C (`bench.heap_growth`).
 
-Verdict: after `SOAK_WARMUP_SECONDS` (120), the least-squares slope of RSS over time is below
+Verdict: after `SOAK_WARMUP_SECONDS` (300), the least-squares slope of RSS over time is below
 `SOAK_MAX_SLOPE_MIB_PER_MIN` (1.0). Writes `SOAK_OUT` (bench/results)/soak-<time>.json, with the
 commit, versions and load it ran under (`bench.provenance`), and, when matplotlib
 is installed (the `test` extra), a PNG plot beside it (`python -m bench.soak plot <json>`
@@ -70,8 +70,8 @@ def _setting(name: str, default: str) -> str:
 class SoakConfig:
     """The soak's settings (environment variables `SOAK_*`)."""
 
-    seconds: int = int(_setting("SOAK_SECONDS", "600"))
-    warmup_seconds: int = int(_setting("SOAK_WARMUP_SECONDS", "120"))
+    seconds: int = int(_setting("SOAK_SECONDS", "900"))
+    warmup_seconds: int = int(_setting("SOAK_WARMUP_SECONDS", "300"))
     sample_seconds: float = float(_setting("SOAK_SAMPLE_SECONDS", "10"))
     commands_per_s: int = int(_setting("SOAK_COMMANDS_PER_S", "1000"))
     readings_per_s: int = int(_setting("SOAK_READINGS_PER_S", "5000"))
