@@ -130,8 +130,9 @@ class SnapshotTaker:
 
         def written() -> bool:
             new = self._files() - before
-            found[:] = [next(p for p in sorted(new) if p.match(pattern)) for pattern in self.patterns
-                        if any(p.match(pattern) for p in new)]  # fmt: skip
+            found[:] = [
+                min(hits) for pattern in self.patterns if (hits := [p for p in new if p.match(pattern)])
+            ]
             return len(found) == len(self.patterns)
 
         wait_until(written, "the worker's memory snapshots", timeout=120, every=0.5)

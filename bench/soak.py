@@ -86,16 +86,16 @@ class SoakConfig:
     jemalloc_profile: bool = _setting("SOAK_JEMALLOC_PROFILE", "0") == "1"
     """1: the worker runs on jemalloc with its heap profiler on (`bench.heap_growth.jemalloc_env`)
     and the result names the C functions whose live allocations grew between the end of the
-    warm-up and the end (`memory_growth.c_heap`); glibc's heap gauges then read nothing."""
+    warm-up and the end (`memory_growth.c_heap`); the heap gauges then read jemalloc's statistics."""
     scrape_timeout_s: float = float(_setting("SOAK_SCRAPE_TIMEOUT_S", "30"))
     """How long a sample waits for the worker's /metrics (the time it took is in each sample)."""
     cache_bytes: int = int(_setting("SOAK_CACHE_BYTES", str(4 * 1024 * 1024)))
     """The byte budget the worker gets for each of its configurable caches (each view version's
     documents, the write side's aggregates, each context's real-time ring, each window stage's
-    decoded state); 0: the worker's
-    defaults. With the defaults (16 + 64 + 64 MiB, a few hundred MiB in all) the caches fill
-    slowly for longer than a run lasts (new windows are new documents), so the slope after the
-    warm-up would measure them filling up to their budgets, not what no budget bounds."""
+    decoded state); 0: the worker's defaults. With the defaults (16 + 64 + 64 MiB, a few hundred
+    MiB in all) the caches fill slowly for longer than a run lasts (new windows are new
+    documents), so the slope after the warm-up would measure them filling up to their budgets,
+    not what no budget bounds."""
     block_cache_bytes: int = int(_setting("SOAK_BLOCK_CACHE_BYTES", str(32 * 1024 * 1024)))
     """The worker's RocksDB block cache (`STREAMS_ROCKSDB_BLOCK_CACHE_BYTES`; half of it the
     memtables' budget); 0: the worker's default (64 MiB), whose data half fills at the rate reads

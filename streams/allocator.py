@@ -26,6 +26,7 @@ by call stack; two of them, compared with `jeprof --base`, say which library's a
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ M_MMAP_THRESHOLD = -3
 """`mallopt`'s parameter for the smallest block served by `mmap` (fixing it ends the dynamic raise)."""
 
 
+@functools.cache
 def _process() -> Any:
     return ctypes.CDLL(None)
 

@@ -40,7 +40,7 @@ def snapshot_path(directory: Path, pid: int) -> Path:
 
 
 def export_gauges() -> None:
-    """Export `streams_malloc_bytes` (glibc only) and `streams_python_traced_bytes`."""
+    """Export `streams_malloc_bytes` (glibc or jemalloc) and `streams_python_traced_bytes`."""
     if heap_usage() is not None:
         for kind in ("in_use", "free", "mmapped"):
             metrics.MALLOC_BYTES.labels(kind).set_function(functools.partial(_heap_bytes, kind))

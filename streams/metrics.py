@@ -319,8 +319,9 @@ RESTORED_RECORDS = Counter(
 # --- process memory (streams/diagnostics.py) -------------------------------------------------------
 MALLOC_BYTES = Gauge(
     "streams_malloc_bytes",
-    "The C heap as glibc's allocator sees it, by kind: in_use (allocated), free (freed but kept in "
-    "the arenas: fragmentation), mmapped (large blocks on their own mappings). Absent elsewhere.",
+    "The C heap as the allocator sees it, by kind: in_use (allocated), free (freed but kept in "
+    "the arenas: fragmentation; on jemalloc, its resident pages not allocated), mmapped (glibc's "
+    "large blocks on their own mappings). Absent elsewhere than glibc and jemalloc.",
     ["kind"],
 )
 PYTHON_TRACED_BYTES = Gauge(
